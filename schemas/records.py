@@ -1,0 +1,79 @@
+"""What the detector publishes per finished call and per RTP stream."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from callqual.schemas.base import SCHEMA_VERSION, WireModel
+from callqual.schemas.events import RtpStreamStats, SdpMedia
+
+CallCategory = Literal[
+    "ok",
+    "poor_quality",
+    "one_way",
+    "no_media",
+    "failed_user",
+    "failed_network",
+    "failed_auth",
+    "suspicious",
+]
+
+CallState = Literal[
+    "completed",  # answered and ended with BYE
+    "answered",  # answered, no BYE seen before the capture/timeout ended
+    "failed",  # final non-2xx response
+    "cancelled",  # CANCEL + 487
+    "in_progress",  # no final response seen
+    "non_invite",  # a dialog-less transaction (REGISTER, OPTIONS, MESSAGE, ...)
+]
+
+
+class StreamRecord(RtpStreamStats):
+    """A finished RTP stream with its listening-quality estimate."""
+
+    kind: Literal["stream_record"] = "stream_record"
+    schema_version: int = SCHEMA_VERSION
+    r_factor: float | None = None
+    mos: float | None = None
+    #: RTCP-reported figures about this SSRC from the far end, when present
+    rtcp_fraction_lost: float | None = None
+    rtcp_jitter_ms: float | None = None
+    rtcp_rtt_ms: float | None = None
+
+
+class CallRecord(WireModel):
+    kind: Literal["call_record"] = "call_record"
+    schema_version: int = SCHEMA_VERSION
+    call_id: str
+    method: str
+    from_uri: str | None
+    to_uri: str | None
+    from_tag: str | None = None
+    to_tag: str | None = None
+    caller_ip: str | None = None
+    callee_ip: str | None = None
+    user_agent: str | None = None
+    state: CallState
+    final_status: int | None
+    final_reason: str | None = None
+    reason_header: str | None = None
+    hangup_by: Literal["caller", "callee"] | None = None
+    start_ts: float
+    answer_ts: float | None = None
+    end_ts: float | None = None
+    post_dial_delay_ms: float | None
+    setup_time_ms: float | None
+    duration_s: float | None
+    messages: int = 0
+    retransmissions: int = 0
+    requests: dict[str, int] = Field(default_factory=dict)
+    responses: dict[str, int] = Field(default_factory=dict)
+    offered_media: list[SdpMedia] = Field(default_factory=list)
+    answered_media: list[SdpMedia] = Field(default_factory=list)
+    streams: list[str] = Field(default_factory=list)
+    codecs: list[str] = Field(default_factory=list)
+    mos: float | None = None
+    category: CallCategory
+    problems: list[str] = Field(default_factory=list)
+    unreliable: bool = False
+    first_frame: int = 0
