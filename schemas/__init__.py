@@ -9,7 +9,9 @@ it does not understand instead of guessing.
 from callqual.schemas.alerts import Alert, EvidenceMessage, Severity
 from callqual.schemas.base import SCHEMA_VERSION
 from callqual.schemas.events import (
+    AnyEvent,
     Event,
+    MalformedSipEvent,
     RtcpEvent,
     RtcpReportBlock,
     RtpStreamReport,
@@ -25,10 +27,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "Alert",
     "AnalysisReport",
+    "AnyEvent",
     "CallCategory",
     "CallRecord",
     "Event",
     "EvidenceMessage",
+    "MalformedSipEvent",
     "RtcpEvent",
     "RtcpReportBlock",
     "RtpStreamReport",

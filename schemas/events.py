@@ -138,11 +138,30 @@ class RtcpEvent(WireModel):
     blocks: list[RtcpReportBlock]
 
 
-Event = Annotated[SipMessageEvent | RtpStreamReport | RtcpEvent, Field(discriminator="kind")]
+class MalformedSipEvent(WireModel):
+    """A payload that looked like SIP but did not parse: kept as evidence, counted by reason."""
 
-_event_adapter: TypeAdapter[SipMessageEvent | RtpStreamReport | RtcpEvent] = TypeAdapter(Event)
+    kind: Literal["sip_malformed"] = "sip_malformed"
+    schema_version: int = SCHEMA_VERSION
+    frame: int
+    ts: float
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    transport: Transport
+    reason: str
+    #: The first line (at most 200 characters, undecodable bytes escaped)
+    excerpt: str
+    size: int
 
 
-def parse_event(raw: bytes | str) -> SipMessageEvent | RtpStreamReport | RtcpEvent:
+AnyEvent = SipMessageEvent | MalformedSipEvent | RtpStreamReport | RtcpEvent
+Event = Annotated[AnyEvent, Field(discriminator="kind")]
+
+_event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes | str) -> AnyEvent:
     """Decode a collector event from JSON, dispatching on ``kind``."""
     return _event_adapter.validate_json(raw)
