@@ -1,0 +1,752 @@
+"""SIP message parser (RFC 3261 section 7, 20 and 25), pure and bounded.
+
+Decisions, so that every caller gets the same answer for the same bytes:
+
+* The input is one complete message: a UDP datagram, or a message framed by
+  the TCP/WebSocket layer. Leading CR/LF are skipped (RFC 3261 7.5 and the
+  RFC 5626 ``CRLFCRLF`` keep-alive); a datagram of only CR/LF is
+  ``sip.empty``. Any other junk before the start-line makes the datagram not
+  SIP (``looks_like_sip`` is False, ``parse_sip`` raises
+  ``sip.bad_start_line``): like Wireshark's heuristic we never scan forward
+  for a start-line, because a hit in the middle of random bytes is more
+  likely a false positive than a real message.
+* A header section that is not closed by an empty line is accepted when the
+  data ends with a line terminator (buggy UAs send ``...\\r\\n`` only; the
+  datagram boundary is the end of the message, and Wireshark decodes the
+  same way). If the last line has no terminator at all the message was
+  most likely truncated by the capture snap length: ``sip.no_header_end``.
+* Bare LF line endings are accepted (robustness, as Kamailio and Wireshark).
+* Content-Length (RFC 3261 18.3): a body shorter than it is
+  ``sip.content_length_mismatch``; extra bytes after it are discarded, as
+  18.3 mandates for datagrams. Without the header the body is the rest of
+  the data (a stream framer has already cut the message). Two different
+  Content-Length values are rejected: that is how request smuggling starts.
+* Call-ID, CSeq, From and To are required (``sip.missing_*``): every later
+  stage keys calls and transactions on them. Via and Max-Forwards are not,
+  so that messages captured behind odd middleboxes are still seen.
+* The header section must be UTF-8 (RFC 3261 7.3.1), else ``sip.not_utf8``.
+  The body is kept as bytes.
+* Sizes are bounded (``max_header_bytes``, ``max_headers``) because
+  attackers send megabyte header sections; all scanning is linear.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from callqual.collector.errors import SipParseError
+
+__all__ = [
+    "COMPACT_FORMS",
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
+    "NameAddr",
+    "SipMessage",
+    "Via",
+    "canonical_header_name",
+    "looks_like_sip",
+    "parse_name_addr",
+    "parse_params",
+    "parse_sip",
+    "parse_via",
+    "split_header_values",
+]
+
+#: Largest header section (start-line included) we accept, in bytes.
+MAX_HEADER_BYTES = 64 * 1024
+#: Largest number of header lines (after unfolding) we accept.
+MAX_HEADERS = 256
+
+#: RFC 3261 7.3.3 and the IANA registry of compact header names.
+COMPACT_FORMS: dict[str, str] = {
+    "i": "Call-ID",
+    "f": "From",
+    "t": "To",
+    "v": "Via",
+    "m": "Contact",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "k": "Supported",
+    "s": "Subject",
+    "e": "Content-Encoding",
+    "o": "Event",
+    "r": "Refer-To",
+    "b": "Referred-By",
+    "u": "Allow-Events",
+    "x": "Session-Expires",
+    "a": "Accept-Contact",
+    "j": "Reject-Contact",
+    "d": "Request-Disposition",
+    "y": "Identity",
+    "n": "Identity-Info",
+}
+
+# Names whose registered spelling is not plain Title-Case-Per-Dash.
+_SPECIAL_NAMES = [
+    "Call-ID",
+    "CSeq",
+    "RSeq",
+    "RAck",
+    "WWW-Authenticate",
+    "MIME-Version",
+    "Content-ID",
+    "SIP-ETag",
+    "SIP-If-Match",
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "P-Charging-Vector",
+    "P-Charging-Function-Addresses",
+    "P-Access-Network-Info",
+    "P-Visited-Network-ID",
+    "P-Called-Party-ID",
+    "P-Early-Media",
+    "P-DCS-Billing-Info",
+    "P-User-Database",
+    "X-RTP-Stat",
+    "X-Asterisk-HangupCause",
+    "X-Asterisk-HangupCauseCode",
+]
+
+_CANONICAL: dict[str, str] = {name.lower(): name for name in _SPECIAL_NAMES}
+_CANONICAL.update({short: full for short, full in COMPACT_FORMS.items()})
+for _full in COMPACT_FORMS.values():
+    _CANONICAL.setdefault(_full.lower(), _full)
+# Bounded so that a flood of random header names cannot grow it forever.
+_CANONICAL_CACHE_LIMIT = 4096
+_canonical_cache: dict[str, str] = {}
+
+# Headers whose grammar is a comma-separated list (RFC 3261 7.3.1 allows
+# combining them). Others (Date, WWW-Authenticate, ...) contain commas that
+# are not separators.
+_LIST_HEADERS = frozenset(
+    {
+        "via",
+        "contact",
+        "route",
+        "record-route",
+        "path",
+        "service-route",
+        "allow",
+        "allow-events",
+        "supported",
+        "require",
+        "proxy-require",
+        "unsupported",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "content-encoding",
+        "content-language",
+        "alert-info",
+        "call-info",
+        "error-info",
+        "in-reply-to",
+        "reason",
+        "warning",
+        "history-info",
+        "p-asserted-identity",
+        "p-preferred-identity",
+        "accept-contact",
+        "reject-contact",
+        "request-disposition",
+        "privacy",
+        "security-client",
+        "security-server",
+        "security-verify",
+    }
+)
+
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+
+# Start-line shapes. No nested quantifiers: the URI class excludes SP, so the
+# match is linear in the line length.
+_REQUEST_LINE_RE = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]{1,32} [^ \r\n]{1,8192} SIP/2\.0\r?(?:\n|$)", re.I)
+_STATUS_LINE_RE = re.compile(rb"SIP/2\.0 [1-6][0-9][0-9](?:[ \r\n]|$)", re.I)
+
+_CSEQ_MAX = 2**32 - 1
+
+
+class NameAddr(NamedTuple):
+    """A parsed From/To/Contact/Route value (RFC 3261 20.10 ``name-addr / addr-spec``)."""
+
+    display: str | None
+    uri: str
+    params: dict[str, str | None]
+
+
+class Via(NamedTuple):
+    """One parsed via-parm (RFC 3261 20.42); NAT checks need received/rport."""
+
+    protocol: str
+    transport: str
+    host: str
+    port: int | None
+    params: dict[str, str | None]
+
+    @property
+    def branch(self) -> str | None:
+        return self.params.get("branch")
+
+
+def canonical_header_name(name: str) -> str:
+    """Map a header name (any case, compact or long) to its registered spelling."""
+    lower = name.lower()
+    known = _CANONICAL.get(lower)
+    if known is not None:
+        return known
+    cached = _canonical_cache.get(lower)
+    if cached is not None:
+        return cached
+    canon = "-".join(part[:1].upper() + part[1:] for part in lower.split("-"))
+    if len(_canonical_cache) < _CANONICAL_CACHE_LIMIT:
+        _canonical_cache[lower] = canon
+    return canon
+
+
+def looks_like_sip(data: bytes) -> bool:
+    """Cheap first-line test for routing a datagram to ``parse_sip``.
+
+    Only the start-line is examined, after skipping CR/LF keep-alives;
+    anything else before it (see the module docstring) means "not SIP".
+    """
+    start = 0
+    n = len(data)
+    while start < n and data[start] in (13, 10):
+        start += 1
+    if n - start < 12:
+        return False
+    head = data[start : start + 8300]
+    if head[:8].upper() == b"SIP/2.0 ":
+        return _STATUS_LINE_RE.match(head) is not None
+    return _REQUEST_LINE_RE.match(head) is not None
+
+
+def split_header_values(value: str) -> list[str]:
+    """Split a comma-separated header value, respecting quotes and ``<...>``.
+
+    Commas inside quoted display names or inside angle-bracketed URIs are
+    not separators. Empty elements are dropped.
+    """
+    if "," not in value:
+        stripped = value.strip()
+        return [stripped] if stripped else []
+    out: list[str] = []
+    start = 0
+    in_quote = False
+    in_angle = False
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if in_quote:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_quote = False
+        elif ch == '"':
+            in_quote = True
+        elif ch == "<":
+            in_angle = True
+        elif ch == ">":
+            in_angle = False
+        elif ch == "," and not in_angle:
+            part = value[start:i].strip()
+            if part:
+                out.append(part)
+            start = i + 1
+        i += 1
+    part = value[start:].strip()
+    if part:
+        out.append(part)
+    return out
+
+
+def parse_params(text: str) -> dict[str, str | None]:
+    """Parse ``;name=value;flag`` generic-params; names lowercased, first wins.
+
+    Quoted values may contain ``;``. Values keep their case (tags and
+    branches are compared case-sensitively by RFC 3261).
+    """
+    params: dict[str, str | None] = {}
+    n = len(text)
+    i = 0
+    while i < n:
+        # skip separators and whitespace
+        while i < n and text[i] in "; \t":
+            i += 1
+        if i >= n:
+            break
+        j = i
+        while j < n and text[j] not in "=;":
+            j += 1
+        name = text[i:j].strip().lower()
+        value: str | None = None
+        if j < n and text[j] == "=":
+            k = j + 1
+            while k < n and text[k] in " \t":
+                k += 1
+            if k < n and text[k] == '"':
+                end, quoted = _scan_quoted(text, k)
+                value = quoted
+                k = end
+                while k < n and text[k] != ";":
+                    k += 1
+            else:
+                start = k
+                while k < n and text[k] != ";":
+                    k += 1
+                value = text[start:k].strip()
+            j = k
+        if name and name not in params:
+            params[name] = value
+        i = j
+    return params
+
+
+def _scan_quoted(text: str, start: int) -> tuple[int, str]:
+    """Read the quoted-string opening at ``text[start]``; return (index after it, unescaped)."""
+    out: list[str] = []
+    i = start + 1
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n:
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            return i + 1, "".join(out)
+        out.append(ch)
+        i += 1
+    raise ValueError("unterminated quoted string")
+
+
+def parse_name_addr(value: str) -> NameAddr:
+    """Parse ``[display] <uri>;params`` or ``uri;params`` (RFC 3261 20.10).
+
+    Without angle brackets the URI ends at the first ``;``: the parameters
+    belong to the header (that is where ``tag`` lives), not to the URI.
+    Raises ValueError on an unterminated quote or ``<``.
+    """
+    s = value.strip()
+    display: str | None = None
+    if s.startswith('"'):
+        end, display = _scan_quoted(s, 0)
+        rest = s[end:].lstrip()
+        if not rest.startswith("<"):
+            raise ValueError("display name without <uri>")
+        gt = rest.find(">")
+        if gt < 0:
+            raise ValueError("unterminated <uri>")
+        return NameAddr(display, rest[1:gt].strip(), parse_params(rest[gt + 1 :]))
+    lt = s.find("<")
+    semi = s.find(";")
+    if lt >= 0 and (semi < 0 or lt < semi):
+        gt = s.find(">", lt)
+        if gt < 0:
+            raise ValueError("unterminated <uri>")
+        token_display = s[:lt].strip()
+        display = token_display or None
+        return NameAddr(display, s[lt + 1 : gt].strip(), parse_params(s[gt + 1 :]))
+    if semi < 0:
+        uri = s
+        params: dict[str, str | None] = {}
+    else:
+        uri = s[:semi].strip()
+        params = parse_params(s[semi:])
+    if not uri or " " in uri or ">" in uri:
+        raise ValueError("bad addr-spec")
+    return NameAddr(None, uri, params)
+
+
+def parse_via(value: str) -> Via:
+    """Parse one via-parm: ``SIP / 2.0 / UDP host[:port];params``. Raises ValueError."""
+    semi = value.find(";")
+    head = value if semi < 0 else value[:semi]
+    params = {} if semi < 0 else parse_params(value[semi:])
+    # LWS is allowed around the slashes of sent-protocol.
+    parts = [p.strip() for p in head.split("/", 2)]
+    if len(parts) != 3:
+        raise ValueError("bad sent-protocol")
+    proto_name, version, rest = parts
+    fields = rest.split(None, 1)
+    if len(fields) != 2 or not proto_name or not version:
+        raise ValueError("bad sent-protocol")
+    transport, sent_by = fields[0].upper(), fields[1].strip()
+    if " " in sent_by or not sent_by:
+        # a trailing comment "(...)" is allowed by the grammar; drop it
+        sent_by = sent_by.split(None, 1)[0] if sent_by else ""
+    host, port = _split_hostport(sent_by)
+    if not host:
+        raise ValueError("bad sent-by")
+    return Via(f"{proto_name.upper()}/{version}", transport, host, port, params)
+
+
+def _split_hostport(text: str) -> tuple[str, int | None]:
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError("bad IPv6 reference")
+        host, tail = text[: end + 1], text[end + 1 :]
+        if not tail:
+            return host, None
+        if not tail.startswith(":"):
+            raise ValueError("bad port")
+        port_text = tail[1:]
+    else:
+        host, sep, port_text = text.partition(":")
+        if not sep:
+            return host, None
+    if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+        raise ValueError("bad port")
+    return host, int(port_text)
+
+
+@dataclass(slots=True)
+class SipMessage:
+    """One parsed SIP request or response.
+
+    ``headers`` keeps every header line in wire order (names canonical,
+    compact forms expanded, folded lines joined); the properties give the
+    parsed values the pipeline needs. Call-ID, CSeq, From and To were
+    validated by ``parse_sip``; the other properties return None when the
+    header is absent or malformed, so reading them never raises.
+    """
+
+    is_request: bool
+    method: str | None
+    request_uri: str | None
+    status_code: int | None
+    reason_phrase: str | None
+    first_line: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    call_id: str
+    cseq_num: int
+    cseq_method: str
+    from_addr: NameAddr
+    to_addr: NameAddr
+    content_length: int | None
+    #: total size of the message on the wire, body included
+    size: int
+    _index: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+
+    def header(self, name: str) -> str | None:
+        """First value of a header (``name`` may be any case or a compact form)."""
+        values = self._index.get(canonical_header_name(name).lower())
+        return values[0] if values else None
+
+    def header_all(self, name: str) -> list[str]:
+        """Every occurrence of a header, one entry per header line, in wire order."""
+        return list(self._index.get(canonical_header_name(name).lower(), ()))
+
+    def header_list(self, name: str) -> list[str]:
+        """Every element of a list-valued header (Via, Contact, Route...), split on commas.
+
+        Headers whose grammar is not a list are returned one per line,
+        unsplit (a Date or WWW-Authenticate value contains commas).
+        """
+        key = canonical_header_name(name).lower()
+        values = self._index.get(key, [])
+        if key not in _LIST_HEADERS:
+            return list(values)
+        out: list[str] = []
+        for value in values:
+            out.extend(split_header_values(value))
+        return out
+
+    @property
+    def from_uri(self) -> str:
+        return self.from_addr.uri
+
+    @property
+    def from_tag(self) -> str | None:
+        return self.from_addr.params.get("tag")
+
+    @property
+    def from_display(self) -> str | None:
+        return self.from_addr.display
+
+    @property
+    def to_uri(self) -> str:
+        return self.to_addr.uri
+
+    @property
+    def to_tag(self) -> str | None:
+        return self.to_addr.params.get("tag")
+
+    @property
+    def to_display(self) -> str | None:
+        return self.to_addr.display
+
+    @property
+    def via(self) -> list[str]:
+        """Every via-parm, top (most recent hop) first."""
+        return self.header_list("Via")
+
+    @property
+    def vias(self) -> list[Via]:
+        """Parsed via-parms, top first; malformed ones are left out."""
+        out: list[Via] = []
+        for value in self.via:
+            try:
+                out.append(parse_via(value))
+            except ValueError:
+                continue
+        return out
+
+    @property
+    def via_branch(self) -> str | None:
+        vias = self.via
+        if not vias:
+            return None
+        try:
+            return parse_via(vias[0]).branch
+        except ValueError:
+            return None
+
+    @property
+    def user_agent(self) -> str | None:
+        """User-Agent of a request, or Server of a response (either if present)."""
+        return self.header("User-Agent") or self.header("Server")
+
+    @property
+    def contact_uri(self) -> str | None:
+        contacts = self.header_list("Contact")
+        if not contacts:
+            return None
+        if contacts[0] == "*":
+            return "*"
+        try:
+            return parse_name_addr(contacts[0]).uri
+        except ValueError:
+            return None
+
+    @property
+    def reason_header(self) -> str | None:
+        return self.header("Reason")
+
+    @property
+    def content_type(self) -> str | None:
+        return self.header("Content-Type")
+
+    @property
+    def max_forwards(self) -> int | None:
+        value = self.header("Max-Forwards")
+        if value is None:
+            return None
+        value = value.strip()
+        if not value.isdigit() or len(value) > 3:
+            return None
+        return int(value)
+
+    def key_headers(self) -> dict[str, str]:
+        """The headers an analyst needs to recognise the message, for alert evidence."""
+        out: dict[str, str] = {}
+        for name in ("From", "To", "Call-ID", "CSeq"):
+            value = self.header(name)
+            if value is not None:
+                out[name] = value
+        vias = self.via
+        if vias:
+            out["Via"] = vias[0]
+        ua = self.user_agent
+        if ua is not None:
+            out["User-Agent"] = ua
+        for name in ("Contact", "Reason", "Content-Type"):
+            value = self.header(name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def _find_header_end(data: bytes, limit: int) -> tuple[int, int]:
+    """Return (end of header section, start of body) or raise.
+
+    The header section ends at the first empty line; both CRLF and bare LF
+    are recognised.
+    """
+    window = limit + 4
+    crlf = data.find(b"\n\r\n", 0, window)
+    lf = data.find(b"\n\n", 0, window)
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf + 1, crlf + 3
+    if lf >= 0:
+        return lf + 1, lf + 2
+    if len(data) > limit:
+        raise SipParseError("sip.header_too_long", f"no end of headers within {limit} bytes")
+    if data.endswith(b"\n"):
+        return len(data), len(data)
+    raise SipParseError("sip.no_header_end", "header section not terminated (truncated?)")
+
+
+def _parse_start_line(line: str) -> tuple[bool, str | None, str | None, int | None, str | None]:
+    if line[:4].upper() == "SIP/":
+        version, _, rest = line.partition(" ")
+        if version.upper() != "SIP/2.0":
+            raise SipParseError("sip.bad_version", version[:32])
+        code_text, _, reason = rest.partition(" ")
+        if len(code_text) != 3 or not code_text.isdigit() or not code_text.isascii():
+            raise SipParseError("sip.bad_status_code", code_text[:32])
+        code = int(code_text)
+        if not 100 <= code <= 699:
+            raise SipParseError("sip.bad_status_code", code_text)
+        return False, None, None, code, reason.strip()
+    parts = line.split(" ")
+    if len(parts) != 3:
+        raise SipParseError("sip.bad_start_line", line[:64])
+    method, uri, version = parts
+    if not method or not all(ch in _TOKEN_CHARS for ch in method):
+        raise SipParseError("sip.bad_start_line", f"bad method {method[:32]!r}")
+    if ":" not in uri:
+        raise SipParseError("sip.bad_start_line", f"bad Request-URI {uri[:64]!r}")
+    if version.upper() != "SIP/2.0":
+        if version[:4].upper() == "SIP/":
+            raise SipParseError("sip.bad_version", version[:32])
+        raise SipParseError("sip.bad_start_line", line[:64])
+    return True, method, uri, None, None
+
+
+def parse_sip(
+    data: bytes,
+    *,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    max_headers: int = MAX_HEADERS,
+) -> SipMessage:
+    """Parse one SIP message; raise SipParseError with a stable reason if it is not valid SIP."""
+    size = len(data)
+    start = 0
+    while start < size and data[start] in (13, 10):
+        start += 1
+    if start >= size:
+        raise SipParseError("sip.empty", "keep-alive" if size else "")
+    if start:
+        data = data[start:]
+    head_end, body_start = _find_header_end(data, max_header_bytes)
+    try:
+        head = data[:head_end].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SipParseError("sip.not_utf8", f"byte {exc.start}") from None
+    lines = head.split("\n")
+    first_line = lines[0].rstrip("\r")
+    is_request, method, request_uri, status_code, reason_phrase = _parse_start_line(first_line)
+
+    headers: list[tuple[str, str]] = []
+    index: dict[str, list[str]] = {}
+    for raw in lines[1:]:
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line:
+            continue
+        if line[0] in " \t":
+            # RFC 3261 7.3.1: a folded line continues the previous value.
+            if not headers:
+                raise SipParseError("sip.bad_header", "continuation before any header")
+            name, value = headers[-1]
+            joined = f"{value} {line.strip()}" if value else line.strip()
+            headers[-1] = (name, joined)
+            values = index[name.lower()]
+            values[-1] = joined
+            continue
+        colon = line.find(":")
+        if colon <= 0:
+            raise SipParseError("sip.bad_header", f"no colon in {line[:32]!r}")
+        raw_name = line[:colon].rstrip(" \t")
+        if not raw_name or not all(ch in _TOKEN_CHARS for ch in raw_name):
+            raise SipParseError("sip.bad_header", f"bad name {raw_name[:32]!r}")
+        if len(headers) >= max_headers:
+            raise SipParseError("sip.too_many_headers", f"more than {max_headers}")
+        name = canonical_header_name(raw_name)
+        value = line[colon + 1 :].strip(" \t")
+        headers.append((name, value))
+        key = name.lower()
+        bucket = index.get(key)
+        if bucket is None:
+            index[key] = [value]
+        else:
+            bucket.append(value)
+
+    call_ids = index.get("call-id")
+    if not call_ids or not call_ids[0]:
+        raise SipParseError("sip.missing_call_id")
+    call_id = call_ids[0]
+
+    cseqs = index.get("cseq")
+    if not cseqs:
+        raise SipParseError("sip.missing_cseq")
+    cseq_num, cseq_method = _parse_cseq(cseqs[0])
+
+    from_addr = _required_name_addr(index, "from")
+    to_addr = _required_name_addr(index, "to")
+
+    rest = data[body_start:]
+    content_length: int | None = None
+    lengths = index.get("content-length")
+    if lengths:
+        content_length = _parse_content_length(lengths)
+        if content_length > len(rest):
+            raise SipParseError(
+                "sip.content_length_mismatch", f"Content-Length {content_length}, body {len(rest)}"
+            )
+        body = rest[:content_length]
+    else:
+        body = rest
+
+    return SipMessage(
+        is_request=is_request,
+        method=method,
+        request_uri=request_uri,
+        status_code=status_code,
+        reason_phrase=reason_phrase,
+        first_line=first_line,
+        headers=headers,
+        body=body,
+        call_id=call_id,
+        cseq_num=cseq_num,
+        cseq_method=cseq_method,
+        from_addr=from_addr,
+        to_addr=to_addr,
+        content_length=content_length,
+        size=size,
+        _index=index,
+    )
+
+
+def _parse_cseq(value: str) -> tuple[int, str]:
+    parts = value.split()
+    if len(parts) != 2:
+        raise SipParseError("sip.bad_cseq", value[:64])
+    num_text, method = parts
+    if not num_text.isdigit() or not num_text.isascii() or len(num_text) > 10:
+        raise SipParseError("sip.bad_cseq", value[:64])
+    num = int(num_text)
+    if num > _CSEQ_MAX:
+        raise SipParseError("sip.bad_cseq", value[:64])
+    if not all(ch in _TOKEN_CHARS for ch in method):
+        raise SipParseError("sip.bad_cseq", value[:64])
+    return num, method
+
+
+def _required_name_addr(index: dict[str, list[str]], key: str) -> NameAddr:
+    values = index.get(key)
+    if not values:
+        raise SipParseError(f"sip.missing_{key}")
+    try:
+        return parse_name_addr(values[0])
+    except ValueError as exc:
+        raise SipParseError(f"sip.bad_{key}", f"{exc}: {values[0][:64]!r}") from None
+
+
+def _parse_content_length(values: list[str]) -> int:
+    result: int | None = None
+    for value in values:
+        text = value.strip()
+        if not text.isdigit() or not text.isascii() or len(text) > 9:
+            raise SipParseError("sip.bad_content_length", text[:32])
+        number = int(text)
+        if result is not None and number != result:
+            raise SipParseError("sip.bad_content_length", "conflicting Content-Length headers")
+        result = number
+    assert result is not None
+    return result
