@@ -1,0 +1,109 @@
+"""The whole pipeline in one process: capture -> collector -> detector -> report.
+
+The collector's events go to the detector through the same ``emit`` seam a
+Kafka producer plugs into, so ``callqual analyze`` and the three-service
+deployment run one analysis code path.
+"""
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from callqual.collector.collector import Collector
+from callqual.collector.config import CollectorConfig
+from callqual.collector.packet import Frame
+from callqual.detector.call_assembler import AssemblerConfig
+from callqual.detector.detector import CallScorer, Detector, Output
+from callqual.detector.rule_engine import RuleEngine
+from callqual.detector.rules.settings import RuleSettings
+from callqual.schemas import (
+    Alert,
+    AnalysisReport,
+    AnyEvent,
+    CallRecord,
+    StreamRecord,
+    Summary,
+)
+
+
+@dataclass(slots=True)
+class _Outputs:
+    calls: list[CallRecord] = field(default_factory=list)
+    streams: list[StreamRecord] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    alert_ids: set[str] = field(default_factory=set)
+
+    def add(self, out: Output) -> None:
+        if isinstance(out, CallRecord):
+            self.calls.append(out)
+        elif isinstance(out, StreamRecord):
+            self.streams.append(out)
+        elif out.alert_id not in self.alert_ids:
+            self.alert_ids.add(out.alert_id)
+            self.alerts.append(out)
+
+
+class EmbeddedPipeline:
+    """Collector and detector wired back to back; feed frames, then :meth:`report`."""
+
+    def __init__(
+        self,
+        collector_config: CollectorConfig | None = None,
+        rule_settings: RuleSettings | None = None,
+        assembler_config: AssemblerConfig | None = None,
+        scorer: CallScorer | None = None,
+        on_event: Callable[[AnyEvent], None] | None = None,
+    ) -> None:
+        self._out = _Outputs()
+        self.detector = Detector(
+            self._out.add, RuleEngine(rule_settings or RuleSettings()), assembler_config, scorer
+        )
+        self._on_event = on_event
+        self.collector = Collector(self._deliver, collector_config)
+        self.sip_messages = 0
+
+    def _deliver(self, event: AnyEvent) -> None:
+        if event.kind == "sip_message":
+            self.sip_messages += 1
+        if self._on_event is not None:
+            self._on_event(event)
+        self.detector.handle(event)
+
+    def run(self, frames: Iterable[Frame]) -> None:
+        feed = self.collector.feed
+        for frame in frames:
+            feed(frame)
+
+    def finish(self) -> None:
+        self.collector.finish()
+        self.detector.finish()
+
+    def report(self, source: str, truncated: bool = False, reader_errors: Counter[str] | None = None) -> AnalysisReport:
+        out = self._out
+        calls = sorted(out.calls, key=lambda c: (c.start_ts, c.call_id))
+        streams = sorted(out.streams, key=lambda s: (s.first_ts, s.first_frame, s.ssrc))
+        alerts = sorted(out.alerts, key=lambda a: (a.first_ts, a.rule, a.alert_id))
+        c = self.collector
+        errors = c.all_errors() + (reader_errors or Counter())
+        by_category = Counter(call.category for call in calls)
+        summary = Summary(
+            source=source,
+            frames=c.frames,
+            bytes=c.bytes,
+            first_ts=c.first_ts,
+            last_ts=c.last_ts,
+            sip_messages=self.sip_messages,
+            calls=len(calls),
+            streams=len(streams),
+            alerts=len(alerts),
+            calls_by_category=dict(sorted(by_category.items())),
+            errors=dict(sorted(errors.items())),
+            skipped=dict(sorted(c.all_skipped().items())),
+            dropped=dict(sorted((c.all_dropped() + _dropped(self.detector.assembler.counters)).items())),
+            truncated=truncated,
+        )
+        return AnalysisReport(summary=summary, calls=calls, streams=streams, alerts=alerts)
+
+
+def _dropped(counters: Counter[str]) -> Counter[str]:
+    return Counter({k: v for k, v in counters.items() if k == "calls.evicted"})

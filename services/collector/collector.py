@@ -1,0 +1,338 @@
+"""The collector core: frames in, SIP message events and RTP/RTCP reports out.
+
+Pure: a capture source (file or live) feeds :meth:`Collector.feed`, and events
+go to an injected ``emit`` callable (the in-process detector, or a Kafka
+producer). Time is the frames' capture time, never the wall clock.
+
+Two paths per frame. The fast path recognises, with a few slices, a plain
+Ethernet/IPv4/UDP frame of a flow already known to carry media, and hands the
+RTP header straight to its stream: that is where nearly all packets of a VoIP
+capture go. Everything else takes the full decoder (tunnels, VLANs, IPv6,
+fragments, TCP reassembly), then SIP parsing or media handling.
+"""
+
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from callqual.collector.config import CollectorConfig
+from callqual.collector.decode.fast_path import udp_flow_key
+from callqual.collector.decode.frame_decoder import FrameDecoder
+from callqual.collector.errors import SipParseError
+from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
+from callqual.collector.media.rtcp import rtcp_events
+from callqual.collector.media.rtp_header import looks_like_rtp, parse_rtp
+from callqual.collector.media.rtp_stream import RtpStream
+from callqual.collector.packet import Frame, Payload
+from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
+from callqual.collector.sip.sdp import parse_sdp, sdp_body
+from callqual.schemas import AnyEvent, MalformedSipEvent, SdpMedia, SipMessageEvent
+from callqual.schemas.events import Transport
+
+EventSink = Callable[[AnyEvent], None]
+
+#: Capture seconds between scans of the stream table for idle streams.
+_TICK_S = 1.0
+_KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\x00\x00\x00\x00", b"jaK\n")
+
+
+@dataclass(slots=True)
+class _MediaFlow:
+    """One UDP 5-tuple known to carry RTP or RTCP, with its streams by SSRC."""
+
+    binding: MediaBinding | None
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+    streams: dict[int, RtpStream] = field(default_factory=dict)
+
+
+class Collector:
+    def __init__(self, emit: EventSink, config: CollectorConfig | None = None) -> None:
+        self.config = config or CollectorConfig()
+        self._emit = emit
+        self.decoder = FrameDecoder()
+        self.media = MediaRegistry(self.config.max_media_bindings)
+        self.errors: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
+        self.frames = 0
+        self.bytes = 0
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self._flows: dict[tuple[str, int, str, int], _MediaFlow] = {}
+        self._fast: dict[bytes, _MediaFlow] = {}
+        self._fast_generation = -1
+        self._n_streams = 0
+        self._ended: OrderedDict[str, float] = OrderedDict()
+        self._next_tick = float("-inf")
+        self._next_report = float("-inf")
+
+    # -- input ---------------------------------------------------------------
+
+    def feed(self, frame: Frame) -> None:
+        ts = frame.ts
+        self.frames += 1
+        self.bytes += frame.orig_len
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.last_ts = ts
+        if ts >= self._next_tick:
+            self._tick(ts)
+        if self.media.generation != self._fast_generation:
+            self._fast.clear()
+            self._fast_generation = self.media.generation
+        fast = udp_flow_key(frame.linktype, frame.data)
+        if fast is not None:
+            flow = self._fast.get(fast[0])
+            if flow is not None:
+                self._on_media(flow, ts, frame.number, frame.data[fast[1] :])
+                return
+        for payload in self.decoder.decode(frame):
+            flow = self._on_payload(payload)
+            if flow is not None and fast is not None and payload.transport == "udp":
+                self._fast[fast[0]] = flow
+
+    def finish(self) -> None:
+        """End of input: every stream gets its final report."""
+        for flow in self._flows.values():
+            for stream in flow.streams.values():
+                self._emit(stream.report(self._call_of(flow), final=True))
+        self._flows.clear()
+        self._fast.clear()
+        self._n_streams = 0
+
+    # -- classification ------------------------------------------------------
+
+    def _on_payload(self, p: Payload) -> _MediaFlow | None:
+        """Route one transport payload; returns its media flow when it is RTP/RTCP."""
+        if p.transport != "udp":
+            self._on_sip(p)
+            return None
+        data = p.data
+        binding = self.media.lookup(p.src_ip, p.src_port, p.dst_ip, p.dst_port)
+        if binding is not None:
+            flow = self._flow(p, binding)
+            self._on_media(flow, p.ts, p.frame, data)
+            return flow
+        if looks_like_sip(data) or (
+            (p.dst_port in self.config.sip_ports or p.src_port in self.config.sip_ports)
+            and data not in _KEEPALIVES
+            and not looks_like_rtp(data)
+        ):
+            self._on_sip(p)
+            return None
+        if data in _KEEPALIVES or not data.strip(b"\r\n\x00"):
+            self.skipped["sip.keepalive"] += 1
+            return None
+        if self.config.heuristic_rtp and looks_like_rtp(data):
+            flow = self._flow(p, None)
+            self._on_media(flow, p.ts, p.frame, data)
+            return flow
+        self.skipped["udp.unclassified"] += 1
+        return None
+
+    def _flow(self, p: Payload, binding: MediaBinding | None) -> _MediaFlow:
+        key = (p.src_ip, p.src_port, p.dst_ip, p.dst_port)
+        flow = self._flows.get(key)
+        if flow is None or (binding is not None and flow.binding is not binding):
+            if flow is not None:
+                # A new SDP re-bound this endpoint (a new call reusing the port): the old
+                # streams belong to the old call and end here.
+                self._close_flow(key, flow)
+            flow = _MediaFlow(binding, p.src_ip, p.src_port, p.dst_ip, p.dst_port)
+            self._flows[key] = flow
+        return flow
+
+    # -- media ----------------------------------------------------------------
+
+    def _on_media(self, flow: _MediaFlow, ts: float, frame: int, data: bytes) -> None:
+        binding = flow.binding
+        if binding is not None and binding.is_rtcp:
+            try:
+                events = rtcp_events(
+                    data,
+                    ts,
+                    frame,
+                    flow.src_ip,
+                    flow.src_port,
+                    flow.dst_ip,
+                    flow.dst_port,
+                    binding.call_id,
+                    None,
+                )
+            except ValueError as exc:
+                self.errors[str(exc.args[0]) if exc.args else "rtcp.malformed"] += 1
+                return
+            self.counters["rtcp.packets"] += 1
+            for ev in events:
+                self._emit(ev)
+            return
+        hdr = parse_rtp(data)
+        if hdr is None:
+            self.errors["rtp.bad_header"] += 1
+            return
+        seq, rtp_ts, ssrc, pt, marker, payload_len = hdr
+        stream = flow.streams.get(ssrc)
+        if stream is None:
+            if self._n_streams >= self.config.max_streams:
+                self.dropped["rtp.stream_table_full"] += 1
+                return
+            stream = RtpStream(
+                flow.src_ip,
+                flow.src_port,
+                flow.dst_ip,
+                flow.dst_port,
+                ssrc,
+                frame,
+                binding.rtpmap if binding is not None else {},
+            )
+            flow.streams[ssrc] = stream
+            self._n_streams += 1
+        stream.add(ts, frame, seq, rtp_ts, pt, marker, payload_len, data)
+
+    def _call_of(self, flow: _MediaFlow) -> str | None:
+        return flow.binding.call_id if flow.binding is not None else None
+
+    def _close_flow(self, key: tuple[str, int, str, int], flow: _MediaFlow) -> None:
+        for stream in flow.streams.values():
+            self._emit(stream.report(self._call_of(flow), final=True))
+        self._n_streams -= len(flow.streams)
+        del self._flows[key]
+        self._fast = {k: v for k, v in self._fast.items() if v is not flow}
+
+    def _tick(self, now: float) -> None:
+        """Once a capture second: finish idle streams, publish interval reports."""
+        self._next_tick = now + _TICK_S
+        report_due = now >= self._next_report
+        if report_due:
+            self._next_report = now + self.config.report_interval_s
+        grace = self.config.ended_call_grace_s
+        idle_limit = self.config.stream_idle_timeout_s
+        for key, flow in list(self._flows.items()):
+            call_id = self._call_of(flow)
+            ended = self._ended.get(call_id) if call_id is not None else None
+            last = max((s.last_ts for s in flow.streams.values()), default=None)
+            if last is None:
+                if flow.binding is not None and flow.binding.is_rtcp and ended is not None:
+                    del self._flows[key]
+                continue
+            idle = now - last
+            if (ended is not None and now - ended >= grace and idle >= grace) or idle >= idle_limit:
+                self._close_flow(key, flow)
+            elif report_due:
+                for stream in flow.streams.values():
+                    if stream.last_ts > now - self.config.report_interval_s:
+                        self._emit(stream.report(call_id, final=False))
+
+    # -- SIP --------------------------------------------------------------------
+
+    def _on_sip(self, p: Payload) -> None:
+        try:
+            msg = parse_sip(p.data)
+        except SipParseError as exc:
+            self.errors[exc.reason] += 1
+            self._emit(
+                MalformedSipEvent(
+                    frame=p.frame,
+                    ts=p.ts,
+                    src_ip=p.src_ip,
+                    src_port=p.src_port,
+                    dst_ip=p.dst_ip,
+                    dst_port=p.dst_port,
+                    transport=_transport(p.transport),
+                    reason=exc.reason,
+                    excerpt=_excerpt(p.data),
+                    size=len(p.data),
+                )
+            )
+            return
+        self.counters["sip.messages"] += 1
+        sdp = self._sdp_of(msg)
+        call_id = msg.call_id or ""
+        if sdp:
+            self.media.learn(call_id, sdp)
+        self._track_call_end(msg, p.ts)
+        self._emit(_sip_event(p, msg, sdp))
+
+    def _sdp_of(self, msg: SipMessage) -> list[SdpMedia] | None:
+        try:
+            body = sdp_body(msg)
+            if body is None:
+                return None
+            return parse_sdp(body)
+        except SipParseError as exc:
+            self.errors[exc.reason] += 1
+            return None
+
+    def _track_call_end(self, msg: SipMessage, ts: float) -> None:
+        """Remember when a call's signalling ended, so its streams can be finished soon after."""
+        ended = (msg.is_request and msg.method == "BYE") or (
+            not msg.is_request
+            and msg.cseq_method == "INVITE"
+            and msg.status_code is not None
+            and msg.status_code >= 300
+        )
+        if not ended or not msg.call_id or msg.call_id in self._ended:
+            return
+        self._ended[msg.call_id] = ts
+        if len(self._ended) > self.config.max_tracked_calls:
+            self._ended.popitem(last=False)
+            self.dropped["calls.end_table_evicted"] += 1
+
+    # -- reporting -------------------------------------------------------------
+
+    def all_errors(self) -> Counter[str]:
+        return self.errors + self.decoder.errors
+
+    def all_skipped(self) -> Counter[str]:
+        return self.skipped + self.decoder.skipped
+
+    def all_dropped(self) -> Counter[str]:
+        return self.dropped + self.decoder.dropped + self.media.dropped
+
+
+_TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp", "sctp": "sctp", "ws": "ws", "wss": "wss", "tls": "tls"}
+
+
+def _transport(name: str) -> Transport:
+    return _TRANSPORTS.get(name, "udp")
+
+
+def _excerpt(data: bytes) -> str:
+    line = data.split(b"\n", 1)[0][:200]
+    return line.decode("utf-8", errors="backslashreplace").rstrip("\r")
+
+
+def _sip_event(p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None) -> SipMessageEvent:
+    return SipMessageEvent(
+        frame=p.frame,
+        ts=p.ts,
+        src_ip=p.src_ip,
+        src_port=p.src_port,
+        dst_ip=p.dst_ip,
+        dst_port=p.dst_port,
+        transport=_transport(p.transport),
+        first_line=msg.first_line,
+        is_request=msg.is_request,
+        method=msg.method,
+        request_uri=msg.request_uri,
+        status_code=msg.status_code,
+        reason_phrase=msg.reason_phrase,
+        call_id=msg.call_id or "",
+        cseq_num=msg.cseq_num,
+        cseq_method=msg.cseq_method,
+        from_uri=msg.from_uri,
+        from_tag=msg.from_tag,
+        to_uri=msg.to_uri,
+        to_tag=msg.to_tag,
+        via_branch=msg.via_branch,
+        user_agent=msg.user_agent,
+        contact=msg.contact_uri,
+        reason_header=msg.reason_header,
+        content_type=msg.content_type,
+        size=len(p.data),
+        sdp=sdp,
+    )

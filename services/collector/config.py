@@ -1,0 +1,23 @@
+"""Tunables of the collector core (pure). The collector service wraps them in its settings."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CollectorConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    #: UDP/TCP ports on which a payload that does not look like SIP is still parsed as SIP,
+    #: so that a mangled message on the signalling port is counted as malformed, not ignored.
+    sip_ports: frozenset[int] = Field(default=frozenset({5060, 5061, 5080, 5062}))
+    #: Track RTP that no SDP announced (off by default, as in Wireshark: it is a guess).
+    heuristic_rtp: bool = False
+    #: Capture seconds between interval reports of a live stream (what Kafka consumers see).
+    report_interval_s: float = 5.0
+    #: After its call ended (BYE / final failure), a stream idle this long is finished.
+    ended_call_grace_s: float = 2.0
+    #: A stream of a live (or unknown) call idle this long is finished. Long, so that silence
+    #: suppression does not split one stream into two (Wireshark never splits streams).
+    stream_idle_timeout_s: float = 60.0
+    max_streams: int = 100_000
+    max_media_bindings: int = 200_000
+    max_tracked_calls: int = 200_000

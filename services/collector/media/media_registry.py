@@ -1,0 +1,60 @@
+"""Which UDP endpoints carry media, and for which call, as learnt from SDP.
+
+Wireshark ties RTP to a call the same way: every SDP ``c=``/``m=`` pair sets up
+an RTP "conversation" on that address and port (and RTCP on port+1), matched
+from either side, from the frame of the SDP onwards, the latest SDP winning.
+Doing what the reference does is what makes our stream list equal tshark's.
+
+Bounded: an LRU of at most ``max_bindings`` endpoints; evictions are counted.
+"""
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+
+from callqual.schemas import SdpMedia
+
+
+@dataclass(slots=True, frozen=True)
+class MediaBinding:
+    call_id: str
+    is_rtcp: bool
+    #: payload type -> 'encoding/clock[/channels]' of the SDP that set the binding up
+    rtpmap: dict[int, str]
+
+
+class MediaRegistry:
+    def __init__(self, max_bindings: int = 200_000) -> None:
+        self._max = max_bindings
+        self._bindings: OrderedDict[tuple[str, int], MediaBinding] = OrderedDict()
+        self.dropped: Counter[str] = Counter()
+        #: Bumped on every change, so a cache keyed on bindings knows it is stale.
+        self.generation = 0
+
+    def __len__(self) -> int:
+        return len(self._bindings)
+
+    def learn(self, call_id: str, media: list[SdpMedia]) -> None:
+        for m in media:
+            if m.connection_ip is None or m.port == 0 or not m.proto.upper().startswith("RTP"):
+                continue
+            rtpmap = dict(m.rtpmap)
+            self._bind((m.connection_ip, m.port), MediaBinding(call_id, False, rtpmap))
+            self._bind((m.connection_ip, m.port + 1), MediaBinding(call_id, True, rtpmap))
+
+    def _bind(self, endpoint: tuple[str, int], binding: MediaBinding) -> None:
+        if self._bindings.get(endpoint) == binding:
+            self._bindings.move_to_end(endpoint)
+            return
+        self._bindings[endpoint] = binding
+        self._bindings.move_to_end(endpoint)
+        self.generation += 1
+        if len(self._bindings) > self._max:
+            self._bindings.popitem(last=False)
+            self.dropped["media.binding_evicted"] += 1
+
+    def lookup(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> MediaBinding | None:
+        """The binding for a datagram: its destination first (the SDP says where to send), then source."""
+        binding = self._bindings.get((dst_ip, dst_port))
+        if binding is None:
+            binding = self._bindings.get((src_ip, src_port))
+        return binding

@@ -1,0 +1,169 @@
+"""Assembles per-call state from SIP events and stream records, and decides when a call is finished.
+
+Time is capture time only (the events' ``ts``): replaying a capture gives the
+same records whatever the wall clock says, and a Kafka detector that restarts
+and replays reaches the same decisions.
+
+The open-call table is bounded. When it is full the least recently active
+call is finished early (its record is still published, marked by a counted
+``calls.evicted``) rather than dropped: a flood of 100,000 Call-IDs costs
+accuracy on the oldest calls, never memory or silence.
+"""
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict
+
+from callqual.detector.call_context import CallContext
+from callqual.detector.sip_dialog import SipDialog
+from callqual.schemas import CallRecord, SipMessageEvent, StreamRecord
+
+
+class AssemblerConfig(BaseModel):
+    """Timers of the call table; the defaults follow RFC 3261's timers where one applies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: After BYE or a final failure, wait this long (capture time) for ACKs, 200-to-BYE and the
+    #: collector's final stream reports, which come after its own stream grace period.
+    linger_s: float = 6.0
+    #: An INVITE with no final response: RFC 3261 Timer B is 64*T1 = 32 s; twice that is safe.
+    invite_timeout_s: float = 64.0
+    #: An answered call with no SIP and no media report for this long is considered gone.
+    idle_timeout_s: float = 300.0
+    max_calls: int = 50_000
+    #: Messages kept per call as alert evidence (the first ones, where failures show).
+    max_messages_per_call: int = 64
+
+
+@dataclass(slots=True)
+class _OpenCall:
+    dialog: SipDialog
+    messages: list[SipMessageEvent] = field(default_factory=list)
+    streams: list[StreamRecord] = field(default_factory=list)
+    messages_truncated: bool = False
+    last_activity: float = 0.0
+
+
+class CallAssembler:
+    def __init__(self, config: AssemblerConfig | None = None) -> None:
+        self.config = config or AssemblerConfig()
+        self._calls: OrderedDict[str, _OpenCall] = OrderedDict()
+        self.counters: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def on_sip(self, ev: SipMessageEvent) -> list[CallContext]:
+        """Apply one SIP message; returns calls evicted to make room (usually none)."""
+        call = self._calls.get(ev.call_id)
+        evicted: list[CallContext] = []
+        if call is None:
+            if not (ev.is_request and ev.method == "INVITE"):
+                # Only an INVITE starts a call; REGISTER/OPTIONS/... are counted, and the
+                # security rules see them as events, but they are not calls.
+                self.counters[f"sip.non_call.{ev.method or ev.cseq_method or 'response'}"] += 1
+                return evicted
+            if len(self._calls) >= self.config.max_calls:
+                _, oldest = self._calls.popitem(last=False)
+                self.counters["calls.evicted"] += 1
+                evicted.append(self._context(oldest))
+            call = _OpenCall(dialog=SipDialog.start(ev), last_activity=ev.ts)
+            self._calls[ev.call_id] = call
+        else:
+            self._calls.move_to_end(ev.call_id)
+        call.dialog.apply(ev)
+        call.last_activity = max(call.last_activity, ev.ts)
+        if len(call.messages) < self.config.max_messages_per_call:
+            call.messages.append(ev)
+        else:
+            call.messages_truncated = True
+        return evicted
+
+    def on_stream(self, record: StreamRecord) -> bool:
+        """Attach a finished stream to its call; False when no open call owns it."""
+        call = self._calls.get(record.call_id) if record.call_id else None
+        if call is None:
+            return False
+        call.streams.append(record)
+        call.last_activity = max(call.last_activity, record.last_ts)
+        return True
+
+    def touch(self, call_id: str | None, ts: float) -> None:
+        """Media is still flowing for this call (an interval report): keep it open."""
+        call = self._calls.get(call_id) if call_id else None
+        if call is not None:
+            call.last_activity = max(call.last_activity, ts)
+
+    def expire(self, now: float) -> list[CallContext]:
+        """Calls that are finished as of capture time ``now``."""
+        done = [cid for cid, call in self._calls.items() if self._is_finished(call, now)]
+        return [self._context(self._calls.pop(cid)) for cid in done]
+
+    def drain(self) -> list[CallContext]:
+        """End of input: every open call is finished as it stands."""
+        out = [self._context(call) for call in self._calls.values()]
+        self._calls.clear()
+        return out
+
+    def _is_finished(self, call: _OpenCall, now: float) -> bool:
+        d = call.dialog
+        ended = d.ended_ts
+        cfg = self.config
+        if ended is not None:
+            return now - max(ended, call.last_activity) >= cfg.linger_s
+        if d.answer_ts is None:
+            return now - call.last_activity >= cfg.invite_timeout_s
+        return now - call.last_activity >= cfg.idle_timeout_s
+
+    @staticmethod
+    def _context(call: _OpenCall) -> CallContext:
+        d = call.dialog
+        streams = sorted(call.streams, key=lambda s: (s.first_ts, s.src_ip, s.src_port))
+        moses = [s.mos for s in streams if s.mos is not None and s.packets > 0]
+        codecs = sorted({s.codec for s in streams if s.codec})
+        record = CallRecord(
+            call_id=d.call_id,
+            method="INVITE",
+            from_uri=d.from_uri,
+            to_uri=d.to_uri,
+            from_tag=d.from_tag,
+            to_tag=d.to_tag,
+            caller_ip=d.caller_ip,
+            callee_ip=d.callee_ip,
+            user_agent=d.user_agent,
+            state=d.state,
+            final_status=d.final_status,
+            final_reason=d.final_reason,
+            reason_header=d.reason_header,
+            hangup_by="caller" if d.hangup_by == "caller" else "callee" if d.hangup_by else None,
+            start_ts=d.start_ts,
+            answer_ts=d.answer_ts,
+            end_ts=d.end_ts,
+            post_dial_delay_ms=d.post_dial_delay_ms,
+            setup_time_ms=d.setup_time_ms,
+            duration_s=d.duration_s,
+            messages=d.messages,
+            retransmissions=d.retransmissions,
+            requests=dict(d.requests),
+            responses=dict(d.responses),
+            offered_media=d.offered_media,
+            answered_media=d.answered_media,
+            streams=[_stream_label(s) for s in streams],
+            codecs=codecs,
+            mos=min(moses) if moses else None,
+            category="ok",
+            unreliable=any(s.unreliable for s in streams),
+            first_frame=d.first_frame,
+        )
+        return CallContext(
+            record=record,
+            messages=call.messages,
+            streams=streams,
+            messages_truncated=call.messages_truncated,
+        )
+
+
+def _stream_label(s: StreamRecord) -> str:
+    return f"{s.src_ip}:{s.src_port}->{s.dst_ip}:{s.dst_port}/0x{s.ssrc:08X}"

@@ -1,0 +1,193 @@
+"""One INVITE dialog, followed message by message, in capture time.
+
+The dialog is keyed by Call-ID alone: forked early dialogs (several To-tags)
+are folded into one call because that is what a user means by "a call" and
+what Wireshark's VoIP-calls view shows.
+
+The figures follow RFC 6076 (SIP end-to-end performance metrics) where it
+defines them:
+
+* post-dial delay: initial INVITE -> first 180/183 (RFC 6076 4.1 also accepts a
+  final response; we keep the 18x definition the issue asks for and leave the
+  value empty when no 18x came);
+* setup time: initial INVITE -> 2xx to that INVITE;
+* duration: 2xx -> first BYE (RFC 6076 4.3 "session duration").
+"""
+
+from dataclasses import dataclass, field
+
+from callqual.schemas import SdpMedia, SipMessageEvent
+from callqual.schemas.records import CallState
+
+#: Methods that never belong to an INVITE dialog's own lifecycle counters.
+_DIALOG_ENDING = frozenset({"BYE"})
+
+
+@dataclass(slots=True)
+class SipDialog:
+    """The evolving state of one call. Pure: fed SipMessageEvents, read by the assembler."""
+
+    call_id: str
+    start_ts: float
+    first_frame: int
+    from_uri: str | None = None
+    to_uri: str | None = None
+    from_tag: str | None = None
+    to_tag: str | None = None
+    caller_ip: str | None = None
+    callee_ip: str | None = None
+    user_agent: str | None = None
+    ringing_ts: float | None = None
+    answer_ts: float | None = None
+    end_ts: float | None = None
+    final_status: int | None = None
+    final_reason: str | None = None
+    final_cseq: int = -1
+    reason_header: str | None = None
+    hangup_by: str | None = None
+    cancelled: bool = False
+    messages: int = 0
+    retransmissions: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    responses: dict[str, int] = field(default_factory=dict)
+    offered_media: list[SdpMedia] = field(default_factory=list)
+    answered_media: list[SdpMedia] = field(default_factory=list)
+    last_ts: float = 0.0
+    #: (direction, method-or-status, cseq, branch/to-tag): what a retransmission repeats
+    _seen: set[tuple[str, str, int, str]] = field(default_factory=set)
+
+    @classmethod
+    def start(cls, ev: SipMessageEvent) -> "SipDialog":
+        dialog = cls(call_id=ev.call_id, start_ts=ev.ts, first_frame=ev.frame, last_ts=ev.ts)
+        if ev.is_request:
+            dialog.caller_ip, dialog.callee_ip = ev.src_ip, ev.dst_ip
+            dialog.from_uri, dialog.to_uri = ev.from_uri, ev.to_uri
+            dialog.from_tag = ev.from_tag
+            dialog.user_agent = ev.user_agent
+        else:
+            # Capture began after the request: the response travels callee -> caller.
+            dialog.caller_ip, dialog.callee_ip = ev.dst_ip, ev.src_ip
+            dialog.from_uri, dialog.to_uri = ev.from_uri, ev.to_uri
+            dialog.from_tag = ev.from_tag
+        return dialog
+
+    # -- feeding -----------------------------------------------------------
+
+    def apply(self, ev: SipMessageEvent) -> bool:
+        """Apply one message; returns True when it was a retransmission (and changed nothing)."""
+        self.messages += 1
+        self.last_ts = max(self.last_ts, ev.ts)
+        if self._is_retransmission(ev):
+            self.retransmissions += 1
+            return True
+        if ev.is_request:
+            self._on_request(ev)
+        else:
+            self._on_response(ev)
+        return False
+
+    def _is_retransmission(self, ev: SipMessageEvent) -> bool:
+        direction = f"{ev.src_ip}:{ev.src_port}>{ev.dst_ip}:{ev.dst_port}"
+        if ev.is_request:
+            what = ev.method or ""
+            # RFC 3261 17.2.3: a request matches a transaction by top Via branch and method.
+            tail = ev.via_branch or f"cseq:{ev.cseq_num}"
+        else:
+            what = f"{ev.status_code}/{ev.cseq_method}"
+            tail = ev.to_tag or ""
+        key = (direction, what, ev.cseq_num or 0, tail)
+        if key in self._seen:
+            return True
+        if len(self._seen) < 4096:  # bound: a pathological dialog cannot grow this forever
+            self._seen.add(key)
+        return False
+
+    def _on_request(self, ev: SipMessageEvent) -> None:
+        method = ev.method or "?"
+        self.requests[method] = self.requests.get(method, 0) + 1
+        if method == "INVITE":
+            if ev.sdp is not None:
+                if self.answer_ts is None or ev.src_ip == self.caller_ip:
+                    self.offered_media = list(ev.sdp)
+                else:
+                    self.answered_media = list(ev.sdp)
+        elif method == "ACK":
+            if ev.sdp is not None and not self.answered_media:
+                # Late offer (RFC 3264 with the offer in the 2xx): the ACK carries the answer.
+                self.answered_media = list(ev.sdp)
+        elif method == "CANCEL":
+            if self.answer_ts is None:
+                self.cancelled = True
+                self.reason_header = ev.reason_header or self.reason_header
+        elif method in _DIALOG_ENDING and self.end_ts is None:
+            self.end_ts = ev.ts
+            self.reason_header = ev.reason_header or self.reason_header
+            if self.from_tag is not None and ev.from_tag == self.from_tag:
+                self.hangup_by = "caller"
+            elif self.from_tag is not None:
+                self.hangup_by = "callee"
+            else:
+                self.hangup_by = "caller" if ev.src_ip == self.caller_ip else "callee"
+
+    def _on_response(self, ev: SipMessageEvent) -> None:
+        code = ev.status_code or 0
+        key = str(code)
+        self.responses[key] = self.responses.get(key, 0) + 1
+        if ev.cseq_method != "INVITE":
+            return
+        if ev.sdp is not None:
+            self.answered_media = list(ev.sdp)
+        if code in (180, 183) and self.ringing_ts is None and self.answer_ts is None:
+            self.ringing_ts = ev.ts
+        if 200 <= code < 300:
+            if self.answer_ts is None:
+                self.answer_ts = ev.ts
+                self.final_status, self.final_reason = code, ev.reason_phrase
+                self.to_tag = ev.to_tag
+            return
+        if code >= 300 and self.answer_ts is None:
+            cseq = ev.cseq_num or 0
+            # The latest INVITE transaction wins: a 407 challenge followed by an
+            # authenticated INVITE answered 403 is a 403 call.
+            if cseq >= self.final_cseq:
+                self.final_cseq = cseq
+                self.final_status, self.final_reason = code, ev.reason_phrase
+                self.to_tag = ev.to_tag or self.to_tag
+                if self.end_ts is None:
+                    self.end_ts = ev.ts
+                self.reason_header = ev.reason_header or self.reason_header
+
+    # -- reading -----------------------------------------------------------
+
+    @property
+    def ended_ts(self) -> float | None:
+        """When the call is over from the signalling's point of view (BYE or a final failure)."""
+        if self.answer_ts is not None:
+            return self.end_ts
+        if self.final_status is not None and self.final_status >= 300:
+            return self.end_ts
+        return None
+
+    @property
+    def state(self) -> CallState:
+        if self.answer_ts is not None:
+            return "completed" if self.end_ts is not None else "answered"
+        if self.cancelled or self.final_status == 487:
+            return "cancelled"
+        if self.final_status is not None and self.final_status >= 300:
+            return "failed"
+        return "in_progress"
+
+    @property
+    def post_dial_delay_ms(self) -> float | None:
+        return None if self.ringing_ts is None else (self.ringing_ts - self.start_ts) * 1000.0
+
+    @property
+    def setup_time_ms(self) -> float | None:
+        return None if self.answer_ts is None else (self.answer_ts - self.start_ts) * 1000.0
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.answer_ts is None or self.end_ts is None:
+            return None
+        return self.end_ts - self.answer_ts
