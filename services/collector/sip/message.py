@@ -215,7 +215,7 @@ def looks_like_sip(data: bytes) -> bool:
     n = len(data)
     while start < n and data[start] in (13, 10):
         start += 1
-    if n - start < 12:
+    if n - start < 11:
         return False
     head = data[start : start + 8300]
     if head[:8].upper() == b"SIP/2.0 ":
@@ -624,14 +624,23 @@ def parse_sip(
         raise SipParseError("sip.empty", "keep-alive" if size else "")
     if start:
         data = data[start:]
+    # The start-line is judged first, so that non-SIP data gets the reason
+    # that says so rather than a complaint about its "headers".
+    line_end = data.find(b"\n", 0, max_header_bytes)
+    if line_end < 0 and len(data) > max_header_bytes:
+        raise SipParseError("sip.header_too_long", f"start-line longer than {max_header_bytes} bytes")
+    raw_first = data if line_end < 0 else data[:line_end]
+    try:
+        first_line = raw_first.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        raise SipParseError("sip.bad_start_line", "not UTF-8") from None
+    is_request, method, request_uri, status_code, reason_phrase = _parse_start_line(first_line)
     head_end, body_start = _find_header_end(data, max_header_bytes)
     try:
         head = data[:head_end].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SipParseError("sip.not_utf8", f"byte {exc.start}") from None
     lines = head.split("\n")
-    first_line = lines[0].rstrip("\r")
-    is_request, method, request_uri, status_code, reason_phrase = _parse_start_line(first_line)
 
     headers: list[tuple[str, str]] = []
     index: dict[str, list[str]] = {}
