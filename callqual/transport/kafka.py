@@ -1,0 +1,233 @@
+"""Kafka adapters for the transport seam: the only module that imports a Kafka client.
+
+Wire format is the pydantic models' JSON (``model_dump_json``), UTF-8, with
+the Call-ID as key so all of a call's events land on one partition and are
+consumed in order by one detector instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Message as KafkaMessage
+
+# NewTopic: documented public path, re-exported without being declared so.
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from pydantic import BaseModel
+
+from callqual.transport.base import Message, TransportError
+from callqual.transport.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SinkStats:
+    """Counters of a :class:`KafkaEventSink`; ``emitted = delivered + failed + in flight``."""
+
+    emitted: int = 0
+    delivered: int = 0
+    failed: int = 0
+    #: Refused locally because the producer's buffer was full (never sent)
+    dropped: int = 0
+    last_error: str | None = None
+
+
+class KafkaEventSink:
+    """:class:`~callqual.transport.base.EventSink` on an idempotent ``confluent_kafka.Producer``.
+
+    ``emit`` never blocks: when librdkafka's bounded queue is full (the broker
+    is slow or gone) the message is dropped and counted, because stalling the
+    capture loop would lose far more packets than the dropped events.
+    """
+
+    def __init__(self, settings: KafkaSettings, *, producer: Producer | None = None) -> None:
+        self.settings = settings
+        self.stats = SinkStats()
+        # Delivery callbacks run in whichever thread calls poll/flush.
+        self._lock = threading.Lock()
+        self._producer = producer or Producer(
+            {**settings.producer_config(), "error_cb": self._on_error, "log_level": 3}
+        )
+
+    def emit(self, topic: str, key: str | None, value: BaseModel) -> None:
+        payload = value.model_dump_json().encode()
+        try:
+            self._producer.produce(
+                topic,
+                value=payload,
+                key=key.encode() if key is not None else None,
+                on_delivery=self._on_delivery,
+            )
+        except BufferError:
+            with self._lock:
+                self.stats.dropped += 1
+            # Serve callbacks so the queue drains for the next emit.
+            self._producer.poll(0)
+            return
+        with self._lock:
+            self.stats.emitted += 1
+        self._producer.poll(0)
+
+    def flush(self, timeout: float) -> int:
+        return self._producer.flush(timeout)
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush what is queued; return how many messages were still undelivered."""
+        return self.flush(timeout)
+
+    def _on_delivery(self, err: KafkaError | None, msg: KafkaMessage) -> None:
+        with self._lock:
+            if err is None:
+                self.stats.delivered += 1
+            else:
+                self.stats.failed += 1
+                self.stats.last_error = err.str()
+        if err is not None:
+            log.warning("kafka delivery to %s failed: %s", msg.topic(), err.str())
+
+    def _on_error(self, err: KafkaError) -> None:
+        # Transient errors (broker down, all brokers down) are retried by
+        # librdkafka; only fatal ones (e.g. idempotence state lost) end the producer.
+        with self._lock:
+            self.stats.last_error = err.str()
+        if err.fatal():
+            log.error("fatal kafka producer error: %s", err.str())
+        else:
+            log.warning("kafka producer error: %s", err.str())
+
+
+class KafkaEventSource:
+    """:class:`~callqual.transport.base.EventSource` on a ``confluent_kafka.Consumer`` in a group.
+
+    Offsets are stored only by :meth:`ack`, and librdkafka's auto-commit only
+    commits stored offsets: a message polled but not acknowledged before a
+    crash or rebalance is delivered again (at-least-once).
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        *,
+        group_id: str | None = None,
+        consumer: Consumer | None = None,
+    ) -> None:
+        if not topics:
+            raise ValueError("a source needs at least one topic")
+        self.settings = settings
+        self.topics = tuple(topics)
+        self.errors = 0
+        #: Acks refused because the partition had moved to another member (it will redeliver)
+        self.stale_acks = 0
+        self._consumer = consumer or Consumer({**settings.consumer_config(group_id), "log_level": 3})
+        self._consumer.subscribe(list(self.topics))
+        self._closed = False
+
+    def poll(self, timeout: float) -> Message | None:
+        msg = self._consumer.poll(timeout)
+        if msg is None:
+            return None
+        err = msg.error()
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                return None
+            if err.fatal():
+                raise TransportError(f"fatal kafka consumer error: {err.str()}")
+            self.errors += 1
+            log.warning("kafka consumer error: %s", err.str())
+            return None
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        if topic is None or partition is None or offset is None:
+            raise TransportError("kafka returned a message without a position")
+        raw_key = msg.key()
+        ts_type, ts = msg.timestamp()
+        return Message(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=raw_key.decode(errors="replace") if raw_key is not None else None,
+            value=msg.value() or b"",
+            timestamp_ms=ts if ts_type != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
+        )
+
+    def ack(self, message: Message) -> None:
+        # The committed offset is the *next* one to read, hence +1.
+        try:
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(message.topic, message.partition, message.offset + 1)]
+            )
+        except KafkaException as exc:
+            # Typically the partition was revoked by a rebalance: its new owner
+            # resumes from the last committed offset and re-reads this message.
+            self.stale_acks += 1
+            log.info("offset not stored for %s[%d]@%d: %s", *_pos(message), exc)
+
+    def commit(self) -> None:
+        """Commit stored offsets now (e.g. before a planned stop) instead of at the next interval."""
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            # Nothing stored since the last commit is not an error.
+            if not (isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET):
+                raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Consumer.close() commits the stored offsets and leaves the group.
+        self._consumer.close()
+
+
+def _pos(message: Message) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset
+
+
+def admin_client(settings: KafkaSettings) -> AdminClient:
+    return AdminClient({**settings.as_librdkafka_dict(), "log_level": 3})
+
+
+def ensure_topics(
+    admin: AdminClient,
+    topics: Iterable[str],
+    partitions: int,
+    replication: int,
+    *,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create the missing ones among ``topics``; return the names actually created.
+
+    Idempotent so every service can call it at start-up without coordination.
+    An existing topic is left as it is, even with another partition count:
+    changing partitions re-maps keys, which is an operator's decision.
+    """
+    wanted = list(dict.fromkeys(topics))
+    if not wanted:
+        return []
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [t for t in wanted if t not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing],
+        operation_timeout=timeout,
+        request_timeout=timeout,
+    )
+    created: list[str] = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            # Lost a race with another service creating the same topic: fine.
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise TransportError(f"could not create topic {name}: {exc}") from exc
+        created.append(name)
+    return sorted(created)
