@@ -46,6 +46,7 @@ class _MediaFlow:
     dst_ip: str
     dst_port: int
     streams: dict[int, RtpStream] = field(default_factory=dict)
+    last_ts: float = 0.0
 
 
 class Collector:
@@ -149,6 +150,7 @@ class Collector:
     # -- media ----------------------------------------------------------------
 
     def _on_media(self, flow: _MediaFlow, ts: float, frame: int, data: bytes) -> None:
+        flow.last_ts = ts
         binding = flow.binding
         if binding is not None and binding.is_rtcp:
             try:
@@ -174,7 +176,7 @@ class Collector:
         if hdr is None:
             self.errors["rtp.bad_header"] += 1
             return
-        seq, rtp_ts, ssrc, pt, marker, payload_len = hdr
+        pt, marker, seq, rtp_ts, ssrc, offset, payload_len = hdr
         stream = flow.streams.get(ssrc)
         if stream is None:
             if self._n_streams >= self.config.max_streams:
@@ -191,7 +193,7 @@ class Collector:
             )
             flow.streams[ssrc] = stream
             self._n_streams += 1
-        stream.add(ts, frame, seq, rtp_ts, pt, marker, payload_len, data)
+        stream.add(ts, frame, seq, rtp_ts, pt, marker, payload_len, data[offset : offset + payload_len])
 
     def _call_of(self, flow: _MediaFlow) -> str | None:
         return flow.binding.call_id if flow.binding is not None else None
@@ -214,18 +216,18 @@ class Collector:
         for key, flow in list(self._flows.items()):
             call_id = self._call_of(flow)
             ended = self._ended.get(call_id) if call_id is not None else None
-            last = max((s.last_ts for s in flow.streams.values()), default=None)
-            if last is None:
-                if flow.binding is not None and flow.binding.is_rtcp and ended is not None:
+            idle = now - flow.last_ts
+            if not flow.streams:
+                # RTCP, or datagrams that were not RTP: nothing to report, just forget the flow.
+                if (ended is not None and idle >= grace) or idle >= idle_limit:
                     del self._flows[key]
+                    self._fast = {k: v for k, v in self._fast.items() if v is not flow}
                 continue
-            idle = now - last
             if (ended is not None and now - ended >= grace and idle >= grace) or idle >= idle_limit:
                 self._close_flow(key, flow)
-            elif report_due:
+            elif report_due and flow.last_ts > now - self.config.report_interval_s:
                 for stream in flow.streams.values():
-                    if stream.last_ts > now - self.config.report_interval_s:
-                        self._emit(stream.report(call_id, final=False))
+                    self._emit(stream.report(call_id, final=False))
 
     # -- SIP --------------------------------------------------------------------
 
