@@ -101,7 +101,8 @@ def test_key_headers_for_evidence() -> None:
     assert keys["Call-ID"] == "12013223@200.57.7.195"
     assert keys["CSeq"] == "1 INVITE"
     assert keys["Content-Type"] == "application/sdp"
-    assert set(keys) <= {"From", "To", "Call-ID", "CSeq", "Via", "User-Agent", "Contact", "Reason", "Content-Type"}
+    allowed = {"From", "To", "Call-ID", "CSeq", "Via", "User-Agent", "Contact", "Reason", "Content-Type"}
+    assert set(keys) <= allowed
     assert keys["Via"] == msg.via[0]
     assert msg.body.startswith(b"v=0")
     assert len(msg.body) == msg.content_length
@@ -142,7 +143,8 @@ SDP = (
 INVITE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\n"
     b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1;rport\r\n"
-    b"Via: SIP/2.0/TCP proxy.example.com;branch=z9hG4bK-0, SIP / 2.0 / UDP [2001:db8::1]:5070;branch=z9hG4bK-a\r\n"
+    b"Via: SIP/2.0/TCP proxy.example.com;branch=z9hG4bK-0,"
+    b" SIP / 2.0 / UDP [2001:db8::1]:5070;branch=z9hG4bK-a\r\n"
     b"Max-Forwards: 70\r\n"
     b'From: "Doe, John \\"JD\\"" <sip:jd@example.com;transport=udp>;tag=abc\r\n'
     b"To: sip:bob@example.com;tag=xyz\r\n"
@@ -288,7 +290,7 @@ def test_content_length_rules() -> None:
         (b"SIP/2.0 200 OK\r\nCall-ID: a\r\nCSeq: 1 A\r\nFrom: <sip:a@h>\r\n\r\n", "sip.missing_to"),
         (b'SIP/2.0 200 OK\r\ni: a\r\nCSeq: 1 A\r\nf: "open <sip:a@h>\r\nt: b@h\r\n\r\n', "sip.bad_from"),
         (b"SIP/2.0 200 OK\r\ni: a\r\nCSeq: 1 A\r\nf: <sip:a@h>\r\nt: <sip:b@h\r\n\r\n", "sip.bad_to"),
-        (b"SIP/2.0 200 OK\r\ni: a\r\nCSeq: 1 A\r\nf: a@h\r\nt: b@h\r\nl: -1\r\n\r\n", "sip.bad_content_length"),
+        (b"SIP/2.0 200 OK\r\ni: a\r\nCSeq: 1 A\r\nf:a@h\r\nt:b@h\r\nl: -1\r\n\r\n", "sip.bad_content_length"),
     ],
 )
 def test_reasons(raw: bytes, reason: str) -> None:
@@ -360,9 +362,11 @@ def test_name_addr_forms() -> None:
 
 
 def test_split_and_via_helpers() -> None:
-    assert split_header_values('<sip:a@h;x=",">, "q,\\"" <sip:b@h> ,,') == ['<sip:a@h;x=",">', '"q,\\"" <sip:b@h>']
+    parts = split_header_values('<sip:a@h;x=",">, "q,\\"" <sip:b@h> ,,')
+    assert parts == ['<sip:a@h;x=",">', '"q,\\"" <sip:b@h>']
     via = parse_via("SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK;received=1.2.3.4")
-    assert via == ("SIP/2.0", "WSS", "df7jal23ls0d.invalid", None, {"branch": "z9hG4bK", "received": "1.2.3.4"})
+    params = {"branch": "z9hG4bK", "received": "1.2.3.4"}
+    assert via == ("SIP/2.0", "WSS", "df7jal23ls0d.invalid", None, params)
     for bad in ["SIP/2.0 host", "SIP/2.0/UDP", "SIP/2.0/UDP h:99999", "SIP/2.0/UDP [::1"]:
         with pytest.raises(ValueError):
             parse_via(bad)
