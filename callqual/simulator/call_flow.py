@@ -1,0 +1,450 @@
+"""Turns one call spec into its SIP ladder, its media plans and its label.
+
+Timing model: the capture point sits between caller and callee. A message
+from the caller captured at ``t`` is answered by the callee at
+``t + rtt_callee + processing`` (and symmetrically), so the ladder in the
+capture has the gaps a real probe would see.
+"""
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from callqual.simulator.impairments import timer_a_schedule
+from callqual.simulator.labels import CallLabel, Fault, InjectedParams, StreamLabel
+from callqual.simulator.media import PTIME_US, RtcpSide, StreamPlan, rtcp_frames
+from callqual.simulator.pcap_writer import TimedFrame, UdpFlow
+from callqual.simulator.rtp import CODECS
+from callqual.simulator.sip_messages import (
+    Dialog,
+    SipMessage,
+    SipParty,
+    ack_for_failure,
+    cancel_for,
+    digest_challenge,
+    digest_credentials,
+    new_branch,
+    random_hex,
+    request,
+    response,
+    sdp_body,
+)
+from callqual.simulator.spec import CallSpec, TransactionSpec, call_category, call_faults
+
+#: Sources per call in the merge: SIP, two RTP directions, two RTCP directions.
+SOURCES_PER_CALL = 5
+_MS = 1000
+_AUTH_LOOP_ATTEMPTS = 3
+_RINGING_FAILURES = frozenset({480, 486, 487, 600, 603})
+_RTP_PORT_BASE = 16384
+_REALM = "voip.example.net"
+
+
+@dataclass(slots=True)
+class CallArtifacts:
+    """Everything one call contributes: time-ordered frame sources and the call's label."""
+
+    sources: list[Iterator[TimedFrame]]
+    label: CallLabel
+    sip_packets: int = 0
+    rtcp_packets: int = 0
+    rtp_plans: list[StreamPlan] = field(default_factory=list)
+
+
+class _Ladder:
+    """Collects SIP messages with capture times, in both directions of one call."""
+
+    def __init__(self, a: SipParty, b: SipParty, rng: random.Random) -> None:
+        self.a_to_b = UdpFlow(a.ip, a.port, b.ip, b.port, ip_id=rng.randrange(65536))
+        self.b_to_a = UdpFlow(b.ip, b.port, a.ip, a.port, ip_id=rng.randrange(65536))
+        self.messages: list[tuple[int, bool, bytes]] = []
+
+    def send(self, t_us: int, message: SipMessage, *, from_a: bool) -> int:
+        self.messages.append((t_us, from_a, message.to_bytes()))
+        return t_us
+
+    def frames(self, source: int) -> list[TimedFrame]:
+        out: list[TimedFrame] = []
+        for t_us, from_a, data in sorted(self.messages, key=lambda m: m[0]):
+            flow = self.a_to_b if from_a else self.b_to_a
+            for piece in flow.frames(data):
+                out.append((t_us, source, len(out), piece))
+        return out
+
+
+def _large_invite_headers(dialog: Dialog, rng: random.Random) -> list[tuple[str, str]]:
+    """What carrier interconnects add to an INVITE; enough of it pushes the message past 1500 bytes."""
+    caller = dialog.caller
+    icid = random_hex(rng, 32)
+    headers = [
+        ("P-Asserted-Identity", f'"{caller.display}" <sip:+4930{caller.user}@{caller.domain};user=phone>'),
+        ("Privacy", "none"),
+        ("Supported", "100rel, timer, replaces, norefersub, histinfo"),
+        ("Session-Expires", "1800;refresher=uac"),
+        ("Min-SE", "90"),
+        ("P-Charging-Vector", f"icid-value={icid};icid-generated-at={caller.ip};orig-ioi=carrier.example"),
+        ("P-Early-Media", "supported"),
+    ]
+    for i in range(1, 5):
+        headers.append(
+            (
+                "History-Info",
+                f"<sip:+4989{dialog.callee.user}{i}@gw{i}.carrier.example;user=phone?Reason=SIP%3Bcause%3D302>"
+                f";index=1.{i}",
+            )
+        )
+    for i in range(1, 3):
+        headers.append(
+            ("Diversion", f"<sip:+4989555000{i}@carrier.example;user=phone>;reason=unconditional;counter={i}")
+        )
+    return headers
+
+
+def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int, index: int) -> CallArtifacts:
+    rng = random.Random(seed)
+    caller, callee = spec.caller, spec.callee
+    rtt_c = rng.randint(10, 40) * _MS
+    rtt_e = rng.randint(10, 60) * _MS
+    proc = rng.randint(1, 5) * _MS
+    dialog = Dialog(
+        call_id=f"{random_hex(rng, 24)}@{caller.ip}",
+        caller=caller,
+        callee=callee,
+        from_tag=random_hex(rng, 10),
+        request_uri=f"sip:{callee.user}@{callee.ip}:{callee.port}",
+    )
+    to_tag = random_hex(rng, 10)
+    codec = CODECS[spec.codec]
+    offer_codecs = [CODECS[name] for name in (spec.offer or (spec.codec,))]
+    caller_rtp = _RTP_PORT_BASE + 2 * rng.randrange(2000)
+    callee_rtp = _RTP_PORT_BASE + 2 * rng.randrange(2000)
+    session_c, session_e = rng.randrange(10**9), rng.randrange(10**9)
+    ladder = _Ladder(caller, callee, rng)
+    t = epoch_us + round(spec.start_s * 1_000_000)
+    start_us = t
+
+    extra = _large_invite_headers(dialog, rng) if spec.large_invite else []
+    offer = sdp_body(caller, session_c, 1, caller_rtp, offer_codecs)
+    cseq = 1
+    auth_header: tuple[str, str] | None = None
+    challenges = 0
+    final_status: int | None = None
+    answered = False
+    t200 = 0
+    attempts = 1 + (_AUTH_LOOP_ATTEMPTS if spec.auth in ("loop_401", "loop_407") else 0)
+    if spec.auth == "challenge_ok":
+        attempts = 2
+    for attempt in range(attempts):
+        invite = request(
+            dialog,
+            "INVITE",
+            sender=caller,
+            branch=new_branch(rng),
+            uri=dialog.request_uri,
+            cseq=cseq,
+            body=offer,
+            extra=extra + ([auth_header] if auth_header else []),
+        )
+        challenged = spec.auth != "none" and (attempt < attempts - 1 or spec.auth.startswith("loop"))
+        sends = timer_a_schedule(spec.invite_retransmissions if attempt == 0 else 0)
+        for offset in sends:
+            ladder.send(t + offset, invite, from_a=True)
+        t += sends[-1]
+        if challenged:
+            proxy = spec.auth != "loop_401"
+            challenge = digest_challenge(rng, _REALM, proxy=proxy)
+            t += rtt_e + proc
+            resp = response(invite, 407 if proxy else 401, responder=callee, to_tag=to_tag, extra=[challenge])
+            ladder.send(t, resp, from_a=False)
+            t += rtt_c + proc
+            ladder.send(t, ack_for_failure(invite, resp), from_a=True)
+            challenges += 1
+            final_status = resp.status
+            auth_header = digest_credentials(
+                rng, caller, _REALM, dialog.request_uri, challenge[1], proxy=proxy
+            )
+            cseq += 1
+            t += rng.randint(5, 30) * _MS
+            if attempt == attempts - 1:
+                break
+            continue
+        # The INVITE that goes through the normal ladder.
+        t_invite = t
+        ladder.send(
+            t_invite + rtt_e + proc, response(invite, 100, responder=callee, to_tag=None), from_a=False
+        )
+        t_final = t_invite + round(spec.pdd_s * 1_000_000)
+        rings = spec.final_status < 300 or spec.final_status in _RINGING_FAILURES
+        if spec.early_media:
+            early = sdp_body(callee, session_e, 1, callee_rtp, [codec])
+            ladder.send(
+                t_final - 200 * _MS,
+                response(invite, 183, responder=callee, to_tag=to_tag, body=early),
+                from_a=False,
+            )
+        if rings:
+            ladder.send(t_final, response(invite, 180, responder=callee, to_tag=to_tag), from_a=False)
+            t_final += round(spec.ring_s * 1_000_000)
+        final_status = spec.final_status
+        if spec.final_status == 487:
+            cancel = cancel_for(invite)
+            ladder.send(t_final, cancel, from_a=True)
+            t_final += rtt_e + proc
+            ladder.send(t_final, response(cancel, 200, responder=callee, to_tag=to_tag), from_a=False)
+            t_final += 1 * _MS
+        if spec.final_status >= 300:
+            final = response(invite, spec.final_status, responder=callee, to_tag=to_tag)
+            ladder.send(t_final, final, from_a=False)
+            t = t_final + rtt_c + proc
+            ladder.send(t, ack_for_failure(invite, final), from_a=True)
+        else:
+            answer = sdp_body(callee, session_e, 1, callee_rtp, [codec])
+            ok = response(invite, 200, responder=callee, to_tag=to_tag, body=answer)
+            t200 = t_final
+            ladder.send(t200, ok, from_a=False)
+            dialog.to_tag = to_tag
+            ack = request(
+                dialog, "ACK", sender=caller, branch=new_branch(rng), uri=callee.contact_uri, cseq=cseq
+            )
+            ladder.send(t200 + rtt_c + proc, ack, from_a=True)
+            answered = True
+        break
+
+    plans: list[StreamPlan] = []
+    sources: list[Iterator[TimedFrame]] = []
+    stream_labels: list[StreamLabel] = []
+    rtcp_packets = 0
+    end_us = t
+    if answered:
+        t_bye = t200 + round(spec.talk_s * 1_000_000)
+        if spec.bye_from_callee:
+            bye = request(
+                dialog,
+                "BYE",
+                sender=callee,
+                branch=new_branch(rng),
+                uri=caller.contact_uri,
+                cseq=rng.randint(1, 100),
+                from_caller=False,
+            )
+            ladder.send(t_bye, bye, from_a=False)
+            end_us = t_bye + rtt_c + proc
+            ladder.send(end_us, response(bye, 200, responder=caller, to_tag=None), from_a=True)
+        else:
+            bye = request(
+                dialog, "BYE", sender=caller, branch=new_branch(rng), uri=callee.contact_uri, cseq=cseq + 1
+            )
+            ladder.send(t_bye, bye, from_a=True)
+            end_us = t_bye + rtt_e + proc
+            ladder.send(end_us, response(bye, 200, responder=callee, to_tag=None), from_a=False)
+        if not spec.media.no_media:
+            plans, sources, stream_labels, rtcp_packets = _media(
+                spec,
+                rng,
+                seed=seed,
+                dialog=dialog,
+                source=source,
+                t200=t200,
+                t_bye=t_bye,
+                rtt_c=rtt_c,
+                ports=(caller_rtp, callee_rtp),
+            )
+    sip_frames = ladder.frames(source)
+    sources.insert(0, iter(sip_frames))
+    label = CallLabel(
+        call_id=dialog.call_id,
+        method="INVITE",
+        from_uri=caller.aor,
+        to_uri=callee.aor,
+        caller_ip=caller.ip,
+        callee_ip=callee.ip,
+        user_agent=caller.user_agent,
+        codec=spec.codec if answered else None,
+        final_status=final_status,
+        category=call_category(spec),
+        faults=call_faults(spec),
+        params=_params(spec, challenges),
+        start_ts=start_us / 1_000_000,
+        end_ts=end_us / 1_000_000,
+        talk_s=spec.talk_s if answered else 0.0,
+        dtmf=spec.dtmf if answered and not spec.media.no_media else "",
+        description=spec.description,
+        streams=stream_labels,
+    )
+    return CallArtifacts(
+        sources=sources,
+        label=label,
+        sip_packets=len(sip_frames),
+        rtcp_packets=rtcp_packets,
+        rtp_plans=plans,
+    )
+
+
+def _params(spec: CallSpec, challenges: int) -> InjectedParams:
+    loss, jitter = spec.media.loss, spec.media.jitter
+    return InjectedParams(
+        loss_pct=loss.random_pct if loss.random_pct > 0 else (loss.expected_pct if loss.burst else None),
+        burst_p=loss.burst[0] if loss.burst else None,
+        burst_r=loss.burst[1] if loss.burst else None,
+        jitter_std_ms=jitter.std_ms or None,
+        post_dial_delay_s=spec.pdd_s,
+        invite_retransmissions=spec.invite_retransmissions or None,
+        auth_challenges=challenges or None,
+    )
+
+
+def _media(
+    spec: CallSpec,
+    rng: random.Random,
+    *,
+    seed: str,
+    dialog: Dialog,
+    source: int,
+    t200: int,
+    t_bye: int,
+    rtt_c: int,
+    ports: tuple[int, int],
+) -> tuple[list[StreamPlan], list[Iterator[TimedFrame]], list[StreamLabel], int]:
+    caller, callee = dialog.caller, dialog.callee
+    codec = CODECS[spec.codec]
+    caller_port, callee_port = ports
+    # The callee sends from its 200 OK; the caller once the 200 OK has reached it; both stop at the BYE.
+    callee_start = t200 + 1 * _MS
+    caller_start = t200 + rtt_c + 2 * _MS
+    directions = [
+        (caller, caller_port, callee, callee_port, caller_start, spec.dtmf),
+        (callee, callee_port, caller, caller_port, callee_start, ""),
+    ]
+    plans: list[StreamPlan] = []
+    for n, (src, sport, dst, dport, start, dtmf) in enumerate(directions):
+        plans.append(
+            StreamPlan(
+                flow=UdpFlow(src.ip, sport, dst.ip, dport, ip_id=rng.randrange(65536)),
+                codec=codec,
+                ssrc=rng.getrandbits(32),
+                seq0=rng.randrange(65536),
+                ts0=rng.getrandbits(32),
+                start_us=start,
+                count=max((t_bye - start) // PTIME_US, 0),
+                seed=f"{seed}/rtp{n}",
+                loss=spec.media.loss,
+                jitter=spec.media.jitter,
+                dtmf=dtmf,
+            )
+        )
+    senders = plans[:1] if spec.media.one_way else plans
+    sources: list[Iterator[TimedFrame]] = [plan.frames(source + 1 + n) for n, plan in enumerate(senders)]
+    rtcp: list[TimedFrame] = []
+    if spec.media.rtcp:
+        sides = [
+            RtcpSide(
+                flow=UdpFlow(
+                    caller.ip, caller_port + 1, callee.ip, callee_port + 1, ip_id=rng.randrange(65536)
+                ),
+                ssrc=plans[0].ssrc,
+                cname=f"{caller.user}@{caller.ip}",
+                phase_us=caller_start + rng.randint(1000, 4999) * _MS,
+                sending=plans[0],
+                receiving=None if spec.media.one_way else plans[1],
+            )
+        ]
+        if not spec.media.one_way:
+            sides.append(
+                RtcpSide(
+                    flow=UdpFlow(
+                        callee.ip, callee_port + 1, caller.ip, caller_port + 1, ip_id=rng.randrange(65536)
+                    ),
+                    ssrc=plans[1].ssrc,
+                    cname=f"{callee.user}@{callee.ip}",
+                    phase_us=callee_start + rng.randint(1000, 4999) * _MS,
+                    sending=plans[1],
+                    receiving=plans[0],
+                )
+            )
+        rtcp = rtcp_frames(sides, t_bye, source + 3, rtt_c // 2)
+        sources.append(iter(rtcp))
+    labels = [
+        StreamLabel(
+            ssrc=plan.ssrc,
+            src_ip=plan.flow.src_ip,
+            src_port=plan.flow.src_port,
+            dst_ip=plan.flow.dst_ip,
+            dst_port=plan.flow.dst_port,
+            payload_type=codec.payload_type,
+            codec=codec.name,
+            clock_rate=codec.clock_rate,
+            sent=plan.count,
+            captured=(captured := plan.captured()),
+            lost=plan.count - captured,
+            rtcp=spec.media.rtcp,
+        )
+        for plan in senders
+    ]
+    return senders, sources, labels, len(rtcp)
+
+
+def build_transaction(spec: TransactionSpec, *, seed: str, epoch_us: int, source: int) -> CallArtifacts:
+    """A REGISTER (optionally digest-challenged) or OPTIONS transaction, with its own Call-ID."""
+    rng = random.Random(seed)
+    client, server = spec.client, spec.server
+    rtt = rng.randint(10, 50) * _MS
+    dialog = Dialog(
+        call_id=f"{random_hex(rng, 24)}@{client.ip}",
+        caller=client,
+        callee=client if spec.method == "REGISTER" else server,
+        from_tag=random_hex(rng, 10),
+    )
+    uri = f"sip:{server.domain}" if spec.method == "REGISTER" else f"sip:{server.ip}:{server.port}"
+    ladder = _Ladder(client, server, rng)
+    t = epoch_us + round(spec.start_s * 1_000_000)
+    start_us = t
+    extra = [("Expires", "3600")] if spec.method == "REGISTER" else []
+    req = request(dialog, spec.method, sender=client, branch=new_branch(rng), uri=uri, cseq=1, extra=extra)
+    ladder.send(t, req, from_a=True)
+    challenges = 0
+    server_tag = random_hex(rng, 10)
+    if spec.challenge:
+        challenge = digest_challenge(rng, _REALM, proxy=False)
+        t += rtt
+        resp = response(req, 401, responder=server, to_tag=server_tag, extra=[challenge])
+        ladder.send(t, resp, from_a=False)
+        challenges = 1
+        t += rng.randint(5, 40) * _MS
+        creds = digest_credentials(rng, client, _REALM, uri, challenge[1], proxy=False)
+        req = request(
+            dialog, spec.method, sender=client, branch=new_branch(rng), uri=uri, cseq=2, extra=[*extra, creds]
+        )
+        ladder.send(t, req, from_a=True)
+    t += rtt
+    final_extra: list[tuple[str, str]] = []
+    if spec.method == "REGISTER" and spec.final_status == 200:
+        final_extra = [("Contact", f"<{client.contact_uri}>;expires=3600")]
+    ladder.send(
+        t,
+        response(req, spec.final_status, responder=server, to_tag=server_tag, extra=final_extra),
+        from_a=False,
+    )
+    frames = ladder.frames(source)
+    faults: list[Fault] = []
+    if spec.suspicious:
+        faults.append("scanner")
+    if spec.challenge:
+        faults.append("auth_challenge")
+    label = CallLabel(
+        call_id=dialog.call_id,
+        method=spec.method,
+        from_uri=client.aor,
+        to_uri=dialog.callee.aor,
+        caller_ip=client.ip,
+        callee_ip=server.ip,
+        user_agent=client.user_agent,
+        codec=None,
+        final_status=spec.final_status,
+        category="suspicious" if spec.suspicious else ("ok" if spec.final_status < 300 else "failed_auth"),
+        faults=faults,
+        params=InjectedParams(auth_challenges=challenges or None),
+        start_ts=start_us / 1_000_000,
+        end_ts=t / 1_000_000,
+        description=spec.description,
+    )
+    return CallArtifacts(sources=[iter(frames)], label=label, sip_packets=len(frames))

@@ -1,0 +1,228 @@
+"""Named scenarios: which calls a capture contains and what goes wrong in each.
+
+A scenario is data (a list of specs) built from a seeded ``random.Random``
+and its options; it never touches packets. Add one by writing a builder and
+registering it in ``SCENARIOS``.
+"""
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from callqual.simulator.impairments import JitterSpec, LossSpec
+from callqual.simulator.sip_messages import SipParty
+from callqual.simulator.spec import CallSpec, MediaSpec, ScenarioCalls, TransactionSpec
+
+OptionValue = int | float | str | bool
+Options = Mapping[str, OptionValue]
+
+DOMAIN = "voip.example.net"
+#: 2024-03-04 09:00:00 UTC: a fixed, plausible business-hours capture start.
+DEFAULT_EPOCH = 1_709_542_800
+
+_PHONE_UAS = ("Yealink SIP-T46U 108.86.0.20", "Polycom/6.4.3 VVX-450", "Grandstream GXP2170 1.0.11.23")
+_PBX_UA = "Asterisk PBX 20.5.0"
+_CARRIER_UA = "Sonus SBC 11.01"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    build: Callable[[random.Random, Options], ScenarioCalls]
+    defaults: dict[str, OptionValue] = field(default_factory=dict)
+    epoch: int = DEFAULT_EPOCH
+
+    def resolve(self, options: Mapping[str, object]) -> dict[str, OptionValue]:
+        """Defaults overridden by ``options`` (coerced to the default's type); unknown names are refused.
+
+        Coercion lets a CLI pass every option as a string.
+        """
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            allowed = ", ".join(sorted(self.defaults)) or "none"
+            raise ValueError(
+                f"scenario {self.name!r} has no option {', '.join(unknown)} (allowed: {allowed})"
+            )
+        resolved = dict(self.defaults)
+        for name, value in options.items():
+            resolved[name] = _coerce(self.defaults[name], value, name)
+        return resolved
+
+
+def _coerce(default: OptionValue, value: object, name: str) -> OptionValue:
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"option {name!r}: expected {type(default).__name__}, got {value!r}")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return str(value)
+
+
+def _phone(user: str, display: str, ip: str, rng: random.Random) -> SipParty:
+    return SipParty(user, display, ip, DOMAIN, rng.choice(_PHONE_UAS))
+
+
+def _pair(n: int, rng: random.Random) -> tuple[SipParty, SipParty]:
+    """Caller phone and callee on distinct hosts, so every call has its own IP pair."""
+    caller = _phone(f"{1000 + n}", f"User {1000 + n}", f"10.1.{n // 200}.{10 + n % 200}", rng)
+    callee = _phone(f"{2000 + n}", f"Ext {2000 + n}", f"10.2.{n // 200}.{10 + n % 200}", rng)
+    return caller, callee
+
+
+def build_demo(rng: random.Random, options: Options) -> ScenarioCalls:
+    """A minute of an office PBX: every category, overlapping calls, under 3 MB."""
+    calls: list[CallSpec] = []
+
+    def add(start: float, codec: str, description: str, **kwargs: Any) -> None:
+        caller, callee = _pair(len(calls), rng)
+        fields: dict[str, Any] = {
+            "pdd_s": round(rng.uniform(0.6, 2.0), 3),
+            "ring_s": round(rng.uniform(1.5, 4.0), 3),
+            "talk_s": 12.0,
+        }
+        fields.update(kwargs)
+        calls.append(replace(CallSpec(start, caller, callee, codec, description=description), **fields))
+
+    add(0.5, "PCMU", "normal G.711 u-law call with DTMF 1-2-3-#", dtmf="123#")
+    add(
+        2.0,
+        "PCMA",
+        "normal G.711 A-law call from a carrier, fragmented INVITE",
+        large_invite=True,
+        offer=("PCMA", "PCMU", "G722", "G729", "GSM", "iLBC", "speex", "opus"),
+    )
+    add(4.0, "G729", "normal G.729 call, BYE from the callee", bye_from_callee=True)
+    add(6.0, "opus", "normal Opus call with 183 early media", early_media=True)
+    add(
+        8.0,
+        "PCMU",
+        "5% random packet loss both ways",
+        talk_s=15.0,
+        media=MediaSpec(loss=LossSpec(random_pct=5.0)),
+    )
+    add(
+        10.0,
+        "PCMA",
+        "Gilbert-Elliott burst loss (p=0.02, r=0.25, ~7.4%)",
+        talk_s=15.0,
+        media=MediaSpec(loss=LossSpec(burst=(0.02, 0.25))),
+    )
+    add(
+        12.0,
+        "PCMU",
+        "heavy jitter, 40 ms standard deviation, order kept",
+        media=MediaSpec(jitter=JitterSpec(std_ms=40.0)),
+    )
+    add(14.0, "G729", "one-way audio: the callee's RTP never arrives", media=MediaSpec(one_way=True))
+    add(16.0, "PCMU", "answered but no RTP at all", talk_s=8.0, media=MediaSpec(no_media=True))
+    add(20.0, "PCMU", "long post-dial delay: 8 s until 180 Ringing", pdd_s=8.0)
+    add(22.0, "PCMA", "INVITE retransmitted twice (timer A) before 100 Trying", invite_retransmissions=2)
+    add(24.0, "PCMA", "407 challenge answered, then a normal call", auth="challenge_ok", talk_s=8.0)
+    failures: list[tuple[int, str, dict[str, Any]]] = [
+        (404, "404 Not Found: unallocated number", {}),
+        (486, "486 Busy Here after ringing", {}),
+        (487, "caller gives up: CANCEL, 200 OK, 487 Request Terminated", {"ring_s": 6.0}),
+        (503, "503 Service Unavailable from the trunk", {}),
+        (603, "603 Decline by the callee", {}),
+        (480, "480 Temporarily Unavailable after ringing out", {"ring_s": 8.0}),
+        (403, "403 Forbidden: caller not allowed to dial out", {}),
+        (488, "488 Not Acceptable Here: G.729-only offer refused", {}),
+    ]
+    for n, (status, description, extra) in enumerate(failures):
+        codec = "G729" if status == 488 else "PCMU"
+        add(3.0 + 3.5 * n, codec, description, final_status=status, **extra)
+    add(30.0, "PCMU", "407 auth loop: every credential is refused", auth="loop_407")
+    add(33.0, "PCMA", "401 auth loop: every credential is refused", auth="loop_401")
+
+    pbx = SipParty("pbx", "PBX", "10.0.0.5", DOMAIN, _PBX_UA)
+    trunk = SipParty("trunk", "Trunk", "192.0.2.10", "carrier.example", _CARRIER_UA)
+    phone = _phone("1099", "Reception", "10.1.9.99", rng)
+    transactions = [
+        TransactionSpec(
+            0.1, "REGISTER", phone, pbx, challenge=True, description="REGISTER with 401 challenge"
+        ),
+        *(TransactionSpec(t, "OPTIONS", pbx, trunk, description="trunk keepalive") for t in (0.2, 30.2)),
+    ]
+    scanner_ip = "203.0.113.66"
+    for n, ext in enumerate(("100", "101", "102", "1000", "1001", "200")):
+        target = SipParty(ext, ext, scanner_ip, DOMAIN, "friendly-scanner", port=5070 + n)
+        known = ext.startswith("10") and len(ext) == 4
+        transactions.append(
+            TransactionSpec(
+                40.0 + 0.25 * n,
+                "REGISTER",
+                target,
+                pbx,
+                challenge=known,
+                final_status=403 if known else 404,
+                suspicious=True,
+                description="SIPVicious-style extension scan",
+            )
+        )
+    return ScenarioCalls(calls=calls, transactions=transactions)
+
+
+def build_clean(rng: random.Random, options: Options) -> ScenarioCalls:
+    """Normal calls only: the negative control (no rule should fire)."""
+    codecs = ("PCMU", "PCMA", "G729", "opus")
+    calls = []
+    for n in range(int(options["calls"])):
+        caller, callee = _pair(n, rng)
+        calls.append(
+            CallSpec(
+                start_s=round(n * 2.0 + rng.uniform(0, 1.5), 3),
+                caller=caller,
+                callee=callee,
+                codec=codecs[n % len(codecs)],
+                pdd_s=round(rng.uniform(0.5, 2.0), 3),
+                ring_s=round(rng.uniform(1.0, 4.0), 3),
+                talk_s=float(options["duration"]),
+                description="normal call",
+            )
+        )
+    return ScenarioCalls(calls=calls)
+
+
+def build_load(rng: random.Random, options: Options) -> ScenarioCalls:
+    """N concurrent G.711 calls starting within the first second, for throughput benchmarks."""
+    calls = []
+    for n in range(int(options["calls"])):
+        caller, callee = _pair(n, rng)
+        calls.append(
+            CallSpec(
+                start_s=round(rng.uniform(0.0, 1.0), 6),
+                caller=caller,
+                callee=callee,
+                codec=str(options["codec"]),
+                pdd_s=round(rng.uniform(0.2, 0.8), 3),
+                ring_s=round(rng.uniform(0.2, 1.0), 3),
+                talk_s=float(options["duration"]),
+                media=MediaSpec(rtcp=bool(options["rtcp"])),
+                description="load call",
+            )
+        )
+    return ScenarioCalls(calls=calls)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario(
+            "demo", "about a minute of mixed normal, impaired and failed calls, plus a scan", build_demo
+        ),
+        Scenario("clean", "normal calls only", build_clean, {"calls": 8, "duration": 15.0}),
+        Scenario(
+            "load",
+            "N concurrent G.711 calls for benchmarks",
+            build_load,
+            {"calls": 200, "duration": 60.0, "codec": "PCMU", "rtcp": True},
+        ),
+    )
+}

@@ -1,0 +1,132 @@
+"""What a scenario asks for: one spec per call or transaction, before any packet exists.
+
+Scenarios only fill these in; ``call_flow`` turns them into packets and
+labels. Keeping the two apart lets a new scenario be a few lines of data.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from callqual.schemas import CallCategory
+from callqual.simulator.impairments import JitterSpec, LossSpec
+from callqual.simulator.labels import Fault
+from callqual.simulator.sip_messages import SipParty
+
+AuthMode = Literal["none", "challenge_ok", "loop_407", "loop_401"]
+
+USER_FAILURES = frozenset({486, 487, 600, 603})
+AUTH_FAILURES = frozenset({401, 403, 407})
+#: Post-dial delay above which the label carries ``long_post_dial_delay``.
+LONG_PDD_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSpec:
+    """Impairments of the media of an answered call."""
+
+    loss: LossSpec = field(default_factory=LossSpec)
+    jitter: JitterSpec = field(default_factory=JitterSpec)
+    #: only the caller's audio reaches the capture point
+    one_way: bool = False
+    #: answered but no RTP/RTCP at all
+    no_media: bool = False
+    rtcp: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CallSpec:
+    """An INVITE dialog."""
+
+    start_s: float
+    caller: SipParty
+    callee: SipParty
+    codec: str
+    #: the codecs the caller offers (the first one the callee accepts is used); defaults to ``[codec]``
+    offer: tuple[str, ...] = ()
+    #: INVITE -> 180 Ringing (post-dial delay)
+    pdd_s: float = 1.0
+    #: 180 -> final response (or CANCEL)
+    ring_s: float = 3.0
+    #: 200 OK -> BYE
+    talk_s: float = 20.0
+    final_status: int = 200
+    auth: AuthMode = "none"
+    invite_retransmissions: int = 0
+    media: MediaSpec = field(default_factory=MediaSpec)
+    dtmf: str = ""
+    #: add the carrier headers that push the INVITE past the MTU (IPv4 fragmentation)
+    large_invite: bool = False
+    bye_from_callee: bool = False
+    #: 183 Session Progress with early-media SDP before 180
+    early_media: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionSpec:
+    """A dialog-less REGISTER or OPTIONS transaction."""
+
+    start_s: float
+    method: Literal["REGISTER", "OPTIONS"]
+    client: SipParty
+    server: SipParty
+    #: answer with a 401 challenge first, then the final status to the authenticated retry
+    challenge: bool = False
+    final_status: int = 200
+    suspicious: bool = False
+    description: str = ""
+
+
+def call_category(spec: CallSpec) -> CallCategory:
+    """The label convention of the project (see the simulator's labels)."""
+    if spec.auth in ("loop_401", "loop_407") or spec.final_status in AUTH_FAILURES:
+        return "failed_auth"
+    if spec.final_status in USER_FAILURES:
+        return "failed_user"
+    if spec.final_status >= 300:
+        return "failed_network"
+    if spec.media.no_media:
+        return "no_media"
+    if spec.media.one_way:
+        return "one_way"
+    if spec.media.loss.expected_pct >= 3.0 or spec.media.jitter.std_ms >= 30.0:
+        return "poor_quality"
+    return "ok"
+
+
+def call_faults(spec: CallSpec) -> list[Fault]:
+    faults: list[Fault] = []
+    answered = spec.final_status < 300 and spec.auth not in ("loop_401", "loop_407")
+    media = spec.media
+    if answered and not media.no_media:
+        if media.loss.burst is not None:
+            faults.append("burst_loss")
+        elif media.loss.random_pct > 0:
+            faults.append("random_loss")
+        if media.jitter.std_ms > 0:
+            faults.append("jitter")
+        if media.jitter.reorder:
+            faults.append("reordering")
+        if media.one_way:
+            faults.append("one_way_audio")
+    if answered and media.no_media:
+        faults.append("no_media")
+    if spec.pdd_s >= LONG_PDD_S:
+        faults.append("long_post_dial_delay")
+    if spec.invite_retransmissions:
+        faults.append("sip_retransmissions")
+    if spec.auth != "none":
+        faults.append("auth_challenge")
+    if not answered:
+        faults.append("call_failed")
+    if spec.large_invite:
+        faults.append("ip_fragmentation")
+    return faults
+
+
+@dataclass(slots=True)
+class ScenarioCalls:
+    """What a scenario builder returns."""
+
+    calls: list[CallSpec] = field(default_factory=list)
+    transactions: list[TransactionSpec] = field(default_factory=list)
