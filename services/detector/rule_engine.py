@@ -1,0 +1,138 @@
+"""Runs the rule catalogue over a stream of SIP events, parse errors and finished calls.
+
+The engine owns no I/O: the detector feeds it and publishes what it
+returns. It also remembers, for a bounded time, which sources, accounts
+and calls security alerts named, so a call that finishes later can be
+categorised ``suspicious`` even though its own rules saw nothing wrong.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from callqual.detector.call_context import CallContext
+from callqual.detector.categories import categorize
+from callqual.detector.rules import (
+    RULE_IDS,
+    SECURITY_RULES,
+    MalformedSip,
+    RuleSettings,
+    build_call_rules,
+    build_source_rules,
+    uri_user,
+)
+from callqual.detector.rules.windows import SourceTable
+from callqual.schemas import Alert, CallCategory, SipMessageEvent
+
+
+@dataclass(frozen=True, slots=True)
+class EngineCounters:
+    """A snapshot for metrics; every dict has a key per rule, zero included."""
+
+    sip_messages: int = 0
+    malformed: int = 0
+    calls: int = 0
+    alerts_by_rule: dict[str, int] = field(default_factory=dict)
+    calls_by_category: dict[str, int] = field(default_factory=dict)
+    #: keys dropped from bounded tables, per source rule, plus "suspicious_marks"
+    evictions: dict[str, int] = field(default_factory=dict)
+    #: current size of each source rule's per-key table
+    table_sizes: dict[str, int] = field(default_factory=dict)
+
+
+class RuleEngine:
+    def __init__(self, settings: RuleSettings | None = None) -> None:
+        self.settings = settings if settings is not None else RuleSettings()
+        s = self.settings
+        self.call_rules = build_call_rules(s)
+        self.source_rules = build_source_rules(s)
+        self._malformed = next((r for r in self.source_rules if isinstance(r, MalformedSip)), None)
+        self._alerts: Counter[str] = Counter({r: 0 for r in RULE_IDS})
+        self._categories: Counter[str] = Counter()
+        self._sip = 0
+        self._malformed_count = 0
+        self._calls = 0
+        self._marks = SourceTable[Alert](s.max_sources, s.suspicious_source_ttl_s)
+
+    # ------------------------------------------------------------------ inputs
+    def on_sip(self, event: SipMessageEvent) -> list[Alert]:
+        self._sip += 1
+        alerts: list[Alert] = []
+        for rule in self.source_rules:
+            alerts.extend(rule.observe(event))
+        return self._record(alerts)
+
+    def on_malformed(self, ts: float, src_ip: str, reason: str, frame: int) -> list[Alert]:
+        self._malformed_count += 1
+        if self._malformed is None:
+            return []
+        return self._record(self._malformed.observe_malformed(ts, src_ip, reason, frame))
+
+    def on_call(self, ctx: CallContext) -> tuple[list[Alert], CallCategory]:
+        self._calls += 1
+        alerts: list[Alert] = []
+        for rule in self.call_rules:
+            alerts.extend(rule.evaluate(ctx))
+        self._record(alerts)
+        category = categorize(ctx, [*alerts, *self._security_for(ctx)])
+        self._categories[category] += 1
+        return alerts, category
+
+    def flush(self) -> list[Alert]:
+        alerts: list[Alert] = []
+        for rule in self.source_rules:
+            alerts.extend(rule.flush())
+        self._marks.clear()
+        return self._record(alerts)
+
+    # ----------------------------------------------------------------- helpers
+    def _record(self, alerts: list[Alert]) -> list[Alert]:
+        for a in alerts:
+            self._alerts[a.rule] += 1
+            if a.rule in SECURITY_RULES:
+                self._mark(a)
+        return alerts
+
+    def _mark(self, alert: Alert) -> None:
+        keys: list[str] = []
+        if alert.call_id is not None:
+            keys.append(f"call:{alert.call_id}")
+        account = alert.details.get("account")
+        if alert.rule == "toll_fraud" and isinstance(account, str):
+            # Toll fraud often comes through a PBX shared by honest users: mark
+            # the account, not the PBX's address.
+            keys.append(f"account:{account}")
+        elif alert.source_ip is not None:
+            keys.append(f"ip:{alert.source_ip}")
+        for key in keys:
+            self._marks.put(key, alert.last_ts, alert)
+
+    def _security_for(self, ctx: CallContext) -> list[Alert]:
+        rec = ctx.record
+        keys = [f"call:{rec.call_id}"]
+        if rec.caller_ip:
+            keys.append(f"ip:{rec.caller_ip}")
+        account = uri_user(rec.from_uri)
+        if account:
+            keys.append(f"account:{account}")
+        end = rec.end_ts if rec.end_ts is not None else rec.start_ts
+        ttl = self.settings.suspicious_source_ttl_s
+        out: list[Alert] = []
+        for key in keys:
+            a = self._marks.get(key)
+            if a is not None and end >= a.first_ts and rec.start_ts <= a.last_ts + ttl:
+                out.append(a)
+        return out
+
+    @property
+    def counters(self) -> EngineCounters:
+        evictions = {r.id: r.evictions for r in self.source_rules}
+        evictions["suspicious_marks"] = self._marks.evictions
+        return EngineCounters(
+            sip_messages=self._sip,
+            malformed=self._malformed_count,
+            calls=self._calls,
+            alerts_by_rule=dict(self._alerts),
+            calls_by_category=dict(self._categories),
+            evictions=evictions,
+            table_sizes={r.id: r.table_size for r in self.source_rules},
+        )

@@ -1,0 +1,84 @@
+"""Shared views of a call's media for the quality rules (pure helpers)."""
+
+from collections.abc import Iterable, Iterator
+from typing import Literal
+
+from callqual.detector.call_context import CallContext
+from callqual.schemas import SdpMedia, SipMessageEvent, StreamRecord
+
+MediaDirection = Literal["caller_to_callee", "callee_to_caller"]
+
+
+def answered(ctx: CallContext) -> bool:
+    rec = ctx.record
+    return rec.answer_ts is not None or rec.state in ("completed", "answered")
+
+
+def talk_time_s(ctx: CallContext) -> float | None:
+    """Seconds from answer to end; the record's duration when the ends are unknown."""
+    rec = ctx.record
+    if rec.answer_ts is not None and rec.end_ts is not None:
+        return max(0.0, rec.end_ts - rec.answer_ts)
+    return rec.duration_s
+
+
+def judged_streams(ctx: CallContext, min_packets: int) -> list[StreamRecord]:
+    """Streams long enough, and captured cleanly enough, for quality figures to mean something.
+
+    A stream the capture itself dropped packets from (``unreliable``) would
+    blame the network for the sensor's losses.
+    """
+    return [s for s in ctx.streams if s.packets >= min_packets and not s.unreliable]
+
+
+def audio(media: Iterable[SdpMedia]) -> list[SdpMedia]:
+    return [m for m in media if m.media == "audio" and m.port != 0]
+
+
+def media_negotiated(ctx: CallContext) -> bool:
+    """Both offer and answer carry an active audio stream (port != 0, not inactive)."""
+    rec = ctx.record
+    offer = [m for m in audio(rec.offered_media) if m.direction != "inactive"]
+    answer = [m for m in audio(rec.answered_media) if m.direction != "inactive"]
+    return bool(offer) and bool(answer)
+
+
+def bidirectional_intended(ctx: CallContext) -> bool:
+    """False when SDP itself says one-way (hold, announcements): then one-way RTP is no fault."""
+    rec = ctx.record
+    return all(m.direction == "sendrecv" for m in audio([*rec.offered_media, *rec.answered_media]))
+
+
+def _addrs(media: Iterable[SdpMedia]) -> set[tuple[str | None, int]]:
+    return {(m.connection_ip, m.port) for m in audio(media)}
+
+
+def stream_direction(ctx: CallContext, stream: StreamRecord) -> MediaDirection | None:
+    """Which way a stream flows, from the SDP addresses.
+
+    The offer names where the caller receives, the answer where the callee
+    receives. Symmetric RTP (send from the receive port) lets the source
+    address decide when NAT rewrote the destination.
+    """
+    offer = _addrs(ctx.record.offered_media)
+    answer = _addrs(ctx.record.answered_media)
+    dst = (stream.dst_ip, stream.dst_port)
+    src = (stream.src_ip, stream.src_port)
+    if dst in answer or src in offer:
+        return "caller_to_callee"
+    if dst in offer or src in answer:
+        return "callee_to_caller"
+    return None
+
+
+def sdp_messages(ctx: CallContext) -> Iterator[SipMessageEvent]:
+    return (m for m in ctx.messages if m.sdp)
+
+
+def final_response(ctx: CallContext) -> list[SipMessageEvent]:
+    rec = ctx.record
+    return [
+        m
+        for m in ctx.messages
+        if not m.is_request and m.status_code == rec.final_status and m.cseq_method == rec.method
+    ]

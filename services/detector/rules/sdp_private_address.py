@@ -1,0 +1,70 @@
+"""sdp_private_address: a message from a public address advertises a private media address.
+
+A phone behind NAT without STUN/ALG/SBC fixing puts its LAN address in
+SDP ``c=``; the far end then sends RTP into the void: the root cause of
+most one-way and no-audio calls across the Internet. Private means
+RFC 1918, RFC 6598 (carrier-grade NAT) and IPv6 ULA (fc00::/7); public
+means a globally routable signalling source.
+"""
+
+import ipaddress
+
+from callqual.detector.call_context import CallContext
+from callqual.detector.rules.base import CallRule
+from callqual.schemas import Alert, SipMessageEvent
+
+PRIVATE_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.ip_network("10.0.0.0/8"),
+    ipaddress.ip_network("172.16.0.0/12"),
+    ipaddress.ip_network("192.168.0.0/16"),
+    ipaddress.ip_network("100.64.0.0/10"),
+    ipaddress.ip_network("fc00::/7"),
+)
+
+
+def is_private(ip: str | None) -> bool:
+    if not ip:
+        return False
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in net for net in PRIVATE_NETWORKS)
+
+
+def is_public(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_global
+    except ValueError:
+        return False
+
+
+class SdpPrivateAddress(CallRule):
+    id = "sdp_private_address"
+    severity = "warning"
+
+    def evaluate(self, ctx: CallContext) -> list[Alert]:
+        offending: list[SipMessageEvent] = []
+        addresses: list[str] = []
+        for m in ctx.messages:
+            if not m.sdp or not is_public(m.src_ip):
+                continue
+            private = [md.connection_ip for md in m.sdp if md.port != 0 and is_private(md.connection_ip)]
+            if private:
+                offending.append(m)
+                addresses.extend(ip for ip in private if ip and ip not in addresses)
+        if not offending:
+            return []
+        first = offending[0]
+        return [
+            self.alert(
+                ctx,
+                f"SDP from public {first.src_ip} advertises private media address {addresses[0]}",
+                {
+                    "signalling_ip": first.src_ip,
+                    "sdp_addresses": ",".join(addresses),
+                    "messages": len(offending),
+                },
+                offending,
+            )
+        ]

@@ -1,0 +1,211 @@
+"""toll_fraud: an account (From user) behaves like a compromised one.
+
+Three signs, each its own incident per account:
+
+* ``premium_destination``: a call to a configured high-risk international
+  or premium prefix (revenue-share fraud pays the attacker per minute);
+* ``concurrent_calls``: more simultaneous INVITE dialogs than one account
+  plausibly places (fraud runs many parallel calls to maximise minutes);
+* ``call_spike``: calls in the current bucket far above the account's own
+  EWMA baseline, once enough history exists to have a baseline.
+
+Accounts are keyed on the From user part only: hosts vary (IP vs domain)
+for one account. Alerts name the triggering call and its source.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from callqual.detector.rules.base import SourceRule, uri_user
+from callqual.detector.rules.settings import RuleSettings
+from callqual.detector.rules.windows import Incident, SourceTable
+from callqual.schemas import Alert, SipMessageEvent
+
+_SEPARATORS = str.maketrans("", "", "-. ()")
+#: Empty buckets folded into the baseline at most (beyond this the EWMA is ~0 anyway).
+_MAX_GAP_BUCKETS = 64
+
+
+@dataclass(slots=True)
+class _Account:
+    incidents: dict[str, Incident]
+    #: active call-id -> INVITE time, oldest first
+    calls: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    bucket: int | None = None
+    bucket_calls: int = 0
+    baseline: float = 0.0
+    history: int = 0
+
+
+class TollFraud(SourceRule):
+    id = "toll_fraud"
+    severity = "critical"
+
+    def __init__(self, settings: RuleSettings) -> None:
+        super().__init__(settings)
+        s = settings
+        # An account's baseline spans several buckets: keep it at least that long.
+        idle = max(
+            s.source_idle_s,
+            s.toll_fraud_call_max_age_s,
+            s.toll_fraud_bucket_s * (s.toll_fraud_min_history + 2),
+        )
+        self._table: SourceTable[_Account] = SourceTable(s.max_sources, idle)
+        self._prefixes = tuple(
+            sorted(
+                {ac + d for ac in s.toll_fraud_access_codes for d in s.toll_fraud_destinations}
+                | set(s.toll_fraud_prefixes)
+            )
+        )
+        #: Per-account bound on tracked calls: well above the alert threshold.
+        self._max_calls = max(4 * s.toll_fraud_max_concurrent, 64)
+        self.calls_dropped = 0
+
+    def _new(self) -> _Account:
+        q = self.settings.incident_quiet_s
+        return _Account({t: Incident(q) for t in ("premium_destination", "concurrent_calls", "call_spike")})
+
+    def premium_prefix(self, dialled: str | None) -> str | None:
+        if not dialled:
+            return None
+        number = dialled.translate(_SEPARATORS)
+        return next((p for p in self._prefixes if number.startswith(p)), None)
+
+    def observe(self, event: SipMessageEvent) -> list[Alert]:
+        if event.is_request and event.method == "INVITE" and event.to_tag is None:
+            return self._on_invite(event)
+        if event.is_request and event.method in ("BYE", "CANCEL"):
+            self._end(event, uri_user(event.from_uri), uri_user(event.to_uri))
+        elif not event.is_request and event.cseq_method == "INVITE" and (event.status_code or 0) >= 300:
+            self._end(event, uri_user(event.from_uri))
+        return []
+
+    def _end(self, event: SipMessageEvent, *accounts: str | None) -> None:
+        for account in accounts:
+            st = self._table.get(account) if account else None
+            if st is not None:
+                st.calls.pop(event.call_id, None)
+
+    def _on_invite(self, event: SipMessageEvent) -> list[Alert]:
+        account = uri_user(event.from_uri)
+        if account is None:
+            return []
+        s, ts = self.settings, event.ts
+        st = self._table.touch(account, ts, self._new)
+        if event.call_id in st.calls:
+            return []  # retransmission or authenticated retry of a call already counted
+        cutoff = ts - s.toll_fraud_call_max_age_s
+        while st.calls and next(iter(st.calls.values())) < cutoff:
+            st.calls.popitem(last=False)
+        st.calls[event.call_id] = ts
+        if len(st.calls) > self._max_calls:
+            st.calls.popitem(last=False)
+            self.calls_dropped += 1
+        self._count_bucket(st, ts)
+
+        alerts: list[Alert] = []
+        dialled = uri_user(event.request_uri) or uri_user(event.to_uri)
+        prefix = self.premium_prefix(dialled)
+        if prefix is not None and not st.incidents["premium_destination"].active(ts):
+            alerts.append(
+                self._fire(
+                    st,
+                    "premium_destination",
+                    account,
+                    event,
+                    summary=f"account {account} called high-risk destination {dialled} (prefix {prefix})",
+                    details={"dialled": dialled, "prefix": prefix},
+                )
+            )
+        concurrent = len(st.calls)
+        if concurrent > s.toll_fraud_max_concurrent and not st.incidents["concurrent_calls"].active(ts):
+            alerts.append(
+                self._fire(
+                    st,
+                    "concurrent_calls",
+                    account,
+                    event,
+                    summary=f"account {account} has {concurrent} concurrent calls",
+                    details={"concurrent_calls": concurrent, "threshold": s.toll_fraud_max_concurrent},
+                    first_ts=next(iter(st.calls.values())),
+                )
+            )
+        n = st.bucket_calls
+        if (
+            st.history >= s.toll_fraud_min_history
+            and n >= s.toll_fraud_spike_min_calls
+            and n >= s.toll_fraud_spike_factor * st.baseline
+            and not st.incidents["call_spike"].active(ts)
+        ):
+            bucket_start = (st.bucket or 0) * s.toll_fraud_bucket_s
+            alerts.append(
+                self._fire(
+                    st,
+                    "call_spike",
+                    account,
+                    event,
+                    summary=f"account {account}: {n} calls this period vs baseline {st.baseline:.1f}",
+                    details={
+                        "calls": n,
+                        "baseline": round(st.baseline, 3),
+                        "factor": s.toll_fraud_spike_factor,
+                        "bucket_s": s.toll_fraud_bucket_s,
+                    },
+                    first_ts=bucket_start,
+                )
+            )
+        return alerts
+
+    def _count_bucket(self, st: _Account, ts: float) -> None:
+        s = self.settings
+        bucket = int(ts // s.toll_fraud_bucket_s)
+        if st.bucket is None:
+            st.bucket = bucket
+        elif bucket > st.bucket:
+            a = s.toll_fraud_ewma_alpha
+            st.baseline = (
+                a * st.bucket_calls + (1 - a) * st.baseline if st.history else float(st.bucket_calls)
+            )
+            st.history += 1
+            gap = min(bucket - st.bucket - 1, _MAX_GAP_BUCKETS)
+            st.baseline *= (1 - a) ** gap
+            st.history += gap
+            st.bucket, st.bucket_calls = bucket, 0
+        st.bucket_calls += 1
+
+    def _fire(
+        self,
+        st: _Account,
+        trigger: str,
+        account: str,
+        event: SipMessageEvent,
+        *,
+        summary: str,
+        details: dict[str, float | int | str | None],
+        first_ts: float | None = None,
+    ) -> Alert:
+        ts = event.ts
+        start = min(first_ts, ts) if first_ts is not None else ts
+        st.incidents[trigger].open(start, ts, 1)
+        return self.source_alert(
+            account,
+            start,
+            ts,
+            summary,
+            details={"trigger": trigger, "account": account, **details},
+            evidence=[event],
+            source_ip=event.src_ip,
+            call_id=event.call_id,
+            id_parts=(trigger,),
+        )
+
+    def reset(self) -> None:
+        self._table.clear()
+
+    @property
+    def evictions(self) -> int:
+        return self._table.evictions + self.calls_dropped
+
+    @property
+    def table_size(self) -> int:
+        return len(self._table)
