@@ -158,7 +158,7 @@ _LIST_HEADERS = frozenset(
     }
 )
 
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 
 # Start-line shapes. No nested quantifiers: the URI class excludes SP, so the
 # match is linear in the line length.
@@ -270,6 +270,13 @@ def parse_params(text: str) -> dict[str, str | None]:
     branches are compared case-sensitively by RFC 3261).
     """
     params: dict[str, str | None] = {}
+    if '"' not in text:
+        for part in text.split(";"):
+            name, eq, raw_value = part.partition("=")
+            name = name.strip().lower()
+            if name and name not in params:
+                params[name] = raw_value.strip() if eq else None
+        return params
     n = len(text)
     i = 0
     while i < n:
@@ -307,6 +314,11 @@ def parse_params(text: str) -> dict[str, str | None]:
 
 def _scan_quoted(text: str, start: int) -> tuple[int, str]:
     """Read the quoted-string opening at ``text[start]``; return (index after it, unescaped)."""
+    end = text.find('"', start + 1)
+    if end < 0:
+        raise ValueError("unterminated quoted string")
+    if "\\" not in text[start + 1 : end]:
+        return end + 1, text[start + 1 : end]
     out: list[str] = []
     i = start + 1
     n = len(text)
@@ -562,6 +574,22 @@ class SipMessage:
         return out
 
 
+# Raw header name as written -> (canonical name, index key). Only valid
+# names are cached, and the cache is bounded (attackers choose names).
+_NAME_CACHE: dict[str, tuple[str, str]] = {}
+
+
+def _header_name(raw_name: str) -> tuple[str, str]:
+    stripped = raw_name.rstrip(" \t")
+    if not _TOKEN_RE.fullmatch(stripped):
+        raise SipParseError("sip.bad_header", f"bad name {stripped[:32]!r}")
+    name = canonical_header_name(stripped)
+    names = (name, name.lower())
+    if len(_NAME_CACHE) < _CANONICAL_CACHE_LIMIT:
+        _NAME_CACHE[raw_name] = names
+    return names
+
+
 def _find_header_end(data: bytes, limit: int) -> tuple[int, int]:
     """Return (end of header section, start of body) or raise.
 
@@ -598,7 +626,7 @@ def _parse_start_line(line: str) -> tuple[bool, str | None, str | None, int | No
     if len(parts) != 3:
         raise SipParseError("sip.bad_start_line", line[:64])
     method, uri, version = parts
-    if not method or not all(ch in _TOKEN_CHARS for ch in method):
+    if not _TOKEN_RE.fullmatch(method):
         raise SipParseError("sip.bad_start_line", f"bad method {method[:32]!r}")
     if ":" not in uri:
         raise SipParseError("sip.bad_start_line", f"bad Request-URI {uri[:64]!r}")
@@ -661,15 +689,15 @@ def parse_sip(
         colon = line.find(":")
         if colon <= 0:
             raise SipParseError("sip.bad_header", f"no colon in {line[:32]!r}")
-        raw_name = line[:colon].rstrip(" \t")
-        if not raw_name or not all(ch in _TOKEN_CHARS for ch in raw_name):
-            raise SipParseError("sip.bad_header", f"bad name {raw_name[:32]!r}")
+        raw_name = line[:colon]
+        names = _NAME_CACHE.get(raw_name)
+        if names is None:
+            names = _header_name(raw_name)
         if len(headers) >= max_headers:
             raise SipParseError("sip.too_many_headers", f"more than {max_headers}")
-        name = canonical_header_name(raw_name)
+        name, key = names
         value = line[colon + 1 :].strip(" \t")
         headers.append((name, value))
-        key = name.lower()
         bucket = index.get(key)
         if bucket is None:
             index[key] = [value]
@@ -732,7 +760,7 @@ def _parse_cseq(value: str) -> tuple[int, str]:
     num = int(num_text)
     if num > _CSEQ_MAX:
         raise SipParseError("sip.bad_cseq", value[:64])
-    if not all(ch in _TOKEN_CHARS for ch in method):
+    if not _TOKEN_RE.fullmatch(method):
         raise SipParseError("sip.bad_cseq", value[:64])
     return num, method
 
