@@ -22,7 +22,7 @@ from collections import Counter
 from callqual.collector.decode.ip import IpHeader, parse_ipv4, parse_ipv6, walk_ipv6_extensions
 from callqual.collector.decode.ip_fragments import FragmentReassembler
 from callqual.collector.decode.linklayer import ETH_IPV4, ETH_IPV6, SkipFrame, strip_ethernet, strip_link
-from callqual.collector.decode.sctp import sctp_sip_messages
+from callqual.collector.decode.sctp import SctpMessages
 from callqual.collector.decode.tcp_stream import TcpStreams
 from callqual.collector.decode.tunnels import INNER_ETHERNET, parse_gre
 from callqual.collector.errors import PacketDecodeError
@@ -62,6 +62,7 @@ class FrameDecoder:
         self._frags = FragmentReassembler(max_fragment_buffers, fragment_timeout)
         self._frags.dropped = self.dropped
         self._tcp = TcpStreams(max_tcp_streams, max_tcp_buffer, self.errors, self.skipped, self.dropped)
+        self._sctp = SctpMessages(max_fragment_buffers, max_tcp_buffer, self.skipped, self.dropped)
 
     @property
     def fragment_buffers(self) -> int:
@@ -150,7 +151,7 @@ class FrameDecoder:
             ):
                 out.append(Payload(frame.number, frame.ts, src, sport, dst, dport, transport, msg))
         elif proto == _SCTP:
-            sport, dport, msgs = sctp_sip_messages(data, poff, pend, self.skipped)
+            sport, dport, msgs = self._sctp.packet(src, dst, data, poff, pend)
             for msg in msgs:
                 out.append(Payload(frame.number, frame.ts, src, sport, dst, dport, "sctp", msg))
         elif proto in (_IPIP, _IPV6_IN_IP, _GRE):
