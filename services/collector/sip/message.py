@@ -42,6 +42,7 @@ __all__ = [
     "COMPACT_FORMS",
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
+    "SIP_REASONS",
     "NameAddr",
     "SipMessage",
     "Via",
@@ -53,6 +54,30 @@ __all__ = [
     "parse_via",
     "split_header_values",
 ]
+
+#: Every reason ``parse_sip`` may raise, so counters can be registered up front.
+SIP_REASONS = frozenset(
+    {
+        "sip.empty",
+        "sip.bad_start_line",
+        "sip.bad_version",
+        "sip.bad_status_code",
+        "sip.header_too_long",
+        "sip.no_header_end",
+        "sip.not_utf8",
+        "sip.bad_header",
+        "sip.too_many_headers",
+        "sip.missing_call_id",
+        "sip.missing_cseq",
+        "sip.bad_cseq",
+        "sip.missing_from",
+        "sip.bad_from",
+        "sip.missing_to",
+        "sip.bad_to",
+        "sip.bad_content_length",
+        "sip.content_length_mismatch",
+    }
+)
 
 #: Largest header section (start-line included) we accept, in bytes.
 MAX_HEADER_BYTES = 64 * 1024

@@ -34,7 +34,22 @@ from callqual.collector.sip.message import SipMessage, parse_params
 from callqual.schemas import SdpMedia
 from callqual.schemas.events import Direction
 
-__all__ = ["MAX_MEDIA", "MAX_MULTIPART_DEPTH", "parse_sdp", "sdp_body"]
+__all__ = ["MAX_MEDIA", "MAX_MULTIPART_DEPTH", "SDP_REASONS", "parse_sdp", "sdp_body"]
+
+#: Every reason ``parse_sdp`` and ``sdp_body`` may raise.
+SDP_REASONS = frozenset(
+    {
+        "sdp.empty",
+        "sdp.no_version",
+        "sdp.bad_version",
+        "sdp.bad_line",
+        "sdp.bad_media",
+        "sdp.too_many_media",
+        "sdp.bad_connection",
+        "sdp.bad_rtpmap",
+        "sdp.bad_multipart",
+    }
+)
 
 #: Largest number of m= sections accepted.
 MAX_MEDIA = 64

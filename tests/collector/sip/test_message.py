@@ -9,6 +9,7 @@ import pytest
 
 from callqual.collector.errors import SipParseError
 from callqual.collector.sip.message import (
+    SIP_REASONS,
     SipMessage,
     canonical_header_name,
     looks_like_sip,
@@ -297,6 +298,7 @@ def test_reasons(raw: bytes, reason: str) -> None:
     with pytest.raises(SipParseError) as err:
         parse_sip(raw)
     assert err.value.reason == reason
+    assert reason in SIP_REASONS
 
 
 def test_huge_header_section_is_refused_quickly() -> None:

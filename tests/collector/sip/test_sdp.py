@@ -6,7 +6,7 @@ import pytest
 
 from callqual.collector.errors import SdpParseError, SipParseError
 from callqual.collector.sip.message import looks_like_sip, parse_sip
-from callqual.collector.sip.sdp import parse_sdp, sdp_body
+from callqual.collector.sip.sdp import SDP_REASONS, parse_sdp, sdp_body
 from callqual.schemas import SdpMedia
 
 from ._pcap import PCAPS, udp_payloads
@@ -140,6 +140,7 @@ def test_sdp_reasons(body: bytes, reason: str) -> None:
     with pytest.raises(SdpParseError) as err:
         parse_sdp(body)
     assert err.value.reason == reason
+    assert reason in SDP_REASONS
 
 
 SDP = b"v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\nm=audio 9000 RTP/AVP 8\r\n"
