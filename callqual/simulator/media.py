@@ -95,13 +95,18 @@ class StreamPlan:
         pool = payload_pool(self.codec, random.Random(self.seed + "/payload"))
         pool_mask = len(pool) - 1
         pack = _RTP_HEADER.pack
-        frame = self.flow.frame
+        sizes = {len(payload) for payload in pool}
+        frame = (
+            self.flow.fixed_length_framer(_RTP_HEADER.size + sizes.pop())
+            if len(sizes) == 1
+            else self.flow.frame
+        )
         pt, seq0, ts0, ssrc = self.codec.payload_type, self.seq0, self.ts0, self.ssrc
         step = self.codec.samples_per_packet
         dtmf = self._dtmf_slots() if self.dtmf else {}
         for arrival, i in self.schedule():
             if i in dtmf:
-                yield arrival, source, i, frame(dtmf[i])
+                yield arrival, source, i, self.flow.frame(dtmf[i])
                 continue
             marker = 0x80 if i == 0 or (i - 1) in dtmf else 0
             header = pack(
@@ -202,4 +207,6 @@ def rtcp_frames(sides: list[RtcpSide], end_us: int, source: int, path_delay_us: 
                 sender = (t, rtp_ts, sent, octets)
             payload = rtcp_compound(side.ssrc, side.cname, blocks, sender=sender)
             out.append((t, source + idx, n, side.flow.frame(payload)))
+    # Each side is in order; the merge downstream needs the two interleaved.
+    out.sort()
     return out

@@ -10,7 +10,7 @@ is always correct because readers do verify it.
 """
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
@@ -121,6 +121,31 @@ class UdpFlow:
                 payload,
             )
         )
+
+    def fixed_length_framer(self, payload_len: int) -> Callable[[bytes], bytes]:
+        """A specialised ``frame`` for payloads of one length (G.711/G.729 RTP), about twice as fast.
+
+        Everything but the IP identification and checksum is baked into two
+        byte strings; it shares the flow's identification counter.
+        """
+        udp_len = _UDP_HEADER_LEN + payload_len
+        total_len = _IP_HEADER_LEN + udp_len
+        head = self._eth + struct.pack(">HH", 0x4500, total_len)
+        middle = struct.pack(">HBB", _FLAG_DF, self.ttl, IPPROTO_UDP)
+        after = self._addr_bytes + _UDP_HEADER.pack(self.src_port, self.dst_port, udp_len, 0)
+        base = self._base_sum + total_len + _FLAG_DF
+        id_pack = struct.Struct(">H").pack
+        join = b"".join
+
+        def framer(payload: bytes) -> bytes:
+            ip_id = self._ip_id
+            self._ip_id = (ip_id + 1) & 0xFFFF
+            s = base + ip_id
+            s = (s & 0xFFFF) + (s >> 16)
+            s = (s & 0xFFFF) + (s >> 16)
+            return join((head, id_pack(ip_id), middle, id_pack(~s & 0xFFFF), after, payload))
+
+        return framer
 
     def frames(self, payload: bytes) -> list[bytes]:
         """The frames carrying ``payload``: one, or IPv4 fragments when it exceeds the MTU.

@@ -75,9 +75,9 @@ def payload_pool(codec: Codec, rng: random.Random, count: int = 16) -> list[byte
     pool: list[bytes] = []
     for _ in range(count):
         if codec.encoding == "PCMU":
-            pool.append(bytes(rng.choice((0xFF, 0xFE, 0x7F, 0x7E, 0xFD)) for _ in range(codec.payload_bytes)))
+            pool.append(bytes(rng.choices((0xFF, 0xFE, 0x7F, 0x7E, 0xFD), k=codec.payload_bytes)))
         elif codec.encoding == "PCMA":
-            pool.append(bytes(rng.choice((0xD5, 0xD4, 0x55, 0x54, 0xD7)) for _ in range(codec.payload_bytes)))
+            pool.append(bytes(rng.choices((0xD5, 0xD4, 0x55, 0x54, 0xD7), k=codec.payload_bytes)))
         elif codec.encoding == "opus":
             size = rng.randint(60, 110)
             pool.append(_OPUS_TOC + rng.randbytes(size - 1))

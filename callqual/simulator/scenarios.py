@@ -122,9 +122,9 @@ def build_demo(rng: random.Random, options: Options) -> ScenarioCalls:
     )
     add(14.0, "G729", "one-way audio: the callee's RTP never arrives", media=MediaSpec(one_way=True))
     add(16.0, "PCMU", "answered but no RTP at all", talk_s=8.0, media=MediaSpec(no_media=True))
-    add(20.0, "PCMU", "long post-dial delay: 8 s until 180 Ringing", pdd_s=8.0)
-    add(22.0, "PCMA", "INVITE retransmitted twice (timer A) before 100 Trying", invite_retransmissions=2)
-    add(24.0, "PCMA", "407 challenge answered, then a normal call", auth="challenge_ok", talk_s=8.0)
+    add(26.0, "PCMU", "long post-dial delay: 8 s until 180 Ringing", pdd_s=8.0)
+    add(30.0, "PCMA", "INVITE retransmitted twice (timer A) before 100 Trying", invite_retransmissions=2)
+    add(34.0, "PCMA", "407 challenge answered, then a normal call", auth="challenge_ok", talk_s=8.0)
     failures: list[tuple[int, str, dict[str, Any]]] = [
         (404, "404 Not Found: unallocated number", {}),
         (486, "486 Busy Here after ringing", {}),
@@ -138,8 +138,8 @@ def build_demo(rng: random.Random, options: Options) -> ScenarioCalls:
     for n, (status, description, extra) in enumerate(failures):
         codec = "G729" if status == 488 else "PCMU"
         add(3.0 + 3.5 * n, codec, description, final_status=status, **extra)
-    add(30.0, "PCMU", "407 auth loop: every credential is refused", auth="loop_407")
-    add(33.0, "PCMA", "401 auth loop: every credential is refused", auth="loop_401")
+    add(38.0, "PCMU", "407 auth loop: every credential is refused", auth="loop_407")
+    add(44.0, "PCMA", "401 auth loop: every credential is refused", auth="loop_401")
 
     pbx = SipParty("pbx", "PBX", "10.0.0.5", DOMAIN, _PBX_UA)
     trunk = SipParty("trunk", "Trunk", "192.0.2.10", "carrier.example", _CARRIER_UA)
@@ -148,7 +148,10 @@ def build_demo(rng: random.Random, options: Options) -> ScenarioCalls:
         TransactionSpec(
             0.1, "REGISTER", phone, pbx, challenge=True, description="REGISTER with 401 challenge"
         ),
-        *(TransactionSpec(t, "OPTIONS", pbx, trunk, description="trunk keepalive") for t in (0.2, 30.2)),
+        *(
+            TransactionSpec(t, "OPTIONS", pbx, trunk, description="trunk keepalive")
+            for t in (0.2, 30.2, 60.2)
+        ),
     ]
     scanner_ip = "203.0.113.66"
     for n, ext in enumerate(("100", "101", "102", "1000", "1001", "200")):
@@ -156,7 +159,7 @@ def build_demo(rng: random.Random, options: Options) -> ScenarioCalls:
         known = ext.startswith("10") and len(ext) == 4
         transactions.append(
             TransactionSpec(
-                40.0 + 0.25 * n,
+                50.0 + 0.25 * n,
                 "REGISTER",
                 target,
                 pbx,
