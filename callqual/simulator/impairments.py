@@ -85,6 +85,12 @@ def arrival_offsets(spec: JitterSpec, count: int, interval_us: int, rng: random.
         for i in range(1, count):
             earliest = offsets[i - 1] - interval_us + 100
             offsets[i] = max(offsets[i], earliest)
+    elif count > 1:
+        # The first packet arrives first and the last one last: readers anchor the expected
+        # count on them, and a reordered first packet makes Wireshark report negative loss.
+        offsets[0] = 0
+        latest = max(i * interval_us + offsets[i] for i in range(count - 1))
+        offsets[-1] = max(offsets[-1], latest - (count - 1) * interval_us + 100)
     return offsets
 
 

@@ -193,6 +193,46 @@ def build_clean(rng: random.Random, options: Options) -> ScenarioCalls:
     return ScenarioCalls(calls=calls)
 
 
+def build_impaired(rng: random.Random, options: Options) -> ScenarioCalls:
+    """A sweep of one impairment per call, for tuning detector thresholds against known inputs."""
+    sweep: list[tuple[str, MediaSpec]] = [
+        *(
+            (f"{pct:g}% random loss", MediaSpec(loss=LossSpec(random_pct=pct)))
+            for pct in (1.0, 3.0, 5.0, 10.0)
+        ),
+        *(
+            (f"burst loss p={p:g} r={r:g}", MediaSpec(loss=LossSpec(burst=(p, r))))
+            for p, r in ((0.01, 0.5), (0.03, 0.3), (0.05, 0.15))
+        ),
+        *(
+            (f"jitter {ms:g} ms, order kept", MediaSpec(jitter=JitterSpec(std_ms=ms)))
+            for ms in (10.0, 30.0, 60.0)
+        ),
+        ("jitter 15 ms with reordering", MediaSpec(jitter=JitterSpec(std_ms=15.0, reorder=True))),
+        (
+            "3% loss and 30 ms jitter",
+            MediaSpec(loss=LossSpec(random_pct=3.0), jitter=JitterSpec(std_ms=30.0)),
+        ),
+    ]
+    calls = []
+    for n, (description, media) in enumerate(sweep):
+        caller, callee = _pair(n, rng)
+        calls.append(
+            CallSpec(
+                start_s=round(n * 1.5, 3),
+                caller=caller,
+                callee=callee,
+                codec=("PCMU", "PCMA")[n % 2],
+                pdd_s=round(rng.uniform(0.5, 1.5), 3),
+                ring_s=round(rng.uniform(1.0, 3.0), 3),
+                talk_s=float(options["duration"]),
+                media=media,
+                description=description,
+            )
+        )
+    return ScenarioCalls(calls=calls)
+
+
 def build_load(rng: random.Random, options: Options) -> ScenarioCalls:
     """N concurrent G.711 calls starting within the first second, for throughput benchmarks."""
     calls = []
@@ -221,6 +261,9 @@ SCENARIOS: dict[str, Scenario] = {
             "demo", "about a minute of mixed normal, impaired and failed calls, plus a scan", build_demo
         ),
         Scenario("clean", "normal calls only", build_clean, {"calls": 8, "duration": 15.0}),
+        Scenario(
+            "impaired", "one impairment per call, swept over its range", build_impaired, {"duration": 20.0}
+        ),
         Scenario(
             "load",
             "N concurrent G.711 calls for benchmarks",

@@ -43,3 +43,12 @@ def test_jitter_keeps_order_unless_reordering_is_allowed() -> None:
     arrivals = [i * interval + off for i, off in enumerate(loose)]
     assert any(b < a for a, b in itertools.pairwise(arrivals))
     assert all(off >= 0 for off in loose)
+
+
+def test_reordering_keeps_the_first_packet_first_and_the_last_last() -> None:
+    interval = 20_000
+    for seed in range(20):
+        offsets = arrival_offsets(JitterSpec(std_ms=30.0, reorder=True), 200, interval, random.Random(seed))
+        arrivals = [i * interval + off for i, off in enumerate(offsets)]
+        assert min(arrivals) == arrivals[0]
+        assert max(arrivals) == arrivals[-1]
