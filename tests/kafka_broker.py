@@ -155,10 +155,15 @@ def obtain_broker(run_dir: Path) -> Broker:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``bootstrap.servers`` of a real broker, shared by the whole session."""
+    broker: Broker | None = None
+    reason = ""
     try:
         broker = obtain_broker(tmp_path_factory.mktemp("kafka"))
     except Exception as exc:
-        pytest.fail(str(exc), pytrace=False)
+        reason = str(exc)
+    if broker is None:
+        # Outside the except block, so the report shows the reasons, not a traceback chain.
+        pytest.fail(reason, pytrace=False)
     try:
         yield broker.bootstrap
     finally:

@@ -174,6 +174,15 @@ EOF
     fi
 }
 
+show_failure() {
+    # The cause is usually the first ERROR (e.g. a port in use), long before
+    # the shutdown noise at the end of the log: show both.
+    log "first errors in ${LOG_FILE}:"
+    grep -m 5 -A 2 -E '\] (ERROR|FATAL) ' "$LOG_FILE" >&2 || true
+    log "log tail:"
+    tail -n 30 "$LOG_FILE" "$STDOUT_FILE" >&2 || true
+}
+
 cmd_start() {
     local fresh=0
     [[ "${1:-}" == "--fresh" ]] && fresh=1
@@ -203,8 +212,8 @@ cmd_start() {
     while ((SECONDS - t0 < START_TIMEOUT)); do
         if ! kill -0 "$pid" 2>/dev/null; then
             rm -f "$PID_FILE"
-            log "broker exited during startup; log tail:"
-            tail -n 40 "$LOG_FILE" "$STDOUT_FILE" >&2 || true
+            log "broker exited during startup"
+            show_failure
             exit 1
         fi
         if probe; then
@@ -214,8 +223,8 @@ cmd_start() {
         fi
         sleep 0.5
     done
-    log "not ready after ${START_TIMEOUT}s; log tail:"
-    tail -n 40 "$LOG_FILE" "$STDOUT_FILE" >&2 || true
+    log "not ready after ${START_TIMEOUT}s"
+    show_failure
     cmd_stop
     exit 1
 }
