@@ -100,13 +100,35 @@ def render(report: AnalysisReport) -> str:
     calls = sorted(report.calls, key=lambda c: (_CATEGORY_RANK.get(c.category, 9), c.start_ts))
     if calls:
         lines += ["", f"CALLS ({len(calls)}, problems first)"]
-        headers = ["call-id", "from", "to", "state", "status", "pdd ms", "setup ms", "dur s", "mos",
-                   "category", "problems"]
+        headers = [
+            "call-id",
+            "from",
+            "to",
+            "state",
+            "status",
+            "pdd ms",
+            "setup ms",
+            "dur s",
+            "mos",
+            "category",
+            "problems",
+        ]
         lines += ["  " + row for row in _table(headers, [_call_row(c) for c in calls])]
     streams = sorted(report.streams, key=lambda x: (x.mos if x.mos is not None else 5.0, x.first_ts))
     if streams:
         lines += ["", f"RTP STREAMS ({len(streams)}, worst first)"]
-        headers = ["source", "destination", "ssrc", "codec", "pkts", "lost", "max d ms", "mean jit",
-                   "max jit", "mos", "call-id"]
+        headers = [
+            "source",
+            "destination",
+            "ssrc",
+            "codec",
+            "pkts",
+            "lost",
+            "max d ms",
+            "mean jit",
+            "max jit",
+            "mos",
+            "call-id",
+        ]
         lines += ["  " + row for row in _table(headers, [_stream_row(x) for x in streams])]
     return "\n".join(lines) + "\n"

@@ -8,7 +8,9 @@ deployment run one analysis code path.
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
 from callqual.collector.packet import Frame
@@ -78,7 +80,9 @@ class EmbeddedPipeline:
         self.collector.finish()
         self.detector.finish()
 
-    def report(self, source: str, truncated: bool = False, reader_errors: Counter[str] | None = None) -> AnalysisReport:
+    def report(
+        self, source: str, truncated: bool = False, reader_errors: Counter[str] | None = None
+    ) -> AnalysisReport:
         out = self._out
         calls = sorted(out.calls, key=lambda c: (c.start_ts, c.call_id))
         streams = sorted(out.streams, key=lambda s: (s.first_ts, s.first_frame, s.ssrc))
@@ -107,3 +111,12 @@ class EmbeddedPipeline:
 
 def _dropped(counters: Counter[str]) -> Counter[str]:
     return Counter({k: v for k, v in counters.items() if k == "calls.evicted"})
+
+
+def analyze_file(path: str | Path, collector_config: CollectorConfig | None = None) -> AnalysisReport:
+    """Analyse a whole capture file in-process (what ``callqual analyze`` does, minus printing)."""
+    pipeline = EmbeddedPipeline(collector_config)
+    with open_capture(path) as capture:
+        pipeline.run(capture)
+        pipeline.finish()
+        return pipeline.report(str(path), capture.truncated, capture.errors)

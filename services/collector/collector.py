@@ -113,6 +113,10 @@ class Collector:
             self._on_sip(p)
             return None
         data = p.data
+        if not data.strip(b" \t\r\n\x00"):
+            # RFC 5626 CRLF keep-alives, and the whitespace/NUL pings some phones send instead.
+            self.skipped["sip.keepalive"] += 1
+            return None
         binding = self.media.lookup(p.src_ip, p.src_port, p.dst_ip, p.dst_port)
         if binding is not None:
             flow = self._flow(p, binding)
@@ -125,7 +129,7 @@ class Collector:
         ):
             self._on_sip(p)
             return None
-        if data in _KEEPALIVES or not data.strip(b"\r\n\x00"):
+        if data in _KEEPALIVES:
             self.skipped["sip.keepalive"] += 1
             return None
         if self.config.heuristic_rtp and looks_like_rtp(data):
@@ -235,22 +239,13 @@ class Collector:
         try:
             msg = parse_sip(p.data)
         except SipParseError as exc:
-            self.errors[exc.reason] += 1
-            self._emit(
-                MalformedSipEvent(
-                    frame=p.frame,
-                    ts=p.ts,
-                    src_ip=p.src_ip,
-                    src_port=p.src_port,
-                    dst_ip=p.dst_ip,
-                    dst_port=p.dst_port,
-                    transport=_transport(p.transport),
-                    reason=exc.reason,
-                    excerpt=_excerpt(p.data),
-                    size=len(p.data),
-                )
-            )
+            self._malformed(p, exc.reason)
             return
+        if msg.anomalies:
+            # Usable, but bent: published (the call goes on) and reported as malformed evidence.
+            self._malformed(p, msg.anomalies[0])
+            for extra in msg.anomalies[1:]:
+                self.errors[extra] += 1
         self.counters["sip.messages"] += 1
         sdp = self._sdp_of(msg)
         call_id = msg.call_id or ""
@@ -258,6 +253,23 @@ class Collector:
             self.media.learn(call_id, sdp)
         self._track_call_end(msg, p.ts)
         self._emit(_sip_event(p, msg, sdp))
+
+    def _malformed(self, p: Payload, reason: str) -> None:
+        self.errors[reason] += 1
+        self._emit(
+            MalformedSipEvent(
+                frame=p.frame,
+                ts=p.ts,
+                src_ip=p.src_ip,
+                src_port=p.src_port,
+                dst_ip=p.dst_ip,
+                dst_port=p.dst_port,
+                transport=_transport(p.transport),
+                reason=reason,
+                excerpt=_excerpt(p.data),
+                size=len(p.data),
+            )
+        )
 
     def _sdp_of(self, msg: SipMessage) -> list[SdpMedia] | None:
         try:
@@ -296,7 +308,14 @@ class Collector:
         return self.dropped + self.decoder.dropped + self.media.dropped
 
 
-_TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp", "sctp": "sctp", "ws": "ws", "wss": "wss", "tls": "tls"}
+_TRANSPORTS: dict[str, Transport] = {
+    "udp": "udp",
+    "tcp": "tcp",
+    "sctp": "sctp",
+    "ws": "ws",
+    "wss": "wss",
+    "tls": "tls",
+}
 
 
 def _transport(name: str) -> Transport:

@@ -30,6 +30,9 @@ class AssemblerConfig(BaseModel):
     linger_s: float = 6.0
     #: An INVITE with no final response: RFC 3261 Timer B is 64*T1 = 32 s; twice that is safe.
     invite_timeout_s: float = 64.0
+    #: After a 401/407 (or 3xx) to an INVITE, the UA may retry with credentials (a new CSeq, same
+    #: Call-ID): keep the call open this long so the retry joins it instead of starting a new call.
+    retry_window_s: float = 32.0
     #: An answered call with no SIP and no media report for this long is considered gone.
     idle_timeout_s: float = 300.0
     max_calls: int = 50_000
@@ -112,7 +115,13 @@ class CallAssembler:
         ended = d.ended_ts
         cfg = self.config
         if ended is not None:
-            return now - max(ended, call.last_activity) >= cfg.linger_s
+            retryable = (
+                d.answer_ts is None
+                and d.final_status is not None
+                and (d.final_status in (401, 407) or 300 <= d.final_status < 400)
+            )
+            wait = max(cfg.linger_s, cfg.retry_window_s) if retryable else cfg.linger_s
+            return now - max(ended, call.last_activity) >= wait
         if d.answer_ts is None:
             return now - call.last_activity >= cfg.invite_timeout_s
         return now - call.last_activity >= cfg.idle_timeout_s

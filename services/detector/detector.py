@@ -97,8 +97,7 @@ class Detector:
 
     def advance(self, ts: float) -> None:
         """Move capture time forward; finishes calls whose timers ran out."""
-        if ts > self._now:
-            self._now = ts
+        self._now = max(self._now, ts)
         if self._now >= self._next_expire:
             self._next_expire = self._now + _EXPIRE_EVERY_S
             for ctx in self.assembler.expire(self._now):

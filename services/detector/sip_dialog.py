@@ -106,6 +106,9 @@ class SipDialog:
         method = ev.method or "?"
         self.requests[method] = self.requests.get(method, 0) + 1
         if method == "INVITE":
+            if self.answer_ts is None:
+                # A new attempt (after a 401/407 challenge, or a 3xx redirect): the call is live again.
+                self.end_ts = None
             if ev.sdp is not None:
                 if self.answer_ts is None or ev.src_ip == self.caller_ip:
                     self.offered_media = list(ev.sdp)

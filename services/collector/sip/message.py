@@ -468,6 +468,8 @@ class SipMessage:
     content_length: int | None
     #: total size of the message on the wire, body included
     size: int
+    #: Deviations from the grammar that were tolerated (reason strings); empty for clean SIP
+    anomalies: list[str] = field(default_factory=list)
     _index: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
@@ -667,8 +669,25 @@ def parse_sip(
     *,
     max_header_bytes: int = MAX_HEADER_BYTES,
     max_headers: int = MAX_HEADERS,
+    strict: bool = False,
 ) -> SipMessage:
-    """Parse one SIP message; raise SipParseError with a stable reason if it is not valid SIP."""
+    """Parse one SIP message; raise SipParseError with a stable reason if it is not usable SIP.
+
+    Real networks carry SIP that bends the grammar: Latin-1 display names, a
+    header line without a colon, a Content-Length that lies. Like Wireshark and
+    like the proxies that route such traffic, the default is to keep what can
+    be read and to record each deviation in ``SipMessage.anomalies`` (counted
+    by the collector, seen by the ``malformed_sip`` rule). A message without a
+    usable start line, Call-ID, CSeq, From or To is still rejected: nothing
+    downstream could key it. ``strict=True`` turns every anomaly into an error.
+    """
+    anomalies: list[str] = []
+
+    def anomaly(reason: str, detail: str) -> None:
+        if strict:
+            raise SipParseError(reason, detail)
+        anomalies.append(reason)
+
     size = len(data)
     start = 0
     while start < size and data[start] in (13, 10):
@@ -688,11 +707,20 @@ def parse_sip(
     except UnicodeDecodeError:
         raise SipParseError("sip.bad_start_line", "not UTF-8") from None
     is_request, method, request_uri, status_code, reason_phrase = _parse_start_line(first_line)
-    head_end, body_start = _find_header_end(data, max_header_bytes)
+    try:
+        head_end, body_start = _find_header_end(data, max_header_bytes)
+    except SipParseError as exc:
+        if exc.reason != "sip.no_header_end":
+            raise
+        # A datagram cut by the snaplen or the sender: the headers it has are still worth reading.
+        anomaly(exc.reason, exc.detail)
+        head_end = body_start = len(data)
     try:
         head = data[:head_end].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SipParseError("sip.not_utf8", f"byte {exc.start}") from None
+        anomaly("sip.not_utf8", f"byte {exc.start}")
+        # ISO-8859-1 maps every byte, so the rest of the header section stays readable.
+        head = data[:head_end].decode("latin-1")
     lines = head.split("\n")
 
     headers: list[tuple[str, str]] = []
@@ -704,7 +732,8 @@ def parse_sip(
         if line[0] in " \t":
             # RFC 3261 7.3.1: a folded line continues the previous value.
             if not headers:
-                raise SipParseError("sip.bad_header", "continuation before any header")
+                anomaly("sip.bad_header", "continuation before any header")
+                continue
             name, value = headers[-1]
             joined = f"{value} {line.strip()}" if value else line.strip()
             headers[-1] = (name, joined)
@@ -713,11 +742,16 @@ def parse_sip(
             continue
         colon = line.find(":")
         if colon <= 0:
-            raise SipParseError("sip.bad_header", f"no colon in {line[:32]!r}")
+            anomaly("sip.bad_header", f"no colon in {line[:32]!r}")
+            continue
         raw_name = line[:colon]
         names = _NAME_CACHE.get(raw_name)
         if names is None:
-            names = _header_name(raw_name)
+            try:
+                names = _header_name(raw_name)
+            except SipParseError as exc:
+                anomaly(exc.reason, exc.detail)
+                continue
         if len(headers) >= max_headers:
             raise SipParseError("sip.too_many_headers", f"more than {max_headers}")
         name, key = names
@@ -745,15 +779,18 @@ def parse_sip(
     rest = data[body_start:]
     content_length: int | None = None
     lengths = index.get("content-length")
+    body = rest
     if lengths:
-        content_length = _parse_content_length(lengths)
-        if content_length > len(rest):
-            raise SipParseError(
-                "sip.content_length_mismatch", f"Content-Length {content_length}, body {len(rest)}"
-            )
-        body = rest[:content_length]
-    else:
-        body = rest
+        try:
+            content_length = _parse_content_length(lengths)
+        except SipParseError as exc:
+            anomaly(exc.reason, exc.detail)
+        else:
+            if content_length > len(rest):
+                # Over UDP the datagram is the message (RFC 3261 18.3): keep the partial body.
+                anomaly("sip.content_length_mismatch", f"Content-Length {content_length}, body {len(rest)}")
+            else:
+                body = rest[:content_length]
 
     return SipMessage(
         is_request=is_request,
@@ -771,6 +808,7 @@ def parse_sip(
         to_addr=to_addr,
         content_length=content_length,
         size=size,
+        anomalies=anomalies,
         _index=index,
     )
 

@@ -131,8 +131,9 @@ def test_invalid_content_length_capture() -> None:
     reasons = []
     for _frame, payload in udp_payloads(PCAPS / "zeek" / "invalid-content-length.pcap"):
         with pytest.raises(SipParseError) as err:
-            parse_sip(payload)
+            parse_sip(payload, strict=True)
         reasons.append(err.value.reason)
+        assert parse_sip(payload).anomalies == ["sip.bad_content_length"]
     assert reasons == ["sip.bad_content_length", "sip.bad_content_length"]
 
 
@@ -247,21 +248,21 @@ def test_leading_crlf_bare_lf_and_missing_final_blank_line() -> None:
     assert msg.body == b""
     assert msg.size == len(base) + 4
     with pytest.raises(SipParseError, match=r"sip\.no_header_end"):
-        parse_sip(base.rstrip(b"\n"))  # truncated mid-line
+        parse_sip(base.rstrip(b"\n"), strict=True)  # truncated mid-line
 
 
 def test_content_length_rules() -> None:
     longer = INVITE + b"trailing garbage"
     assert parse_sip(longer).body == SDP  # RFC 3261 18.3: extra datagram bytes discarded
     with pytest.raises(SipParseError) as err:
-        parse_sip(INVITE[:-10])
+        parse_sip(INVITE[:-10], strict=True)
     assert err.value.reason == "sip.content_length_mismatch"
     no_length = INVITE.replace(b"Content-Length: " + str(len(SDP)).encode() + b"\r\n", b"")
     msg = parse_sip(no_length)
     assert msg.content_length is None and msg.body == SDP
     twice = INVITE.replace(b"User-Agent: test\r\n", b"l: 3\r\n")
     with pytest.raises(SipParseError, match=r"sip\.bad_content_length"):
-        parse_sip(twice)
+        parse_sip(twice, strict=True)
 
 
 @pytest.mark.parametrize(
@@ -296,9 +297,41 @@ def test_content_length_rules() -> None:
 )
 def test_reasons(raw: bytes, reason: str) -> None:
     with pytest.raises(SipParseError) as err:
-        parse_sip(raw)
+        parse_sip(raw, strict=True)
     assert err.value.reason == reason
     assert reason in SIP_REASONS
+
+
+@pytest.mark.parametrize(
+    ("raw", "anomaly"),
+    [
+        (
+            b'SIP/2.0 200 OK\r\nf: "J\xfcrgen" <sip:a@h>;tag=1\r\nt: <sip:b@h>\r\ni: a\r\nCSeq: 1 A\r\n\r\n',
+            "sip.not_utf8",
+        ),
+        (
+            b"SIP/2.0 200 OK\r\nno colon here\r\nf: <sip:a@h>\r\nt: <sip:b@h>\r\ni: a\r\nCSeq: 1 A\r\n\r\n",
+            "sip.bad_header",
+        ),
+        (
+            b"SIP/2.0 200 OK\r\nf: <sip:a@h>\r\nt: <sip:b@h>\r\ni: a\r\nCSeq: 1 A\r\nl: bad\r\n\r\nbody",
+            "sip.bad_content_length",
+        ),
+        (
+            b"SIP/2.0 200 OK\r\nf: <sip:a@h>\r\nt: <sip:b@h>\r\ni: a\r\nCSeq: 1 A\r\nl: 99\r\n\r\nbody",
+            "sip.content_length_mismatch",
+        ),
+        (b"SIP/2.0 200 OK\r\nf: <sip:a@h>\r\nt: <sip:b@h>\r\ni: a\r\nCSeq: 1 A", "sip.no_header_end"),
+    ],
+)
+def test_tolerated_anomalies_are_recorded(raw: bytes, anomaly: str) -> None:
+    """The default mode keeps a usable message and names what it tolerated."""
+    msg = parse_sip(raw)
+    assert msg.call_id == "a" and msg.cseq_num == 1
+    assert anomaly in msg.anomalies
+    with pytest.raises(SipParseError) as err:
+        parse_sip(raw, strict=True)
+    assert err.value.reason == anomaly
 
 
 def test_huge_header_section_is_refused_quickly() -> None:

@@ -1,0 +1,118 @@
+"""Benchmark: ``callqual analyze`` against ``tshark -q -z rtp,streams`` on the same capture, in one run.
+
+Reports wall time, packets/s and peak RSS of each, the speed ratio, and whether
+the two agree on every stream's packets and lost counts (and delta/jitter
+within 1% or 0.01 ms). Usage::
+
+    python bench/bench_analyze.py       # makes bench/out/load.pcap (200 calls x 60 s) if missing
+    python bench/bench_analyze.py --capture other.pcap
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.tshark_reference import rtp_streams  # noqa: E402
+
+
+def _run(cmd: list[str], stdout_path: Path) -> tuple[float, int]:
+    """Run a command; returns (wall seconds, peak RSS KiB of that child alone)."""
+    with stdout_path.open("wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{cmd[0]} failed with exit code {code}")
+    return wall, usage.ru_maxrss
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= max(0.01, 0.01 * abs(b))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--capture", type=Path, default=ROOT / "bench/out/load.pcap")
+    ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--duration", type=float, default=60.0)
+    args = ap.parse_args()
+    cap: Path = args.capture
+    if not cap.exists():
+        cap.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "callqual",
+                "simulate",
+                "--scenario",
+                "load",
+                "--calls",
+                str(args.calls),
+                "--duration",
+                str(args.duration),
+                "-o",
+                str(cap),
+            ],
+            check=True,
+        )
+    frames = int(
+        subprocess.run(
+            ["capinfos", "-M", "-c", "-r", "-T", str(cap)], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+    )
+    out_dir = cap.parent
+    ours_json = out_dir / "bench-analyze.json"
+    ours_wall, ours_rss = _run(
+        [sys.executable, "-m", "callqual", "analyze", str(cap), "--format", "json", "--no-progress"],
+        ours_json,
+    )
+    theirs_txt = out_dir / "bench-tshark.txt"
+    theirs_wall, theirs_rss = _run(["tshark", "-q", "-r", str(cap), "-z", "rtp,streams"], theirs_txt)
+
+    ours = {
+        (s["src_ip"], s["src_port"], s["dst_ip"], s["dst_port"], s["ssrc"]): s
+        for s in json.loads(ours_json.read_text())["streams"]
+    }
+    theirs = rtp_streams(cap)
+    mismatches = []
+    for key, ref in theirs.items():
+        mine = ours.get(key)
+        if mine is None:
+            mismatches.append(f"missing {key}")
+            continue
+        if mine["packets"] != ref.packets or mine["lost"] != ref.lost:
+            mismatches.append(
+                f"{key}: packets/lost {mine['packets']}/{mine['lost']} vs {ref.packets}/{ref.lost}"
+            )
+        for ours_f, ref_v in (
+            ("max_delta_ms", ref.max_delta_ms),
+            ("mean_jitter_ms", ref.mean_jitter_ms),
+            ("max_jitter_ms", ref.max_jitter_ms),
+        ):
+            if not _close(mine[ours_f], ref_v):
+                mismatches.append(f"{key}: {ours_f} {mine[ours_f]} vs {ref_v}")
+    print(f"capture            {cap} ({frames} frames, {cap.stat().st_size / 1e6:.1f} MB)")
+    for name, wall, rss in (
+        ("callqual analyze", ours_wall, ours_rss),
+        ("tshark rtp,streams", theirs_wall, theirs_rss),
+    ):
+        print(f"{name:<18} {wall:8.2f} s  {frames / wall:10.0f} pkt/s  peak RSS {rss / 1024:7.1f} MiB")
+    print(f"speed ratio        {theirs_wall / ours_wall:.2f}x (tshark time / callqual time)")
+    print(f"streams            ours {len(ours)}, tshark {len(theirs)}, mismatches {len(mismatches)}")
+    for m in mismatches[:20]:
+        print("  " + m)
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Done-means of the analysis core: our numbers agree with tshark's on every shared capture.
+
+For every capture in ../shared/pcaps that tshark reads, every RTP stream that
+``tshark -q -z rtp,streams`` lists is in our JSON with equal packets and lost,
+and max delta / mean jitter / max jitter within 1% or 0.01 ms. The same holds
+with RTP heuristics on for the RTP-only captures. SIP calls and their final
+statuses match what tshark decodes.
+"""
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from callqual.collector.config import CollectorConfig
+from callqual.pipeline.embedded import analyze_file
+from callqual.schemas import AnalysisReport
+from tests.tshark_reference import fields, rtp_streams
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "pcaps"
+CAPTURES = sorted(p for p in SHARED.rglob("*") if p.suffix in {".pcap", ".pcapng"})
+#: Captures with RTP and no signalling: compared with RTP heuristics on, on both sides.
+RTP_ONLY = {"sipp/g711a.pcap", "nDPI/rtp.pcapng", "rtpproxy/rtcp.o.pcap"}
+
+
+def _rel(p: Path) -> str:
+    return str(p.relative_to(SHARED))
+
+
+def _close(ours: float, ref: float) -> bool:
+    return abs(ours - ref) <= max(0.01, 0.01 * abs(ref))
+
+
+def _check_streams(report: AnalysisReport, path: Path, heuristic: bool) -> int:
+    ours = {(s.src_ip, s.src_port, s.dst_ip, s.dst_port, s.ssrc): s for s in report.streams}
+    ref = rtp_streams(path, heuristic=heuristic)
+    for key, t in ref.items():
+        assert key in ours, f"{_rel(path)}: tshark stream {key} missing; ours: {sorted(ours)}"
+        s = ours[key]
+        assert (s.packets, s.lost) == (t.packets, t.lost), f"{_rel(path)} {key}"
+        assert _close(s.max_delta_ms, t.max_delta_ms), (
+            f"{_rel(path)} {key} max delta {s.max_delta_ms} vs {t.max_delta_ms}"
+        )
+        assert _close(s.mean_jitter_ms, t.mean_jitter_ms), (
+            f"{_rel(path)} {key} mean jitter {s.mean_jitter_ms} vs {t.mean_jitter_ms}"
+        )
+        assert _close(s.max_jitter_ms, t.max_jitter_ms), (
+            f"{_rel(path)} {key} max jitter {s.max_jitter_ms} vs {t.max_jitter_ms}"
+        )
+    return len(ref)
+
+
+def test_the_shared_captures_are_there() -> None:
+    assert len(CAPTURES) >= 30, f"expected the shared captures in {SHARED}"
+
+
+@pytest.mark.tshark
+@pytest.mark.parametrize("path", CAPTURES, ids=_rel)
+def test_rtp_streams_match_tshark(path: Path) -> None:
+    report = analyze_file(path)
+    _check_streams(report, path, heuristic=False)
+
+
+@pytest.mark.tshark
+@pytest.mark.parametrize("rel", sorted(RTP_ONLY))
+def test_rtp_only_captures_match_tshark_heuristics(rel: str) -> None:
+    path = SHARED / rel
+    report = analyze_file(path, CollectorConfig(heuristic_rtp=True))
+    assert _check_streams(report, path, heuristic=True) >= 1
+
+
+def _tshark_invite_calls(path: Path) -> dict[str, int | None]:
+    """Call-ID -> final status of its INVITE dialog, as decoded by tshark.
+
+    The same definition as ours: a 2xx wins; otherwise the final response to the
+    highest INVITE CSeq (a 407 challenge followed by a 403 is a 403 call).
+    """
+    rows = fields(
+        path, "sip", ["sip.Call-ID", "sip.Method", "sip.Status-Code", "sip.CSeq.seq", "sip.CSeq.method"]
+    )
+    calls: dict[str, int | None] = {}
+    best: dict[str, tuple[int, int]] = defaultdict(lambda: (-1, 0))
+    for call_id, method, status, cseq, cseq_method in (r[:5] for r in rows):
+        if method == "INVITE":
+            calls.setdefault(call_id, None)
+        if call_id not in calls or cseq_method != "INVITE" or not status:
+            continue
+        code = int(status.split(",")[0])
+        if code < 200:
+            continue
+        if 200 <= code < 300:
+            best[call_id] = (1 << 30, code)
+        elif best[call_id][0] < (1 << 30) and int(cseq) >= best[call_id][0]:
+            best[call_id] = (int(cseq), code)
+    for call_id in calls:
+        if call_id in best:
+            calls[call_id] = best[call_id][1]
+    return calls
+
+
+@pytest.mark.tshark
+@pytest.mark.parametrize("path", CAPTURES, ids=_rel)
+def test_sip_calls_and_final_statuses_match_tshark(path: Path) -> None:
+    report = analyze_file(path)
+    ours = {c.call_id: c.final_status for c in report.calls}
+    assert ours == _tshark_invite_calls(path)
