@@ -21,7 +21,7 @@ from callqual.detector.rules import (
     uri_user,
 )
 from callqual.detector.rules.windows import SourceTable
-from callqual.schemas import Alert, CallCategory, SipMessageEvent
+from callqual.schemas import Alert, CallCategory, MalformedSipEvent, SipMessageEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +61,37 @@ class RuleEngine:
             alerts.extend(rule.observe(event))
         return self._record(alerts)
 
-    def on_malformed(self, ts: float, src_ip: str, reason: str, frame: int) -> list[Alert]:
+    def on_malformed(
+        self,
+        ts: float,
+        src_ip: str,
+        reason: str,
+        frame: int,
+        *,
+        src_port: int | None = None,
+        dst: str = "",
+        excerpt: str | None = None,
+    ) -> list[Alert]:
         self._malformed_count += 1
         if self._malformed is None:
             return []
-        return self._record(self._malformed.observe_malformed(ts, src_ip, reason, frame))
+        return self._record(
+            self._malformed.observe_malformed(
+                ts, src_ip, reason, frame, src_port=src_port, dst=dst, excerpt=excerpt
+            )
+        )
+
+    def on_malformed_event(self, event: MalformedSipEvent) -> list[Alert]:
+        """The collector's parse-error event, with its excerpt as evidence."""
+        return self.on_malformed(
+            event.ts,
+            event.src_ip,
+            event.reason,
+            event.frame,
+            src_port=event.src_port,
+            dst=f"{event.dst_ip}:{event.dst_port}",
+            excerpt=event.excerpt,
+        )
 
     def on_call(self, ctx: CallContext) -> tuple[list[Alert], CallCategory]:
         self._calls += 1

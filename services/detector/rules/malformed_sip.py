@@ -43,7 +43,18 @@ class MalformedSip(SourceRule):
     def observe(self, event: SipMessageEvent) -> list[Alert]:
         return []  # well-formed messages are none of this rule's business
 
-    def observe_malformed(self, ts: float, src_ip: str, reason: str, frame: int) -> list[Alert]:
+    def observe_malformed(
+        self,
+        ts: float,
+        src_ip: str,
+        reason: str,
+        frame: int,
+        *,
+        src_port: int | None = None,
+        dst: str = "",
+        excerpt: str | None = None,
+    ) -> list[Alert]:
+        """Count one parse error; the keyword arguments only enrich the evidence."""
         st = self._table.touch(src_ip, ts, self._new)
         if st.incident.active(ts):
             return []
@@ -53,9 +64,16 @@ class MalformedSip(SourceRule):
         n = st.counter.add(ts)
         if reason in st.reasons or len(st.reasons) < _MAX_REASONS:
             st.reasons[reason] += 1
-        # The source port is not part of a parse-error report: the source is the bare IP.
+        # Without a port (a bare parse-error count) the source is the bare IP.
         st.evidence.append(
-            EvidenceMessage(frame=frame, ts=ts, src=src_ip, dst="", first_line=f"<malformed SIP: {reason}>")
+            EvidenceMessage(
+                frame=frame,
+                ts=ts,
+                src=f"{src_ip}:{src_port}" if src_port is not None else src_ip,
+                dst=dst,
+                first_line=excerpt if excerpt is not None else f"<malformed SIP: {reason}>",
+                headers={"reason": reason},
+            )
         )
         s = self.settings
         if n < s.malformed_min_errors:
