@@ -16,9 +16,9 @@ import struct
 __all__ = ["flow_key_of", "udp_flow_key"]
 
 _LT_ETHERNET = 1
-_ETH_IPV4 = b"\x08\x00"
-_ETH_VLAN = b"\x81\x00"
 _PORTS = struct.Struct("!HH")
+# From the EtherType on: type, version/IHL, (TOS), total length, (id), flags/fragment offset, (TTL), protocol.
+_HEAD = struct.Struct("!HBxH2xHxB").unpack_from
 
 
 def udp_flow_key(linktype: int, data: bytes) -> tuple[bytes, int] | None:
@@ -27,27 +27,23 @@ def udp_flow_key(linktype: int, data: bytes) -> tuple[bytes, int] | None:
     Declines (None) whenever the slow path could answer differently: IP
     options, fragments, any other encapsulation, and frames whose IP length
     does not end at the end of the frame (Ethernet padding or a trailing
-    FCS would otherwise leak into the payload).
+    FCS would otherwise leak into the payload). One struct call reads every
+    field tested; with IHL=5 addresses and ports are contiguous, so the key
+    is a single slice.
     """
-    if linktype != _LT_ETHERNET:
+    n = len(data)
+    if linktype != _LT_ETHERNET or n < 42:
         return None
-    et = data[12:14]
-    if et == _ETH_IPV4:
-        o = 14
-    elif et == _ETH_VLAN and data[16:18] == _ETH_IPV4:
+    etype, vihl, total, frag, proto = _HEAD(data, 12)
+    o = 14
+    if etype == 0x8100:
+        if n < 46:
+            return None
+        etype, vihl, total, frag, proto = _HEAD(data, 16)
         o = 18
-    else:
+    if etype != 0x0800 or vihl != 0x45 or proto != 17 or frag & 0x3FFF or total != n - o:
         return None
-    # version 4 + IHL 5, then: total length == rest of frame, no MF/offset, protocol UDP
-    if (
-        data[o : o + 1] != b"\x45"
-        or data[o + 9 : o + 10] != b"\x11"
-        or len(data) - o != ((data[o + 2] << 8) | data[o + 3])
-        or (data[o + 6] & 0x3F) | data[o + 7]
-        or len(data) < o + 28
-    ):
-        return None
-    return data[o + 12 : o + 20] + data[o + 20 : o + 24], o + 28
+    return data[o + 12 : o + 24], o + 28
 
 
 def flow_key_of(src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> bytes | None:
