@@ -348,19 +348,20 @@ def _media(
                 receiving=None if spec.media.one_way else plans[1],
             )
         ]
-        if not spec.media.one_way:
-            sides.append(
-                RtcpSide(
-                    flow=UdpFlow(
-                        callee.ip, callee_port + 1, caller.ip, caller_port + 1, ip_id=rng.randrange(65536)
-                    ),
-                    ssrc=plans[1].ssrc,
-                    cname=f"{callee.user}@{callee.ip}",
-                    phase_us=callee_start + rng.randint(1000, 4999) * _MS,
-                    sending=plans[1],
-                    receiving=plans[0],
-                )
+        # One-way audio: the callee's phone never sends RTP, but it does hear the caller, so its
+        # RTCP receiver reports (RR, no SR) still arrive -- the evidence that tells it from no media.
+        sides.append(
+            RtcpSide(
+                flow=UdpFlow(
+                    callee.ip, callee_port + 1, caller.ip, caller_port + 1, ip_id=rng.randrange(65536)
+                ),
+                ssrc=plans[1].ssrc,
+                cname=f"{callee.user}@{callee.ip}",
+                phase_us=callee_start + rng.randint(1000, 4999) * _MS,
+                sending=None if spec.media.one_way else plans[1],
+                receiving=plans[0],
             )
+        )
         rtcp = rtcp_frames(sides, t_bye, source + 3, rtt_c // 2)
         sources.append(iter(rtcp))
     labels = [

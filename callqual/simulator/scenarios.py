@@ -120,7 +120,7 @@ def build_demo(rng: random.Random, options: Options) -> ScenarioCalls:
         "heavy jitter, 40 ms standard deviation, order kept",
         media=MediaSpec(jitter=JitterSpec(std_ms=40.0)),
     )
-    add(14.0, "G729", "one-way audio: the callee's RTP never arrives", media=MediaSpec(one_way=True))
+    add(14.0, "G729", "one-way audio: the callee sends no RTP, only RTCP RR", media=MediaSpec(one_way=True))
     add(16.0, "PCMU", "answered but no RTP at all", talk_s=8.0, media=MediaSpec(no_media=True))
     add(26.0, "PCMU", "long post-dial delay: 8 s until 180 Ringing", pdd_s=8.0)
     add(30.0, "PCMA", "INVITE retransmitted twice (timer A) before 100 Trying", invite_retransmissions=2)

@@ -26,7 +26,7 @@ class MediaSpec:
 
     loss: LossSpec = field(default_factory=LossSpec)
     jitter: JitterSpec = field(default_factory=JitterSpec)
-    #: only the caller's audio reaches the capture point
+    #: only the caller sends RTP; the callee still sends RTCP receiver reports (RR)
     one_way: bool = False
     #: answered but no RTP/RTCP at all
     no_media: bool = False

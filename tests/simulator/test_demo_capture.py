@@ -173,3 +173,20 @@ def test_labels_round_trip_through_json(demo: tuple[Path, SimulationLabels], tmp
     for call in labels.calls:
         per_call[call.call_id].append(call)
     assert all(len(v) == 1 for v in per_call.values())
+
+
+def test_one_way_call_has_receiver_reports_but_no_rtp_back(demo: tuple[Path, SimulationLabels]) -> None:
+    path, labels = demo
+    (call,) = [c for c in labels.calls if c.category == "one_way"]
+    (stream,) = call.streams
+    assert stream.src_ip == call.caller_ip
+    assert fields(path, f"rtp && ip.src == {call.callee_ip}", ["frame.number"]) == []
+    reports = fields(path, f"rtcp && ip.src == {call.callee_ip}", ["rtcp.pt", "rtcp.ssrc.identifier"])
+    assert reports
+    # The report block is about the caller's stream (the SDES chunk that follows names the sender).
+    assert all(row[0].startswith("201") and int(row[1].split(",")[0], 16) == stream.ssrc for row in reports)
+
+    (silent,) = [c for c in labels.calls if c.category == "no_media"]
+    assert silent.streams == []
+    ips = f"ip.addr == {silent.caller_ip} && ip.addr == {silent.callee_ip}"
+    assert fields(path, f"(rtp || rtcp) && {ips}", ["frame.number"]) == []
