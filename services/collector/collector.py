@@ -23,6 +23,7 @@ from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.rtcp import rtcp_events
 from callqual.collector.media.rtp_header import looks_like_rtp, parse_rtp
 from callqual.collector.media.rtp_stream import RtpStream
+from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
 from callqual.collector.packet import Frame, Payload
 from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
 from callqual.collector.sip.sdp import parse_sdp, sdp_body
@@ -68,6 +69,8 @@ class Collector:
         self._fast_generation = -1
         self._n_streams = 0
         self._ended: OrderedDict[str, float] = OrderedDict()
+        #: MGCP transaction id -> call id, so a response's SDP is tied to its command's call
+        self._mgcp_calls: OrderedDict[str, str] = OrderedDict()
         self._next_tick = float("-inf")
         self._next_report = float("-inf")
 
@@ -122,6 +125,8 @@ class Collector:
             flow = self._flow(p, binding)
             self._on_media(flow, p.ts, p.frame, data)
             return flow
+        if (p.dst_port in MGCP_PORTS or p.src_port in MGCP_PORTS) and self._on_mgcp(p):
+            return None
         if looks_like_sip(data) or (
             (p.dst_port in self.config.sip_ports or p.src_port in self.config.sip_ports)
             and data not in _KEEPALIVES
@@ -253,6 +258,24 @@ class Collector:
             self.media.learn(call_id, sdp)
         self._track_call_end(msg, p.ts)
         self._emit(_sip_event(p, msg, sdp))
+
+    def _on_mgcp(self, p: Payload) -> bool:
+        """Learn media endpoints from MGCP SDP; True when the datagram was MGCP."""
+        msg = parse_mgcp(p.data)
+        if msg is None:
+            return False
+        self.counters["mgcp.messages"] += 1
+        if msg.is_command and msg.call_id is not None:
+            self._mgcp_calls[msg.transaction_id] = msg.call_id
+            if len(self._mgcp_calls) > 10_000:
+                self._mgcp_calls.popitem(last=False)
+        call = msg.call_id or self._mgcp_calls.get(msg.transaction_id) or f"txn-{msg.transaction_id}"
+        if msg.sdp is not None:
+            try:
+                self.media.learn(f"mgcp:{call}", parse_sdp(msg.sdp))
+            except SipParseError as exc:
+                self.errors[exc.reason] += 1
+        return True
 
     def _malformed(self, p: Payload, reason: str) -> None:
         self.errors[reason] += 1
