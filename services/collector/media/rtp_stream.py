@@ -3,15 +3,18 @@
 Wireshark is the reference every VoIP engineer checks us against, so the
 counters below reproduce its RTP analysis (ui/tap-rtp-analysis.c
 ``rtppacket_analyse`` and ui/rtp_stream.c / ui/cli/tap-rtp.c, Wireshark 4.0)
-quirks included:
+quirks included (the 4.0 branch: that is the tshark Debian 12 ships and
+the tests compare against):
 
 * *Lost* is ``expected - received`` with ``expected`` taken from the first
   and the **last received** sequence numbers plus counted wraps; duplicates
   therefore make it negative, and a reordered last packet shifts it.
-* Delta and jitter are measured against the arrival of the last packet that
-  was *in time sequence* (RTP timestamp not behind it), not the previous
-  packet; the *nominal* (RTP timestamp) side of the jitter moves only on
-  packets with a known clock rate. So after an RFC 4733 event (clock 0) the
+* Delta and jitter are measured against the previous packet's arrival,
+  even when it came out of order (later Wireshark releases skip packets
+  whose timestamp went backwards; 4.0 does not, and a crafted reordering
+  test shows tshark 4.0.17 taking the late packet's 10 ms delta); the
+  *nominal* (RTP timestamp) side of the jitter moves only on packets with a
+  known clock rate. So after an RFC 4733 event (clock 0) the
   next audio packet's expected arrival mixes the event's arrival with the
   last audio timestamp, which inflates jitter around DTMF -- that is what
   tshark 4.0.17 reports (rtp-pcap/SIP_DTMF2.pcap: mean 1.522 ms, max 15.767 ms)
@@ -20,7 +23,7 @@ quirks included:
   the timestamp converted by ``clock_rate // 1000`` (an integer division in
   Wireshark's C, which matters for 44.1/11.025/22.05 kHz).
 * min/mean/max statistics only take "regular" packets: not marker, not
-  comfort noise, not just after comfort noise, not behind in timestamp. The
+  comfort noise, not just after comfort noise. The
   "mean" divides by the packets seen so far, not by the regular ones.
 * min values are -1 when no regular packet ever contributed (Wireshark's
   sentinel, kept so the numbers compare one to one).
@@ -117,7 +120,7 @@ class RtpStream:
         "_seq_base",
         "_seq_errors",
         "_seq_num",
-        "_seq_ts",
+        "_seq_ts",  # extended RTP timestamp of the previous packet
         "_start_seq",
         "_stop_seq",
         "_time",
@@ -249,28 +252,32 @@ class RtpStream:
 
         now = (ts - self._first_ts) * 1000.0
         self._last_ts = ts
-        in_time = self._seq_ts <= ext
         start = self._start_seq
 
-        # ui/tap-rtp-analysis.c: count sequence cycles with the "under" latch.
-        if in_time:
-            if not self._under and (seq < start or (seq == 0 and self._stop_seq == 65535)):
-                self._cycles += 1
-                self._under = True
-            elif seq > start and self._under:
-                self._under = False
-        else:
-            self.problem = True
+        # Sequence cycles with the "under" latch, then Wireshark's sequence-error count.
+        if not self._under and (seq < start or (seq == 0 and self._stop_seq == 65535)):
+            self._cycles += 1
+            self._under = True
+        elif seq > start and self._under:
+            self._under = False
 
         last = self._seq_num
-        if in_time and (last + 1 == seq or (last == 65535 and seq == 0)):
+        if last + 1 == seq or (last == 65535 and seq == 0):
             self._seq_num = seq
-        elif in_time and (last + 1 < seq or last - seq > _WRAP_GUESS):
+        elif last + 1 < seq or last - seq > _WRAP_GUESS:
             self._seq_num = seq
             self._seq_errors += 1
             self.problem = True
         elif last + 1 > seq:
             self._seq_errors += 1
+            self.problem = True
+
+        # A marker on a timestamp that went backwards is a timestamp error
+        # (STAT_FLAG_WRONG_TIMESTAMP); an unchanged one is not (tshark 4.0.17
+        # gives no "Problems?" for nDPI/rtp.pcapng's RFC 4733 stream, which
+        # repeats the marker on one timestamp). Either way a marker packet
+        # starts a talkspurt and is kept out of the delta/jitter statistics.
+        if marker and ext < self._seq_ts:
             self.problem = True
 
         prev_pt = self._pt
@@ -286,7 +293,7 @@ class RtpStream:
             current_jitter = (15.0 * self._jitter + diff) / 16.0
             self._jitter = current_jitter
 
-        if not (marker or not in_time or pt in CN_PAYLOAD_TYPES or prev_pt in CN_PAYLOAD_TYPES):
+        if not (marker or pt in CN_PAYLOAD_TYPES or prev_pt in CN_PAYLOAD_TYPES):
             n = self._total
             # Plain comparisons rather than max(): a builtin call per packet costs more.
             if delta > self._delta_max:  # noqa: PLR1730
@@ -301,9 +308,8 @@ class RtpStream:
                 if self._jitter_min == -1.0 or current_jitter < self._jitter_min:
                     self._jitter_min = current_jitter
 
-        if in_time:
-            self._time = now
-            self._seq_ts = ext
+        self._time = now
+        self._seq_ts = ext
         self._stop_seq = seq
         self._total += 1
 
