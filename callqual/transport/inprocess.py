@@ -146,7 +146,9 @@ class InProcessSource:
         if self._closed:
             raise RuntimeError("poll() on a closed source")
         message = self.bus.take(self.topics, timeout, self._next)
-        self._next = (self._next + 1) % len(self.topics)
+        if message is not None:
+            # Start after the topic just served, so each topic gets its turn.
+            self._next = (self.topics.index(message.topic) + 1) % len(self.topics)
         return message
 
     def ack(self, message: Message) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -230,4 +231,23 @@ def ensure_topics(
                 continue
             raise TransportError(f"could not create topic {name}: {exc}") from exc
         created.append(name)
+    _wait_until_visible(admin, created, timeout)
     return sorted(created)
+
+
+def _wait_until_visible(admin: AdminClient, topics: list[str], timeout: float) -> None:
+    """Block until the new topics appear in metadata.
+
+    CreateTopics returns before the broker's metadata cache has them; a
+    producer or consumer started in that window would see an unknown topic.
+    """
+    deadline = time.monotonic() + timeout
+    pending = set(topics)
+    while pending:
+        metadata = admin.list_topics(timeout=max(deadline - time.monotonic(), 1.0)).topics
+        pending = {t for t in pending if t not in metadata or metadata[t].error is not None}
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise TransportError(f"topics created but not visible after {timeout}s: {sorted(pending)}")
+        time.sleep(0.1)
