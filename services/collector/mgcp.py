@@ -31,7 +31,8 @@ def parse_mgcp(data: bytes) -> MgcpMessage | None:
         return None
     head = first[0].upper()
     if head in _VERBS:
-        if len(first) < 4 or not first[-1].upper().startswith(b"MGCP"):
+        # "CRCX 10511 aaln/1@gw MGCP 1.0 [NCS 1.0]": the version names the protocol
+        if len(first) < 5 or first[3].upper() != b"MGCP":
             return None
         is_command = True
     elif len(head) == 3 and head.isdigit():
