@@ -24,6 +24,8 @@ from callqual.schemas import Alert, SipMessageEvent
 _SEPARATORS = str.maketrans("", "", "-. ()")
 #: Empty buckets folded into the baseline at most (beyond this the EWMA is ~0 anyway).
 _MAX_GAP_BUCKETS = 64
+#: Call-ids remembered per account for de-duplicating authenticated retries.
+_MAX_RECENT = 64
 
 
 @dataclass(slots=True)
@@ -31,6 +33,9 @@ class _Account:
     incidents: dict[str, Incident]
     #: active call-id -> INVITE time, oldest first
     calls: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    #: recently counted call-ids, so an authenticated retry (same Call-ID after
+    #: a 401/407 ended the first attempt) is not counted twice in the baseline
+    recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
     bucket: int | None = None
     bucket_calls: int = 0
     baseline: float = 0.0
@@ -101,7 +106,11 @@ class TollFraud(SourceRule):
         if len(st.calls) > self._max_calls:
             st.calls.popitem(last=False)
             self.calls_dropped += 1
-        self._count_bucket(st, ts)
+        if event.call_id not in st.recent:
+            st.recent[event.call_id] = None
+            if len(st.recent) > _MAX_RECENT:
+                st.recent.popitem(last=False)
+            self._count_bucket(st, ts)
 
         alerts: list[Alert] = []
         dialled = uri_user(event.request_uri) or uri_user(event.to_uri)

@@ -221,6 +221,18 @@ def test_toll_fraud_ended_calls_do_not_count() -> None:
     assert run(rule, events) == []
 
 
+def test_toll_fraud_authenticated_retry_is_one_call() -> None:
+    settings = RuleSettings(toll_fraud_bucket_s=60.0, toll_fraud_spike_min_calls=3, toll_fraud_min_history=0)
+    rule = TollFraud(settings)
+    events: list[SipMessageEvent] = []
+    for i in range(2):
+        events.append(invite("erin", "2000", float(i), f"c{i}"))
+        events.append(response(407, ts=i + 0.1, call_id=f"c{i}", from_uri="sip:erin@pbx"))
+        events.append(invite("erin", "2000", i + 0.2, f"c{i}"))
+    assert run(rule, events) == []  # 2 calls, not 4: below the 3-call spike minimum
+    assert len(run(rule, [invite("erin", "2000", 3.0, "c3")])) == 1
+
+
 def test_toll_fraud_spike_vs_baseline() -> None:
     settings = RuleSettings(toll_fraud_bucket_s=60.0, toll_fraud_max_concurrent=1000)
     rule = TollFraud(settings)
