@@ -244,7 +244,15 @@ class RtpStream:
 
         bitmap = self._bitmap
         if bitmap is not None:
-            self._track_seq(bitmap, seq)
+            if seq == (self._hi_seq + 1) & 0xFFFF and bitmap:
+                # In-order fast path: the next extended number, one byte appended.
+                self._hi_seq += 1
+                if len(bitmap) < _MAX_SEQ_MAP:
+                    bitmap.append(1)
+                else:
+                    self._bitmap = None
+            else:
+                self._track_seq(bitmap, seq)
 
         if not self._total:
             self._first_packet(ts, seq, ext, pt)
