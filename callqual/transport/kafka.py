@@ -36,6 +36,8 @@ class SinkStats:
     #: Refused locally because the producer's buffer was full (never sent)
     dropped: int = 0
     last_error: str | None = None
+    #: librdkafka reported a fatal error: this producer can send nothing more
+    fatal: bool = False
 
 
 class KafkaEventSink:
@@ -56,6 +58,9 @@ class KafkaEventSink:
         )
 
     def emit(self, topic: str, key: str | None, value: BaseModel) -> None:
+        if self.stats.fatal:
+            # Unlike back-pressure this does not pass: the owner must rebuild the sink.
+            raise TransportError(f"kafka producer is in a fatal state: {self.stats.last_error}")
         payload = value.model_dump_json().encode()
         try:
             self._producer.produce(
@@ -96,6 +101,7 @@ class KafkaEventSink:
         # librdkafka; only fatal ones (e.g. idempotence state lost) end the producer.
         with self._lock:
             self.stats.last_error = err.str()
+            self.stats.fatal = self.stats.fatal or err.fatal()
         if err.fatal():
             log.error("fatal kafka producer error: %s", err.str())
         else:

@@ -8,10 +8,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
 from callqual.schemas import SipMessageEvent, parse_event
-from callqual.transport import EventSink, EventSource, Message, Topics
+from callqual.transport import EventSink, EventSource, Message, Topics, TransportError
 from callqual.transport.kafka import KafkaEventSink, KafkaEventSource, admin_client, ensure_topics
 from callqual.transport.settings import KafkaSettings
 
@@ -208,3 +209,14 @@ def test_full_local_buffer_drops_and_counts(kafka_bootstrap: str) -> None:
     assert (sink.stats.emitted, sink.stats.dropped) == (5, 3)
     assert sink.flush(30) == 0
     assert sink.stats.delivered == 5
+
+
+def test_fatal_producer_error_stops_emit(settings: KafkaSettings, topics: Topics) -> None:
+    sink = KafkaEventSink(settings)
+    sink.emit(topics.sip, "c", sip_event("c", 1))
+    assert sink.flush(30) == 0
+    # librdkafka raises fatal errors (e.g. lost idempotence state) through error_cb.
+    sink._on_error(KafkaError(KafkaError._FENCED, "fenced in a test", fatal=True))
+    with pytest.raises(TransportError, match="fatal"):
+        sink.emit(topics.sip, "c", sip_event("c", 2))
+    assert sink.stats.fatal and sink.stats.emitted == 1
