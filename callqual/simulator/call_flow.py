@@ -8,7 +8,7 @@ capture has the gaps a real probe would see.
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from callqual.simulator.impairments import timer_a_schedule
 from callqual.simulator.labels import CallLabel, Fault, InjectedParams, StreamLabel
@@ -30,6 +30,7 @@ from callqual.simulator.sip_messages import (
     sdp_body,
 )
 from callqual.simulator.spec import CallSpec, TransactionSpec, call_category, call_faults
+from callqual.simulator.tcp import tcp_conversation
 
 #: Sources per call in the merge: SIP, two RTP directions, two RTCP directions.
 SOURCES_PER_CALL = 5
@@ -54,16 +55,33 @@ class CallArtifacts:
 class _Ladder:
     """Collects SIP messages with capture times, in both directions of one call."""
 
-    def __init__(self, a: SipParty, b: SipParty, rng: random.Random) -> None:
+    def __init__(
+        self, a: SipParty, b: SipParty, rng: random.Random, *, rtt_a: int = 20 * _MS, rtt_b: int = 20 * _MS
+    ) -> None:
         self.a_to_b = UdpFlow(a.ip, a.port, b.ip, b.port, ip_id=rng.randrange(65536))
         self.b_to_a = UdpFlow(b.ip, b.port, a.ip, a.port, ip_id=rng.randrange(65536))
         self.messages: list[tuple[int, bool, bytes]] = []
+        self.tcp = a.transport == "TCP"
+        self.a, self.b = a, b
+        self.rtts = (rtt_a, rtt_b)
+        self.rng = random.Random(rng.getrandbits(64))
 
     def send(self, t_us: int, message: SipMessage, *, from_a: bool) -> int:
         self.messages.append((t_us, from_a, message.to_bytes()))
         return t_us
 
     def frames(self, source: int) -> list[TimedFrame]:
+        if self.tcp:
+            conversation = tcp_conversation(
+                self.messages,
+                # The caller connects from an ephemeral port to the callee's listening port.
+                client=(self.a.ip, 32768 + self.rng.randrange(28000)),
+                server=(self.b.ip, self.b.port),
+                rtt_client_us=self.rtts[0],
+                rtt_server_us=self.rtts[1],
+                rng=self.rng,
+            )
+            return [(t_us, source, n, frame) for n, (t_us, frame) in enumerate(conversation)]
         out: list[TimedFrame] = []
         for t_us, from_a, data in sorted(self.messages, key=lambda m: m[0]):
             flow = self.a_to_b if from_a else self.b_to_a
@@ -103,6 +121,8 @@ def _large_invite_headers(dialog: Dialog, rng: random.Random) -> list[tuple[str,
 def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int, index: int) -> CallArtifacts:
     rng = random.Random(seed)
     caller, callee = spec.caller, spec.callee
+    if spec.transport == "TCP":
+        caller, callee = replace(caller, transport="TCP"), replace(callee, transport="TCP")
     rtt_c = rng.randint(10, 40) * _MS
     rtt_e = rng.randint(10, 60) * _MS
     proc = rng.randint(1, 5) * _MS
@@ -119,7 +139,7 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int, index: 
     caller_rtp = _RTP_PORT_BASE + 2 * rng.randrange(2000)
     callee_rtp = _RTP_PORT_BASE + 2 * rng.randrange(2000)
     session_c, session_e = rng.randrange(10**9), rng.randrange(10**9)
-    ladder = _Ladder(caller, callee, rng)
+    ladder = _Ladder(caller, callee, rng, rtt_a=rtt_c, rtt_b=rtt_e)
     t = epoch_us + round(spec.start_s * 1_000_000)
     start_us = t
 
@@ -259,6 +279,7 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int, index: 
         caller_ip=caller.ip,
         callee_ip=callee.ip,
         user_agent=caller.user_agent,
+        transport=spec.transport,
         codec=spec.codec if answered else None,
         final_status=final_status,
         category=call_category(spec),

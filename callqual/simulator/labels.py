@@ -76,6 +76,8 @@ class CallLabel(_Label):
     caller_ip: str
     callee_ip: str
     user_agent: str
+    #: SIP transport (media is always RTP over UDP)
+    transport: Literal["UDP", "TCP"] = "UDP"
     #: the negotiated codec (None when no media was agreed)
     codec: str | None
     #: final response to the (last) INVITE/REGISTER/OPTIONS transaction; None if none was sent

@@ -54,6 +54,31 @@ def _word_sum(data: bytes) -> int:
     return total
 
 
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071 ones'-complement checksum (odd lengths padded with a zero byte)."""
+    if len(data) % 2:
+        data += b"\x00"
+    s = _word_sum(data)
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def ipv4_frame(
+    src_ip: str, dst_ip: str, protocol: int, ip_id: int, payload: bytes, *, ttl: int = 64
+) -> bytes:
+    """An Ethernet frame around one unfragmented IPv4 packet (DF set): the generic, slow path."""
+    addresses = _ip_bytes(src_ip) + _ip_bytes(dst_ip)
+    header = b"\x45\x00" + struct.pack(
+        ">HHHBBH", _IP_HEADER_LEN + len(payload), ip_id, _FLAG_DF, ttl, protocol, 0
+    )
+    header += addresses
+    checksum = internet_checksum(header)
+    header = header[:10] + struct.pack(">H", checksum) + header[12:]
+    eth = mac_for(dst_ip) + mac_for(src_ip) + struct.pack(">H", ETHERTYPE_IPV4)
+    return eth + header + payload
+
+
 class UdpFlow:
     """One direction of a UDP conversation, with everything but the varying header fields precomputed.
 

@@ -124,6 +124,14 @@ def build_demo(rng: random.Random, options: Options) -> ScenarioCalls:
     add(16.0, "PCMU", "answered but no RTP at all", talk_s=8.0, media=MediaSpec(no_media=True))
     add(26.0, "PCMU", "long post-dial delay: 8 s until 180 Ringing", pdd_s=8.0)
     add(30.0, "PCMA", "INVITE retransmitted twice (timer A) before 100 Trying", invite_retransmissions=2)
+    add(
+        36.0,
+        "G729",
+        "normal call with SIP over TCP, INVITE spans two segments",
+        transport="TCP",
+        large_invite=True,
+        talk_s=10.0,
+    )
     add(34.0, "PCMA", "407 challenge answered, then a normal call", auth="challenge_ok", talk_s=8.0)
     failures: list[tuple[int, str, dict[str, Any]]] = [
         (404, "404 Not Found: unallocated number", {}),

@@ -8,6 +8,7 @@ it does on a real network.
 
 import random
 from dataclasses import dataclass, field
+from typing import Literal
 
 from callqual.simulator.rtp import TELEPHONE_EVENT, Codec
 
@@ -66,6 +67,7 @@ class SipParty:
     domain: str
     user_agent: str
     port: int = SIP_PORT
+    transport: Literal["UDP", "TCP"] = "UDP"
 
     @property
     def aor(self) -> str:
@@ -73,7 +75,8 @@ class SipParty:
 
     @property
     def contact_uri(self) -> str:
-        return f"sip:{self.user}@{self.ip}:{self.port}"
+        suffix = ";transport=tcp" if self.transport == "TCP" else ""
+        return f"sip:{self.user}@{self.ip}:{self.port}{suffix}"
 
     def name_addr(self, tag: str | None = None) -> str:
         value = f'"{self.display}" <{self.aor}>'
@@ -137,7 +140,7 @@ class Dialog:
     extra_invite_headers: list[tuple[str, str]] = field(default_factory=list)
 
     def via(self, party: SipParty, branch: str) -> str:
-        return f"SIP/2.0/UDP {party.ip}:{party.port};branch={branch};rport"
+        return f"SIP/2.0/{party.transport} {party.ip}:{party.port};branch={branch};rport"
 
 
 def sdp_body(

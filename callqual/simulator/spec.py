@@ -57,6 +57,8 @@ class CallSpec:
     #: add the carrier headers that push the INVITE past the MTU (IPv4 fragmentation)
     large_invite: bool = False
     bye_from_callee: bool = False
+    #: SIP transport; media stays RTP over UDP either way
+    transport: Literal["UDP", "TCP"] = "UDP"
     #: 183 Session Progress with early-media SDP before 180
     early_media: bool = False
     description: str = ""
@@ -119,7 +121,7 @@ def call_faults(spec: CallSpec) -> list[Fault]:
         faults.append("auth_challenge")
     if not answered:
         faults.append("call_failed")
-    if spec.large_invite:
+    if spec.large_invite and spec.transport == "UDP":
         faults.append("ip_fragmentation")
     return faults
 

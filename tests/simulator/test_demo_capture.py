@@ -190,3 +190,20 @@ def test_one_way_call_has_receiver_reports_but_no_rtp_back(demo: tuple[Path, Sim
     assert silent.streams == []
     ips = f"ip.addr == {silent.caller_ip} && ip.addr == {silent.callee_ip}"
     assert fields(path, f"(rtp || rtcp) && {ips}", ["frame.number"]) == []
+
+
+def test_sip_over_tcp_is_reassembled_with_valid_segments(demo: tuple[Path, SimulationLabels]) -> None:
+    path, labels = demo
+    (call,) = [c for c in labels.calls if c.transport == "TCP"]
+    rows = fields(
+        path,
+        f'tcp && sip.Call-ID == "{call.call_id}"',
+        ["sip.Method", "sip.Status-Code", "tcp.segment.count"],
+    )
+    assert [r[0] or r[1] for r in rows] == ["INVITE", "100", "180", "200", "ACK", "BYE", "200"]
+    assert int(rows[0][2]) == 2  # the INVITE spans two segments
+    assert fields(path, "tcp.analysis.flags", ["frame.number"]) == []
+    checked = fields(
+        path, "tcp && tcp.checksum.status != 1", ["frame.number"], ["-o", "tcp.check_checksum:TRUE"]
+    )
+    assert checked == []
