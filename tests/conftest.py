@@ -1,3 +1,4 @@
 """Session-wide fixtures shared by every test package."""
 
-from tests.kafka_broker import kafka_bootstrap  # noqa: F401  (session fixture: a real Kafka broker)
+# Session fixtures: a real Kafka broker (see tests/kafka_broker.py).
+from tests.kafka_broker import kafka_bootstrap, kafka_broker  # noqa: F401

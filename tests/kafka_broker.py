@@ -38,7 +38,7 @@ LOCAL_START_TIMEOUT_S = 600
 @dataclass
 class Broker:
     bootstrap: str
-    #: How it was obtained, for the failure messages and the session header
+    #: How it was obtained: printed (see the captured setup output) so a failure says which broker it met
     origin: str
     stop: Callable[[], None]
 
@@ -153,8 +153,8 @@ def obtain_broker(run_dir: Path) -> Broker:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``bootstrap.servers`` of a real broker, shared by the whole session."""
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A real broker, shared by the whole session."""
     broker: Broker | None = None
     reason = ""
     try:
@@ -164,7 +164,14 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if broker is None:
         # Outside the except block, so the report shows the reasons, not a traceback chain.
         pytest.fail(reason, pytrace=False)
+    print(f"kafka broker: {broker.bootstrap} from {broker.origin}")
     try:
-        yield broker.bootstrap
+        yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: Broker) -> str:
+    """``bootstrap.servers`` of the session's broker: what most tests need."""
+    return kafka_broker.bootstrap

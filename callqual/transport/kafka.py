@@ -53,11 +53,14 @@ class KafkaEventSink:
         self.stats = SinkStats()
         # Delivery callbacks run in whichever thread calls poll/flush.
         self._lock = threading.Lock()
+        self._closed = False
         self._producer = producer or Producer(
             {**settings.producer_config(), "error_cb": self._on_error, "log_level": 3}
         )
 
     def emit(self, topic: str, key: str | None, value: BaseModel) -> None:
+        if self._closed:
+            raise TransportError("emit() on a closed sink")
         if self.stats.fatal:
             # Unlike back-pressure this does not pass: the owner must rebuild the sink.
             raise TransportError(f"kafka producer is in a fatal state: {self.stats.last_error}")
@@ -83,8 +86,24 @@ class KafkaEventSink:
         return self._producer.flush(timeout)
 
     def close(self, timeout: float = 10.0) -> int:
-        """Flush what is queued; return how many messages were still undelivered."""
-        return self.flush(timeout)
+        """Flush for up to ``timeout`` s, purge the rest (counted as failed), release the client.
+
+        Returns how many messages were still undelivered. Closing explicitly
+        matters: the producer's callbacks reference the sink, so an abandoned
+        one lives until the cycle collector runs, reconnecting all the while.
+        """
+        if self._closed:
+            return 0
+        pending = self._producer.flush(timeout)
+        if pending:
+            # Otherwise close() would wait up to delivery.timeout.ms for them.
+            self._producer.purge()
+            self._producer.flush(0)
+        close = getattr(self._producer, "close", None)  # absent from older confluent-kafka releases
+        if close is not None:
+            close()
+        self._closed = True
+        return pending
 
     def _on_delivery(self, err: KafkaError | None, msg: KafkaMessage) -> None:
         with self._lock:

@@ -209,6 +209,17 @@ def test_full_local_buffer_drops_and_counts(kafka_bootstrap: str) -> None:
     assert (sink.stats.emitted, sink.stats.dropped) == (5, 3)
     assert sink.flush(30) == 0
     assert sink.stats.delivered == 5
+    assert sink.close() == 0
+
+
+def test_close_purges_what_it_cannot_deliver_in_time(settings: KafkaSettings, topics: Topics) -> None:
+    sink = KafkaEventSink(settings.model_copy(update={"linger_ms": 60_000}))
+    for frame in range(3):
+        sink.emit(topics.sip, "c", sip_event("c", frame))
+    assert sink.close(timeout=0) == 3
+    assert (sink.stats.delivered, sink.stats.failed) == (0, 3)
+    with pytest.raises(TransportError, match="closed"):
+        sink.emit(topics.sip, "c", sip_event("c", 3))
 
 
 def test_fatal_producer_error_stops_emit(settings: KafkaSettings, topics: Topics) -> None:
@@ -220,3 +231,4 @@ def test_fatal_producer_error_stops_emit(settings: KafkaSettings, topics: Topics
     with pytest.raises(TransportError, match="fatal"):
         sink.emit(topics.sip, "c", sip_event("c", 2))
     assert sink.stats.fatal and sink.stats.emitted == 1
+    sink.close()
