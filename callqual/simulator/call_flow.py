@@ -385,24 +385,30 @@ def _media(
         )
         rtcp = rtcp_frames(sides, t_bye, source + 3, rtt_c // 2)
         sources.append(iter(rtcp))
-    labels = [
-        StreamLabel(
-            ssrc=plan.ssrc,
-            src_ip=plan.flow.src_ip,
-            src_port=plan.flow.src_port,
-            dst_ip=plan.flow.dst_ip,
-            dst_port=plan.flow.dst_port,
-            payload_type=codec.payload_type,
-            codec=codec.name,
-            clock_rate=codec.clock_rate,
-            sent=plan.count,
-            captured=(captured := plan.captured()),
-            lost=plan.count - captured,
-            rtcp=spec.media.rtcp,
-        )
-        for plan in senders
-    ]
+    labels = [_stream_label(plan, rtcp=spec.media.rtcp) for plan in senders]
+
     return senders, sources, labels, len(rtcp)
+
+
+def _stream_label(plan: StreamPlan, *, rtcp: bool) -> StreamLabel:
+    captured = plan.captured()
+    jitter_mean, jitter_max = plan.rfc3550_jitter_ms()
+    return StreamLabel(
+        ssrc=plan.ssrc,
+        src_ip=plan.flow.src_ip,
+        src_port=plan.flow.src_port,
+        dst_ip=plan.flow.dst_ip,
+        dst_port=plan.flow.dst_port,
+        payload_type=plan.codec.payload_type,
+        codec=plan.codec.name,
+        clock_rate=plan.codec.clock_rate,
+        sent=plan.count,
+        captured=captured,
+        lost=plan.count - captured,
+        jitter_mean_ms=round(jitter_mean, 3),
+        jitter_max_ms=round(jitter_max, 3),
+        rtcp=rtcp,
+    )
 
 
 def build_transaction(spec: TransactionSpec, *, seed: str, epoch_us: int, source: int) -> CallArtifacts:

@@ -63,12 +63,13 @@ def loss_mask(spec: LossSpec, count: int, rng: random.Random) -> list[bool]:
 
 @dataclass(frozen=True, slots=True)
 class JitterSpec:
-    """Per-packet delay noise: half-normal with standard deviation ``std_ms`` on top of the path delay.
+    """Per-packet queueing delay on top of the path delay: normal, mean 2 x ``std_ms``, floored at 0.
 
     With ``reorder=False`` a packet never overtakes its predecessor (it is
-    held back to 100 us after it), as on a single FIFO path; with
-    ``reorder=True`` the noisy times are used as they are and packets arrive
-    out of order.
+    held back to 100 us after it), as on a single FIFO path. That caps the
+    RFC 3550 jitter near the packet interval (~20-25 ms whatever the std), so
+    "heavy jitter" needs ``reorder=True``: the noisy times are used as they
+    are and packets arrive out of order, as over Wi-Fi or multipath links.
     """
 
     std_ms: float = 0.0
@@ -80,7 +81,8 @@ def arrival_offsets(spec: JitterSpec, count: int, interval_us: int, rng: random.
     if spec.std_ms <= 0:
         return [0] * count
     sigma = spec.std_ms * 1000.0
-    offsets = [round(abs(rng.gauss(0.0, sigma))) for _ in range(count)]
+    mean = 2.0 * sigma
+    offsets = [max(0, round(rng.gauss(mean, sigma))) for _ in range(count)]
     if not spec.reorder:
         for i in range(1, count):
             earliest = offsets[i - 1] - interval_us + 100
@@ -88,7 +90,8 @@ def arrival_offsets(spec: JitterSpec, count: int, interval_us: int, rng: random.
     elif count > 1:
         # The first packet arrives first and the last one last: readers anchor the expected
         # count on them, and a reordered first packet makes Wireshark report negative loss.
-        offsets[0] = 0
+        earliest = min(i * interval_us + offsets[i] for i in range(1, count))
+        offsets[0] = max(0, min(offsets[0], earliest - 100))
         latest = max(i * interval_us + offsets[i] for i in range(count - 1))
         offsets[-1] = max(offsets[-1], latest - (count - 1) * interval_us + 100)
     return offsets

@@ -50,6 +50,9 @@ class StreamLabel(_Label):
     captured: int
     #: sent minus captured: equals Wireshark's "Lost" because the first and last packets are never dropped
     lost: int
+    #: RFC 3550 interarrival jitter over the captured packets (mean and max of the running estimate)
+    jitter_mean_ms: float = 0.0
+    jitter_max_ms: float = 0.0
     rtcp: bool
 
 

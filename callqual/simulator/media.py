@@ -71,7 +71,31 @@ class StreamPlan:
         return iter(arrivals)
 
     def captured(self) -> int:
+        if not self.impaired:
+            return self.count
         return sum(1 for _ in self.schedule())
+
+    def rfc3550_jitter_ms(self) -> tuple[float, float]:
+        """(mean, max) of the RFC 3550 interarrival jitter over the captured packets, in capture order.
+
+        What an analyser computes from the capture; zero when no jitter was
+        injected (loss alone leaves the transit time constant).
+        """
+        if self.jitter.std_ms <= 0:
+            return 0.0, 0.0
+        jitter = total = peak = 0.0
+        last_transit: float | None = None
+        n = 0
+        for arrival, index in self.schedule():
+            transit = arrival / 1000.0 - index * PTIME_US / 1000.0
+            if last_transit is not None:
+                jitter += (abs(transit - last_transit) - jitter) / 16.0
+            last_transit = transit
+            total += jitter
+            peak = max(peak, jitter)
+            n += 1
+        # Averaged over the packets after the first, as Wireshark's "Mean Jitter" is.
+        return (total / (n - 1) if n > 1 else 0.0), peak
 
     def _dtmf_slots(self) -> dict[int, bytes]:
         """Packet index -> telephone-event packet (header included) for the DTMF digits."""

@@ -117,8 +117,8 @@ def build_demo(rng: random.Random, options: Options) -> ScenarioCalls:
     add(
         12.0,
         "PCMU",
-        "heavy jitter, 40 ms standard deviation, order kept",
-        media=MediaSpec(jitter=JitterSpec(std_ms=40.0)),
+        "heavy jitter, 40 ms standard deviation, with reordering",
+        media=MediaSpec(jitter=JitterSpec(std_ms=40.0, reorder=True)),
     )
     add(14.0, "G729", "one-way audio: the callee sends no RTP, only RTCP RR", media=MediaSpec(one_way=True))
     add(16.0, "PCMU", "answered but no RTP at all", talk_s=8.0, media=MediaSpec(no_media=True))

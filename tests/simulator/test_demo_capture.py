@@ -54,6 +54,21 @@ def test_every_rtp_stream_and_its_loss_match_the_labels(demo: tuple[Path, Simula
     assert len(lossy) >= 4  # random and burst loss, both directions
 
 
+def test_jitter_labels_match_tshark(demo: tuple[Path, SimulationLabels]) -> None:
+    path, labels = demo
+    seen = rtp_streams(path)
+    for call in labels.calls:
+        if call.dtmf:  # telephone-event packets have their own nominal time in tshark's jitter
+            continue
+        for s in call.streams:
+            row = seen[(s.src_ip, s.src_port, s.dst_ip, s.dst_port, s.ssrc)]
+            assert row.mean_jitter_ms == pytest.approx(s.jitter_mean_ms, abs=0.002)
+            assert row.max_jitter_ms == pytest.approx(s.jitter_max_ms, abs=0.002)
+    (heavy,) = [c for c in labels.calls if "jitter" in c.faults]
+    assert heavy.category == "poor_quality"
+    assert all(s.jitter_mean_ms > 30.0 for s in heavy.streams)
+
+
 def test_rtp_count_matches_and_rtcp_is_decoded(demo: tuple[Path, SimulationLabels]) -> None:
     path, labels = demo
     assert len(fields(path, "rtp", ["frame.number"])) == labels.rtp_packets

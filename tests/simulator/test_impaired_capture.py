@@ -22,6 +22,8 @@ def test_tshark_loss_equals_injected_loss(tmp_path: Path, seed: int) -> None:
     assert set(seen) == set(expected)
     for key, stream in expected.items():
         assert (seen[key].packets, seen[key].lost) == (stream.captured, stream.lost), key
+        assert seen[key].mean_jitter_ms == pytest.approx(stream.jitter_mean_ms, abs=0.002), key
+        assert seen[key].max_jitter_ms == pytest.approx(stream.jitter_max_ms, abs=0.002), key
     assert fields(path, "_ws.malformed", ["frame.number"]) == []
 
 
