@@ -11,6 +11,7 @@ capture go. Everything else takes the full decoder (tunnels, VLANs, IPv6,
 fragments, TCP reassembly), then SIP parsing or media handling.
 """
 
+import struct
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from callqual.collector.errors import SipParseError
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.rtcp import rtcp_events
 from callqual.collector.media.rtp_header import looks_like_rtp, parse_rtp
-from callqual.collector.media.rtp_stream import RtpStream
+from callqual.collector.media.rtp_stream import PENDING_LIMIT, RtpStream
 from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
 from callqual.collector.packet import Frame, Payload
 from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
@@ -31,6 +32,8 @@ from callqual.schemas import AnyEvent, MalformedSipEvent, SdpMedia, SipMessageEv
 from callqual.schemas.events import Transport
 
 EventSink = Callable[[AnyEvent], None]
+
+_RTP_FIXED = struct.Struct("!BBHII").unpack_from
 
 #: Capture seconds between scans of the stream table for idle streams.
 _TICK_S = 1.0
@@ -88,11 +91,15 @@ class Collector:
         if self.media.generation != self._fast_generation:
             self._fast.clear()
             self._fast_generation = self.media.generation
-        fast = udp_flow_key(frame.linktype, frame.data)
+        data = frame.data
+        fast = udp_flow_key(frame.linktype, data)
         if fast is not None:
             flow = self._fast.get(fast[0])
             if flow is not None:
-                self._on_media(flow, ts, frame.number, frame.data[fast[1] :])
+                if flow.binding is None or not flow.binding.is_rtcp:
+                    self._on_rtp(flow, ts, frame.number, data, fast[1])
+                else:
+                    self._on_media(flow, ts, frame.number, data[fast[1] :])
                 return
         for payload in self.decoder.decode(frame):
             flow = self._on_payload(payload)
@@ -181,7 +188,24 @@ class Collector:
             for ev in events:
                 self._emit(ev)
             return
-        hdr = parse_rtp(data)
+        self._on_rtp(flow, ts, frame, data, 0)
+
+    def _on_rtp(self, flow: _MediaFlow, ts: float, frame: int, buf: bytes, start: int) -> None:
+        """One RTP packet whose header starts at ``buf[start]``: the per-packet hot path."""
+        flow.last_ts = ts
+        if len(buf) - start >= 12 and buf[start] == 0x80:
+            # The usual header: version 2, no padding, no extension, no CSRC.
+            _, b1, seq, rtp_ts, ssrc = _RTP_FIXED(buf, start)
+            stream = flow.streams.get(ssrc)
+            if stream is not None:
+                pending = stream.pending
+                pending.append(
+                    (ts, seq, rtp_ts, b1 & 0x7F, b1 > 0x7F, len(buf) - start - 12, buf, start + 12)
+                )
+                if len(pending) >= PENDING_LIMIT:
+                    stream.drain()
+                return
+        hdr = parse_rtp(buf[start:] if start else buf)
         if hdr is None:
             self.errors["rtp.bad_header"] += 1
             return
@@ -198,11 +222,13 @@ class Collector:
                 flow.dst_port,
                 ssrc,
                 frame,
-                binding.rtpmap if binding is not None else {},
+                flow.binding.rtpmap if flow.binding is not None else {},
             )
             flow.streams[ssrc] = stream
             self._n_streams += 1
-        stream.add(ts, frame, seq, rtp_ts, pt, marker, payload_len, data[offset : offset + payload_len])
+        stream.pending.append((ts, seq, rtp_ts, pt, marker, payload_len, buf, start + offset))
+        if len(stream.pending) >= PENDING_LIMIT:
+            stream.drain()
 
     def _call_of(self, flow: _MediaFlow) -> str | None:
         return flow.binding.call_id if flow.binding is not None else None
