@@ -8,7 +8,7 @@ capture has the gaps a real probe would see.
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from callqual.simulator.impairments import timer_a_schedule
 from callqual.simulator.labels import CallLabel, Fault, InjectedParams, StreamLabel
@@ -49,7 +49,6 @@ class CallArtifacts:
     label: CallLabel
     sip_packets: int = 0
     rtcp_packets: int = 0
-    rtp_plans: list[StreamPlan] = field(default_factory=list)
 
 
 class _Ladder:
@@ -118,7 +117,8 @@ def _large_invite_headers(dialog: Dialog, rng: random.Random) -> list[tuple[str,
     return headers
 
 
-def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int, index: int) -> CallArtifacts:
+def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int) -> CallArtifacts:
+    """The call's SIP ladder, media and label; ``source`` is its first of ``SOURCES_PER_CALL`` merge slots."""
     rng = random.Random(seed)
     caller, callee = spec.caller, spec.callee
     if spec.transport == "TCP":
@@ -230,7 +230,6 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int, index: 
             answered = True
         break
 
-    plans: list[StreamPlan] = []
     sources: list[Iterator[TimedFrame]] = []
     stream_labels: list[StreamLabel] = []
     rtcp_packets = 0
@@ -258,7 +257,7 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int, index: 
             end_us = t_bye + rtt_e + proc
             ladder.send(end_us, response(bye, 200, responder=callee, to_tag=None), from_a=False)
         if not spec.media.no_media:
-            plans, sources, stream_labels, rtcp_packets = _media(
+            sources, stream_labels, rtcp_packets = _media(
                 spec,
                 rng,
                 seed=seed,
@@ -297,7 +296,6 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int, index: 
         label=label,
         sip_packets=len(sip_frames),
         rtcp_packets=rtcp_packets,
-        rtp_plans=plans,
     )
 
 
@@ -325,7 +323,7 @@ def _media(
     t_bye: int,
     rtt_c: int,
     ports: tuple[int, int],
-) -> tuple[list[StreamPlan], list[Iterator[TimedFrame]], list[StreamLabel], int]:
+) -> tuple[list[Iterator[TimedFrame]], list[StreamLabel], int]:
     caller, callee = dialog.caller, dialog.callee
     codec = CODECS[spec.codec]
     caller_port, callee_port = ports
@@ -387,7 +385,7 @@ def _media(
         sources.append(iter(rtcp))
     labels = [_stream_label(plan, rtcp=spec.media.rtcp) for plan in senders]
 
-    return senders, sources, labels, len(rtcp)
+    return sources, labels, len(rtcp)
 
 
 def _stream_label(plan: StreamPlan, *, rtcp: bool) -> StreamLabel:

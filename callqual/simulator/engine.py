@@ -33,7 +33,7 @@ def simulate(scenario: str, out_path: Path, seed: int = 1, **options: object) ->
     artifacts: list[CallArtifacts] = []
     source = 0
     for n, call in enumerate(specs.calls):
-        artifacts.append(build_call(call, seed=f"{base}/call{n}", epoch_us=epoch_us, source=source, index=n))
+        artifacts.append(build_call(call, seed=f"{base}/call{n}", epoch_us=epoch_us, source=source))
         source += SOURCES_PER_CALL
     for n, transaction in enumerate(specs.transactions):
         artifacts.append(
