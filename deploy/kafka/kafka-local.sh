@@ -80,11 +80,16 @@ cmd_install() {
     local tmp="${LIB_DIR}.tmp.$$"
     rm -rf "$tmp"
     log "fetching org.apache.kafka:kafka_2.13:${KAFKA_VERSION} and its runtime dependencies with maven"
-    # stdout goes to stderr: `start` prints only the bootstrap line on stdout.
-    "$MVN" -q -B -Dstyle.color=never -f "${SCRIPT_DIR}/pom.xml" \
+    # Maven's output goes to a file, shown on failure only: `start` prints
+    # nothing but the bootstrap line on stdout.
+    local mvn_log="${KAFKA_HOME}/${KAFKA_VERSION}/mvn.log"
+    if ! "$MVN" -B -ntp -Dstyle.color=never -f "${SCRIPT_DIR}/pom.xml" \
         -Dkafka.version="${KAFKA_VERSION}" \
-        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2 ||
-        die "maven could not fetch Kafka ${KAFKA_VERSION}"
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >"$mvn_log" 2>&1; then
+        tail -n 40 "$mvn_log" >&2
+        rm -rf "$tmp"
+        die "maven could not fetch Kafka ${KAFKA_VERSION} (full log: ${mvn_log})"
+    fi
     ls "$tmp"/kafka_2.13-"${KAFKA_VERSION}".jar >/dev/null 2>&1 || die "broker jar missing after maven run"
     rm -rf "$LIB_DIR"
     mv "$tmp" "$LIB_DIR"
