@@ -134,6 +134,8 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int) -> Call
         request_uri=f"sip:{callee.user}@{callee.ip}:{callee.port}",
     )
     to_tag = random_hex(rng, 10)
+    # The challenge comes from the proxy in front of the callee: its own tag, not the callee's.
+    proxy_tag = random_hex(rng, 10)
     codec = CODECS[spec.codec]
     offer_codecs = [CODECS[name] for name in (spec.offer or (spec.codec,))]
     caller_rtp = _RTP_PORT_BASE + 2 * rng.randrange(2000)
@@ -174,7 +176,9 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int) -> Call
             proxy = spec.auth != "loop_401"
             challenge = digest_challenge(rng, _REALM, proxy=proxy)
             t += rtt_e + proc
-            resp = response(invite, 407 if proxy else 401, responder=callee, to_tag=to_tag, extra=[challenge])
+            resp = response(
+                invite, 407 if proxy else 401, responder=callee, to_tag=proxy_tag, extra=[challenge]
+            )
             ladder.send(t, resp, from_a=False)
             t += rtt_c + proc
             ladder.send(t, ack_for_failure(invite, resp), from_a=True)
