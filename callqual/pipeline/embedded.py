@@ -72,9 +72,7 @@ class EmbeddedPipeline:
         self.detector.handle(event)
 
     def run(self, frames: Iterable[Frame]) -> None:
-        feed = self.collector.feed
-        for frame in frames:
-            feed(frame)
+        self.collector.run(frames)
 
     def finish(self) -> None:
         self.collector.finish()

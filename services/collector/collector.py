@@ -13,11 +13,11 @@ fragments, TCP reassembly), then SIP parsing or media handling.
 
 import struct
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from callqual.collector.config import CollectorConfig
-from callqual.collector.decode.fast_path import udp_flow_key
+from callqual.collector.decode.fast_path import ETH_IPV4_UDP_HEAD, ETH_IPV4_UDP_PAYLOAD, udp_flow_key
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
@@ -51,6 +51,8 @@ class _MediaFlow:
     dst_port: int
     streams: dict[int, RtpStream] = field(default_factory=dict)
     last_ts: float = 0.0
+    #: RTP, not RTCP: what the inline fast path of Collector.run may take
+    rtp: bool = True
 
 
 class Collector:
@@ -106,6 +108,67 @@ class Collector:
             if flow is not None and fast is not None and payload.transport == "udp":
                 self._fast[fast[0]] = flow
 
+    def run(self, frames: Iterable[Frame]) -> None:
+        """Feed every frame; the same result as calling :meth:`feed` on each, only faster.
+
+        RTP of known flows in plain Ethernet/IPv4/UDP frames with the usual
+        12-byte header is nearly every frame of a VoIP capture. For those this
+        loop does the whole job inline (key slice, dict look-ups, one queue
+        append) with everything it touches in local variables: a function call
+        per packet costs more in CPython than the work itself. Every other
+        frame, and every frame of a flow not yet known, goes through
+        :meth:`feed`.
+        """
+        fast = self._fast
+        feed = self.feed
+        head = ETH_IPV4_UDP_HEAD
+        rtp_fixed = _RTP_FIXED
+        payload_at = ETH_IPV4_UDP_PAYLOAD
+        limit = PENDING_LIMIT
+        frames_seen = 0
+        size = 0
+        for frame in frames:
+            data = frame.data
+            ts = frame.ts
+            n = len(data)
+            if (
+                ts < self._next_tick
+                and frame.linktype == 1
+                and n >= payload_at + 12
+                and data[payload_at] == 0x80
+                and self.media.generation == self._fast_generation
+            ):
+                etype, vihl, total, frag, proto = head(data, 12)
+                if etype == 0x0800 and vihl == 0x45 and proto == 17 and not frag & 0x3FFF and total == n - 14:
+                    flow = fast.get(data[26:38])
+                    if flow is not None and flow.rtp:
+                        _, b1, seq, rtp_ts, ssrc = rtp_fixed(data, payload_at)
+                        stream = flow.streams.get(ssrc)
+                        if stream is not None:
+                            frames_seen += 1
+                            size += frame.orig_len
+                            flow.last_ts = ts
+                            pending = stream.pending
+                            pending.append(
+                                (
+                                    ts,
+                                    seq,
+                                    rtp_ts,
+                                    b1 & 0x7F,
+                                    b1 > 0x7F,
+                                    n - payload_at - 12,
+                                    data,
+                                    payload_at + 12,
+                                )
+                            )
+                            if len(pending) >= limit:
+                                stream.drain()
+                            self.last_ts = ts
+                            continue
+            feed(frame)
+        self.frames += frames_seen
+        self.bytes += size
+
     def finish(self) -> None:
         """End of input: every stream gets its final report."""
         for flow in self._flows.values():
@@ -160,6 +223,7 @@ class Collector:
                 # streams belong to the old call and end here.
                 self._close_flow(key, flow)
             flow = _MediaFlow(binding, p.src_ip, p.src_port, p.dst_ip, p.dst_port)
+            flow.rtp = binding is None or not binding.is_rtcp
             self._flows[key] = flow
         return flow
 
@@ -233,12 +297,17 @@ class Collector:
     def _call_of(self, flow: _MediaFlow) -> str | None:
         return flow.binding.call_id if flow.binding is not None else None
 
+    def _forget_fast(self, flow: _MediaFlow) -> None:
+        """Drop a flow's fast-path entries in place (``run`` holds a reference to the dict)."""
+        for key in [k for k, v in self._fast.items() if v is flow]:
+            del self._fast[key]
+
     def _close_flow(self, key: tuple[str, int, str, int], flow: _MediaFlow) -> None:
         for stream in flow.streams.values():
             self._emit(stream.report(self._call_of(flow), final=True))
         self._n_streams -= len(flow.streams)
         del self._flows[key]
-        self._fast = {k: v for k, v in self._fast.items() if v is not flow}
+        self._forget_fast(flow)
 
     def _tick(self, now: float) -> None:
         """Once a capture second: finish idle streams, publish interval reports."""
@@ -256,7 +325,7 @@ class Collector:
                 # RTCP, or datagrams that were not RTP: nothing to report, just forget the flow.
                 if (ended is not None and idle >= grace) or idle >= idle_limit:
                     del self._flows[key]
-                    self._fast = {k: v for k, v in self._fast.items() if v is not flow}
+                    self._forget_fast(flow)
                 continue
             if (ended is not None and now - ended >= grace and idle >= grace) or idle >= idle_limit:
                 self._close_flow(key, flow)

@@ -13,12 +13,16 @@ from __future__ import annotations
 import socket
 import struct
 
-__all__ = ["flow_key_of", "udp_flow_key"]
+__all__ = ["ETH_IPV4_UDP_HEAD", "ETH_IPV4_UDP_PAYLOAD", "flow_key_of", "udp_flow_key"]
 
 _LT_ETHERNET = 1
 _PORTS = struct.Struct("!HH")
 # From the EtherType on: type, version/IHL, (TOS), total length, (id), flags/fragment offset, (TTL), protocol.
 _HEAD = struct.Struct("!HBxH2xHxB").unpack_from
+#: For callers that inline the untagged case in their own loop (Collector.run): the same
+#: reader at offset 12, and where the UDP payload starts (14 Ethernet + 20 IPv4 + 8 UDP).
+ETH_IPV4_UDP_HEAD = _HEAD
+ETH_IPV4_UDP_PAYLOAD = 42
 
 
 def udp_flow_key(linktype: int, data: bytes) -> tuple[bytes, int] | None:
