@@ -77,3 +77,6 @@ class CallRecord(WireModel):
     problems: list[str] = Field(default_factory=list)
     unreliable: bool = False
     first_frame: int = 0
+    #: Why the record was closed: signalling (BYE, final failure), timeout (no BYE, no media),
+    #: end_of_input (still open when the capture ended), evicted (call table full)
+    closed_by: Literal["signalling", "timeout", "end_of_input", "evicted"] = "signalling"

@@ -390,14 +390,18 @@ class Collector:
         )
 
     def _sdp_of(self, msg: SipMessage) -> list[SdpMedia] | None:
+        anomalies: list[str] = []
         try:
             body = sdp_body(msg)
             if body is None:
                 return None
-            return parse_sdp(body)
+            return parse_sdp(body, anomalies)
         except SipParseError as exc:
             self.errors[exc.reason] += 1
             return None
+        finally:
+            for reason in anomalies:
+                self.errors[reason] += 1
 
     def _track_call_end(self, msg: SipMessage, ts: float) -> None:
         """Remember when a call's signalling ended, so its streams can be finished soon after."""

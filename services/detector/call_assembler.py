@@ -12,12 +12,15 @@ accuracy on the oldest calls, never memory or silence.
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from callqual.detector.call_context import CallContext
 from callqual.detector.sip_dialog import SipDialog
 from callqual.schemas import CallRecord, SipMessageEvent, StreamRecord
+
+ClosedBy = Literal["signalling", "timeout", "end_of_input", "evicted"]
 
 
 class AssemblerConfig(BaseModel):
@@ -71,7 +74,7 @@ class CallAssembler:
             if len(self._calls) >= self.config.max_calls:
                 _, oldest = self._calls.popitem(last=False)
                 self.counters["calls.evicted"] += 1
-                evicted.append(self._context(oldest))
+                evicted.append(self._context(oldest, "evicted", ev.ts))
             call = _OpenCall(dialog=SipDialog.start(ev), last_activity=ev.ts)
             self._calls[ev.call_id] = call
         else:
@@ -102,11 +105,19 @@ class CallAssembler:
     def expire(self, now: float) -> list[CallContext]:
         """Calls that are finished as of capture time ``now``."""
         done = [cid for cid, call in self._calls.items() if self._is_finished(call, now)]
-        return [self._context(self._calls.pop(cid)) for cid in done]
+        out = []
+        for cid in done:
+            call = self._calls.pop(cid)
+            by: ClosedBy = "signalling" if call.dialog.ended_ts is not None else "timeout"
+            out.append(self._context(call, by, now))
+        return out
 
-    def drain(self) -> list[CallContext]:
-        """End of input: every open call is finished as it stands."""
-        out = [self._context(call) for call in self._calls.values()]
+    def drain(self, now: float) -> list[CallContext]:
+        """End of input at capture time ``now``: every open call is finished as it stands."""
+        out = [
+            self._context(call, "signalling" if call.dialog.ended_ts is not None else "end_of_input", now)
+            for call in self._calls.values()
+        ]
         self._calls.clear()
         return out
 
@@ -127,7 +138,7 @@ class CallAssembler:
         return now - call.last_activity >= cfg.idle_timeout_s
 
     @staticmethod
-    def _context(call: _OpenCall) -> CallContext:
+    def _context(call: _OpenCall, closed_by: "ClosedBy", now: float) -> CallContext:
         d = call.dialog
         streams = sorted(call.streams, key=lambda s: (s.first_ts, s.src_ip, s.src_port))
         moses = [s.mos for s in streams if s.mos is not None and s.packets > 0]
@@ -165,12 +176,16 @@ class CallAssembler:
             category="ok",
             unreliable=any(s.unreliable for s in streams),
             first_frame=d.first_frame,
+            closed_by=closed_by,
         )
         return CallContext(
             record=record,
             messages=call.messages,
             streams=streams,
             messages_truncated=call.messages_truncated,
+            closed_by=closed_by,
+            last_activity_ts=call.last_activity,
+            closed_ts=max(now, call.last_activity),
         )
 
 

@@ -1,6 +1,7 @@
 """What the rules see of one finished call."""
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from callqual.schemas import CallRecord, SipMessageEvent, StreamRecord
 
@@ -17,3 +18,9 @@ class CallContext:
     streams: list[StreamRecord] = field(default_factory=list)
     #: True when the message list hit its bound and later messages were not kept
     messages_truncated: bool = False
+    #: Why the call was closed: its signalling ended it, a timer ran out (no BYE, no media),
+    #: the input ended while it was still open, or the bounded call table evicted it.
+    closed_by: Literal["signalling", "timeout", "end_of_input", "evicted"] = "signalling"
+    #: Capture time of its last SIP message or media report, and of its closing
+    last_activity_ts: float = 0.0
+    closed_ts: float = 0.0

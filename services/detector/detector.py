@@ -105,7 +105,7 @@ class Detector:
 
     def finish(self) -> None:
         """End of input: finish every open call and flush windowed rules."""
-        for ctx in self.assembler.drain():
+        for ctx in self.assembler.drain(self._now if self._now != float("-inf") else 0.0):
             self._finish_call(ctx)
         self._emit_all(self._rules.flush())
 

@@ -771,7 +771,15 @@ def parse_sip(
     cseqs = index.get("cseq")
     if not cseqs:
         raise SipParseError("sip.missing_cseq")
-    cseq_num, cseq_method = _parse_cseq(cseqs[0])
+    try:
+        cseq_num, cseq_method = _parse_cseq(cseqs[0])
+    except SipParseError as exc:
+        # A number followed by a mangled method still orders the transaction.
+        parts = cseqs[0].split()
+        if strict or len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+            raise
+        anomaly(exc.reason, exc.detail)
+        cseq_num, cseq_method = int(parts[0]), parts[1]
 
     from_addr = _required_name_addr(index, "from")
     to_addr = _required_name_addr(index, "to")

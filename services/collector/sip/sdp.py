@@ -80,8 +80,15 @@ class _Media:
         self.rtpmap: dict[int, str] = {}
 
 
-def parse_sdp(body: bytes) -> list[SdpMedia]:
-    """Parse an SDP body into its media sections; raise SdpParseError on garbage."""
+def parse_sdp(body: bytes, anomalies: list[str] | None = None) -> list[SdpMedia]:
+    """Parse an SDP body into its media sections; raise SdpParseError on garbage.
+
+    With an ``anomalies`` list, a malformed line that does not change where the
+    media goes (an unreadable ``a=rtpmap``, a line that is not ``x=...``) is
+    skipped and its reason appended, as Wireshark and real endpoints do: one
+    mangled codec line must not hide the RTP of the whole call. Without it,
+    every deviation raises.
+    """
     text = body.decode("utf-8", errors="surrogateescape")
     lines = [line.rstrip("\r") for line in text.split("\n")]
     while lines and not lines[-1].strip():
@@ -102,7 +109,10 @@ def parse_sdp(body: bytes) -> list[SdpMedia]:
     current: _Media | None = None
     for line in lines[first + 1 :]:
         if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
-            raise SdpParseError("sdp.bad_line", line[:32])
+            if anomalies is None:
+                raise SdpParseError("sdp.bad_line", line[:32])
+            anomalies.append("sdp.bad_line")
+            continue
         kind = line[0]
         value = line[2:]
         if kind == "m":
@@ -125,7 +135,13 @@ def parse_sdp(body: bytes) -> list[SdpMedia]:
                 else:
                     current.direction = direction
             elif name == "rtpmap" and current is not None:
-                pt, encoding = _parse_rtpmap(attr_value)
+                try:
+                    pt, encoding = _parse_rtpmap(attr_value)
+                except SdpParseError as exc:
+                    if anomalies is None:
+                        raise
+                    anomalies.append(exc.reason)
+                    continue
                 current.rtpmap.setdefault(pt, encoding)
 
     return [

@@ -42,12 +42,17 @@ class DroppedCall(CallRule):
 
     def evaluate(self, ctx: CallContext) -> list[Alert]:
         rec = ctx.record
-        if rec.state == "answered":
+        # Still up when the capture ended is not dropped, unless media and signalling had
+        # already been silent for a timeout's worth of capture time by then.
+        silent_s = ctx.closed_ts - ctx.last_activity_ts
+        if rec.state == "answered" and (
+            ctx.closed_by in ("timeout", "evicted") or silent_s >= self.settings.dropped_call_silence_s
+        ):
             return [
                 self.alert(
                     ctx,
-                    "answered call ended without BYE (timed out)",
-                    {"reason": "no_bye", "duration_s": rec.duration_s},
+                    f"answered call ended without BYE (silent for {silent_s:.0f} s)",
+                    {"reason": "no_bye", "duration_s": rec.duration_s, "silent_s": round(silent_s, 3)},
                     [m for m in ctx.messages if m.cseq_method == "INVITE" and m.status_code == 200],
                 )
             ]

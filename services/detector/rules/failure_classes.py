@@ -71,14 +71,16 @@ SEVERITY_BY_CLASS: Mapping[FailureClass, Severity] = MappingProxyType(
     }
 )
 
-#: Call category per class. ``not_found`` is a user outcome: the network
-#: delivered a definitive answer about the dialled number. ``other`` is
-#: counted against the network, the conservative choice for an unknown code.
+#: Call category per class. Only busy, cancelled and declined are the callee's
+#: (or caller's) own choice; ``not_found`` (404/484/604) is a misdial or, just as
+#: often, a routing or number-plan fault, which is what an operator must look at,
+#: so it counts against the network like ``other``, the conservative choice for
+#: an unknown code.
 CATEGORY_BY_CLASS: Mapping[FailureClass, CallCategory | None] = MappingProxyType(
     {
         "auth": "failed_auth",
         "forbidden": "failed_auth",
-        "not_found": "failed_user",
+        "not_found": "failed_network",
         "unreachable": "failed_network",
         "codec": "failed_network",
         "server": "failed_network",

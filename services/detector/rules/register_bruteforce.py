@@ -5,6 +5,8 @@ is the response's destination address; counting responses (not requests)
 means only guesses the registrar actually rejected count. Every honest
 registration also meets one 401 challenge, hence the second condition:
 failures must dominate the final answers (a healthy client sees ~50 %).
+The third tells guessing from enumeration: a guesser fails repeatedly on
+the same few usernames, a sweep fails once per username.
 """
 
 from collections import deque
@@ -77,6 +79,8 @@ class RegisterBruteforce(SourceRule):
         ratio = failures / (failures + successes)
         if failures < s.bruteforce_min_failures or ratio < s.bruteforce_min_failure_ratio:
             return []
+        if failures < s.bruteforce_min_failures_per_user * len(st.users):
+            return []  # one failure per username: an enumeration, not guessing
         first_ts = st.first_ts if st.first_ts is not None else ts
         st.incident.open(first_ts, ts, failures)
         evidence = list(st.evidence)

@@ -45,6 +45,10 @@ class RuleSettings(BaseSettings):
     #: Q.850 causes in a BYE's Reason header that mean an ordinary hang-up
     #: (16 normal clearing, 31 normal unspecified).
     dropped_call_normal_q850_causes: list[int] = Field(default_factory=lambda: [16, 31])
+    #: An answered call still open when the capture ended counts as dropped only if neither
+    #: SIP nor media had been seen for this long: RTP stops within a packet time of a real
+    #: hang-up, and 30 s is far beyond any silence suppression or re-INVITE pause.
+    dropped_call_silence_s: float = 30.0
     #: Post-dial delay (INVITE to first 180/183) above 5 s makes callers hang
     #: up or redial; ITU-T E.721 targets are well below that.
     post_dial_delay_warning_ms: float = 5000.0
@@ -110,6 +114,10 @@ class RuleSettings(BaseSettings):
     #: ... and their share among final REGISTER answers: a healthy client sees
     #: one 401 per 200 (50 %), a password guesser sees almost only failures.
     bruteforce_min_failure_ratio: float = 0.8
+    #: ... and failures per distinct username: a guesser retries the same few accounts, while an
+    #: extension enumeration (svwar against a registrar that answers 401 to every user) collects
+    #: one failure per username; that is the scanner rule's incident, not a password attack.
+    bruteforce_min_failures_per_user: float = 2.0
     #: Statuses that count as a failed authentication.
     bruteforce_statuses: list[int] = Field(default_factory=lambda: [401, 403, 407])
 

@@ -122,7 +122,7 @@ def test_answered_call_is_not_failed() -> None:
         (486, "failed_user"),
         (487, "failed_user"),
         (603, "failed_user"),
-        (404, "failed_user"),
+        (404, "failed_network"),
         (302, "ok"),
     ],
 )

@@ -135,8 +135,20 @@ def test_no_media_boundaries() -> None:
 
 def test_dropped_call_without_bye() -> None:
     rec = record(state="answered", end_ts=None, duration_s=None)
-    (a,) = DroppedCall(S).evaluate(ctx(rec=rec))
+    timed_out = ctx(rec=rec)
+    timed_out.closed_by = "timeout"
+    (a,) = DroppedCall(S).evaluate(timed_out)
     assert a.details["reason"] == "no_bye"
+
+
+@pytest.mark.parametrize(("silent_s", "fires"), [(29.0, False), (31.0, True)])
+def test_call_open_at_end_of_capture_is_dropped_only_after_silence(silent_s: float, fires: bool) -> None:
+    """A call still up when the capture ended was not dropped, unless it had gone silent long before."""
+    open_call = ctx(rec=record(state="answered", end_ts=None, duration_s=None))
+    open_call.closed_by = "end_of_input"
+    open_call.last_activity_ts = 1000.0
+    open_call.closed_ts = 1000.0 + silent_s
+    assert bool(DroppedCall(S).evaluate(open_call)) is fires
 
 
 @pytest.mark.parametrize(
