@@ -1,0 +1,324 @@
+"""Prometheus metrics: what an operator graphs and alerts on.
+
+Naming follows the Prometheus conventions: a ``callqual_`` namespace, base
+units in the name (``_seconds``, ``_ratio``), ``_total`` on counters. Labels
+are closed sets (call category, SIP status class, rule, severity, reason,
+receiver, outcome): never a Call-ID, an address or a URI, because each label
+value is a time series and an INVITE flood from random sources must not turn
+into a cardinality explosion in Prometheus.
+
+Every metric hangs off a :class:`AlerterMetrics` built on an explicit
+``CollectorRegistry``, so tests (and several pipelines in one process) never
+share the global default registry. The ``observe_*``/``export_summary``
+functions are the only code that turns records into samples; services call
+them, and the metric names they fill are the contract of
+``deploy/prometheus`` and ``deploy/grafana``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from callqual.schemas import Alert, CallRecord, StreamRecord, Summary
+
+NAMESPACE = "callqual"
+
+CALL_CATEGORIES = (
+    "ok",
+    "poor_quality",
+    "one_way",
+    "no_media",
+    "failed_user",
+    "failed_network",
+    "failed_auth",
+    "suspicious",
+)
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "none")
+SEVERITIES = ("info", "warning", "critical")
+#: Webhook delivery outcomes; ``retried`` counts attempts, the others count notifications
+DELIVERY_OUTCOMES = ("delivered", "retried", "failed", "dead_lettered", "dropped")
+
+# Buckets chosen where decisions are made: MOS 3.1/3.6/4.0 are the
+# "many users dissatisfied / some / satisfied" lines of ITU-T G.107 Annex B.
+MOS_BUCKETS = (1.0, 1.5, 2.0, 2.5, 2.8, 3.1, 3.4, 3.6, 3.8, 4.0, 4.2, 4.4, 4.5)
+JITTER_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5)
+LOSS_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+SIGNALLING_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
+
+
+def status_class(status: int | None) -> str:
+    """``404 -> "4xx"``; ``None`` (no final response seen) or nonsense -> ``"none"``."""
+    if status is None or not 100 <= status <= 699:
+        return "none"
+    return f"{status // 100}xx"
+
+
+def _bounded(value: str, allowed: tuple[str, ...]) -> str:
+    # A value outside the closed set (a newer producer) is folded, never a new series per typo.
+    return value if value in allowed else "other"
+
+
+def _reason(reason: str) -> str:
+    # Reasons are code-defined identifiers ("sip.bad_start_line"); clip anything odd anyway.
+    return reason[:64] if reason else "unknown"
+
+
+class AlerterMetrics:
+    """All of voip-callqual's metrics on one registry.
+
+    The pipeline-health families (captured/dropped packets, Kafka producer,
+    consumer lag) are defined here too, so the collector and detector register
+    the same names and the dashboards need one vocabulary.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        ns = NAMESPACE
+        # -- calls and media --------------------------------------------------
+        self.calls = Counter(
+            "calls",
+            "Finished INVITE dialogs by category and final SIP status class",
+            ["category", "status_class"],
+            namespace=ns,
+            registry=r,
+        )
+        self.non_invite = Counter(
+            "sip_transactions",
+            "Finished dialog-less SIP transactions (REGISTER, OPTIONS, MESSAGE, ...)",
+            namespace=ns,
+            registry=r,
+        )
+        self.active_calls = Gauge(
+            "active_calls", "Calls set up and not yet ended, as last reported", namespace=ns, registry=r
+        )
+        self.call_mos = Histogram(
+            "call_mos",
+            "Estimated listening-quality MOS per call (worst stream), ITU-T G.107 E-model",
+            buckets=MOS_BUCKETS,
+            namespace=ns,
+            registry=r,
+        )
+        self.stream_jitter = Histogram(
+            "stream_jitter_seconds",
+            "Mean RFC 3550 interarrival jitter per RTP stream",
+            buckets=JITTER_BUCKETS,
+            namespace=ns,
+            registry=r,
+        )
+        self.stream_loss = Histogram(
+            "stream_loss_ratio",
+            "Lost / expected RTP packets per stream (0..1)",
+            buckets=LOSS_BUCKETS,
+            namespace=ns,
+            registry=r,
+        )
+        self.post_dial_delay = Histogram(
+            "call_post_dial_delay_seconds",
+            "INVITE to first ringing/progress response",
+            buckets=SIGNALLING_BUCKETS,
+            namespace=ns,
+            registry=r,
+        )
+        self.setup_time = Histogram(
+            "call_setup_time_seconds",
+            "INVITE to 200 OK of answered calls",
+            buckets=SIGNALLING_BUCKETS,
+            namespace=ns,
+            registry=r,
+        )
+        self.streams = Counter("rtp_streams", "Finished RTP streams", namespace=ns, registry=r)
+        self.alerts = Counter(
+            "alerts", "Alerts raised by the detector", ["rule", "severity"], namespace=ns, registry=r
+        )
+        # -- pipeline health ---------------------------------------------------
+        self.packets_captured = Counter(
+            "packets_captured", "Frames handed to the collector", namespace=ns, registry=r
+        )
+        self.packets_dropped = Counter(
+            "packets_dropped",
+            "Frames lost before analysis: where=kernel (socket buffer), interface (NIC), ours (queues)",
+            ["where"],
+            namespace=ns,
+            registry=r,
+        )
+        self.parse_errors = Counter(
+            "parse_errors",
+            "Malformed packets and SIP, counted by reason (never fatal)",
+            ["reason"],
+            namespace=ns,
+            registry=r,
+        )
+        self.skipped = Counter(
+            "skipped", "Input deliberately not analysed, by reason", ["reason"], namespace=ns, registry=r
+        )
+        self.dropped = Counter(
+            "dropped",
+            "Bounded-table evictions and other deliberate drops, by reason",
+            ["reason"],
+            namespace=ns,
+            registry=r,
+        )
+        for where in ("kernel", "interface", "ours"):
+            self.packets_dropped.labels(where=where)
+        self.kafka_produce_errors = Counter(
+            "kafka_produce_errors",
+            "Messages Kafka did not take: failed deliveries and local-buffer refusals",
+            ["service"],
+            namespace=ns,
+            registry=r,
+        )
+        self.kafka_queue_depth = Gauge(
+            "kafka_producer_queue_messages",
+            "Messages waiting in the producer's local buffer",
+            ["service"],
+            namespace=ns,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "consumer_lag_messages",
+            "Messages behind the end of the topic, where the transport can tell",
+            ["topic"],
+            namespace=ns,
+            registry=r,
+        )
+        self.consumer_lag_seconds = Gauge(
+            "consumer_lag_seconds",
+            "Age of the last message consumed (now - its timestamp)",
+            ["topic"],
+            namespace=ns,
+            registry=r,
+        )
+        self.messages_consumed = Counter(
+            "messages_consumed", "Messages the alerter consumed", ["topic"], namespace=ns, registry=r
+        )
+        # -- notifications -----------------------------------------------------
+        self.webhook_deliveries = Counter(
+            "webhook_deliveries",
+            "Notification deliveries by receiver and outcome (retried counts attempts)",
+            ["receiver", "outcome"],
+            namespace=ns,
+            registry=r,
+        )
+        self.notification_queue = Gauge(
+            "notification_queue_messages",
+            "Notifications waiting to be sent",
+            ["receiver"],
+            namespace=ns,
+            registry=r,
+        )
+        self.alerts_grouped = Counter(
+            "alerts_grouped",
+            "Alerts folded into a notification that summarises several (not sent one by one)",
+            namespace=ns,
+            registry=r,
+        )
+        self.alerts_duplicate = Counter(
+            "alerts_duplicate",
+            "Alerts ignored because the same alert id was already notified (at-least-once replay)",
+            namespace=ns,
+            registry=r,
+        )
+        self._summary_lock = threading.Lock()
+        self._summary_seen: dict[tuple[str, str, str], int] = {}
+
+    def declare_receiver(self, receiver: str) -> None:
+        """Create a receiver's series at 0 so ``rate()`` and absent-checks work before the first send."""
+        for outcome in DELIVERY_OUTCOMES:
+            self.webhook_deliveries.labels(receiver=receiver, outcome=outcome)
+        self.notification_queue.labels(receiver=receiver).set(0)
+
+
+def observe_call(metrics: AlerterMetrics, call: CallRecord) -> None:
+    if call.method != "INVITE":
+        metrics.non_invite.inc()
+        return
+    metrics.calls.labels(
+        category=_bounded(call.category, CALL_CATEGORIES), status_class=status_class(call.final_status)
+    ).inc()
+    if call.mos is not None:
+        metrics.call_mos.observe(call.mos)
+    if call.post_dial_delay_ms is not None:
+        metrics.post_dial_delay.observe(call.post_dial_delay_ms / 1000.0)
+    if call.setup_time_ms is not None:
+        metrics.setup_time.observe(call.setup_time_ms / 1000.0)
+
+
+def observe_stream(metrics: AlerterMetrics, stream: StreamRecord) -> None:
+    metrics.streams.inc()
+    metrics.stream_jitter.observe(stream.mean_jitter_ms / 1000.0)
+    if stream.expected > 0:
+        metrics.stream_loss.observe(min(max(stream.lost, 0) / stream.expected, 1.0))
+
+
+def observe_alert(metrics: AlerterMetrics, alert: Alert) -> None:
+    # Rule ids are code-defined; clip so a rogue producer cannot mint long label values.
+    metrics.alerts.labels(rule=alert.rule[:64], severity=_bounded(alert.severity, SEVERITIES)).inc()
+
+
+def observe(metrics: AlerterMetrics, record: CallRecord | StreamRecord | Alert) -> None:
+    """Update the metrics from one detector output, whichever kind it is."""
+    if isinstance(record, CallRecord):
+        observe_call(metrics, record)
+    elif isinstance(record, StreamRecord):
+        observe_stream(metrics, record)
+    else:
+        observe_alert(metrics, record)
+
+
+def export_summary(metrics: AlerterMetrics, summary: Summary) -> None:
+    """Add an analysis summary's counters (frames, errors/skipped/dropped by reason).
+
+    A summary holds running totals of its ``source``; Prometheus counters only
+    go up, so only the growth since the last summary of the same source is
+    added. A total that shrank means the source restarted: it counts anew.
+    """
+    families: Mapping[str, tuple[Counter, Mapping[str, int]]] = {
+        "errors": (metrics.parse_errors, summary.errors),
+        "skipped": (metrics.skipped, summary.skipped),
+        "dropped": (metrics.dropped, summary.dropped),
+    }
+    with metrics._summary_lock:
+        seen = metrics._summary_seen
+        delta = _growth(seen, (summary.source, "frames", ""), summary.frames)
+        if delta:
+            metrics.packets_captured.inc(delta)
+        for family, (counter, values) in families.items():
+            for reason, value in values.items():
+                delta = _growth(seen, (summary.source, family, reason), value)
+                if delta:
+                    counter.labels(reason=_reason(reason)).inc(delta)
+
+
+def export_capture_stats(
+    metrics: AlerterMetrics, source: str, *, received: int, kernel_dropped: int, if_dropped: int, ours: int
+) -> None:
+    """Add a live capture's cumulative statistics (libpcap's ``ps_recv``/``ps_drop``/``ps_ifdrop``).
+
+    ``ours`` is what our own queues refused after the kernel handed a frame
+    over. Like :func:`export_summary`, totals are turned into increments.
+    """
+    with metrics._summary_lock:
+        seen = metrics._summary_seen
+        for key, value in (
+            ("captured", received),
+            ("kernel", kernel_dropped),
+            ("interface", if_dropped),
+            ("ours", ours),
+        ):
+            delta = _growth(seen, (source, "capture", key), value)
+            if not delta:
+                continue
+            if key == "captured":
+                metrics.packets_captured.inc(delta)
+            else:
+                metrics.packets_dropped.labels(where=key).inc(delta)
+
+
+def _growth(seen: dict[tuple[str, str, str], int], key: tuple[str, str, str], value: int) -> int:
+    before = seen.get(key, 0)
+    seen[key] = value
+    return value - before if value >= before else value
