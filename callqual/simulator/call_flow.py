@@ -10,6 +10,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from callqual.schemas import CallCategory
 from callqual.simulator.impairments import timer_a_schedule
 from callqual.simulator.labels import CallLabel, Fault, InjectedParams, StreamLabel
 from callqual.simulator.media import PTIME_US, RtcpSide, StreamPlan, rtcp_frames
@@ -240,6 +241,7 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int) -> Call
     end_us = t
     if answered:
         t_bye = t200 + round(spec.talk_s * 1_000_000)
+        bye_extra = [("Reason", spec.bye_reason)] if spec.bye_reason else []
         if spec.bye_from_callee:
             bye = request(
                 dialog,
@@ -249,13 +251,20 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int) -> Call
                 uri=caller.contact_uri,
                 cseq=rng.randint(1, 100),
                 from_caller=False,
+                extra=bye_extra,
             )
             ladder.send(t_bye, bye, from_a=False)
             end_us = t_bye + rtt_c + proc
             ladder.send(end_us, response(bye, 200, responder=caller, to_tag=None), from_a=True)
         else:
             bye = request(
-                dialog, "BYE", sender=caller, branch=new_branch(rng), uri=callee.contact_uri, cseq=cseq + 1
+                dialog,
+                "BYE",
+                sender=caller,
+                branch=new_branch(rng),
+                uri=callee.contact_uri,
+                cseq=cseq + 1,
+                extra=bye_extra,
             )
             ladder.send(t_bye, bye, from_a=True)
             end_us = t_bye + rtt_e + proc
@@ -414,7 +423,11 @@ def _stream_label(plan: StreamPlan, *, rtcp: bool) -> StreamLabel:
 
 
 def build_transaction(spec: TransactionSpec, *, seed: str, epoch_us: int, source: int) -> CallArtifacts:
-    """A REGISTER (optionally digest-challenged) or OPTIONS transaction, with its own Call-ID."""
+    """A REGISTER (optionally digest-challenged), OPTIONS or unanswered/refused INVITE, with its own Call-ID.
+
+    INVITE transactions are what floods and sweeps send: no dialog, no media,
+    at most a final error (ACKed) or no answer at all.
+    """
     rng = random.Random(seed)
     client, server = spec.client, spec.server
     rtt = rng.randint(10, 50) * _MS
@@ -424,7 +437,12 @@ def build_transaction(spec: TransactionSpec, *, seed: str, epoch_us: int, source
         callee=client if spec.method == "REGISTER" else server,
         from_tag=random_hex(rng, 10),
     )
-    uri = f"sip:{server.domain}" if spec.method == "REGISTER" else f"sip:{server.ip}:{server.port}"
+    if spec.method == "REGISTER":
+        uri = f"sip:{server.domain}"
+    elif spec.method == "INVITE":
+        uri = f"sip:{server.user}@{server.ip}:{server.port}"
+    else:
+        uri = f"sip:{server.ip}:{server.port}"
     ladder = _Ladder(client, server, rng)
     t = epoch_us + round(spec.start_s * 1_000_000)
     start_us = t
@@ -445,18 +463,19 @@ def build_transaction(spec: TransactionSpec, *, seed: str, epoch_us: int, source
             dialog, spec.method, sender=client, branch=new_branch(rng), uri=uri, cseq=2, extra=[*extra, creds]
         )
         ladder.send(t, req, from_a=True)
-    t += rtt
-    final_extra: list[tuple[str, str]] = []
-    if spec.method == "REGISTER" and spec.final_status == 200:
-        final_extra = [("Contact", f"<{client.contact_uri}>;expires=3600")]
-    ladder.send(
-        t,
-        response(req, spec.final_status, responder=server, to_tag=server_tag, extra=final_extra),
-        from_a=False,
-    )
+    if spec.final_status is not None:
+        t += rtt
+        final_extra: list[tuple[str, str]] = []
+        if spec.method == "REGISTER" and spec.final_status == 200:
+            final_extra = [("Contact", f"<{client.contact_uri}>;expires=3600")]
+        final = response(req, spec.final_status, responder=server, to_tag=server_tag, extra=final_extra)
+        ladder.send(t, final, from_a=False)
+        if spec.method == "INVITE" and spec.final_status >= 300:
+            t += rtt
+            ladder.send(t, ack_for_failure(req, final), from_a=True)
     frames = ladder.frames(source)
-    faults: list[Fault] = []
-    if spec.suspicious:
+    faults: list[Fault] = list(spec.faults if spec.faults is not None else ())
+    if spec.suspicious and spec.faults is None:
         faults.append("scanner")
     if spec.challenge:
         faults.append("auth_challenge")
@@ -470,7 +489,7 @@ def build_transaction(spec: TransactionSpec, *, seed: str, epoch_us: int, source
         user_agent=client.user_agent,
         codec=None,
         final_status=spec.final_status,
-        category="suspicious" if spec.suspicious else ("ok" if spec.final_status < 300 else "failed_auth"),
+        category=_transaction_category(spec),
         faults=faults,
         params=InjectedParams(auth_challenges=challenges or None),
         start_ts=start_us / 1_000_000,
@@ -478,3 +497,11 @@ def build_transaction(spec: TransactionSpec, *, seed: str, epoch_us: int, source
         description=spec.description,
     )
     return CallArtifacts(sources=[iter(frames)], label=label, sip_packets=len(frames))
+
+
+def _transaction_category(spec: TransactionSpec) -> CallCategory:
+    if spec.suspicious:
+        return "suspicious"
+    if spec.final_status is None:
+        return "failed_network"
+    return "ok" if spec.final_status < 300 else "failed_auth"

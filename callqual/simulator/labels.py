@@ -26,6 +26,15 @@ Fault = Literal[
     "auth_challenge",
     "ip_fragmentation",
     "scanner",
+    #: loss heavy enough (>= spec.HEAVY_LOSS_PCT) to pull the E-model MOS below the SLA floor
+    "heavy_loss",
+    #: BYE carrying an abnormal Reason (e.g. Q.850 cause 38, network out of order)
+    "dropped_call",
+    "register_bruteforce",
+    "sip_flood",
+    "toll_fraud",
+    #: a call that no rule names but that is unlike the day's normal traffic (for the learned model)
+    "model_anomaly",
 ]
 
 

@@ -10,9 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from callqual.simulator import incidents
 from callqual.simulator.impairments import JitterSpec, LossSpec
+from callqual.simulator.labels import Fault
 from callqual.simulator.sip_messages import SipParty
-from callqual.simulator.spec import CallSpec, MediaSpec, ScenarioCalls, TransactionSpec
+from callqual.simulator.spec import AuthMode, CallSpec, MediaSpec, ScenarioCalls, TransactionSpec
 
 OptionValue = int | float | str | bool
 Options = Mapping[str, OptionValue]
@@ -20,6 +22,9 @@ Options = Mapping[str, OptionValue]
 DOMAIN = "voip.example.net"
 #: 2024-03-04 09:00:00 UTC: a fixed, plausible business-hours capture start.
 DEFAULT_EPOCH = 1_709_542_800
+#: 2024-03-04 00:00:00 UTC: the 'day' scenario spans a whole (Monday) day from midnight.
+DAY_EPOCH = 1_709_510_400
+_HOUR = 3600.0
 
 _PHONE_UAS = ("Yealink SIP-T46U 108.86.0.20", "Polycom/6.4.3 VVX-450", "Grandstream GXP2170 1.0.11.23")
 _PBX_UA = "Asterisk PBX 20.5.0"
@@ -262,6 +267,238 @@ def build_load(rng: random.Random, options: Options) -> ScenarioCalls:
     return ScenarioCalls(calls=calls)
 
 
+def _site() -> incidents.Site:
+    return incidents.Site(
+        pbx=SipParty("pbx", "PBX", "10.0.0.5", DOMAIN, _PBX_UA),
+        trunk=SipParty("trunk", "Trunk", "192.0.2.10", "carrier.example", _CARRIER_UA),
+        domain=DOMAIN,
+    )
+
+
+def _security_incidents(out: ScenarioCalls, rng: random.Random, t0: float, gap_s: float) -> None:
+    """One of each attack, ``gap_s`` apart from ``t0``, each from its own source address.
+
+    The gap exceeds the rules' incident quiet time and windows, so every
+    incident is judged on its own, as it would be on a real day.
+    """
+    site = _site()
+    sweeps = (
+        ("203.0.113.66", rng.choice(incidents.SCANNER_USER_AGENTS[:2]), "OPTIONS", 250),
+        ("203.0.113.67", rng.choice(incidents.SCANNER_USER_AGENTS[2:]), "INVITE", 120),
+        ("203.0.113.68", incidents.DISGUISED_USER_AGENT, "REGISTER", 200),
+    )
+    t = t0
+    for ip, ua, method, n in sweeps:
+        incidents.scanner_sweep(
+            out, rng, site=site, start_s=t, ip=ip, user_agent=ua, method=method, extensions=n
+        )
+        t += gap_s
+    incidents.register_bruteforce(
+        out, rng, site=site, start_s=t, ip="203.0.113.200", users=["1001", "1002", "admin"], attempts=120
+    )
+    t += gap_s
+    incidents.invite_flood(out, rng, site=site, start_s=t, ip="198.51.100.50", requests=720)
+    t += gap_s
+    incidents.toll_fraud(out, rng, site=site, start_s=t, ip="198.51.100.77", account="2201", calls=14)
+    t += gap_s
+    # A compromised office phone: a few premium calls, no concurrency.
+    incidents.toll_fraud(
+        out, rng, site=site, start_s=t, ip="10.1.250.5", account="1505", calls=2, spacing_s=60.0
+    )
+
+
+def build_security(rng: random.Random, options: Options) -> ScenarioCalls:
+    """A handful of normal calls, then a scan of each kind, a brute force, a flood and toll fraud."""
+    out = build_clean(rng, {"calls": int(options["calls"]), "duration": 10.0})
+    _security_incidents(out, rng, t0=30.0, gap_s=float(options["gap"]))
+    return out
+
+
+_DAY_CODECS = ("PCMU", "PCMA", "G729", "opus")
+_DAY_CODEC_WEIGHTS = (0.4, 0.3, 0.15, 0.15)
+_USER_OUTCOMES = (486, 487, 603)
+_FAILURES = (404, 480, 503, 403, 488, 500)
+_DROP_REASON = 'Q.850;cause=38;text="Network out of order"'
+
+
+def _business_hours(rng: random.Random) -> float:
+    """A start time (s since midnight) with the usual office peak in the late morning."""
+    return round(rng.triangular(7.5, 19.0, 10.5) * _HOUR, 3)
+
+
+def _day_call(n: int, start_s: float, rng: random.Random, description: str, **kwargs: Any) -> CallSpec:
+    """A normal call of the 'day' (varied codec, timing, who hangs up); ``kwargs`` impair it."""
+    caller, callee = _pair(n, rng)
+    auth: AuthMode = "challenge_ok" if rng.random() < 0.15 else "none"
+    fields: dict[str, Any] = {
+        "pdd_s": round(rng.uniform(0.4, 2.5), 3),
+        "ring_s": round(rng.uniform(1.0, 8.0), 3),
+        "talk_s": round(min(90.0, max(4.0, rng.lognormvariate(2.9, 0.6))), 3),
+        "bye_from_callee": rng.random() < 0.4,
+        "early_media": rng.random() < 0.1,
+        "auth": auth,
+        "large_invite": rng.random() < 0.05,
+    }
+    if rng.random() < 0.3:
+        fields["media"] = MediaSpec(jitter=JitterSpec(std_ms=round(rng.uniform(1.0, 6.0), 2)))
+    fields.update(kwargs)
+    codec = fields.pop("codec", None) or rng.choices(_DAY_CODECS, _DAY_CODEC_WEIGHTS)[0]
+    return replace(CallSpec(start_s, caller, callee, codec, description=description), **fields)
+
+
+def _faulty(kind: str, rng: random.Random) -> tuple[str, dict[str, Any]]:
+    """(description, CallSpec overrides) of one call carrying the quality or failure fault ``kind``.
+
+    Magnitudes sit clearly on one side of the rule thresholds (loss 3-5 %
+    for packet_loss without dragging G.711 below MOS 3.6; 20 % for low MOS),
+    so the labels say unambiguously which rule should fire.
+    """
+    talk = round(rng.uniform(20.0, 40.0), 3)
+    g711 = rng.choice(("PCMU", "PCMA"))
+    if kind == "random_loss":
+        pct = round(rng.uniform(3.0, 5.0), 2)
+        return f"{pct}% random loss", {"codec": g711, "talk_s": talk, "media": MediaSpec(loss=LossSpec(pct))}
+    if kind == "burst_loss":
+        loss = LossSpec(burst=(0.015, 0.35))
+        return "burst loss p=0.015 r=0.35", {"codec": g711, "talk_s": talk, "media": MediaSpec(loss=loss)}
+    if kind == "heavy_loss":
+        pct = round(rng.uniform(20.0, 25.0), 2)
+        codec = rng.choice(("PCMU", "PCMA", "G729"))
+        return f"{pct}% random loss", {"codec": codec, "talk_s": talk, "media": MediaSpec(loss=LossSpec(pct))}
+    if kind == "reordering":
+        jitter = JitterSpec(std_ms=round(rng.uniform(40.0, 60.0), 1), reorder=True)
+        return "heavy jitter with reordering", {
+            "codec": g711,
+            "talk_s": talk,
+            "media": MediaSpec(jitter=jitter),
+        }
+    if kind == "one_way_audio":
+        return "one-way audio", {"talk_s": talk, "media": MediaSpec(one_way=True)}
+    if kind == "no_media":
+        return "answered, no RTP", {"talk_s": talk, "media": MediaSpec(no_media=True)}
+    if kind == "long_post_dial_delay":
+        return "long post-dial delay", {"pdd_s": round(rng.uniform(6.0, 10.0), 3)}
+    if kind == "sip_retransmissions":
+        return "INVITE retransmitted", {"invite_retransmissions": rng.choice((2, 3))}
+    if kind == "dropped_call":
+        return "dropped by the network (Q.850 38)", {"bye_reason": _DROP_REASON, "talk_s": talk}
+    if kind == "call_failed":
+        status = rng.choice(_FAILURES)
+        return f"failed with {status}", {"final_status": status, "auth": "none"}
+    if kind == "auth_loop":
+        loop: AuthMode = rng.choice(("loop_401", "loop_407"))
+        return f"auth loop ({loop})", {"auth": loop}
+    if kind == "ip_fragmentation":
+        return "carrier INVITE past the MTU", {"large_invite": True}
+    raise ValueError(kind)  # pragma: no cover - the kinds are a closed list
+
+
+_FAULT_KINDS = (
+    "random_loss",
+    "burst_loss",
+    "heavy_loss",
+    "reordering",
+    "one_way_audio",
+    "no_media",
+    "long_post_dial_delay",
+    "sip_retransmissions",
+    "dropped_call",
+    "call_failed",
+    "auth_loop",
+    "ip_fragmentation",
+)
+
+
+def _anomaly(kind: int, rng: random.Random) -> tuple[float, str, dict[str, Any]]:
+    """(start, description, overrides) of a call no rule names but unlike any normal call.
+
+    Each kind combines several individually plausible values (a rare codec,
+    an odd hour, an unusual duration or setup time), all inside every rule
+    threshold: the learned model's job, not the rules'.
+    """
+    model: tuple[Fault, ...] = ("model_anomaly",)
+    base: dict[str, Any] = {
+        "extra_faults": model,
+        "auth": "none",
+        "large_invite": False,
+        "media": MediaSpec(),
+    }
+    if kind == 0:
+        start = round(rng.uniform(1.0, 4.5) * _HOUR, 3)
+        return (
+            start,
+            "night marathon on G.722",
+            {
+                **base,
+                "codec": "G722",
+                "talk_s": round(rng.uniform(150.0, 240.0), 3),
+            },
+        )
+    if kind == 1:
+        return (
+            _business_hours(rng),
+            "slow setup, long ringing, 2-3 s GSM call",
+            {
+                **base,
+                "codec": "GSM",
+                "pdd_s": round(rng.uniform(4.0, 4.8), 3),
+                "ring_s": round(rng.uniform(20.0, 28.0), 3),
+                "talk_s": round(rng.uniform(2.2, 3.0), 3),
+            },
+        )
+    start = round(rng.uniform(21.5, 23.5) * _HOUR, 3)
+    return (
+        start,
+        "late-evening iLBC call with slow setup",
+        {
+            **base,
+            "codec": "iLBC",
+            "pdd_s": round(rng.uniform(3.0, 4.5), 3),
+            "talk_s": round(rng.uniform(100.0, 150.0), 3),
+        },
+    )
+
+
+def build_day(rng: random.Random, options: Options) -> ScenarioCalls:
+    """A labelled day: normal office traffic, every quality and failure fault, attacks and anomalies.
+
+    Normal calls fall in business hours; each fault kind gets ``calls // 40``
+    calls (at least 2), the 'model_anomaly' kinds ``calls // 10`` (at least 3)
+    and each security incident happens once, in the evening.
+    """
+    n_normal = int(options["calls"])
+    out = ScenarioCalls()
+    n = 0
+    for _ in range(n_normal):
+        kwargs: dict[str, Any] = {}
+        if rng.random() < 0.08:
+            kwargs["final_status"] = rng.choice(_USER_OUTCOMES)
+        out.calls.append(_day_call(n, _business_hours(rng), rng, "normal call", **kwargs))
+        n += 1
+    per_fault = max(2, n_normal // 40)
+    for kind in _FAULT_KINDS:
+        for _ in range(per_fault):
+            description, kwargs = _faulty(kind, rng)
+            out.calls.append(_day_call(n, _business_hours(rng), rng, description, **kwargs))
+            n += 1
+    for i in range(max(3, n_normal // 10)):
+        start, description, kwargs = _anomaly(i % 3, rng)
+        out.calls.append(_day_call(n, start, rng, description, **kwargs))
+        n += 1
+    site = _site()
+    for i in range(max(4, n_normal // 10)):
+        phone = _phone(f"{1000 + i}", f"User {1000 + i}", f"10.1.{i // 200}.{10 + i % 200}", rng)
+        out.transactions.append(
+            TransactionSpec(_business_hours(rng), "REGISTER", phone, site.pbx, challenge=True)
+        )
+    for h in range(24):
+        out.transactions.append(
+            TransactionSpec(h * _HOUR + 5.0, "OPTIONS", site.pbx, site.trunk, description="trunk keepalive")
+        )
+    _security_incidents(out, rng, t0=19.5 * _HOUR, gap_s=900.0)
+    return out
+
+
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
@@ -277,6 +514,19 @@ SCENARIOS: dict[str, Scenario] = {
             "N concurrent G.711 calls for benchmarks",
             build_load,
             {"calls": 200, "duration": 60.0, "codec": "PCMU", "rtcp": True},
+        ),
+        Scenario(
+            "security",
+            "a few normal calls, then scanner sweeps, a REGISTER brute force, an INVITE flood, toll fraud",
+            build_security,
+            {"calls": 4, "gap": 400.0},
+        ),
+        Scenario(
+            "day",
+            "a labelled day: normal traffic, every fault, security incidents, model anomalies",
+            build_day,
+            {"calls": 300},
+            epoch=DAY_EPOCH,
         ),
     )
 }

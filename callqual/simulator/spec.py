@@ -18,6 +18,9 @@ USER_FAILURES = frozenset({486, 487, 600, 603})
 AUTH_FAILURES = frozenset({401, 403, 407})
 #: Post-dial delay above which the label carries ``long_post_dial_delay``.
 LONG_PDD_S = 5.0
+#: Expected loss (percent) above which the label carries ``heavy_loss``: with every codec the
+#: detector knows, this much loss puts the E-model MOS under the 3.6 warning floor.
+HEAVY_LOSS_PCT = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,12 @@ class CallSpec:
     transport: Literal["UDP", "TCP"] = "UDP"
     #: 183 Session Progress with early-media SDP before 180
     early_media: bool = False
+    #: a Reason header (RFC 3326) on the BYE, e.g. 'Q.850;cause=38' for a call the network dropped
+    bye_reason: str | None = None
+    #: faults the scenario asserts on top of the ones derived from the spec (e.g. 'toll_fraud')
+    extra_faults: tuple[Fault, ...] = ()
+    #: the label's category when the scenario knows better than the derivation (e.g. 'suspicious')
+    category: CallCategory | None = None
     description: str = ""
 
 
@@ -69,18 +78,23 @@ class TransactionSpec:
     """A dialog-less REGISTER or OPTIONS transaction."""
 
     start_s: float
-    method: Literal["REGISTER", "OPTIONS"]
+    method: Literal["REGISTER", "OPTIONS", "INVITE"]
     client: SipParty
     server: SipParty
     #: answer with a 401 challenge first, then the final status to the authenticated retry
     challenge: bool = False
-    final_status: int = 200
+    #: None: the request is never answered (a flooded server)
+    final_status: int | None = 200
     suspicious: bool = False
+    #: the label's faults; None means ``("scanner",)`` for a suspicious transaction, else none
+    faults: tuple[Fault, ...] | None = None
     description: str = ""
 
 
 def call_category(spec: CallSpec) -> CallCategory:
     """The label convention of the project (see the simulator's labels)."""
+    if spec.category is not None:
+        return spec.category
     if spec.auth in ("loop_401", "loop_407") or spec.final_status in AUTH_FAILURES:
         return "failed_auth"
     if spec.final_status in USER_FAILURES:
@@ -111,6 +125,8 @@ def call_faults(spec: CallSpec) -> list[Fault]:
             faults.append("reordering")
         if media.one_way:
             faults.append("one_way_audio")
+        if media.loss.expected_pct >= HEAVY_LOSS_PCT:
+            faults.append("heavy_loss")
     if answered and media.no_media:
         faults.append("no_media")
     if spec.pdd_s >= LONG_PDD_S:
@@ -123,6 +139,9 @@ def call_faults(spec: CallSpec) -> list[Fault]:
         faults.append("call_failed")
     if spec.large_invite and spec.transport == "UDP":
         faults.append("ip_fragmentation")
+    if answered and spec.bye_reason is not None:
+        faults.append("dropped_call")
+    faults.extend(f for f in spec.extra_faults if f not in faults)
     return faults
 
 
