@@ -214,7 +214,7 @@ def test_receiver_down_for_a_real_window_gets_everything_once_back(client: httpx
         webhook(http.url),
         client,
         m,
-        policy=RetryPolicy(base_delay_s=0.2, max_delay_s=2.0, retry_window_s=outage * 4),
+        policy=RetryPolicy(max_attempts=1000, base_delay_s=0.2, max_delay_s=2.0, retry_window_s=outage * 4),
     )
     sent = notifications(10, prefix="real")
     worker.start()
