@@ -16,9 +16,14 @@ DEFAULT_TOPIC_PREFIX = "callqual."
 class Topics:
     """The pipeline's topics for one prefix.
 
-    - ``sip``: collector -> detector, one event per SIP message, keyed by Call-ID.
-    - ``media``: collector -> detector, RTP stream and RTCP reports, keyed by Call-ID.
+    - ``events``: collector -> detector, every collector event (SIP messages, malformed SIP,
+      RTP stream reports, RTCP), keyed by Call-ID. One topic, not one per kind: Kafka
+      orders messages only within a partition, and the detector must see a call's SIP and
+      media in the order the collector emitted them, so they share a topic and a key.
+    - ``sip`` / ``media``: the same events split by kind, for consumers that want one kind
+      only; the services neither create nor use them (no cross-topic ordering).
     - ``calls``: detector -> alerter and storage, one record per finished call.
+    - ``streams``: detector -> storage, one record per finished RTP stream.
     - ``alerts``: detector -> alerter.
     - ``deadletter``: messages a consumer could not decode or apply, kept for inspection.
     """
@@ -26,6 +31,8 @@ class Topics:
     sip: str
     media: str
     calls: str
+    events: str
+    streams: str
     alerts: str
     deadletter: str
 
@@ -35,12 +42,19 @@ class Topics:
             sip=f"{prefix}sip",
             media=f"{prefix}media",
             calls=f"{prefix}calls",
+            events=f"{prefix}events",
+            streams=f"{prefix}streams",
             alerts=f"{prefix}alerts",
             deadletter=f"{prefix}deadletter",
         )
 
     def all(self) -> tuple[str, ...]:
+        """The per-kind topic set (``sip``/``media`` split); the services use :meth:`pipeline`."""
         return (self.sip, self.media, self.calls, self.alerts, self.deadletter)
+
+    def pipeline(self) -> tuple[str, ...]:
+        """The topics the collector and detector services use (and create at start-up)."""
+        return (self.events, self.calls, self.streams, self.alerts, self.deadletter)
 
 
 #: The default deployment's topics: ``callqual.sip``, ``callqual.media``, ...

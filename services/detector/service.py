@@ -166,6 +166,7 @@ class DetectorService:
         self._sink: Any = None
         self._fatal: str | None = None
         self._dirty = False
+        self._assigned_once = False
 
     def _new_detector(self) -> Detector:
         return Detector(self._on_output, RuleEngine(RuleSettings()))
@@ -341,6 +342,7 @@ class DetectorService:
     # -- rebalance -------------------------------------------------------------
 
     def on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self._assigned_once = self._assigned_once or bool(partitions)
         for tp in partitions:
             self.parts.setdefault(tp.partition, _Partition(pid=tp.partition))
         log.info("partitions assigned", extra={"partitions": sorted(self.parts)})
@@ -412,7 +414,11 @@ class DetectorService:
                 if now >= next_stats:
                     next_stats = now + s.stats_interval_s
                     log.info("detector progress", extra=dict(self.counters))
-                if s.exit_when_idle_s is not None and idle >= s.exit_when_idle_s:
+                if not self._assigned_once:
+                    # Idle means "assigned and nothing more to read": a member waiting for the
+                    # group to drop a crashed predecessor has not even started.
+                    last_message = now
+                elif s.exit_when_idle_s is not None and idle >= s.exit_when_idle_s:
                     self.apply_ready(force=True)
                     log.info("idle, exiting", extra={"idle_s": round(idle, 1)})
                     break

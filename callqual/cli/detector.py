@@ -1,0 +1,45 @@
+"""``callqual detector``: Kafka collector events -> call records, stream records, alerts.
+
+Exit codes, for supervisors:
+
+* 0 - stopped (SIGTERM, or --exit-when-idle) after delivering outputs and committing offsets
+* 1 - fatal Kafka error or an unexpected failure: restart; offsets replay what was not finished
+* 6 - outputs could not be delivered: offsets were not committed; restart to replay
+"""
+
+import argparse
+from typing import Any
+
+from callqual.cli import jsonlog
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "detector",
+        help="service: consume collector events from Kafka, publish call records and alerts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)")
+    p.add_argument("--group-id", help="consumer group; detectors of one group share the partitions")
+    p.add_argument("--topic-prefix", help="topic name prefix (default 'callqual.')")
+    p.add_argument("--partitions", type=int, help="partitions of topics created at start-up")
+    p.add_argument(
+        "--exit-when-idle",
+        dest="exit_when_idle_s",
+        type=float,
+        metavar="SECONDS",
+        help="exit once no event arrived for this long (batch runs, tests)",
+    )
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from callqual.detector.service import DetectorServiceSettings, serve
+
+    fields = ("bootstrap_servers", "group_id", "topic_prefix", "partitions", "exit_when_idle_s", "log_level")
+    overrides: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    settings = DetectorServiceSettings(**overrides)
+    jsonlog.setup("detector", settings.log_level)
+    return serve(settings)

@@ -1,0 +1,439 @@
+"""The collector as a service: capture -> :class:`Collector` core -> Kafka ``events`` topic.
+
+This is the adapter around the pure core: it owns the capture source, the
+Kafka producer, signals and logs. The core is the same object ``callqual
+analyze`` runs, so both transports share one analysis code path.
+
+Wire contract with the detector service (``callqual.detector.service``):
+
+- every collector event goes to the one ``events`` topic, keyed by its Call-ID
+  (RTP/RTCP without a call: by their stream key; malformed SIP: by source), so
+  a call's SIP and media share a partition and keep their emission order;
+- each event carries two headers, ``seq`` (emission order of this collector run)
+  and ``clock`` (the collector's capture clock at emission). With several
+  partitions, the detector merges them back into emission order with these:
+  the order ``callqual analyze`` applies events in, hence the same records;
+- ``watermark`` markers go to *every* partition once per capture second, and an
+  ``end`` marker when the capture ends (or on SIGTERM). A partition without
+  recent traffic would otherwise leave the detector unable to tell whether an
+  earlier event might still arrive there.
+
+Back-pressure policy: capture never waits for the broker. librdkafka's queue is
+the bounded local buffer (``buffer_max_messages``); while the broker is down
+events wait there and are delivered after it returns (the idempotent producer
+retries without duplicates). Past the bound an event is dropped and counted,
+and an event whose delivery finally fails is counted too, so
+``dropped + failed`` is exactly what the topic is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from callqual.collector.collector import Collector
+from callqual.collector.config import CollectorConfig
+from callqual.collector.packet import Frame
+from callqual.schemas import AnyEvent, MalformedSipEvent, RtcpEvent, RtpStreamReport, SipMessageEvent
+from callqual.transport.settings import KafkaSettings
+
+log = logging.getLogger("callqual.collector.service")
+
+#: Header names of the collector -> detector contract (see the module docstring).
+H_SEQ = "seq"
+H_CLOCK = "clock"
+H_MARKER = "callqual-marker"
+H_RUN = "run"
+
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_USAGE = 2
+EXIT_UNREADABLE = 3
+EXIT_TRUNCATED = 4
+#: The run finished but some events never reached the broker (counted in the last log line)
+EXIT_LOST = 5
+
+
+class CollectorServiceSettings(BaseSettings):
+    """Settings of ``callqual collector``: flags override ``CALLQUAL_COLLECTOR_*`` variables.
+
+    Connection details (SASL, TLS, client tuning) stay in :class:`KafkaSettings`
+    (``CALLQUAL_KAFKA_*``); the three that a user types on a command line
+    (servers, prefix, partitions) can be given here too and win.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CALLQUAL_COLLECTOR_", extra="ignore")
+
+    pcap: Path | None = None
+    interface: str | None = None
+    bootstrap_servers: str | None = None
+    topic_prefix: str | None = None
+    partitions: int | None = Field(default=None, ge=1)
+    #: Bounded local queue: events waiting for the broker; past it events are dropped and counted
+    buffer_max_messages: int = Field(default=1_000_000, ge=1)
+    #: How long an event may wait for a reachable broker before it is counted as failed
+    delivery_timeout_s: float = Field(default=900.0, gt=0)
+    #: At shutdown, how long to wait for the queue to drain
+    flush_timeout_s: float = Field(default=30.0, ge=0)
+    #: Replay a capture file at this multiple of its real time (0: as fast as possible)
+    pace: float = Field(default=0.0, ge=0)
+    #: Capture seconds between watermark markers
+    marker_interval_s: float = Field(default=1.0, gt=0)
+    #: Wall seconds between progress log lines
+    stats_interval_s: float = Field(default=10.0, gt=0)
+    heuristic_rtp: bool = False
+    log_level: str = "INFO"
+
+    def kafka(self) -> KafkaSettings:
+        overrides: dict[str, Any] = {
+            "buffer_max_messages": self.buffer_max_messages,
+            # Events are a few hundred bytes; let the message count be the binding bound.
+            "buffer_max_kbytes": min(max(64 * 1024, self.buffer_max_messages * 2), 2**31 - 1),
+            "delivery_timeout_ms": int(self.delivery_timeout_s * 1000),
+            "client_id": "callqual-collector",
+        }
+        if self.bootstrap_servers is not None:
+            overrides["bootstrap_servers"] = self.bootstrap_servers
+        if self.topic_prefix is not None:
+            overrides["topic_prefix"] = self.topic_prefix
+        if self.partitions is not None:
+            overrides["partitions"] = self.partitions
+        return KafkaSettings(**overrides)
+
+
+def event_key(event: AnyEvent) -> str:
+    """The partitioning key: the Call-ID whenever the event has one.
+
+    Media without a call (heuristic RTP, SDP never seen) is keyed by its
+    stream so its interval and final reports stay in order; malformed SIP by
+    its source, which is what the rules that read it aggregate on.
+    """
+    if isinstance(event, SipMessageEvent):
+        return event.call_id
+    if isinstance(event, RtpStreamReport):
+        if event.call_id:
+            return event.call_id
+        return f"rtp:{event.src_ip}:{event.src_port}>{event.dst_ip}:{event.dst_port}/{event.ssrc}"
+    if isinstance(event, RtcpEvent):
+        if event.call_id:
+            return event.call_id
+        return f"rtcp:{event.src_ip}:{event.src_port}>{event.dst_ip}:{event.dst_port}"
+    if isinstance(event, MalformedSipEvent):
+        return f"malformed:{event.src_ip}"
+    raise TypeError(f"not a collector event: {type(event).__name__}")  # pragma: no cover
+
+
+@dataclass
+class PublishStats:
+    """``emitted = delivered + failed + in flight``; ``dropped`` never entered the queue."""
+
+    emitted: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dropped: int = 0
+    markers: int = 0
+    broker_errors: int = 0
+    last_error: str | None = None
+    fatal: bool = False
+
+    @property
+    def lost(self) -> int:
+        return self.dropped + self.failed
+
+
+class EventPublisher:
+    """Publishes collector events with the ordering headers; never blocks the capture loop."""
+
+    def __init__(self, producer: Any, topic: str, partitions: int, run_id: str) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.partitions = partitions
+        self.run = run_id.encode()
+        self.stats = PublishStats()
+        self.seq = 0
+        self.clock = float("-inf")
+        self._lock = threading.Lock()
+        self._unpolled = 0
+
+    def publish(self, event: AnyEvent, clock: float | None) -> None:
+        if clock is not None and clock > self.clock:
+            self.clock = clock
+        seq = self.seq
+        self.seq = seq + 1
+        headers = [(H_SEQ, str(seq).encode()), (H_CLOCK, repr(self.clock).encode()), (H_RUN, self.run)]
+        try:
+            self.producer.produce(
+                self.topic,
+                value=event.model_dump_json().encode(),
+                key=event_key(event).encode(),
+                headers=headers,
+                on_delivery=self._on_delivery,
+            )
+        except BufferError:
+            with self._lock:
+                self.stats.dropped += 1
+            self.producer.poll(0)
+            return
+        with self._lock:
+            self.stats.emitted += 1
+        self._unpolled += 1
+        if self._unpolled >= 256:
+            self._unpolled = 0
+            self.producer.poll(0)
+
+    def marker(self, kind: str) -> None:
+        """A ``watermark`` or ``end`` marker on every partition (not counted as events).
+
+        Markers are progress information, not data: one refused by a full
+        queue is simply skipped, the next one supersedes it.
+        """
+        value = json.dumps({"kind": kind, "clock": self.clock, "seq": self.seq}).encode()
+        headers = [
+            (H_MARKER, kind.encode()),
+            (H_SEQ, str(self.seq).encode()),
+            (H_CLOCK, repr(self.clock).encode()),
+            (H_RUN, self.run),
+        ]
+        for partition in range(self.partitions):
+            try:
+                self.producer.produce(self.topic, value=value, partition=partition, headers=headers)
+            except BufferError:
+                continue
+            self.stats.markers += 1
+        self.producer.poll(0)
+
+    def service(self) -> None:
+        self.producer.poll(0)
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        with self._lock:
+            if err is None:
+                self.stats.delivered += 1
+            else:
+                self.stats.failed += 1
+                self.stats.last_error = err.str()
+
+    def on_error(self, err: Any) -> None:
+        # Broker down, all brokers down...: librdkafka retries; only fatal errors end the producer.
+        with self._lock:
+            self.stats.broker_errors += 1
+            self.stats.last_error = err.str()
+            self.stats.fatal = self.stats.fatal or bool(err.fatal())
+        if err.fatal():
+            log.error("fatal kafka producer error", extra={"error": err.str()})
+        else:
+            log.warning("kafka producer error (retrying)", extra={"error": err.str()})
+
+
+class CollectorService:
+    """Runs one capture through the collector core and publishes what it emits."""
+
+    def __init__(self, settings: CollectorServiceSettings, producer: Any = None) -> None:
+        self.settings = settings
+        self.kafka = settings.kafka()
+        self.topics = self.kafka.topics()
+        self.run_id = uuid.uuid4().hex[:12]
+        self._stop = threading.Event()
+        self._producer = producer
+        self.publisher: EventPublisher | None = None
+        self.collector = Collector(self._emit, CollectorConfig(heuristic_rtp=settings.heuristic_rtp))
+        self._next_marker = float("-inf")
+        self._next_stats = 0.0
+
+    # -- wiring ----------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Create the topics (idempotent) and the producer; fails fast on a bad configuration."""
+        from confluent_kafka import Producer
+
+        from callqual.transport.kafka import admin_client, ensure_topics
+
+        created = ensure_topics(
+            admin_client(self.kafka), self.topics.pipeline(), self.kafka.partitions, self.kafka.replication
+        )
+        if created:
+            log.info("created topics", extra={"topics": created})
+        publisher_box: list[EventPublisher] = []
+
+        def on_error(err: Any) -> None:
+            if publisher_box:
+                publisher_box[0].on_error(err)
+
+        if self._producer is None:
+            self._producer = Producer({**self.kafka.producer_config(), "error_cb": on_error, "log_level": 3})
+        meta = self._producer.list_topics(self.topics.events, timeout=30)
+        partitions = len(meta.topics[self.topics.events].partitions)
+        self.publisher = EventPublisher(self._producer, self.topics.events, partitions, self.run_id)
+        publisher_box.append(self.publisher)
+        log.info(
+            "collector connected",
+            extra={
+                "bootstrap_servers": self.kafka.bootstrap_servers,
+                "topic": self.topics.events,
+                "partitions": partitions,
+                "run": self.run_id,
+                "buffer_max_messages": self.settings.buffer_max_messages,
+            },
+        )
+
+    def stop(self) -> None:
+        """Ask the capture loop to end (signal handlers call this); the run then finishes cleanly."""
+        self._stop.set()
+
+    def _emit(self, event: AnyEvent) -> None:
+        assert self.publisher is not None
+        self.publisher.publish(event, self.collector.last_ts)
+
+    # -- running ---------------------------------------------------------------
+
+    def _frames(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """The capture, interrupted by :meth:`stop`, paced if asked, with periodic housekeeping."""
+        pub = self.publisher
+        assert pub is not None
+        stop = self._stop
+        pace = self.settings.pace
+        start_wall = time.monotonic()
+        start_ts: float | None = None
+        for n, frame in enumerate(frames, 1):
+            if pace:
+                if start_ts is None:
+                    start_ts = frame.ts
+                due = start_wall + (frame.ts - start_ts) / pace
+                while (delay := due - time.monotonic()) > 0 and not stop.is_set():
+                    pub.service()
+                    time.sleep(min(delay, 0.05))
+            if stop.is_set():
+                return
+            yield frame
+            if n & 0x3FF == 0 or pace:
+                self._housekeeping()
+        self._housekeeping()
+
+    def _housekeeping(self) -> None:
+        pub = self.publisher
+        assert pub is not None
+        pub.service()
+        last = self.collector.last_ts
+        if last is not None and last >= self._next_marker:
+            pub.clock = max(pub.clock, last)
+            pub.marker("watermark")
+            self._next_marker = last + self.settings.marker_interval_s
+        now = time.monotonic()
+        if now >= self._next_stats:
+            if self._next_stats:
+                self._log_stats("collector progress")
+            self._next_stats = now + self.settings.stats_interval_s
+
+    def _log_stats(self, msg: str, level: int = logging.INFO) -> None:
+        pub = self.publisher
+        c = self.collector
+        extra: dict[str, Any] = {"frames": c.frames, "bytes": c.bytes, "run": self.run_id}
+        if pub is not None:
+            extra.update(asdict(pub.stats))
+            extra["events"] = pub.seq
+            extra["in_queue"] = len(pub.producer)
+            extra["lost"] = pub.stats.lost
+        log.log(level, msg, extra=extra)
+
+    def run(self, frames: Iterable[Frame]) -> int:
+        """Publish a whole capture; returns the process exit code."""
+        pub = self.publisher
+        assert pub is not None
+        try:
+            self.collector.run(self._frames(frames))
+        finally:
+            # Even when interrupted: final stream reports, the end marker, then drain.
+            self.collector.finish()
+            pub.marker("end")
+            remaining = pub.producer.flush(self.settings.flush_timeout_s)
+            if remaining:
+                # Purged messages get failed delivery reports: they are counted as lost.
+                pub.producer.purge()
+                pub.producer.flush(0)
+        stopped = "interrupted" if self._stop.is_set() else "finished"
+        lost = pub.stats.lost
+        self._log_stats(f"collector {stopped}", logging.WARNING if lost or pub.stats.fatal else logging.INFO)
+        if pub.stats.fatal:
+            return EXIT_FATAL
+        if lost:
+            return EXIT_LOST
+        return EXIT_OK
+
+
+def open_source(settings: CollectorServiceSettings) -> AbstractContextManager[Iterable[Frame]]:
+    """The capture file, or the live interface (whose module is imported only when asked for)."""
+    if settings.pcap is not None:
+        from callqual.collector.capture.pcap_file import open_capture
+
+        return open_capture(settings.pcap)
+    if settings.interface is None:
+        raise ValueError("a capture source is needed: --pcap FILE or --interface IF")
+    try:
+        live = importlib.import_module("callqual.collector.capture.live")
+    except ModuleNotFoundError as exc:
+        raise LiveCaptureUnavailableError(
+            "live capture is not available in this installation "
+            "(callqual.collector.capture.live is missing); use --pcap FILE"
+        ) from exc
+    for name in ("open_live", "open_interface", "LiveCapture"):
+        opener = getattr(live, name, None)
+        if opener is not None:
+            source: AbstractContextManager[Iterable[Frame]] = opener(settings.interface)
+            return source
+    raise LiveCaptureUnavailableError("callqual.collector.capture.live has no open_live(interface)")
+
+
+class LiveCaptureUnavailableError(RuntimeError):
+    pass
+
+
+def install_signal_handlers(service: CollectorService) -> None:
+    """SIGTERM/SIGINT end the capture loop; the run still finishes the collector and flushes."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received, stopping", extra={"signal": signal.Signals(signum).name})
+        service.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def serve(settings: CollectorServiceSettings) -> int:
+    """The whole ``callqual collector`` run: connect, capture, finish, flush; the exit code."""
+    from callqual.collector.errors import CaptureFormatError
+    from callqual.transport.base import TransportError
+
+    service = CollectorService(settings)
+    install_signal_handlers(service)
+    try:
+        source = open_source(settings)
+    except (FileNotFoundError, IsADirectoryError, PermissionError, CaptureFormatError) as exc:
+        log.error("capture not readable", extra={"source": str(settings.pcap), "error": str(exc)})
+        return EXIT_UNREADABLE
+    except (LiveCaptureUnavailableError, ValueError) as exc:
+        log.error(str(exc))
+        return EXIT_USAGE
+    with source as frames:
+        try:
+            service.connect()
+        except (TransportError, Exception) as exc:  # any failure to reach the broker is fatal here
+            log.error("cannot reach kafka", extra={"error": str(exc)})
+            return EXIT_FATAL
+        code = service.run(frames)
+        if code == EXIT_OK and getattr(frames, "truncated", False):
+            code = EXIT_TRUNCATED
+    return code
