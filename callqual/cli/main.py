@@ -5,7 +5,7 @@ import sys
 from collections.abc import Sequence
 
 from callqual import __version__
-from callqual.cli import alerter, analyze, simulate
+from callqual.cli import alerter, analyze, collector, detector, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     analyze.add_parser(sub)
     simulate.add_parser(sub)
+    collector.add_parser(sub)
+    detector.add_parser(sub)
     alerter.add_parser(sub)
     return parser
 
