@@ -37,6 +37,9 @@ _RTP_FIXED = struct.Struct("!BBHII").unpack_from
 
 #: Capture seconds between scans of the stream table for idle streams.
 _TICK_S = 1.0
+#: Capture seconds before a capture-loss window in which a stream still counts as live: a stream
+#: whose packets were all dropped looks idle, but it was live while the capture lost them.
+CAPTURE_LOSS_SLACK_S = 2.0
 _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\x00\x00\x00\x00", b"jaK\n")
 
 
@@ -428,6 +431,26 @@ class Collector:
 
     def all_dropped(self) -> Counter[str]:
         return self.dropped + self.decoder.dropped + self.media.dropped
+
+    def note_capture_loss(
+        self, ts: float, dropped: int, reason: str = "capture.kernel", since: float | None = None
+    ) -> None:
+        """The capture (not the network) lost ``dropped`` packets between ``since`` and ``ts``.
+
+        A live source calls this, in order with its frames, when the kernel
+        ring or its own queue dropped packets. Those packets were on the wire,
+        so a stream that misses them shows loss the network did not cause:
+        every stream live in that window (plus a slack, since a stream whose
+        packets were all dropped looks idle) is marked ``unreliable``, which
+        the detector's media rules respect, and the drops are counted under
+        ``reason`` in ``dropped`` so reports show them.
+        """
+        self.dropped[reason] += dropped
+        start = (ts if since is None else min(since, ts)) - CAPTURE_LOSS_SLACK_S
+        for flow in self._flows.values():
+            if flow.last_ts >= start:
+                for stream in flow.streams.values():
+                    stream.unreliable = True
 
 
 _TRANSPORTS: dict[str, Transport] = {

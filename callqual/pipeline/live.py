@@ -1,0 +1,63 @@
+"""The embedded pipeline on a live interface: what ``callqual analyze --interface`` runs.
+
+The capture's losses reach the collector in order with the frames, so the
+streams that were live while the sniffer (not the network) dropped packets
+end up ``unreliable`` and the drops appear in ``summary.dropped``.
+"""
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from callqual.collector.capture.live import CaptureLoss, LiveCapture
+from callqual.collector.collector import Collector
+from callqual.collector.config import CollectorConfig
+from callqual.pipeline.embedded import EmbeddedPipeline
+from callqual.schemas import AnalysisReport
+
+
+def loss_notifier(collector: Collector) -> Callable[[CaptureLoss], None]:
+    """The ``on_loss`` callback that hands a live source's losses to a collector."""
+
+    def note(loss: CaptureLoss) -> None:
+        collector.note_capture_loss(loss.ts, loss.dropped, loss.reason, loss.since)
+
+    return note
+
+
+@contextmanager
+def stop_on_sigterm(capture: LiveCapture) -> Iterator[None]:
+    """While inside, SIGTERM stops the capture cleanly (reports still flushed), as Ctrl-C would not."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        capture.stop()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: the caller owns signal handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_live(pipeline: EmbeddedPipeline, capture: LiveCapture) -> None:
+    """Feed an open capture into the pipeline until it stops, then finish (flush) the pipeline."""
+    with stop_on_sigterm(capture):
+        try:
+            pipeline.run(capture.frames(loss_notifier(pipeline.collector)))
+        except KeyboardInterrupt:
+            capture.stop()
+            pipeline.run(capture.frames(loss_notifier(pipeline.collector)))
+    pipeline.finish()
+
+
+def analyze_live(capture: LiveCapture, collector_config: CollectorConfig | None = None) -> AnalysisReport:
+    """Capture until ``capture`` stops (its duration, :meth:`LiveCapture.stop`, SIGTERM) and report."""
+    pipeline = EmbeddedPipeline(collector_config)
+    with capture:
+        run_live(pipeline, capture)
+    return pipeline.report(f"live:{capture.interface}")

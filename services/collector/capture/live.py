@@ -1,0 +1,402 @@
+"""Live capture from a network interface with libpcap (through pcapy-ng).
+
+This is an adapter (it does I/O and reads the wall clock); it yields the same
+:class:`Frame` values as the file reader, so the collector cannot tell a span
+port from a pcap file -- except for one thing a file never has: the capture
+itself can lose packets. A packet the kernel ring or our own queue dropped was
+on the wire; a stream that "lost" it did not suffer network loss, and calling
+it bad would blame the network for the sniffer's overload. So every loss is
+reported, in order with the frames, as a :class:`CaptureLoss` to an
+``on_loss`` callback (the collector's ``note_capture_loss``), which marks the
+streams that were live at the time ``unreliable`` and counts the drops.
+
+Design, in the order a packet travels:
+
+* **Kernel ring.** The handle is created unactivated so that the buffer size
+  (default 64 MiB, tcpdump's is 2 MiB) can be set before ``activate()``: on
+  Linux it sizes the TPACKET_V3 ring, which is what absorbs bursts while
+  Python is busy. The read timeout (default 10 ms) is the block-retire timer:
+  pcapy-ng does not expose ``pcap_set_immediate_mode``, so a short timeout is
+  how latency stays bounded while packets are still delivered in batches.
+* **Capture thread.** It waits on the handle's file descriptor with
+  ``select`` (which releases the GIL: a blocking libpcap read would not
+  return when the link is idle) and pulls up to ``batch`` packets per call
+  with ``next_batch`` -- one C-to-Python crossing per batch, not per packet.
+  It does nothing per packet: building :class:`Frame` objects is left to the
+  consumer, so the thread needs the GIL only briefly and keeps up with the
+  ring. Every ``stats_interval_s`` it reads ``pcap_stats`` and turns new
+  kernel (``ps_drop``) and interface (``ps_ifdrop``) drops into loss markers.
+* **Bounded queue.** Raw batches go to the consumer through a queue bounded
+  in frames (``queue_frames``). When processing falls behind, whole batches
+  are dropped here and counted (``capture.queue``) rather than letting memory
+  grow without bound; the drop is reported like a kernel drop.
+* **Consumer.** :meth:`LiveCapture.frames` (run in the processing thread)
+  cuts the batches into frames and calls ``on_loss`` for the markers, in
+  capture order.
+
+``stop()`` is safe to call from a signal handler (it only sets an event): the
+capture thread then drains what the kernel still holds, takes the final
+statistics and ends the frame iterator, so the caller can ``finish()`` and
+flush its reports. With a small ``snaplen`` (below 65535) packets are read one
+by one with ``dispatch`` instead, because only the per-packet header carries
+the wire length of a cut packet; ``next_batch`` reports the captured length.
+"""
+
+from __future__ import annotations
+
+import select
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import pcapy
+
+from callqual.collector.packet import Frame
+
+__all__ = [
+    "DEFAULT_NOISE_PORTS",
+    "DEFAULT_RTP_PORTS",
+    "DEFAULT_SIP_PORTS",
+    "CaptureLoss",
+    "CaptureStats",
+    "LiveCapture",
+    "LiveCaptureError",
+    "default_bpf",
+]
+
+#: SIP over UDP, TCP, TLS and SCTP (5060 plain, 5061 TLS) plus the collector's other usual ports.
+DEFAULT_SIP_PORTS: tuple[int, ...] = (5060, 5061, 5062, 5080)
+#: RTP/RTCP: SDP may put media on any unprivileged port, so the default range is all of them
+#: (Asterisk uses 10000-20000, FreeSWITCH 16384-32768, phones anything): narrow it per site.
+DEFAULT_RTP_PORTS: tuple[int, int] = (1024, 65535)
+#: Busy UDP services whose datagrams land in the RTP range (a client's ephemeral port talks to
+#: them) and which no VoIP media uses: DNS, DHCP, NTP, NetBIOS, SNMP, syslog, QUIC/HTTP3 (443),
+#: SSDP, mDNS, LLMNR, VXLAN/OTV. Excluded so a busy span port does not fill the ring with them.
+DEFAULT_NOISE_PORTS: tuple[int, ...] = (
+    *(53, 67, 68, 123, 137, 138, 161, 162, 443, 514),  # DNS DHCP NTP NetBIOS SNMP QUIC syslog
+    *(1900, 4789, 5353, 5355, 8472),  # SSDP VXLAN mDNS LLMNR OTV
+)
+
+_META = struct.Struct("=IIII")  # next_batch record: sec, usec, offset, caplen
+
+
+class LiveCaptureError(RuntimeError):
+    """The interface could not be opened (missing, no permission, bad filter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureLoss:
+    """Packets the capture lost, reported in order with the frames.
+
+    ``since``..``ts`` is the window in which the loss happened: kernel drops
+    are only known at the next ``pcap_stats`` poll, so the window is the
+    polling interval; queue drops know the timestamps of the dropped frames.
+    """
+
+    ts: float
+    since: float
+    dropped: int
+    reason: str  #: 'capture.kernel', 'capture.interface' or 'capture.queue'
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureStats:
+    """Counters of one live capture (kernel counters are libpcap's ``pcap_stats``)."""
+
+    received: int  #: ps_recv: packets the kernel passed the filter (including those it dropped)
+    dropped: int  #: ps_drop: dropped by the kernel because the ring was full
+    ifdropped: int  #: ps_ifdrop: dropped by the interface/driver
+    queue_dropped: int  #: dropped by us because processing fell behind (bounded queue)
+    captured: int  #: frames read from the ring (delivered + queue_dropped)
+
+
+def _port_list(proto: str, ports: Iterable[int]) -> str:
+    return " or ".join(f"{proto} port {p}" for p in sorted(set(ports)))
+
+
+def default_bpf(
+    sip_ports: Iterable[int] = DEFAULT_SIP_PORTS,
+    rtp_ports: tuple[int, int] = DEFAULT_RTP_PORTS,
+    noise_ports: Iterable[int] = DEFAULT_NOISE_PORTS,
+    vlan: bool = True,
+) -> str:
+    """The default kernel filter: SIP, RTP/RTCP, IP fragments and the tunnels the decoder opens.
+
+    Fragments must pass because a large SIP INVITE over UDP is fragmented and
+    only its first fragment carries the UDP ports. GRE (ERSPAN) and IP-in-IP
+    pass whole because the filter cannot see the ports inside the tunnel. The
+    same expression is repeated after ``vlan`` since libpcap's ``vlan``
+    keyword shifts all later offsets by the tag (one tag; QinQ needs a custom
+    filter); ``vlan=False`` leaves it out, as libpcap rejects it on links
+    that carry no tags (Linux cooked capture of ``any``).
+    """
+    sip = [_port_list("udp", sip_ports), _port_list("tcp", sip_ports), _port_list("sctp", sip_ports)]
+    lo, hi = rtp_ports
+    media = f"udp portrange {lo}-{hi}"
+    noise = list(noise_ports)
+    if noise:
+        media = f"({media} and not ({_port_list('udp', noise)}))"
+    fragments = "(ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)"
+    tunnels = "ip proto 47 or ip proto 4 or ip6 proto 47"
+    inner = " or ".join(f"({part})" for part in [*sip, media, fragments, tunnels])
+    return f"({inner}) or (vlan and ({inner}))" if vlan else inner
+
+
+# A raw batch handed from the capture thread to the consumer: (packets, meta) from next_batch, or
+# a list of (ts, data, wire length) from the per-packet path.
+_Batch = tuple[bytes, bytes] | list[tuple[float, bytes, int]]
+_EOF = object()
+
+
+class LiveCapture:
+    """One live capture: open it (or use it as a context manager), iterate :meth:`frames`, stop it.
+
+    ``duration`` (seconds) stops the capture by itself; otherwise :meth:`stop`
+    (e.g. from a SIGTERM handler) does. ``fanout_group`` joins a Linux
+    ``PACKET_FANOUT`` group (flow hash), so several processes can share one
+    busy interface with each call's packets staying on one of them.
+    """
+
+    def __init__(
+        self,
+        interface: str,
+        *,
+        bpf: str | None = None,
+        snaplen: int = 262144,
+        promisc: bool = True,
+        buffer_bytes: int = 64 << 20,
+        timeout_ms: int = 10,
+        batch: int = 4096,
+        queue_frames: int = 500_000,
+        stats_interval_s: float = 0.25,
+        duration: float | None = None,
+        fanout_group: int | None = None,
+    ) -> None:
+        self.interface = interface
+        #: None: :func:`default_bpf` for the interface's link type, chosen at open()
+        self.bpf = bpf
+        self.snaplen = snaplen
+        self.promisc = promisc
+        self.buffer_bytes = buffer_bytes
+        self.timeout_ms = timeout_ms
+        self.batch = batch
+        self.queue_frames = queue_frames
+        self.stats_interval_s = stats_interval_s
+        self.duration = duration
+        self.fanout_group = fanout_group
+        self.linktype = -1
+        self._reader: Any = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
+        self._queued = 0  # frames in _queue (guarded by _cond)
+        self._queue_dropped = 0
+        self._captured = 0
+        self._number = 0
+        self._kernel = (0, 0, 0)
+        self._error: BaseException | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def open(self) -> LiveCapture:
+        """Open and activate the handle, install the filter and start the capture thread."""
+        try:
+            reader = pcapy.create(self.interface)
+            reader.set_snaplen(self.snaplen)
+            reader.set_promisc(self.promisc)
+            reader.set_timeout(self.timeout_ms)
+            # Before activation, or libpcap ignores it (the ring is allocated by activate()).
+            reader.set_buffer_size(self.buffer_bytes)
+            reader.activate()
+            if self.bpf is None:
+                self.bpf = default_bpf(vlan=int(reader.datalink()) == pcapy.DLT_EN10MB)
+            if self.bpf:
+                reader.setfilter(self.bpf)
+            if self.fanout_group is not None:
+                reader.set_fanout(self.fanout_group, pcapy.PACKET_FANOUT_HASH)
+            reader.setnonblock(True)
+        except (pcapy.PcapError, pcapy.BPFError, OSError, ValueError) as exc:
+            raise LiveCaptureError(f"{self.interface}: {exc}") from exc
+        self._reader = reader
+        self.linktype = int(reader.datalink())
+        self._thread = threading.Thread(target=self._capture, name=f"capture-{self.interface}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> LiveCapture:
+        return self.open() if self._reader is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def stop(self) -> None:
+        """Ask the capture to end: signal-safe; :meth:`frames` ends after the last packets."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Stop and wait for the capture thread (frames not yet consumed are discarded)."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def stats(self) -> CaptureStats:
+        recv, drop, ifdrop = self._kernel
+        return CaptureStats(recv, drop, ifdrop, self._queue_dropped, self._captured)
+
+    # -- consumer side -------------------------------------------------------------------------------
+
+    def frames(self, on_loss: Callable[[CaptureLoss], None] | None = None) -> Iterator[Frame]:
+        """Frames in capture order until the capture stops; losses go to ``on_loss`` in order."""
+        linktype = self.linktype
+        unpack = _META.unpack_from
+        number = self._number  # resumable: a second frames() after an interrupt keeps numbering
+        while True:
+            item = self._take()
+            if item is _EOF:
+                break
+            if isinstance(item, CaptureLoss):
+                if on_loss is not None:
+                    on_loss(item)
+                continue
+            if isinstance(item, tuple):
+                pkts, meta = item
+                for off in range(0, len(meta), 16):
+                    sec, usec, start, caplen = unpack(meta, off)
+                    number += 1
+                    yield Frame(number, sec + usec * 1e-6, linktype, pkts[start : start + caplen], caplen)
+            elif isinstance(item, list):
+                for ts, data, wire_len in item:
+                    number += 1
+                    yield Frame(number, ts, linktype, data, wire_len)
+            self._number = number
+        if self._error is not None:
+            raise LiveCaptureError(f"{self.interface}: {self._error}") from self._error
+
+    def _take(self) -> object:
+        with self._cond:
+            while not self._queue:
+                self._cond.wait(0.5)
+            item = self._queue.popleft()
+            if isinstance(item, tuple):
+                self._queued -= len(item[1]) // 16
+            elif isinstance(item, list):
+                self._queued -= len(item)
+            return item
+
+    # -- capture thread ------------------------------------------------------------------------------
+
+    def _capture(self) -> None:
+        reader = self._reader
+        fd = reader.getfd()
+        wait = max(self.timeout_ms, 1) / 1000.0
+        deadline = None if self.duration is None else time.time() + self.duration
+        next_stats = 0.0
+        last_poll = time.time()
+        try:
+            while not self._stop.is_set():
+                now = time.time()
+                if deadline is not None and now >= deadline:
+                    break
+                if now >= next_stats:
+                    next_stats = now + self.stats_interval_s
+                    last_poll = self._poll_stats(reader, last_poll)
+                ready, _, _ = select.select([fd], [], [], wait)
+                if ready:
+                    self._read_ready(reader)
+            # Drain: a partly filled ring block becomes readable when its retire timer fires.
+            end = time.time() + 2 * wait + 0.05
+            while time.time() < end:
+                select.select([fd], [], [], wait)
+                self._read_ready(reader)
+            self._read_ready(reader)
+            self._poll_stats(reader, last_poll)
+        except BaseException as exc:  # reported by frames(), never lost in the thread
+            self._error = exc
+        finally:
+            reader.close()
+            with self._cond:
+                self._queue.append(_EOF)
+                self._cond.notify()
+
+    def _read_ready(self, reader: Any) -> None:
+        """Read everything the ring holds now, batch by batch."""
+        while True:
+            batch: _Batch
+            if self.snaplen >= 65535:
+                pkts, meta = reader.next_batch(self.batch)
+                n = len(meta) // 16
+                if not n:
+                    return
+                batch = (pkts, meta)
+            else:
+                got: list[tuple[float, bytes, int]] = []
+
+                def one(hdr: Any, data: bytes, got: list[tuple[float, bytes, int]] = got) -> None:
+                    sec, usec = hdr.getts()
+                    got.append((sec + usec * 1e-6, data, hdr.getlen()))
+
+                reader.dispatch(self.batch, one)
+                n = len(got)
+                if not n:
+                    return
+                batch = got
+            self._captured += n
+            self._offer(batch, n)
+            if n < self.batch:
+                return
+
+    def _offer(self, batch: _Batch, n: int) -> None:
+        with self._cond:
+            if self._queued + n <= self.queue_frames:
+                self._queue.append(batch)
+                self._queued += n
+                self._cond.notify()
+                return
+            self._queue_dropped += n
+            first, last = _batch_span(batch)
+            tail = self._queue[-1] if self._queue else None
+            if isinstance(tail, CaptureLoss) and tail.reason == "capture.queue":
+                # Merge with the previous queue loss: markers must not grow the queue without bound.
+                self._queue[-1] = CaptureLoss(last, tail.since, tail.dropped + n, "capture.queue")
+            else:
+                self._queue.append(CaptureLoss(last, first, n, "capture.queue"))
+            self._cond.notify()
+
+    def _poll_stats(self, reader: Any, since: float) -> float:
+        """Turn new kernel/interface drops into loss markers; returns the poll time."""
+        now = time.time()
+        recv, drop, ifdrop = (int(v) for v in reader.stats())
+        _, old_drop, old_ifdrop = self._kernel
+        self._kernel = (recv, drop, ifdrop)
+        losses = [
+            CaptureLoss(now, since, n, reason)
+            for n, reason in ((drop - old_drop, "capture.kernel"), (ifdrop - old_ifdrop, "capture.interface"))
+            if n > 0
+        ]
+        if losses:
+            with self._cond:
+                self._queue.extend(losses)
+                self._cond.notify()
+        return now
+
+
+def _batch_span(batch: _Batch) -> tuple[float, float]:
+    """Capture times of the first and last frame of a batch."""
+    if isinstance(batch, tuple):
+        meta = batch[1]
+        sec, usec, _, _ = _META.unpack_from(meta, 0)
+        sec2, usec2, _, _ = _META.unpack_from(meta, len(meta) - 16)
+        return sec + usec * 1e-6, sec2 + usec2 * 1e-6
+    return batch[0][0], batch[-1][0]
