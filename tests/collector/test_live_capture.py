@@ -10,6 +10,13 @@ a tcpreplay burst.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pcapy
@@ -18,7 +25,9 @@ import pytest
 from callqual.collector.capture.live import LiveCapture, LiveCaptureError, default_bpf
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
-from callqual.schemas import AnyEvent, RtpStreamReport
+from callqual.pipeline.embedded import analyze_file
+from callqual.pipeline.live import analyze_live
+from callqual.schemas import AnalysisReport, AnyEvent, RtpStreamReport
 from callqual.simulator import simulate
 
 # -- pure parts -----------------------------------------------------------------------------------
@@ -66,3 +75,225 @@ def test_capture_loss_marks_live_streams_unreliable_and_counts(tmp_path: Path) -
 def test_missing_interface_is_a_clear_error() -> None:
     with pytest.raises(LiveCaptureError, match="no-such-if0"):
         LiveCapture("no-such-if0").open()
+
+
+# -- real peers -----------------------------------------------------------------------------------
+
+SIPP_AUDIO = Path("/usr/share/sip-tester/g711a.pcap")  # shipped by Debian's sip-tester
+
+UAC_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="uac with g711a audio">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Subject: live capture test
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8
+      a=rtpmap:8 PCMA/8000
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <nop><action><exec play_pcap_audio="AUDIO"/></action></nop>
+  <pause milliseconds="7500"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+@dataclass(frozen=True)
+class Link:
+    """Where the peers talk: the capture interface, the two addresses, and how to run the far side."""
+
+    interface: str
+    near_ip: str  #: this namespace (UAC, tcpreplay)
+    far_ip: str  #: the peer namespace (UAS)
+    far_prefix: tuple[str, ...]  #: command prefix that runs a program on the far side
+
+    def far(self, *cmd: str) -> list[str]:
+        return [*self.far_prefix, *cmd]
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False, timeout=10)
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    """A veth pair whose far end is in a fresh network namespace; loopback if namespaces fail."""
+    tag = f"{os.getpid() % 100000}"
+    ns, near, far = f"cqlive{tag}", f"cqa{tag}", f"cqb{tag}"
+    net = 200 + os.getpid() % 50  # 10.<net>.77.0/24 on our own veth only
+    near_ip, far_ip = f"10.{net}.77.1", f"10.{net}.77.2"
+    if _ip("netns", "add", ns).returncode != 0:
+        yield Link("lo", "127.0.0.1", "127.0.0.1", ())
+        return
+    try:
+        steps = [
+            ("link", "add", near, "type", "veth", "peer", "name", far),
+            ("link", "set", far, "netns", ns),
+            ("addr", "add", f"{near_ip}/24", "dev", near),
+            ("link", "set", near, "up"),
+            ("-n", ns, "addr", "add", f"{far_ip}/24", "dev", far),
+            ("-n", ns, "link", "set", far, "up"),
+            ("-n", ns, "link", "set", "lo", "up"),
+        ]
+        for step in steps:
+            done = _ip(*step)
+            assert done.returncode == 0, f"ip {' '.join(step)}: {done.stderr}"
+        yield Link(near, near_ip, far_ip, ("ip", "netns", "exec", ns))
+    finally:
+        _ip("link", "del", near)
+        _ip("netns", "del", ns)
+
+
+class Tcpdump:
+    """tcpdump writing the interface's traffic to a pcap: the reference for the live result."""
+
+    def __init__(self, interface: str, bpf: str, out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            ["tcpdump", "-i", interface, "-U", "-s", "0", "-B", "65536", "-w", str(out), bpf],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()  # "tcpdump: listening on ...": the filter is in place
+        assert "listening on" in line, line
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        _, err = self.proc.communicate(timeout=30)
+        return err
+
+
+def _run_live_in_background(capture: LiveCapture) -> tuple[list[AnalysisReport], threading.Thread]:
+    result: list[AnalysisReport] = []
+    capture.open()
+    thread = threading.Thread(target=lambda: result.append(analyze_live(capture)), daemon=True)
+    thread.start()
+    return result, thread
+
+
+def _differences(a: object, b: object, path: str = "") -> list[str]:
+    """Where two report documents differ; floats within 50 (ms or s) count as equal.
+
+    Each packet socket gets its own kernel timestamp, so tcpdump's and our
+    timestamps of one packet differ by a few microseconds; every float in a
+    report (times, deltas, jitter, MOS) moves by about that much. Everything
+    else (calls, statuses, streams, packet and loss counts, frame numbers)
+    must be identical.
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{path}: keys {sorted(a.keys() ^ b.keys())}"]
+        return [d for k in a for d in _differences(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} != {len(b)} items"]
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in _differences(x, y, f"{path}[{i}]")]
+    if isinstance(a, float) and isinstance(b, float):
+        return [] if abs(a - b) <= 0.05 else [f"{path}: {a} != {b}"]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+@pytest.mark.slow
+def test_live_capture_of_sipp_calls_equals_analysis_of_tcpdump_file(link: Link, tmp_path: Path) -> None:
+    assert shutil.which("sipp") and shutil.which("tcpdump"), "run ./scripts/setup (sip-tester, tcpdump)"
+    assert SIPP_AUDIO.exists(), "Debian's sip-tester ships g711a.pcap"
+    scenario = tmp_path / "uac.xml"
+    scenario.write_text(UAC_SCENARIO.replace("AUDIO", str(SIPP_AUDIO)), encoding="utf-8")
+    live = LiveCapture(link.interface, timeout_ms=10)
+    result, thread = _run_live_in_background(live)
+    assert live.bpf is not None
+    dump = Tcpdump(link.interface, live.bpf, tmp_path / "reference.pcap")
+    uas = subprocess.Popen(
+        link.far(
+            *("sipp", "-sn", "uas", "-i", link.far_ip, "-p", "5060", "-mi", link.far_ip, "-mp", "16000"),
+            *("-rtp_echo", "-nostdin", "-timeout", "60s"),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        time.sleep(0.5)
+        uac = subprocess.run(
+            [
+                *("sipp", f"{link.far_ip}:5060", "-sf", str(scenario), "-i", link.near_ip, "-p", "5070"),
+                *("-mi", link.near_ip, "-mp", "18000", "-m", "2", "-l", "1", "-r", "1"),
+                *("-nostdin", "-timeout", "60s", "-trace_err"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=tmp_path,
+            check=False,
+        )
+        assert uac.returncode == 0, uac.stdout[-2000:] + uac.stderr[-2000:]
+        time.sleep(1.0)  # the last packets reach both captures
+    finally:
+        uas.terminate()
+        uas.wait(timeout=10)
+        live.stop()
+        thread.join(timeout=30)
+        dump.stop()
+    assert result, "the live capture did not finish"
+    live_report = result[0]
+    reference = analyze_file(dump.out)
+
+    calls = live_report.calls
+    assert len(calls) == 2
+    assert all(c.final_status == 200 for c in calls)
+    assert len(live_report.streams) >= 2  # UAC's audio and the UAS's echo of it, per call
+    assert sum(s.packets for s in live_report.streams) > 2 * 200
+    assert live_report.summary.dropped.get("capture.kernel", 0) == 0
+    assert live.stats().dropped == 0
+    live_doc, reference_doc = live_report.model_dump(), reference.model_dump()
+    live_doc["summary"].pop("source")
+    reference_doc["summary"].pop("source")
+    assert _differences(live_doc, reference_doc) == []
