@@ -297,3 +297,43 @@ def test_live_capture_of_sipp_calls_equals_analysis_of_tcpdump_file(link: Link, 
     live_doc["summary"].pop("source")
     reference_doc["summary"].pop("source")
     assert _differences(live_doc, reference_doc) == []
+
+
+@pytest.mark.slow
+def test_capture_drops_are_counted_and_mark_live_streams_unreliable(link: Link, tmp_path: Path) -> None:
+    """A tiny kernel ring and queue under a tcpreplay burst: drops counted, streams marked."""
+    assert shutil.which("tcpreplay"), "run ./scripts/setup (tcpreplay)"
+    pcap = tmp_path / "load.pcap"
+    simulate("load", pcap, calls=20, duration=5)
+    with open_capture(pcap) as capture:
+        sent = sum(1 for _ in capture)
+    live = LiveCapture(link.interface, buffer_bytes=32 * 1024, queue_frames=256, batch=64)
+    result, thread = _run_live_in_background(live)
+    try:
+        time.sleep(0.3)
+        replay = subprocess.run(
+            ["tcpreplay", "-i", link.interface, "--topspeed", str(pcap)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert replay.returncode == 0, replay.stderr
+        time.sleep(0.5)
+    finally:
+        live.stop()
+        thread.join(timeout=60)
+    assert result, "the live capture did not finish"
+    report = result[0]
+    stats = live.stats()
+    dropped = report.summary.dropped
+    lost = stats.dropped + stats.ifdropped + stats.queue_dropped
+    assert lost > 0, stats
+    assert dropped.get("capture.kernel", 0) == stats.dropped
+    assert dropped.get("capture.interface", 0) == stats.ifdropped
+    assert dropped.get("capture.queue", 0) == stats.queue_dropped
+    assert report.summary.frames == stats.captured - stats.queue_dropped
+    assert report.summary.frames + lost >= sent  # nothing vanished uncounted
+    marked = [s for s in report.streams if s.unreliable]
+    assert marked, "streams live during the drops must be marked unreliable"
+    assert any(c.unreliable for c in report.calls)
