@@ -42,7 +42,11 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("capture", type=Path, help="pcap or pcapng file")
+    p.add_argument("capture", type=Path, nargs="?", help="pcap or pcapng file (none with --interface)")
+    live = p.add_argument_group("live capture (needs CAP_NET_RAW and CAP_NET_ADMIN)")
+    live.add_argument("--interface", "-i", help="capture live from this interface instead of a file")
+    live.add_argument("--duration", type=float, help="seconds to capture (default: until SIGTERM/Ctrl-C)")
+    live.add_argument("--bpf", help="kernel capture filter (default: SIP, RTP/RTCP ports, IP fragments)")
     p.add_argument("--format", choices=["text", "json"], default=None, help="output format (default text)")
     p.add_argument(
         "--heuristic-rtp",
@@ -65,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
         overrides["progress"] = False
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
     pipeline = EmbeddedPipeline(CollectorConfig(heuristic_rtp=settings.heuristic_rtp))
+    if args.interface is not None:
+        return _run_live(args, pipeline, settings.format)
+    if args.capture is None:
+        print("callqual: analyze needs a capture file or --interface", file=sys.stderr)
+        return EXIT_UNREADABLE
     try:
         capture = open_capture(args.capture)
     except FileNotFoundError:
@@ -110,3 +119,27 @@ def _run_with_progress(pipeline: EmbeddedPipeline, capture: CaptureFile) -> None
                 bar.update(capture.bytes_read - done)
                 done = capture.bytes_read
         bar.update(capture.bytes_read - done)
+
+
+def _run_live(args: argparse.Namespace, pipeline: EmbeddedPipeline, fmt: str) -> int:
+    """``--interface``: a quick look at live traffic; the report covers what was captured."""
+    from callqual.collector.capture.live import LiveCapture, LiveCaptureError
+    from callqual.pipeline.live import run_live
+
+    capture = LiveCapture(args.interface, bpf=args.bpf, duration=args.duration)
+    try:
+        capture.open()
+    except LiveCaptureError as exc:
+        print(f"callqual: cannot capture on {exc} (needs CAP_NET_RAW, CAP_NET_ADMIN)", file=sys.stderr)
+        return EXIT_UNREADABLE
+    # Tells the user (and scripts) that packets are being captured now; the report follows at the end.
+    print(f"callqual: capturing on {args.interface}; SIGTERM or Ctrl-C ends it", file=sys.stderr, flush=True)
+    with capture:
+        run_live(pipeline, capture)
+    report = pipeline.report(f"live:{args.interface}")
+    text = report.model_dump_json(indent=2) + "\n" if fmt == "json" else render(report)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

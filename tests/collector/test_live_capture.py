@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -337,3 +339,46 @@ def test_capture_drops_are_counted_and_mark_live_streams_unreliable(link: Link, 
     marked = [s for s in report.streams if s.unreliable]
     assert marked, "streams live during the drops must be marked unreliable"
     assert any(c.unreliable for c in report.calls)
+
+
+@pytest.mark.slow
+def test_cli_live_quick_look_stops_on_sigterm_and_flushes(link: Link, tmp_path: Path) -> None:
+    """``callqual analyze --interface``: SIGTERM ends the capture and the report still covers it all."""
+    pcap = tmp_path / "load.pcap"
+    simulate("load", pcap, calls=3, duration=2)
+    reference = analyze_file(pcap)
+    out = tmp_path / "live.json"
+    cli = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "callqual", "analyze", "--interface", link.interface),
+            *("--format", "json", "--no-progress", "-o", str(out)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert cli.stderr is not None
+        assert "capturing on" in cli.stderr.readline()  # the capture is open, the handler installed
+        replay = subprocess.run(
+            ["tcpreplay", "-i", link.interface, "--pps", "2000", str(pcap)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert replay.returncode == 0, replay.stderr
+        time.sleep(0.5)
+        cli.send_signal(signal.SIGTERM)
+        _, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 0, err
+    report = AnalysisReport.model_validate_json(out.read_text(encoding="utf-8"))
+    assert report.summary.source == f"live:{link.interface}"
+    assert report.summary.frames == reference.summary.frames
+    assert sorted((c.call_id, c.final_status) for c in report.calls) == sorted(
+        (c.call_id, c.final_status) for c in reference.calls
+    )
+    assert sorted(s.packets for s in report.streams) == sorted(s.packets for s in reference.streams)
