@@ -56,6 +56,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("-o", "--output", type=Path, help="write the report here instead of stdout")
+    p.add_argument("--model", type=Path, help="also score calls with this model (callqual train)")
     p.set_defaults(func=run)
 
 
@@ -68,7 +69,16 @@ def run(args: argparse.Namespace) -> int:
     if args.no_progress:
         overrides["progress"] = False
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
-    pipeline = EmbeddedPipeline(CollectorConfig(heuristic_rtp=settings.heuristic_rtp))
+    scorer = None
+    if args.model is not None:
+        from callqual.cli.train import load_model_or_exit
+        from callqual.detector.model import ModelScorer
+
+        model = load_model_or_exit(args.model)
+        if model is None:
+            return EXIT_UNREADABLE
+        scorer = ModelScorer(model)
+    pipeline = EmbeddedPipeline(CollectorConfig(heuristic_rtp=settings.heuristic_rtp), scorer=scorer)
     if args.interface is not None:
         return _run_live(args, pipeline, settings.format)
     if args.capture is None:

@@ -5,7 +5,7 @@ import sys
 from collections.abc import Sequence
 
 from callqual import __version__
-from callqual.cli import alerter, analyze, collector, detector, simulate
+from callqual.cli import alerter, analyze, collector, detector, evaluate, simulate, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     collector.add_parser(sub)
     detector.add_parser(sub)
     alerter.add_parser(sub)
+    train.add_parser(sub)
+    evaluate.add_parser(sub)
     return parser
 
 

@@ -463,7 +463,7 @@ def build_day(rng: random.Random, options: Options) -> ScenarioCalls:
     """A labelled day: normal office traffic, every quality and failure fault, attacks and anomalies.
 
     Normal calls fall in business hours; each fault kind gets ``calls // 40``
-    calls (at least 2), the 'model_anomaly' kinds ``calls // 10`` (at least 3)
+    calls (at least 2), the 'model_anomaly' kinds ``calls // 30`` (at least 3)
     and each security incident happens once, in the evening.
     """
     n_normal = int(options["calls"])
@@ -481,7 +481,7 @@ def build_day(rng: random.Random, options: Options) -> ScenarioCalls:
             description, kwargs = _faulty(kind, rng)
             out.calls.append(_day_call(n, _business_hours(rng), rng, description, **kwargs))
             n += 1
-    for i in range(max(3, n_normal // 10)):
+    for i in range(max(3, n_normal // 30)):
         start, description, kwargs = _anomaly(i % 3, rng)
         out.calls.append(_day_call(n, start, rng, description, **kwargs))
         n += 1

@@ -1,0 +1,113 @@
+"""``callqual train``: fit the anomaly model on the finished calls of baseline captures.
+
+The captures run through the same embedded pipeline as ``callqual analyze``;
+a recording scorer hands every finished call (record, streams, messages) to
+training, so the model sees exactly the features it will score later. By
+default only calls the rules found nothing wrong with are used: the rules
+already explain the others, and the model should learn what normal looks
+like (``--all-calls`` trains on everything).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from callqual.collector.capture.pcap_file import open_capture
+from callqual.collector.errors import CaptureFormatError
+from callqual.detector.call_context import CallContext
+from callqual.detector.detector import CallScorer
+from callqual.detector.model import DEFAULT_QUANTILE, CallModel, ModelError, fit, load
+from callqual.pipeline.embedded import EmbeddedPipeline
+from callqual.schemas import Alert, AnalysisReport
+
+
+class _Recorder:
+    """A ``CallScorer`` that raises nothing and keeps every finished call (optionally wrapping another).
+
+    The detector updates ``ctx.record`` (category, problems) after scoring,
+    in place, so after the run the kept contexts carry the rules' verdicts.
+    """
+
+    def __init__(self, inner: CallScorer | None = None) -> None:
+        self.inner = inner
+        self.contexts: list[CallContext] = []
+
+    def score(self, ctx: CallContext) -> Alert | None:
+        self.contexts.append(ctx)
+        return self.inner.score(ctx) if self.inner is not None else None
+
+
+def run_capture(
+    path: Path, scorer: CallScorer | None = None, contexts: list[CallContext] | None = None
+) -> AnalysisReport | None:
+    """Analyse one capture, appending its finished calls to ``contexts``; None if unreadable."""
+    recorder = _Recorder(scorer)
+    pipeline = EmbeddedPipeline(scorer=recorder)
+    try:
+        capture = open_capture(path)
+    except (OSError, CaptureFormatError) as exc:
+        print(f"callqual: {path}: cannot read capture ({exc})", file=sys.stderr)
+        return None
+    with capture:
+        pipeline.run(capture)
+        pipeline.finish()
+        report = pipeline.report(str(path), capture.truncated, capture.errors)
+    if contexts is not None:
+        contexts.extend(recorder.contexts)
+    return report
+
+
+def baseline(contexts: list[CallContext]) -> list[CallContext]:
+    """Calls no rule alerted on and no security incident touched."""
+    return [c for c in contexts if not c.record.problems and c.record.category != "suspicious"]
+
+
+def load_model_or_exit(path: Path) -> CallModel | None:
+    """The model, or None after printing why it cannot be used (missing, foreign, other versions)."""
+    try:
+        return load(path)
+    except FileNotFoundError:
+        print(f"callqual: {path}: no such model file", file=sys.stderr)
+    except ModelError as exc:
+        print(f"callqual: {exc}", file=sys.stderr)
+    return None
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "train",
+        help="fit the anomaly model (IsolationForest) on baseline captures",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("captures", type=Path, nargs="+", metavar="CAPTURE", help="baseline pcap/pcapng files")
+    p.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.skops)")
+    p.add_argument("--all-calls", action="store_true", help="train on every call, alerted ones included")
+    p.add_argument("--seed", type=int, default=0, help="random_state of the forest (default 0)")
+    p.add_argument("--trees", type=int, default=100, help="number of trees (default 100)")
+    p.add_argument(
+        "--quantile",
+        type=float,
+        default=DEFAULT_QUANTILE,
+        help=f"training quantile the model's limits sit at (default {DEFAULT_QUANTILE})",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    contexts: list[CallContext] = []
+    for path in args.captures:
+        if run_capture(path, contexts=contexts) is None:
+            return 3
+    chosen = contexts if args.all_calls else baseline(contexts)
+    if len(chosen) < 2:
+        print(f"callqual: only {len(chosen)} baseline calls; need at least 2", file=sys.stderr)
+        return 2
+    model = fit(chosen, random_state=args.seed, n_estimators=args.trees, quantile=args.quantile)
+    model.save(args.output)
+    print(
+        f"wrote {args.output}: trained on {len(chosen)} of {len(contexts)} calls; limits: "
+        f"forest score {model.forest_limit:.4f}, |z| {model.z_limit:.2f}",
+        file=sys.stderr,
+    )
+    return 0
