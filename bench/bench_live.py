@@ -1,0 +1,163 @@
+"""Benchmark: the live collector on a veth under tcpreplay, at increasing rates up to --topspeed.
+
+For each rate the load capture is replayed onto one end of a veth pair this
+script creates (the other end sits in a fresh network namespace), while the
+embedded pipeline captures that interface live with the default settings and
+tcpdump captures the same interface into a file as the reference. A rate
+passes when the collector lost nothing: no kernel drops, no interface drops,
+no drops in its own queue, and it processed as many frames as tcpdump wrote
+(tcpdump's own kernel drops are reported next to ours). The highest passing
+rate is the answer. Usage (root, or CAP_NET_ADMIN + CAP_NET_RAW)::
+
+    python -m callqual simulate --scenario load --calls 200 --duration 60 -o /tmp/bench/load.pcap
+    python bench/bench_live.py --capture /tmp/bench/load.pcap --pps 20000 40000 80000 --topspeed
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from callqual.collector.capture.live import LiveCapture  # noqa: E402
+from callqual.pipeline.live import analyze_live  # noqa: E402
+from callqual.schemas import AnalysisReport  # noqa: E402
+
+NS, NEAR, FAR = "cqbench", "cqbencha", "cqbenchb"
+
+
+def _ip(*args: str, check: bool = True) -> None:
+    subprocess.run(["ip", *args], check=check, capture_output=True, timeout=10)
+
+
+def veth_up() -> None:
+    """A veth pair, far end in its own namespace: replayed frames leave NEAR and are captured there."""
+    veth_down()
+    _ip("netns", "add", NS)
+    _ip("link", "add", NEAR, "type", "veth", "peer", "name", FAR)
+    _ip("link", "set", FAR, "netns", NS)
+    _ip("link", "set", NEAR, "up")
+    _ip("-n", NS, "link", "set", FAR, "up")
+
+
+def veth_down() -> None:
+    _ip("link", "del", NEAR, check=False)
+    _ip("netns", "del", NS, check=False)
+
+
+def one_rate(capture: Path, rate: list[str], out_dir: Path) -> dict[str, object]:
+    """Replay once at ``rate`` (tcpreplay options); what the live collector and tcpdump saw."""
+    live = LiveCapture(NEAR)
+    live.open()
+    result: list[AnalysisReport] = []
+    done = threading.Event()
+
+    def work() -> None:
+        result.append(analyze_live(live))
+        done.set()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    assert live.bpf is not None
+    ref = out_dir / "tcpdump.pcap"
+    dump = subprocess.Popen(
+        ["tcpdump", "-i", NEAR, "-s", "0", "-B", str(64 * 1024), "-w", str(ref), live.bpf],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert dump.stderr is not None
+    dump.stderr.readline()  # "listening on": tcpdump's filter is in place
+    start = time.perf_counter()
+    replay = subprocess.run(
+        ["tcpreplay", "-i", NEAR, *rate, str(capture)], capture_output=True, text=True, check=True
+    )
+    replayed = time.perf_counter() - start
+    time.sleep(0.5)
+    live.stop()
+    worker.join()
+    finished = time.perf_counter() - start
+    dump.terminate()
+    _, dump_err = dump.communicate(timeout=60)
+    report = result[0]
+    stats = live.stats()
+    sent = re.search(r"Successful packets:\s+(\d+)", replay.stdout)
+    pps = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", replay.stdout)
+    tcpdump_got = re.search(r"(\d+) packets captured", dump_err)
+    tcpdump_drop = re.search(r"(\d+) packets dropped by kernel", dump_err)
+    row: dict[str, object] = {
+        "rate": " ".join(rate),
+        "sent": int(sent.group(1)) if sent else None,
+        "replay_pps": float(pps.group(1)) if pps else None,
+        "replay_s": round(replayed, 2),
+        "processed_s": round(finished, 2),
+        "frames": report.summary.frames,
+        "kernel_dropped": stats.dropped,
+        "if_dropped": stats.ifdropped,
+        "queue_dropped": stats.queue_dropped,
+        "unreliable_streams": sum(1 for s in report.streams if s.unreliable),
+        "streams": len(report.streams),
+        "calls": len(report.calls),
+        "tcpdump_captured": int(tcpdump_got.group(1)) if tcpdump_got else None,
+        "tcpdump_kernel_dropped": int(tcpdump_drop.group(1)) if tcpdump_drop else None,
+    }
+    row["lossless"] = (
+        stats.dropped == 0
+        and stats.ifdropped == 0
+        and stats.queue_dropped == 0
+        and row["sent"] is not None
+        and report.summary.frames >= int(str(row["sent"]))
+    )
+    ref.unlink(missing_ok=True)
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--capture", type=Path, default=Path("/tmp/bench/load.pcap"))
+    parser.add_argument("--pps", type=int, nargs="*", default=[20_000, 40_000, 80_000, 160_000, 320_000])
+    parser.add_argument("--topspeed", action="store_true", help="finish with tcpreplay --topspeed")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bench-live.json")
+    args = parser.parse_args()
+    if not args.capture.exists():
+        args.capture.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "callqual", "simulate", "--scenario", "load"),
+                *("--calls", "200", "--duration", "60", "-o", str(args.capture)),
+            ],
+            check=True,
+        )
+    rates = [[f"--pps={pps}"] for pps in args.pps]
+    if args.topspeed:
+        rates.append(["--topspeed"])
+    rows = []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    veth_up()
+    try:
+        for rate in rates:
+            row = one_rate(args.capture, rate, args.out.parent)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    finally:
+        veth_down()
+    args.out.write_text(json.dumps({"cpus": os.cpu_count(), "runs": rows}, indent=2) + "\n")
+    best = [r for r in rows if r["lossless"]]
+    print(
+        "highest lossless rate:",
+        max(best, key=lambda r: float(str(r["replay_pps"] or 0)))["rate"] if best else "none",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
