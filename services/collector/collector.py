@@ -13,17 +13,39 @@ fragments, TCP reassembly), then SIP parsing or media handling.
 
 import struct
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import ClassVar
 
+import numpy as np
+
+from callqual.collector.capture.pcap_file import RecordBatch
 from callqual.collector.config import CollectorConfig
-from callqual.collector.decode.fast_path import ETH_IPV4_UDP_HEAD, ETH_IPV4_UDP_PAYLOAD, udp_flow_key
+from callqual.collector.decode.fast_path import (
+    ETH_IPV4_UDP_HEAD,
+    ETH_IPV4_UDP_PAYLOAD,
+    RTP_HEAD_BYTES,
+    RTP_STREAM_KEY,
+    eth_ipv4_udp_rtp,
+    udp_flow_key,
+)
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.rtcp import rtcp_events
 from callqual.collector.media.rtp_header import looks_like_rtp, parse_rtp
-from callqual.collector.media.rtp_stream import PENDING_LIMIT, RtpStream
+from callqual.collector.media.rtp_stream import (
+    COL_FIRST_BYTE,
+    COL_MARKER,
+    COL_PAYLOAD_LEN,
+    COL_PT,
+    COL_RTP_TS,
+    COL_SEQ,
+    N_COLUMNS,
+    PENDING_LIMIT,
+    RtpStream,
+)
 from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
 from callqual.collector.packet import Frame, Payload
 from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
@@ -41,6 +63,7 @@ _TICK_S = 1.0
 #: whose packets were all dropped looks idle, but it was live while the capture lost them.
 CAPTURE_LOSS_SLACK_S = 2.0
 _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\x00\x00\x00\x00", b"jaK\n")
+_HEAD_COLUMNS = np.arange(RTP_HEAD_BYTES, dtype=np.int64)
 
 
 @dataclass(slots=True)
@@ -56,6 +79,12 @@ class _MediaFlow:
     last_ts: float = 0.0
     #: RTP, not RTCP: what the inline fast path of Collector.run may take
     rtp: bool = True
+    #: Flows made so far, process-wide: part of the state stamp with which the chunk
+    #: loop of Collector.run notices that its flow/stream look-ups may be stale.
+    created: ClassVar[int] = 0
+
+    def __post_init__(self) -> None:
+        _MediaFlow.created += 1
 
 
 class Collector:
@@ -114,6 +143,10 @@ class Collector:
     def run(self, frames: Iterable[Frame]) -> None:
         """Feed every frame; the same result as calling :meth:`feed` on each, only faster.
 
+        A source offering ``record_batches()`` (a classic pcap CaptureFile)
+        is read chunk by chunk with numpy (see :meth:`_run_batch`); any other
+        iterable of frames takes the per-frame loop below.
+
         RTP of known flows in plain Ethernet/IPv4/UDP frames with the usual
         12-byte header is nearly every frame of a VoIP capture. For those this
         loop does the whole job inline (key slice, dict look-ups, one queue
@@ -122,6 +155,12 @@ class Collector:
         frame, and every frame of a flow not yet known, goes through
         :meth:`feed`.
         """
+        bulk = getattr(frames, "record_batches", None)
+        batches: Iterator[RecordBatch] | None = bulk() if callable(bulk) else None
+        if batches is not None:
+            for batch in batches:
+                self._run_batch(batch)
+            return
         fast = self._fast
         feed = self.feed
         head = ETH_IPV4_UDP_HEAD
@@ -171,6 +210,188 @@ class Collector:
             feed(frame)
         self.frames += frames_seen
         self.bytes += size
+
+    def _stamp(self) -> tuple[int, int, int, int, int, int]:
+        """Changes whenever a flow or stream is made or dropped, or the fast table is cleared or grown."""
+        return (
+            self.media.generation,
+            self._fast_generation,
+            _MediaFlow.created,
+            len(self._flows),
+            len(self._fast),
+            self._n_streams,
+        )
+
+    def _resolve(
+        self,
+        keys: bytes,
+        groups: Iterable[int],
+        streams: list[RtpStream | None],
+        flows: list[_MediaFlow | None],
+        usable: np.ndarray,
+    ) -> None:
+        """Look up the stream and flow of each (flow key, SSRC) group the fast path may take, in place.
+
+        ``keys`` holds 16 bytes per group (udp_flow_key() bytes, then the
+        SSRC); ``usable[g]`` says whether group ``g`` has a stream.
+        """
+        fast = self._fast
+        fresh = self.media.generation == self._fast_generation
+        for g in groups:
+            at = 16 * g
+            flow = fast.get(keys[at : at + 12]) if fresh else None
+            stream = None
+            if flow is not None and flow.rtp:
+                stream = flow.streams.get(int.from_bytes(keys[at + 12 : at + 16]))
+            streams[g] = stream
+            flows[g] = flow if stream is not None else None
+            usable[g] = stream is not None
+
+    def _run_batch(self, batch: RecordBatch) -> None:
+        """Feed one chunk of records: the result of :meth:`feed` on each, numpy doing the common case.
+
+        The per-frame loop of :meth:`run` still spends a few microseconds of
+        interpreter time on each RTP packet. Here the fast-path test, the
+        stream key and the RTP header fields are read for the whole chunk
+        with numpy, streams are looked up once per distinct (flow, SSRC) of
+        the chunk, and each stream receives its packets as columns
+        (RtpStream.add_columns) that it applies vectorised. Frames the fast
+        path cannot take (signalling, RTCP, new flows, other
+        encapsulations, the first frame of each capture second, which runs
+        the timers) go through :meth:`feed` one by one, in order.
+
+        Order is kept where it is observable: fast packets are handed to
+        their streams before any frame is fed that could read or change a
+        stream or its flow (anything but RTCP of a known flow). Look-ups
+        are redone when a fed frame changed the flow or stream tables
+        (:meth:`_stamp`): all of them after a removal or a new SDP, else
+        only those of the fed frame's own flow key, since adding a flow or
+        a stream cannot invalidate a look-up that succeeded, and a look-up
+        left failed only sends packets down the (exact) slow path.
+        Memory: one chunk's columns at a time.
+        """
+        n = len(batch)
+        if not n:
+            return
+        feed = self.feed
+        if batch.linktype != 1:
+            for i in range(n):
+                feed(batch.frame(i))
+            return
+        ts = batch.ts
+        caplen = batch.caplen
+        data = np.frombuffer(batch.buf, np.uint8)
+        at = batch.start[:, None] + _HEAD_COLUMNS
+        np.minimum(at, len(data) - 1, out=at)
+        heads = data[at]
+        rows = np.flatnonzero(eth_ipv4_udp_rtp(heads, caplen))
+        uniq, inverse = np.unique(
+            np.ascontiguousarray(heads[rows][:, RTP_STREAM_KEY]).view("V16").ravel(), return_inverse=True
+        )
+        keys = uniq.tobytes()
+        n_groups = len(uniq)
+        group = np.full(n, n_groups, dtype=np.int64)  # n_groups: not a fast-path frame at all
+        group[rows] = inverse.ravel()
+        by_key: dict[bytes, list[int]] = {}
+        for g in range(n_groups):
+            by_key.setdefault(keys[16 * g : 16 * g + 12], []).append(g)
+        streams: list[RtpStream | None] = [None] * n_groups
+        flows: list[_MediaFlow | None] = [None] * n_groups
+        usable = np.zeros(n_groups + 1, dtype=bool)
+        self._resolve(keys, range(n_groups), streams, flows, usable)
+        fast = usable[group] & (ts < self._next_tick)
+        waiting: list[tuple[int, int]] = []  # fast rows [lo, hi) not yet handed to their streams
+        fed = 0
+        fed_bytes = 0
+        cur = 0
+        while cur < n:
+            rest = fast[cur:]
+            k = int(rest.argmin())
+            hi = n if rest[k] else cur + k
+            if hi > cur:
+                waiting.append((cur, hi))
+                self.last_ts = float(ts[hi - 1])
+            if hi == n:
+                break
+            frame = batch.frame(hi)
+            if frame.ts >= self._next_tick or not self._rtcp_of_known_flow(frame):
+                self._hand_over(batch, heads, group, waiting, (streams, flows))
+                waiting = []
+            before = self._stamp()
+            tick = self._next_tick
+            feed(frame)
+            fed += 1
+            fed_bytes += frame.orig_len
+            cur = hi + 1
+            after = self._stamp()
+            if after != before:
+                self._hand_over(batch, heads, group, waiting, (streams, flows))
+                waiting = []
+                made = after[2] - before[2]
+                if after[:2] == before[:2] and after[3] - before[3] == made and after[5] >= before[5]:
+                    key = udp_flow_key(frame.linktype, frame.data)
+                    self._resolve(keys, by_key.get(key[0], ()) if key else (), streams, flows, usable)
+                else:
+                    self._resolve(keys, range(n_groups), streams, flows, usable)
+                fast = usable[group] & (ts < self._next_tick)
+            elif self._next_tick != tick:
+                fast = usable[group] & (ts < self._next_tick)
+        self._hand_over(batch, heads, group, waiting, (streams, flows))
+        self.frames += n - fed
+        self.bytes += int(batch.orig_len.sum()) - fed_bytes
+
+    def _rtcp_of_known_flow(self, frame: Frame) -> bool:
+        """True if :meth:`feed` will take ``frame`` as RTCP of a known flow, which touches no RTP stream."""
+        if self.media.generation != self._fast_generation:
+            return False
+        key = udp_flow_key(frame.linktype, frame.data)
+        if key is None:
+            return False
+        flow = self._fast.get(key[0])
+        return flow is not None and not flow.rtp
+
+    @staticmethod
+    def _hand_over(
+        batch: RecordBatch,
+        heads: np.ndarray,
+        group: np.ndarray,
+        ranges: list[tuple[int, int]],
+        lookups: tuple[list[RtpStream | None], list[_MediaFlow | None]],
+    ) -> None:
+        """Give the fast rows in ``ranges`` to their streams as columns, and their flows the last arrival."""
+        streams, flows = lookups
+        if not ranges:
+            return
+        if len(ranges) == 1:
+            rows = np.arange(*ranges[0])
+        else:
+            rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
+        order = np.argsort(group[rows], kind="stable")
+        rows = rows[order]
+        groups = group[rows]
+        h = heads[rows].astype(np.int64)
+        ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
+        ints[:, COL_SEQ] = (h[:, 44] << 8) | h[:, 45]
+        ints[:, COL_RTP_TS] = (h[:, 46] << 24) | (h[:, 47] << 16) | (h[:, 48] << 8) | h[:, 49]
+        ints[:, COL_PT] = h[:, 43] & 0x7F
+        ints[:, COL_MARKER] = h[:, 43] >> 7
+        ints[:, COL_PAYLOAD_LEN] = batch.caplen[rows] - (ETH_IPV4_UDP_PAYLOAD + 12)
+        ints[:, COL_FIRST_BYTE] = h[:, ETH_IPV4_UDP_PAYLOAD + 12]
+        times = batch.ts[rows]
+        cuts = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), len(rows)]
+        last: dict[int, tuple[int, float, _MediaFlow]] = {}
+        for lo, hi in pairwise(cuts):
+            g = int(groups[lo])
+            stream = streams[g]
+            flow = flows[g]
+            assert stream is not None and flow is not None
+            stream.add_columns(times[lo:hi].copy(), ints[lo:hi].copy())
+            row = int(rows[hi - 1])
+            seen = last.get(id(flow))
+            if seen is None or seen[0] < row:
+                last[id(flow)] = (row, float(times[hi - 1]), flow)
+        for _, when, flow in last.values():
+            flow.last_ts = when
 
     def finish(self) -> None:
         """End of input: every stream gets its final report."""

@@ -21,17 +21,22 @@ and counted.
 from __future__ import annotations
 
 import gzip
+import inspect
 import os
 import struct
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
 
 from callqual.collector.errors import CaptureFormatError
 from callqual.collector.packet import Frame
 
-__all__ = ["CaptureFile", "open_capture"]
+__all__ = ["CaptureFile", "RecordBatch", "open_capture"]
 
 _CHUNK = 1 << 22  # 4 MiB: large enough that refills are rare, small enough to stream huge files
 _MAX_RECORD = 1 << 26  # 64 MiB: a larger record length can only be corruption
@@ -58,6 +63,43 @@ _SHB_TYPE = 0x0A0D0D0A
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _OPT_IF_TSRESOL = 9
 _OPT_IF_TSOFFSET = 14
+
+
+@dataclass(slots=True, frozen=True)
+class RecordBatch:
+    """Consecutive records of a classic pcap file, cut from one read chunk, as numpy columns.
+
+    The bulk alternative to iterating :class:`Frame` values: a consumer that
+    can work on whole arrays (``Collector.run``) reads the fields it needs
+    for every record at once with numpy fancy indexing on ``buf`` and builds
+    a Frame (:meth:`frame`) only for the records it cannot handle in bulk.
+    Record ``i`` is frame number ``first_number + i``; its captured bytes
+    are ``buf[start[i]:start[i] + caplen[i]]``. A batch holds one chunk of
+    the file (about 4 MiB), so memory stays bounded as long as the consumer
+    drops each batch before taking the next.
+    """
+
+    buf: bytes
+    linktype: int
+    first_number: int
+    start: npt.NDArray[np.int64]
+    caplen: npt.NDArray[np.int64]
+    orig_len: npt.NDArray[np.int64]
+    ts: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def frame(self, i: int) -> Frame:
+        """Record ``i`` as the Frame the iterator would have yielded for it."""
+        s = int(self.start[i])
+        return Frame(
+            self.first_number + i,
+            float(self.ts[i]),
+            self.linktype,
+            self.buf[s : s + int(self.caplen[i])],
+            int(self.orig_len[i]),
+        )
 
 
 class CaptureFile:
@@ -93,6 +135,7 @@ class CaptureFile:
                 self._frames: Iterator[Frame] = self._read_pcapng()
             elif head in _PCAP_MAGICS:
                 self.format = "pcap"
+                self._magic = head
                 self._frames = self._read_pcap(*_PCAP_MAGICS[head])
             else:
                 raise CaptureFormatError("capture.unknown_format", f"magic {head.hex()}")
@@ -121,6 +164,19 @@ class CaptureFile:
 
     def __next__(self) -> Frame:
         return next(self._frames)
+
+    def record_batches(self) -> Iterator[RecordBatch] | None:
+        """The rest of a classic pcap file as :class:`RecordBatch` chunks, else None.
+
+        None for pcapng (interfaces, block types and per-interface clocks are
+        kept on the per-frame path) and once frame iteration has started: the
+        two views read the same buffer and cannot be mixed. Errors,
+        truncation and ``bytes_read`` are tracked exactly as by iteration.
+        """
+        if self.format != "pcap" or inspect.getgeneratorstate(self._frames) != inspect.GEN_CREATED:  # type: ignore[arg-type]
+            return None
+        self._frames.close()  # type: ignore[attr-defined]
+        return self._read_pcap_batches(*_PCAP_MAGICS[self._magic])
 
     def close(self) -> None:
         if self._fh is not self._raw:
@@ -207,6 +263,60 @@ class CaptureFile:
                 need = rec_size + caplen
             else:
                 need = rec_size
+            if not self._fill(need):
+                if len(self._buf) > self._pos:
+                    self.truncated = True
+                return
+
+    def _read_pcap_batches(self, order: str, unit: float, rec_size: int) -> Iterator[RecordBatch]:
+        """_read_pcap's framing and error handling, one RecordBatch per chunk instead of one Frame per record.
+
+        The only per-record Python work left is the walk from one record
+        header to the next (a record's length gives the next one's offset);
+        every other header field is read for the whole chunk with numpy.
+        """
+        hdr = struct.unpack_from(order + "IHHiIII", self._buf, self._pos)
+        snaplen, linktype = hdr[5], hdr[6] & 0x03FFFFFF
+        max_caplen = max(262144, snaplen if snaplen < _MAX_RECORD else 0)
+        self._pos += 24
+        caplen_at = struct.Struct(order + "I").unpack_from
+        u32 = np.dtype(np.uint32).newbyteorder("<" if order == "<" else ">")
+        fields = np.arange(16, dtype=np.int64)
+        number = 0
+        while True:
+            buf = self._buf
+            pos = self._pos
+            end = len(buf) - rec_size
+            starts: list[int] = []
+            keep = starts.append
+            bad = False
+            while pos <= end:
+                stop = pos + rec_size + caplen_at(buf, pos + 8)[0]
+                if stop - pos - rec_size > max_caplen:
+                    bad = True
+                    break
+                if stop > end + rec_size:
+                    break
+                keep(pos)
+                pos = stop
+            self._pos = pos
+            if starts:
+                at = np.array(starts, dtype=np.int64)
+                heads = np.frombuffer(buf, np.uint8)[at[:, None] + fields].view(u32).astype(np.int64)
+                yield RecordBatch(
+                    buf,
+                    linktype,
+                    number + 1,
+                    at + rec_size,
+                    heads[:, 2],
+                    heads[:, 3],
+                    heads[:, 0] + heads[:, 1] * unit,
+                )
+                number += len(starts)
+            if bad:
+                self.errors["pcap.bad_caplen"] += 1
+                return
+            need = rec_size + caplen_at(buf, pos + 8)[0] if pos <= end else rec_size
             if not self._fill(need):
                 if len(self._buf) > self._pos:
                     self.truncated = True

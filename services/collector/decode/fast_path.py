@@ -12,8 +12,20 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import Final
 
-__all__ = ["ETH_IPV4_UDP_HEAD", "ETH_IPV4_UDP_PAYLOAD", "flow_key_of", "udp_flow_key"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "ETH_IPV4_UDP_HEAD",
+    "ETH_IPV4_UDP_PAYLOAD",
+    "RTP_HEAD_BYTES",
+    "RTP_STREAM_KEY",
+    "eth_ipv4_udp_rtp",
+    "flow_key_of",
+    "udp_flow_key",
+]
 
 _LT_ETHERNET = 1
 _PORTS = struct.Struct("!HH")
@@ -23,6 +35,36 @@ _HEAD = struct.Struct("!HBxH2xHxB").unpack_from
 #: reader at offset 12, and where the UDP payload starts (14 Ethernet + 20 IPv4 + 8 UDP).
 ETH_IPV4_UDP_HEAD = _HEAD
 ETH_IPV4_UDP_PAYLOAD = 42
+
+#: Leading bytes of a frame that the vectorised test below reads: Ethernet, IPv4 without
+#: options, UDP, the 12-byte RTP header and the first payload byte.
+RTP_HEAD_BYTES: Final[int] = 55
+#: Columns of those bytes that name an RTP stream: the udp_flow_key() bytes, then the SSRC.
+RTP_STREAM_KEY: Final[npt.NDArray[np.intp]] = np.r_[26:38, 50:54]
+
+
+def eth_ipv4_udp_rtp(heads: npt.NDArray[np.uint8], caplen: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Per row of ``heads`` (each frame's first RTP_HEAD_BYTES bytes): the inline test of Collector.run.
+
+    True where the frame is untagged Ethernet/IPv4 (IHL 5, unfragmented, its
+    IP length ending exactly at the end of the frame)/UDP carrying at least
+    a 12-byte RTP header whose first byte is 0x80 (version 2, no padding,
+    extension or CSRC): the frames whose RTP header sits at a fixed offset.
+    It is the scalar test of the per-frame loop applied to a whole chunk at
+    once; rows of frames shorter than RTP_HEAD_BYTES may hold bytes of the
+    next record, and come out False through the length test.
+    """
+    ip_len = (heads[:, 16].astype(np.int64) << 8) | heads[:, 17]
+    ok: npt.NDArray[np.bool_] = caplen >= ETH_IPV4_UDP_PAYLOAD + 12
+    ok &= heads[:, 12] == 0x08
+    ok &= heads[:, 13] == 0x00
+    ok &= heads[:, 14] == 0x45
+    ok &= heads[:, 23] == 17
+    ok &= (heads[:, 20] & 0x3F) == 0
+    ok &= heads[:, 21] == 0
+    ok &= ip_len == caplen - 14
+    ok &= heads[:, ETH_IPV4_UDP_PAYLOAD] == 0x80
+    return ok
 
 
 def udp_flow_key(linktype: int, data: bytes) -> tuple[bytes, int] | None:

@@ -36,7 +36,12 @@ Appendix I), plus RFC 4733 telephone events.
 No I/O: the collector feeds parsed headers in, reports come out.
 """
 
+from collections.abc import Iterable
+from itertools import repeat
 from typing import Final
+
+import numpy as np
+import numpy.typing as npt
 
 from callqual.collector.media.payload_types import (
     CN_PAYLOAD_TYPES,
@@ -93,6 +98,29 @@ PENDING_LIMIT: Final[int] = 64
 #: (capture ts, seq, RTP ts, payload type, marker, payload length, buffer, payload offset)
 PendingPacket = tuple[float, int, int, int, bool, int, bytes | None, int]
 
+#: Queued packets per stream, in column form (see RtpStream.add_columns), before they are
+#: applied: 512 packets are 10 s of 20 ms audio, so a stream of a normal call is applied at
+#: every interval report instead (5 s); the cap bounds what a high-rate stream holds, at
+#: 56 bytes a packet (one float64 and six int64 columns), copies that share no chunk buffer.
+COLUMN_LIMIT: Final[int] = 512
+
+#: Column order of the int64 matrix handed to RtpStream.add_columns.
+COL_SEQ: Final[int] = 0
+COL_RTP_TS: Final[int] = 1
+COL_PT: Final[int] = 2
+COL_MARKER: Final[int] = 3
+COL_PAYLOAD_LEN: Final[int] = 4
+#: First payload byte (the RFC 4733 event code); meaningless when the payload is empty.
+COL_FIRST_BYTE: Final[int] = 5
+N_COLUMNS: Final[int] = 6
+
+FloatColumn = npt.NDArray[np.float64]
+IntColumns = npt.NDArray[np.int64]
+
+#: byte i is i: a column's first payload byte replays through the tuple loop as
+#: ``(buf, offset) = (_BYTE_VALUES, byte)`` without allocating a buffer per packet.
+_BYTE_VALUES: Final[bytes] = bytes(range(256))
+
 
 def event_name(code: int) -> str:
     """RFC 4733 3.2 digit for a DTMF event code, else the decimal code."""
@@ -105,6 +133,9 @@ class RtpStream:
     __slots__ = (
         "_bitmap",
         "_clock_by_pt",
+        "_col_count",
+        "_col_ints",
+        "_col_ts",
         "_cycles",
         "_delta_max",
         "_delta_mean",
@@ -202,6 +233,10 @@ class RtpStream:
         self._ooo = 0
         #: Packets not yet applied (see :meth:`drain`); at most PENDING_LIMIT long.
         self.pending: list[PendingPacket] = []
+        #: Column batches not yet applied (see :meth:`add_columns`), all older than ``pending``.
+        self._col_ts: list[FloatColumn] = []
+        self._col_ints: list[IntColumns] = []
+        self._col_count = 0
 
     # ------------------------------------------------------------------ hot path
 
@@ -237,8 +272,156 @@ class RtpStream:
         if len(pending) >= PENDING_LIMIT:
             self.drain()
 
+    def add_columns(self, ts: FloatColumn, ints: IntColumns) -> None:
+        """Queue packets given as columns: capture times, and an (n, N_COLUMNS) int64 matrix.
+
+        This is how the collector's chunk loop hands over the packets of a
+        stream it decoded with numpy, with no per-packet Python object at
+        all. The arrays are kept as they are (the caller passes copies it
+        does not reuse); at most COLUMN_LIMIT packets are held before they
+        are applied. Tuples queued earlier are applied first, so arrival
+        order is kept.
+        """
+        if self.pending:
+            self.drain()
+        self._col_ts.append(ts)
+        self._col_ints.append(ints)
+        self._col_count += len(ts)
+        if self._col_count >= COLUMN_LIMIT:
+            self._drain_columns()
+
     def drain(self) -> None:
-        """Apply the pending packets, in arrival order.
+        """Apply the pending packets (column batches, then tuples), in arrival order."""
+        if self._col_count:
+            self._drain_columns()
+        batch = self.pending
+        if batch:
+            self.pending = []
+            self._apply(batch)
+
+    def _drain_columns(self) -> None:
+        """Apply the queued column batches: vectorised when the batch is clean, else the exact loop.
+
+        A clean batch is the steady state of a healthy stream: the same
+        payload type as the previous packet, with a known clock rate and
+        not comfort noise or telephone events, no marker, sequence numbers
+        consecutive from the last one without a wrap, no state change of
+        Wireshark's wrap latch, and no delta of exactly -1 ms (the min
+        sentinel). For such a batch every branch of :meth:`_apply` is known
+        in advance, so the columns are computed with numpy and only the two
+        recurrences that round at every step (the jitter filter and the
+        running means, which Wireshark computes packet by packet in C
+        doubles) stay a Python loop, in the same floating-point operations
+        and order, so the results are bit-for-bit those of :meth:`_apply`.
+        Anything else takes :meth:`_apply` on the same packets.
+        """
+        if len(self._col_ts) == 1:
+            ts, ints = self._col_ts[0], self._col_ints[0]
+        else:
+            ts = np.concatenate(self._col_ts)
+            ints = np.concatenate(self._col_ints)
+        self._col_ts = []
+        self._col_ints = []
+        self._col_count = 0
+        n = len(ts)
+        if not n:
+            return
+        seq = ints[:, COL_SEQ]
+        pt = self._pt
+        info = self._clock_by_pt.get(pt)
+        bitmap = self._bitmap
+        seq0 = int(seq[0])
+        start = self._start_seq
+        clean = (
+            self._total > 0
+            and info is not None
+            and bool(info[0])
+            and not info[2]
+            and pt not in CN_PAYLOAD_TYPES
+            and seq0 == (self._seq_num + 1) & 0xFFFF
+            and (bitmap is None or (bool(bitmap) and seq0 == (self._hi_seq + 1) & 0xFFFF))
+            and (bitmap is None or len(bitmap) + n <= _MAX_SEQ_MAP)
+            and bool((ints[:, COL_PT] == pt).all())
+            and not ints[:, COL_MARKER].any()
+            and bool((seq != 0).all())
+            and bool((np.diff(seq) == 1).all())
+            and bool((seq <= start).all() if self._under else (seq >= start).all())
+        )
+        if clean:
+            assert info is not None
+            now = (ts - self._first_ts) * 1000.0
+            delta = np.diff(now, prepend=self._time)
+            clean = not bool((delta == -1.0).any())
+        if not clean:
+            self._apply(
+                zip(
+                    ts.tolist(),
+                    seq.tolist(),
+                    ints[:, COL_RTP_TS].tolist(),
+                    ints[:, COL_PT].tolist(),
+                    ints[:, COL_MARKER].astype(bool).tolist(),
+                    ints[:, COL_PAYLOAD_LEN].tolist(),
+                    repeat(_BYTE_VALUES),
+                    (ints[:, COL_FIRST_BYTE] & 0xFF).tolist(),
+                    strict=False,
+                )
+            )
+            return
+        assert info is not None
+        # packet-rtp.c calculate_extended_timestamp, as steps from the previous packet: the
+        # low 32 bits of an extended timestamp are the RTP timestamp itself.
+        rtp_ts = ints[:, COL_RTP_TS]
+        step = np.diff(rtp_ts, prepend=self._ext_ts & 0xFFFFFFFF)
+        step[step > _TS_HALF] -= _TS_MOD
+        step[step < -_TS_HALF] += _TS_MOD
+        ext = np.cumsum(step)
+        ext += self._ext_ts
+        nominal = np.diff(ext, prepend=self._nom_ts) / info[0]
+        diff = np.abs(delta - nominal)
+
+        # The two rounding recurrences, in _apply's exact operations.
+        jitter = self._jitter
+        delta_mean = self._delta_mean
+        jitter_mean = self._jitter_mean
+        prev = self._total - 1
+        count = self._total
+        jitters: list[float] = []
+        keep = jitters.append
+        for d, x in zip(delta.tolist(), diff.tolist(), strict=True):
+            jitter = (15.0 * jitter + x) / 16.0
+            keep(jitter)
+            delta_mean = (delta_mean * prev + d) / count
+            jitter_mean = (jitter_mean * prev + jitter) / count
+            prev = count
+            count += 1
+
+        low = float(delta.min())
+        self._delta_min = low if self._delta_min == -1.0 else min(self._delta_min, low)
+        self._delta_max = max(self._delta_max, float(delta.max()))
+        self._delta_mean = delta_mean
+        low = min(jitters)
+        self._jitter_min = low if self._jitter_min == -1.0 else min(self._jitter_min, low)
+        self._jitter_max = max(self._jitter_max, *jitters)
+        self._jitter_mean = jitter_mean
+        self._jitter = jitter
+
+        last_seq = int(seq[-1])
+        last_ext = int(ext[-1])
+        self._total = count
+        self._last_ts = float(ts[-1])
+        self._time = float(now[-1])
+        self._stop_seq = last_seq
+        self._seq_num = last_seq
+        self._ext_ts = last_ext
+        self._seq_ts = last_ext
+        self._nom_ts = last_ext
+        self._payload_bytes += int(ints[:, COL_PAYLOAD_LEN].sum())
+        if bitmap is not None:
+            bitmap.extend(b"\x01" * n)
+            self._hi_seq += n
+
+    def _apply(self, batch: Iterable[PendingPacket]) -> None:
+        """Apply packets given as tuples, in arrival order.
 
         Packets are queued (a list append per packet) and applied in batches
         with the stream's state held in local variables for the whole batch:
@@ -251,10 +434,6 @@ class RtpStream:
         offset)``: the RTP payload is ``buf[offset:offset + payload_len]``, so
         the fast path never slices a payload that only telephone events read.
         """
-        batch = self.pending
-        if not batch:
-            return
-        self.pending = []
         clock_by_pt = self._clock_by_pt
         ext_ts = self._ext_ts
         event_ts = self._event_ts
