@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +58,9 @@ H_SEQ = "seq"
 H_CLOCK = "clock"
 H_MARKER = "callqual-marker"
 H_RUN = "run"
+
+#: At most one log line per this many seconds about transient broker errors
+ERROR_LOG_EVERY_S = 5.0
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -168,6 +171,7 @@ class EventPublisher:
         self.clock = float("-inf")
         self._lock = threading.Lock()
         self._unpolled = 0
+        self._next_error_log = 0.0
 
     def publish(self, event: AnyEvent, clock: float | None) -> None:
         if clock is not None and clock > self.clock:
@@ -235,8 +239,16 @@ class EventPublisher:
             self.stats.fatal = self.stats.fatal or bool(err.fatal())
         if err.fatal():
             log.error("fatal kafka producer error", extra={"error": err.str()})
-        else:
-            log.warning("kafka producer error (retrying)", extra={"error": err.str()})
+            return
+        # While the broker is away librdkafka reports every reconnect attempt: one line per
+        # ERROR_LOG_EVERY_S says the same, with how many were folded into it.
+        now = time.monotonic()
+        if now >= self._next_error_log:
+            self._next_error_log = now + ERROR_LOG_EVERY_S
+            log.warning(
+                "kafka producer error (retrying)",
+                extra={"error": err.str(), "errors_so_far": self.stats.broker_errors},
+            )
 
 
 class CollectorService:
@@ -248,6 +260,7 @@ class CollectorService:
         self.topics = self.kafka.topics()
         self.run_id = uuid.uuid4().hex[:12]
         self._stop = threading.Event()
+        self.on_stop: Callable[[], None] | None = None
         self._producer = producer
         self.publisher: EventPublisher | None = None
         self.collector = Collector(self._emit, CollectorConfig(heuristic_rtp=settings.heuristic_rtp))
@@ -259,12 +272,19 @@ class CollectorService:
     def connect(self) -> None:
         """Create the topics (idempotent) and the producer; fails fast on a bad configuration."""
         from confluent_kafka import Producer
+        from confluent_kafka.admin import AdminClient
 
-        from callqual.transport.kafka import admin_client, ensure_topics
+        from callqual.transport.kafka import ensure_topics
 
-        created = ensure_topics(
-            admin_client(self.kafka), self.topics.pipeline(), self.kafka.partitions, self.kafka.replication
-        )
+        # Its own logger too: an admin client left to librdkafka prints raw lines on stderr.
+        admin_conf: dict[str, Any] = {
+            **self.kafka.as_librdkafka_dict(),
+            "logger": logging.getLogger("callqual.kafka"),
+            "log_level": 2,
+        }
+        admin = AdminClient(admin_conf)
+        created = ensure_topics(admin, self.topics.pipeline(), self.kafka.partitions, self.kafka.replication)
+        del admin
         if created:
             log.info("created topics", extra={"topics": created})
         publisher_box: list[EventPublisher] = []
@@ -274,7 +294,16 @@ class CollectorService:
                 publisher_box[0].on_error(err)
 
         if self._producer is None:
-            self._producer = Producer({**self.kafka.producer_config(), "error_cb": on_error, "log_level": 3})
+            self._producer = Producer(
+                {
+                    **self.kafka.producer_config(),
+                    "error_cb": on_error,
+                    # librdkafka's own log lines through logging, so stderr stays JSON lines only
+                    "logger": logging.getLogger("callqual.kafka"),
+                    # Errors reach error_cb (rate-limited above); librdkafka's log: critical only.
+                    "log_level": 2,
+                }
+            )
         meta = self._producer.list_topics(self.topics.events, timeout=30)
         partitions = len(meta.topics[self.topics.events].partitions)
         self.publisher = EventPublisher(self._producer, self.topics.events, partitions, self.run_id)
@@ -293,6 +322,9 @@ class CollectorService:
     def stop(self) -> None:
         """Ask the capture loop to end (signal handlers call this); the run then finishes cleanly."""
         self._stop.set()
+        if self.on_stop is not None:
+            # A live capture blocks waiting for packets: it must be told too.
+            self.on_stop()
 
     def _emit(self, event: AnyEvent) -> None:
         assert self.publisher is not None
@@ -374,7 +406,7 @@ class CollectorService:
         return EXIT_OK
 
 
-def open_source(settings: CollectorServiceSettings) -> AbstractContextManager[Iterable[Frame]]:
+def open_source(settings: CollectorServiceSettings) -> AbstractContextManager[Any]:
     """The capture file, or the live interface (whose module is imported only when asked for)."""
     if settings.pcap is not None:
         from callqual.collector.capture.pcap_file import open_capture
@@ -384,17 +416,33 @@ def open_source(settings: CollectorServiceSettings) -> AbstractContextManager[It
         raise ValueError("a capture source is needed: --pcap FILE or --interface IF")
     try:
         live = importlib.import_module("callqual.collector.capture.live")
-    except ModuleNotFoundError as exc:
+    except ImportError as exc:
         raise LiveCaptureUnavailableError(
             "live capture is not available in this installation "
-            "(callqual.collector.capture.live is missing); use --pcap FILE"
+            f"(callqual.collector.capture.live: {exc}); use --pcap FILE"
         ) from exc
-    for name in ("open_live", "open_interface", "LiveCapture"):
-        opener = getattr(live, name, None)
-        if opener is not None:
-            source: AbstractContextManager[Iterable[Frame]] = opener(settings.interface)
-            return source
-    raise LiveCaptureUnavailableError("callqual.collector.capture.live has no open_live(interface)")
+    capture: AbstractContextManager[Any] = live.LiveCapture(settings.interface)
+    return capture
+
+
+def frames_of(source: Any, service: CollectorService) -> Iterable[Frame]:
+    """A file iterates its frames; a live capture reports its own losses to the collector.
+
+    Packets the sniffer dropped were on the wire: the core marks the streams
+    live at the time ``unreliable`` so their "loss" is not blamed on the network.
+    """
+    frames = getattr(source, "frames", None)
+    if frames is None:
+        it: Iterable[Frame] = source
+        return it
+    service.on_stop = source.stop
+    collector = service.collector
+
+    def on_loss(loss: Any) -> None:
+        collector.note_capture_loss(loss.ts, loss.dropped, loss.reason, loss.since)
+
+    live_frames: Iterable[Frame] = frames(on_loss=on_loss)
+    return live_frames
 
 
 class LiveCaptureUnavailableError(RuntimeError):
@@ -427,13 +475,20 @@ def serve(settings: CollectorServiceSettings) -> int:
     except (LiveCaptureUnavailableError, ValueError) as exc:
         log.error(str(exc))
         return EXIT_USAGE
-    with source as frames:
+    try:
+        opened = source.__enter__()
+    except Exception as exc:  # the interface could not be opened (missing, no permission, bad filter)
+        log.error("capture not readable", extra={"source": settings.interface, "error": str(exc)})
+        return EXIT_UNREADABLE
+    try:
         try:
             service.connect()
         except (TransportError, Exception) as exc:  # any failure to reach the broker is fatal here
             log.error("cannot reach kafka", extra={"error": str(exc)})
             return EXIT_FATAL
-        code = service.run(frames)
-        if code == EXIT_OK and getattr(frames, "truncated", False):
+        code = service.run(frames_of(opened, service))
+        if code == EXIT_OK and getattr(opened, "truncated", False):
             code = EXIT_TRUNCATED
+    finally:
+        source.__exit__(None, None, None)
     return code

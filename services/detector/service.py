@@ -365,19 +365,38 @@ class DetectorService:
         self._stop.set()
 
     def serve(self) -> int:
-        from confluent_kafka import Consumer, KafkaError
+        from confluent_kafka import Consumer, KafkaError, Producer
+        from confluent_kafka.admin import AdminClient
 
-        from callqual.transport.kafka import KafkaEventSink, admin_client, ensure_topics
+        from callqual.transport.kafka import KafkaEventSink, ensure_topics
 
-        created = ensure_topics(
-            admin_client(self.kafka), self.topics.pipeline(), self.kafka.partitions, self.kafka.replication
-        )
+        # Its own logger too: an admin client left to librdkafka prints raw lines on stderr.
+        admin_conf: dict[str, Any] = {
+            **self.kafka.as_librdkafka_dict(),
+            "logger": logging.getLogger("callqual.kafka"),
+            "log_level": 2,
+        }
+        admin = AdminClient(admin_conf)
+        created = ensure_topics(admin, self.topics.pipeline(), self.kafka.partitions, self.kafka.replication)
+        del admin
         if created:
             log.info("created topics", extra={"topics": created})
-        self._sink = KafkaEventSink(self.kafka)
+        kafka_log = logging.getLogger("callqual.kafka")
+        sinks: list[KafkaEventSink] = []
+        producer = Producer(
+            {
+                **self.kafka.producer_config(),
+                "error_cb": lambda err: sinks[0]._on_error(err) if sinks else None,
+                # librdkafka's own log lines through logging, so stderr stays JSON lines only
+                "logger": kafka_log,
+                "log_level": 2,
+            }
+        )
+        self._sink = KafkaEventSink(self.kafka, producer=producer)
+        sinks.append(self._sink)
         conf = self.kafka.consumer_config(self.settings.group_id)
         # Replay after a crash must be rebuilt exactly: re-read from the stored offsets only.
-        self._consumer = Consumer({**conf, "log_level": 3})
+        self._consumer = Consumer({**conf, "logger": kafka_log, "log_level": 2})
         self._consumer.subscribe([self.topics.events], on_assign=self.on_assign, on_revoke=self.on_revoke)
         log.info(
             "detector started",
