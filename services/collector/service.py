@@ -341,9 +341,12 @@ class CollectorService:
         start_wall = time.monotonic()
         start_ts: float | None = None
         for n, frame in enumerate(frames, 1):
+            if start_ts is None:
+                start_ts = frame.ts
+                start_wall = time.monotonic()
+                # Wall time <-> capture time of the run: what latency measurements anchor on.
+                log.info("first frame", extra={"capture_ts": frame.ts, "frame": frame.number})
             if pace:
-                if start_ts is None:
-                    start_ts = frame.ts
                 due = start_wall + (frame.ts - start_ts) / pace
                 while (delay := due - time.monotonic()) > 0 and not stop.is_set():
                     pub.service()
