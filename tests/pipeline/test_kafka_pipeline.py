@@ -287,3 +287,38 @@ def test_collector_survives_a_broker_outage_and_counts_exactly_what_it_drops(
             assert missing == 0
         else:
             assert int(str(final["dropped"])) > 0
+
+
+def test_two_detectors_share_the_partitions_and_publish_every_call(
+    kafka_bootstrap: str, demo: tuple[Path, AnalysisReport]
+) -> None:
+    """Partition-affine state: each call is finished by the one member owning its partition.
+
+    Call records are complete and signalling/media fields equal the embedded run's. The
+    verdicts may differ, and that is documented: source-wide rules (a scanner's probes
+    carry distinct Call-IDs) only see the partitions of their member.
+    """
+    pcap, report = demo
+    prefix, group = _prefix(), f"g{uuid.uuid4().hex[:8]}"
+    dets = [detector(kafka_bootstrap, prefix, group, idle=8) for _ in range(2)]
+    try:
+        time.sleep(6)
+        # Paced over ~15 s, so a member that joins late takes its partitions mid-stream
+        # (a rebalance: the other drops its state, the new owner replays from the commits).
+        code, log = finish(collector(kafka_bootstrap, prefix, pcap, "--pace", "4"))
+        assert code == 0, log[-3:]
+        results = [finish(d) for d in dets]
+    finally:
+        for d in dets:
+            if d.poll() is None:
+                d.kill()
+            d.communicate()
+    assert [code for code, _ in results] == [0, 0], [log[-2:] for _, log in results]
+    applied = [int(str(log[-1]["applied"])) for _, log in results]
+    assert all(n > 0 for n in applied), applied  # both did share the work
+    calls, _ = outputs(kafka_bootstrap, prefix)
+    expected = {c.call_id: c for c in report.calls}
+    assert {c.call_id for c in calls} == set(expected)
+    verdict = {"category", "problems"}
+    for record in calls:
+        assert record.model_dump(exclude=verdict) == expected[record.call_id].model_dump(exclude=verdict)
