@@ -19,6 +19,7 @@ from itertools import pairwise
 from typing import ClassVar
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from callqual.collector.capture.pcap_file import RecordBatch
 from callqual.collector.config import CollectorConfig
@@ -36,10 +37,9 @@ from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.rtcp import rtcp_events
 from callqual.collector.media.rtp_header import looks_like_rtp, parse_rtp
 from callqual.collector.media.rtp_stream import (
+    COL_B1,
     COL_FIRST_BYTE,
-    COL_MARKER,
     COL_PAYLOAD_LEN,
-    COL_PT,
     COL_RTP_TS,
     COL_SEQ,
     N_COLUMNS,
@@ -63,7 +63,6 @@ _TICK_S = 1.0
 #: whose packets were all dropped looks idle, but it was live while the capture lost them.
 CAPTURE_LOSS_SLACK_S = 2.0
 _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\x00\x00\x00\x00", b"jaK\n")
-_HEAD_COLUMNS = np.arange(RTP_HEAD_BYTES, dtype=np.int64)
 
 
 @dataclass(slots=True)
@@ -85,6 +84,53 @@ class _MediaFlow:
 
     def __post_init__(self) -> None:
         _MediaFlow.created += 1
+
+
+def _heads(batch: RecordBatch) -> np.ndarray:
+    """The first RTP_HEAD_BYTES bytes of every record, one row each (rows of shorter records run over)."""
+    data = np.frombuffer(batch.buf, np.uint8)
+    last = len(data) - RTP_HEAD_BYTES
+    if last < 0:
+        data = np.concatenate([data, np.zeros(RTP_HEAD_BYTES, np.uint8)])
+        last = len(data) - RTP_HEAD_BYTES
+    # Rows of a sliding window view: one contiguous copy per record, much cheaper than a
+    # fancy index per byte. A record too close to the end of the chunk gets its row padded.
+    heads = sliding_window_view(data, RTP_HEAD_BYTES)[np.minimum(batch.start, last)]
+    for i in np.flatnonzero(batch.start > last).tolist():
+        s = int(batch.start[i])
+        row = np.zeros(RTP_HEAD_BYTES, np.uint8)
+        row[: len(data) - s] = data[s:]
+        heads[i] = row
+    return heads
+
+
+def _distinct(keys: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Distinct 16-byte rows of ``keys``, concatenated, and each row's index among them.
+
+    np.unique on a 64-bit mix of the two halves sorts integers, several
+    times faster than sorting 16-byte strings; a collision (rows that mix
+    alike but differ) is detected and then the strings are sorted after all.
+    """
+    halves = keys.view(np.uint64)
+    mixed = (halves[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ halves[:, 1]
+    _, first, inverse = np.unique(mixed, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if bool((halves == halves[first][inverse]).all()):
+        return keys[first].tobytes(), inverse
+    uniq, inverse = np.unique(keys.view("V16").ravel(), return_inverse=True)
+    return uniq.tobytes(), inverse.ravel()
+
+
+def _waits(group: np.ndarray, ranges: list[tuple[int, int]], groups: list[int] | None) -> bool:
+    """Whether any row in ``ranges`` belongs to one of ``groups``."""
+    if not groups:
+        return False
+    for lo, hi in ranges:
+        part = group[lo:hi]
+        for g in groups:
+            if (part == g).any():
+                return True
+    return False
 
 
 class Collector:
@@ -260,13 +306,18 @@ class Collector:
         encapsulations, the first frame of each capture second, which runs
         the timers) go through :meth:`feed` one by one, in order.
 
-        Order is kept where it is observable: fast packets are handed to
-        their streams before any frame is fed that could read or change a
-        stream or its flow (anything but RTCP of a known flow). Look-ups
-        are redone when a fed frame changed the flow or stream tables
-        (:meth:`_stamp`): all of them after a removal or a new SDP, else
-        only those of the fed frame's own flow key, since adding a flow or
-        a stream cannot invalidate a look-up that succeeded, and a look-up
+        Order is kept where it is observable. A fed frame can read or change
+        only the streams of its own flow (the UDP 4-tuple udp_flow_key()
+        names), except the first frame of a capture second (the timers
+        report and close streams) and a frame udp_flow_key() cannot name
+        (tunnels, fragments, IPv6): so the waiting fast packets are handed
+        to their streams before such a frame, or before a frame of a flow
+        that has packets waiting. Look-ups are redone when a fed frame
+        changed the flow or stream tables (:meth:`_stamp`): all of them
+        (after handing over, with the old look-ups) after a removal or a new
+        SDP, which replaces no stream object the waiting packets go to; else
+        only those of the fed frame's own flow key, since adding a flow or a
+        stream cannot invalidate a look-up that succeeded, and a look-up
         left failed only sends packets down the (exact) slow path.
         Memory: one chunk's columns at a time.
         """
@@ -279,19 +330,12 @@ class Collector:
                 feed(batch.frame(i))
             return
         ts = batch.ts
-        caplen = batch.caplen
-        data = np.frombuffer(batch.buf, np.uint8)
-        at = batch.start[:, None] + _HEAD_COLUMNS
-        np.minimum(at, len(data) - 1, out=at)
-        heads = data[at]
-        rows = np.flatnonzero(eth_ipv4_udp_rtp(heads, caplen))
-        uniq, inverse = np.unique(
-            np.ascontiguousarray(heads[rows][:, RTP_STREAM_KEY]).view("V16").ravel(), return_inverse=True
-        )
-        keys = uniq.tobytes()
-        n_groups = len(uniq)
+        heads = _heads(batch)
+        rows = np.flatnonzero(eth_ipv4_udp_rtp(heads, batch.caplen))
+        keys, inverse = _distinct(np.ascontiguousarray(heads[rows][:, RTP_STREAM_KEY]))
+        n_groups = len(keys) // 16
         group = np.full(n, n_groups, dtype=np.int64)  # n_groups: not a fast-path frame at all
-        group[rows] = inverse.ravel()
+        group[rows] = inverse
         by_key: dict[bytes, list[int]] = {}
         for g in range(n_groups):
             by_key.setdefault(keys[16 * g : 16 * g + 12], []).append(g)
@@ -299,56 +343,61 @@ class Collector:
         flows: list[_MediaFlow | None] = [None] * n_groups
         usable = np.zeros(n_groups + 1, dtype=bool)
         self._resolve(keys, range(n_groups), streams, flows, usable)
-        fast = usable[group] & (ts < self._next_tick)
         waiting: list[tuple[int, int]] = []  # fast rows [lo, hi) not yet handed to their streams
         fed = 0
         fed_bytes = 0
         cur = 0
         while cur < n:
-            rest = fast[cur:]
-            k = int(rest.argmin())
-            hi = n if rest[k] else cur + k
+            # The next frame the fast path cannot take, searched in growing windows with the
+            # current look-ups and timer: typically a few hundred rows away.
+            hi = cur
+            width = 256
+            while hi < n:
+                take = usable[group[hi : hi + width]] & (ts[hi : hi + width] < self._next_tick)
+                k = int(take.argmin())
+                if not take[k]:
+                    hi += k
+                    break
+                hi = min(n, hi + width)
+                width *= 4
             if hi > cur:
                 waiting.append((cur, hi))
                 self.last_ts = float(ts[hi - 1])
             if hi == n:
                 break
             frame = batch.frame(hi)
-            if frame.ts >= self._next_tick or not self._rtcp_of_known_flow(frame):
+            key = udp_flow_key(frame.linktype, frame.data)
+            if waiting and (
+                frame.ts >= self._next_tick or key is None or _waits(group, waiting, by_key.get(key[0]))
+            ):
                 self._hand_over(batch, heads, group, waiting, (streams, flows))
                 waiting = []
             before = self._stamp()
-            tick = self._next_tick
             feed(frame)
             fed += 1
             fed_bytes += frame.orig_len
             cur = hi + 1
             after = self._stamp()
             if after != before:
-                self._hand_over(batch, heads, group, waiting, (streams, flows))
-                waiting = []
                 made = after[2] - before[2]
                 if after[:2] == before[:2] and after[3] - before[3] == made and after[5] >= before[5]:
-                    key = udp_flow_key(frame.linktype, frame.data)
                     self._resolve(keys, by_key.get(key[0], ()) if key else (), streams, flows, usable)
                 else:
-                    self._resolve(keys, range(n_groups), streams, flows, usable)
-                fast = usable[group] & (ts < self._next_tick)
-            elif self._next_tick != tick:
-                fast = usable[group] & (ts < self._next_tick)
+                    self._hand_over(batch, heads, group, waiting, (streams, flows))
+                    waiting = []
+                    streams[:] = [None] * n_groups
+                    flows[:] = [None] * n_groups
+                    usable[:] = False
+                    if self.media.generation == self._fast_generation:
+                        # Only groups whose flow key is in the fast table can resolve.
+                        if len(self._fast) < n_groups:
+                            candidates = [g for k in self._fast for g in by_key.get(k, ())]
+                        else:
+                            candidates = list(range(n_groups))
+                        self._resolve(keys, candidates, streams, flows, usable)
         self._hand_over(batch, heads, group, waiting, (streams, flows))
         self.frames += n - fed
         self.bytes += int(batch.orig_len.sum()) - fed_bytes
-
-    def _rtcp_of_known_flow(self, frame: Frame) -> bool:
-        """True if :meth:`feed` will take ``frame`` as RTCP of a known flow, which touches no RTP stream."""
-        if self.media.generation != self._fast_generation:
-            return False
-        key = udp_flow_key(frame.linktype, frame.data)
-        if key is None:
-            return False
-        flow = self._fast.get(key[0])
-        return flow is not None and not flow.rtp
 
     @staticmethod
     def _hand_over(
@@ -373,8 +422,7 @@ class Collector:
         ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
         ints[:, COL_SEQ] = (h[:, 44] << 8) | h[:, 45]
         ints[:, COL_RTP_TS] = (h[:, 46] << 24) | (h[:, 47] << 16) | (h[:, 48] << 8) | h[:, 49]
-        ints[:, COL_PT] = h[:, 43] & 0x7F
-        ints[:, COL_MARKER] = h[:, 43] >> 7
+        ints[:, COL_B1] = h[:, 43]
         ints[:, COL_PAYLOAD_LEN] = batch.caplen[rows] - (ETH_IPV4_UDP_PAYLOAD + 12)
         ints[:, COL_FIRST_BYTE] = h[:, ETH_IPV4_UDP_PAYLOAD + 12]
         times = batch.ts[rows]

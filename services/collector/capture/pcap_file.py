@@ -40,6 +40,9 @@ __all__ = ["CaptureFile", "RecordBatch", "open_capture"]
 
 _CHUNK = 1 << 22  # 4 MiB: large enough that refills are rare, small enough to stream huge files
 _MAX_RECORD = 1 << 26  # 64 MiB: a larger record length can only be corruption
+#: Records of one size in a row after which the batch reader checks the following ones
+#: in bulk (see CaptureFile._read_pcap_batches).
+_STREAK = 4
 
 # Classic pcap magic numbers as read little-endian from the first 4 bytes.
 _PCAP_MAGICS: dict[bytes, tuple[str, float, int]] = {
@@ -282,6 +285,7 @@ class CaptureFile:
         caplen_at = struct.Struct(order + "I").unpack_from
         u32 = np.dtype(np.uint32).newbyteorder("<" if order == "<" else ">")
         fields = np.arange(16, dtype=np.int64)
+        size_limit = rec_size + max_caplen
         number = 0
         while True:
             buf = self._buf
@@ -290,14 +294,33 @@ class CaptureFile:
             starts: list[int] = []
             keep = starts.append
             bad = False
+            size = 0
+            streak = 0
             while pos <= end:
                 stop = pos + rec_size + caplen_at(buf, pos + 8)[0]
-                if stop - pos - rec_size > max_caplen:
+                if stop - pos > size_limit:
                     bad = True
                     break
                 if stop > end + rec_size:
                     break
                 keep(pos)
+                if stop - pos == size:
+                    streak += 1
+                    if streak >= _STREAK:
+                        # Records of one size in a row (RTP of one codec): check the length
+                        # field of the next ones in one strided numpy read, and take as many
+                        # as agree; the first that differs continues the walk above.
+                        count = (len(buf) - stop) // size
+                        if count:
+                            lengths = np.ndarray((count,), u32, buf, stop + 8, (size,))
+                            differ = lengths != size - rec_size
+                            taken = int(differ.argmax()) if differ.any() else count
+                            starts.extend(range(stop, stop + taken * size, size))
+                            stop += taken * size
+                        streak = 0
+                else:
+                    size = stop - pos
+                    streak = 0
                 pos = stop
             self._pos = pos
             if starts:

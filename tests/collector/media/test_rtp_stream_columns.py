@@ -53,7 +53,9 @@ def _columns(packets: list[Pkt], rng: random.Random) -> RtpStream:
             i += 1
         if part:
             times = np.array([p[0] for p in part], dtype=np.float64)
-            ints = np.array([p[1:] for p in part], dtype=np.int64).reshape(-1, N_COLUMNS)
+            ints = np.array(
+                [(p[1], p[2], p[3] | (0x80 if p[4] else 0), p[5], p[6]) for p in part], dtype=np.int64
+            ).reshape(-1, N_COLUMNS)
             stream.add_columns(times, ints)
         i += len(part)
     return stream
