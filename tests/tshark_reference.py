@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-PCAPS = Path("/work/shared/pcaps")
+from tests.shared_captures import PCAPS  # noqa: F401 - re-exported for the tests that import it from here
 
 #: 5-tuple + SSRC, as ``-z rtp,streams`` keys a stream
 StreamKey = tuple[str, int, str, int, int]
@@ -50,7 +50,8 @@ def tshark_available() -> bool:
     return shutil.which("tshark") is not None
 
 
-requires_tshark = pytest.mark.skipif(not tshark_available(), reason="tshark is not installed")
+#: A marker, not a skip: without tshark these tests fail, loudly (scripts/setup installs it).
+requires_tshark = pytest.mark.tshark
 
 
 def _run(args: list[str]) -> str:

@@ -10,8 +10,9 @@ import pytest
 
 from callqual.cli.main import main
 from callqual.schemas import AnalysisReport
+from tests.shared_captures import PCAPS
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "pcaps"
+SHARED = PCAPS
 
 
 def _pcap_header(linktype: int = 1) -> bytes:

@@ -15,9 +15,10 @@ import pytest
 from callqual.collector.config import CollectorConfig
 from callqual.pipeline.embedded import analyze_file
 from callqual.schemas import AnalysisReport
+from tests.shared_captures import PCAPS
 from tests.tshark_reference import fields, rtp_streams
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "pcaps"
+SHARED = PCAPS
 CAPTURES = sorted(p for p in SHARED.rglob("*") if p.suffix in {".pcap", ".pcapng"})
 #: Captures with RTP and no signalling: compared with RTP heuristics on, on both sides.
 RTP_ONLY = {"sipp/g711a.pcap", "nDPI/rtp.pcapng", "rtpproxy/rtcp.o.pcap"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dpkt
 
-PCAPS = Path("/work/shared/pcaps")
+from tests.shared_captures import PCAPS  # noqa: F401 - re-exported for the tests that import it from here
 
 _DLT_RAW = (12, 14, 101)
 _DLT_LINUX_SLL = 113

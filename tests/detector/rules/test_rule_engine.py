@@ -8,8 +8,7 @@ from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules import RULE_IDS, RuleSettings
 from callqual.schemas import Alert, MalformedSipEvent, SipMessageEvent
 from tests.detector.rules.factories import CALLER, ctx, record, request, stream
-
-PCAPS = Path("/work/shared/pcaps")
+from tests.shared_captures import PCAPS
 
 
 def test_on_call_runs_rules_and_categorises() -> None:
@@ -89,10 +88,10 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _replay(path: Path) -> list[Alert]:
-    collector_mod = pytest.importorskip("callqual.collector.collector")
-    capture_mod = pytest.importorskip("callqual.collector.capture.pcap_file")
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    from callqual.collector import collector as collector_mod
+    from callqual.collector.capture import pcap_file as capture_mod
+
+    assert path.exists(), f"{path}: the shared captures are missing"
     events: list[object] = []
     collector = collector_mod.Collector(events.append)
     with capture_mod.CaptureFile(path) as frames:
