@@ -25,6 +25,10 @@ class RuleSettings(BaseSettings):
     low_mos_warning: float = 3.6
     #: MOS 3.1 ~ R 60, "many users dissatisfied".
     low_mos_critical: float = 3.1
+    #: low_mos fires only when the network took at least this much MOS off what the codec
+    #: gives on a clean path: a low-rate codec's own ceiling (G.726-16 rates ~2.1 with no loss
+    #: at all) is a configuration choice, visible in the stream's MOS, not an incident.
+    low_mos_min_network_drop: float = 0.1
     #: G.711 with packet-loss concealment degrades audibly above ~1-2 % random loss.
     packet_loss_warning_ratio: float = 0.02
     #: Above 5 % even PLC-heavy codecs (Opus, G.729) become hard to understand.
