@@ -2,7 +2,10 @@
 
 Reports wall time, packets/s and peak RSS of each, the speed ratio, and whether
 the two agree on every stream's packets and lost counts (and delta/jitter
-within 1% or 0.01 ms). Usage::
+within 1% or 0.01 ms). The load average is printed before and after, since
+on a shared machine it moves both timings; the time ``callqual`` spends just
+importing its CLI is measured separately because it is part of every run
+and is not packet processing. Usage::
 
     python bench/bench_analyze.py       # makes bench/out/load.pcap (200 calls x 60 s) if missing
     python bench/bench_analyze.py --capture other.pcap
@@ -26,7 +29,7 @@ def _run(cmd: list[str], stdout_path: Path) -> tuple[float, int]:
     """Run a command; returns (wall seconds, peak RSS KiB of that child alone)."""
     with stdout_path.open("wb") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
@@ -76,6 +79,8 @@ def main() -> int:
         [sys.executable, "-m", "callqual", "analyze", str(cap), "--format", "json", "--no-progress"],
         ours_json,
     )
+    load_before = os.getloadavg()
+    import_wall, _ = _run([sys.executable, "-c", "import callqual.cli.main"], out_dir / "bench-import.txt")
     theirs_txt = out_dir / "bench-tshark.txt"
     theirs_wall, theirs_rss = _run(["tshark", "-q", "-r", str(cap), "-z", "rtp,streams"], theirs_txt)
 
@@ -101,13 +106,22 @@ def main() -> int:
         ):
             if not _close(mine[ours_f], ref_v):
                 mismatches.append(f"{key}: {ours_f} {mine[ours_f]} vs {ref_v}")
+    load_after = os.getloadavg()
     print(f"capture            {cap} ({frames} frames, {cap.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"machine            {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after; Python {sys.version.split()[0]}"
+    )
     for name, wall, rss in (
         ("callqual analyze", ours_wall, ours_rss),
         ("tshark rtp,streams", theirs_wall, theirs_rss),
     ):
         print(f"{name:<18} {wall:8.2f} s  {frames / wall:10.0f} pkt/s  peak RSS {rss / 1024:7.1f} MiB")
     print(f"speed ratio        {theirs_wall / ours_wall:.2f}x (tshark time / callqual time)")
+    print(
+        f"of which           {import_wall:.2f} s importing the callqual CLI alone "
+        f"(ratio without it {theirs_wall / (ours_wall - import_wall):.2f}x)"
+    )
     print(f"streams            ours {len(ours)}, tshark {len(theirs)}, mismatches {len(mismatches)}")
     for m in mismatches[:20]:
         print("  " + m)

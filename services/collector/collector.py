@@ -418,13 +418,14 @@ class Collector:
         order = np.argsort(group[rows], kind="stable")
         rows = rows[order]
         groups = group[rows]
-        h = heads[rows].astype(np.int64)
+        # Bytes 43..54: the RTP header from its second byte, then the first payload byte.
+        h = heads[rows, 43:55]
         ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
-        ints[:, COL_SEQ] = (h[:, 44] << 8) | h[:, 45]
-        ints[:, COL_RTP_TS] = (h[:, 46] << 24) | (h[:, 47] << 16) | (h[:, 48] << 8) | h[:, 49]
-        ints[:, COL_B1] = h[:, 43]
+        ints[:, COL_SEQ] = np.ascontiguousarray(h[:, 1:3]).view(">u2")[:, 0]
+        ints[:, COL_RTP_TS] = np.ascontiguousarray(h[:, 3:7]).view(">u4")[:, 0]
+        ints[:, COL_B1] = h[:, 0]
         ints[:, COL_PAYLOAD_LEN] = batch.caplen[rows] - (ETH_IPV4_UDP_PAYLOAD + 12)
-        ints[:, COL_FIRST_BYTE] = h[:, ETH_IPV4_UDP_PAYLOAD + 12]
+        ints[:, COL_FIRST_BYTE] = h[:, 11]
         times = batch.ts[rows]
         cuts = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), len(rows)]
         last: dict[int, tuple[int, float, _MediaFlow]] = {}
