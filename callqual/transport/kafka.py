@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
@@ -217,6 +218,21 @@ def _pos(message: Message) -> tuple[str, int, int]:
 
 def admin_client(settings: KafkaSettings) -> AdminClient:
     return AdminClient({**settings.as_librdkafka_dict(), "log_level": 3})
+
+
+def ensure_service_topics(settings: KafkaSettings, topics: Iterable[str]) -> list[str]:
+    """What every service does at start-up: create its topics (idempotent), quietly.
+
+    The admin client gets the ``callqual.kafka`` logger, so librdkafka's own lines go
+    through the services' structured logs instead of raw on stderr.
+    """
+    conf: dict[str, Any] = {  # librdkafka takes a Logger object here, which its stubs do not admit
+        **settings.as_librdkafka_dict(),
+        "logger": logging.getLogger("callqual.kafka"),
+        "log_level": 2,
+    }
+    admin = AdminClient(conf)
+    return ensure_topics(admin, topics, settings.partitions, settings.replication)
 
 
 def ensure_topics(

@@ -366,19 +366,10 @@ class DetectorService:
 
     def serve(self) -> int:
         from confluent_kafka import Consumer, KafkaError, Producer
-        from confluent_kafka.admin import AdminClient
 
-        from callqual.transport.kafka import KafkaEventSink, ensure_topics
+        from callqual.transport.kafka import KafkaEventSink, ensure_service_topics
 
-        # Its own logger too: an admin client left to librdkafka prints raw lines on stderr.
-        admin_conf: dict[str, Any] = {
-            **self.kafka.as_librdkafka_dict(),
-            "logger": logging.getLogger("callqual.kafka"),
-            "log_level": 2,
-        }
-        admin = AdminClient(admin_conf)
-        created = ensure_topics(admin, self.topics.pipeline(), self.kafka.partitions, self.kafka.replication)
-        del admin
+        created = ensure_service_topics(self.kafka, self.topics.pipeline())
         if created:
             log.info("created topics", extra={"topics": created})
         kafka_log = logging.getLogger("callqual.kafka")
