@@ -11,14 +11,18 @@ like (``--all-calls`` trains on everything).
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.errors import CaptureFormatError
 from callqual.detector.call_context import CallContext
 from callqual.detector.detector import CallScorer
-from callqual.detector.model import DEFAULT_QUANTILE, CallModel, ModelError, fit, load
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.schemas import Alert, AnalysisReport
+
+if TYPE_CHECKING:
+    # scikit-learn takes seconds to import: only the commands that use the model load it.
+    from callqual.detector.model import CallModel
 
 
 class _Recorder:
@@ -62,8 +66,10 @@ def baseline(contexts: list[CallContext]) -> list[CallContext]:
     return [c for c in contexts if not c.record.problems and c.record.category != "suspicious"]
 
 
-def load_model_or_exit(path: Path) -> CallModel | None:
+def load_model_or_exit(path: Path) -> "CallModel | None":
     """The model, or None after printing why it cannot be used (missing, foreign, other versions)."""
+    from callqual.detector.model import ModelError, load
+
     try:
         return load(path)
     except FileNotFoundError:
@@ -88,13 +94,15 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument(
         "--quantile",
         type=float,
-        default=DEFAULT_QUANTILE,
-        help=f"training quantile the model's limits sit at (default {DEFAULT_QUANTILE})",
+        default=None,
+        help="training quantile the model's limits sit at (default: the model's, 0.995)",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from callqual.detector.model import DEFAULT_QUANTILE, fit
+
     contexts: list[CallContext] = []
     for path in args.captures:
         if run_capture(path, contexts=contexts) is None:
@@ -103,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if len(chosen) < 2:
         print(f"callqual: only {len(chosen)} baseline calls; need at least 2", file=sys.stderr)
         return 2
-    model = fit(chosen, random_state=args.seed, n_estimators=args.trees, quantile=args.quantile)
+    quantile = DEFAULT_QUANTILE if args.quantile is None else args.quantile
+    model = fit(chosen, random_state=args.seed, n_estimators=args.trees, quantile=quantile)
     model.save(args.output)
     print(
         f"wrote {args.output}: trained on {len(chosen)} of {len(contexts)} calls; limits: "

@@ -136,6 +136,29 @@ def event_name(code: int) -> str:
     return _DTMF_NAMES[code] if 0 <= code < len(_DTMF_NAMES) else str(code)
 
 
+#: RFC 3550 A.8 jitter filter J_k = J_(k-1) + (|D_k| - J_(k-1)) / 16 = a * J_(k-1) + x_k / 16
+_JITTER_A = 15.0 / 16.0
+#: Closed-form segment length: a^-256 is about 1.5e7, so the scaled sum keeps full precision.
+_JITTER_SEGMENT = 256
+_A_POW = _JITTER_A ** np.arange(1, _JITTER_SEGMENT + 1, dtype=np.float64)
+_A_INV = 1.0 / _A_POW
+
+
+def _jitter_filter(j0: float, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Every J_k of the jitter filter from J_0 and the |D_k|, without a Python loop.
+
+    J_k = a^k * (J_0 + 1/16 * sum_(i<=k) a^-i * x_i): all terms are non-negative,
+    so the cumulative sum loses nothing to cancellation; segments bound a^-k.
+    """
+    out = np.empty_like(x)
+    for s in range(0, len(x), _JITTER_SEGMENT):
+        seg = x[s : s + _JITTER_SEGMENT]
+        m = len(seg)
+        out[s : s + m] = _A_POW[:m] * (j0 + np.cumsum(seg * _A_INV[:m]) / 16.0)
+        j0 = float(out[s + m - 1])
+    return out
+
+
 class RtpStream:
     """One RTP stream: (src ip, src port, dst ip, dst port, SSRC), as Wireshark keys it."""
 
@@ -309,7 +332,7 @@ class RtpStream:
             self._apply(batch)
 
     def _drain_columns(self) -> None:
-        """Apply the queued column batches: vectorised when the batch is clean, else the exact loop.
+        """Apply the queued column batches: vectorised when the batch is clean, else the packet loop.
 
         A clean batch is the steady state of a healthy stream: the same
         payload type as the previous packet, with a known clock rate and
@@ -317,12 +340,11 @@ class RtpStream:
         consecutive from the last one without a wrap, no state change of
         Wireshark's wrap latch, and no delta of exactly -1 ms (the min
         sentinel). For such a batch every branch of :meth:`_apply` is known
-        in advance, so the columns are computed with numpy and only the two
-        recurrences that round at every step (the jitter filter and the
-        running means, which Wireshark computes packet by packet in C
-        doubles) stay a Python loop, in the same floating-point operations
-        and order, so the results are bit-for-bit those of :meth:`_apply`.
-        Anything else takes :meth:`_apply` on the same packets.
+        in advance, so everything is computed with numpy, the jitter filter
+        and the running means in closed form (:func:`_jitter_filter`). They
+        round differently from Wireshark's packet-by-packet C doubles, by
+        parts in 10^12: far inside the 1% / 0.01 ms the tshark comparison
+        allows. Anything else takes :meth:`_apply` on the same packets.
         """
         if len(self._col_ts) == 1:
             ts, ints = self._col_ts[0], self._col_ints[0]
@@ -390,31 +412,21 @@ class RtpStream:
         nominal = _steps(ext, self._nom_ts) / info[0]
         diff = np.abs(delta - nominal)
 
-        # The two rounding recurrences, in _apply's exact operations.
-        jitter = self._jitter
-        jitters: list[float] = []
-        keep = jitters.append
-        for x in diff.tolist():
-            jitter = (15.0 * jitter + x) / 16.0
-            keep(jitter)
-        delta_mean = self._delta_mean
-        jitter_mean = self._jitter_mean
+        jitters = _jitter_filter(self._jitter, diff)
+        # Wireshark's running means, mean_k = (mean_(k-1) * (k-1) + v_k) / k, telescope to the
+        # plain mean of everything seen; one division per batch instead of one per packet.
         prev = self._total - 1
-        for d, j in zip(delta.tolist(), jitters, strict=True):
-            count = prev + 1
-            delta_mean = (delta_mean * prev + d) / count
-            jitter_mean = (jitter_mean * prev + j) / count
-            prev = count
+        count = prev + n
+        self._delta_mean = (self._delta_mean * prev + float(delta.sum())) / count
+        self._jitter_mean = (self._jitter_mean * prev + float(jitters.sum())) / count
 
         low = float(delta.min())
         self._delta_min = low if self._delta_min == -1.0 else min(self._delta_min, low)
         self._delta_max = max(self._delta_max, float(delta.max()))
-        self._delta_mean = delta_mean
-        low = min(jitters)
+        low = float(jitters.min())
         self._jitter_min = low if self._jitter_min == -1.0 else min(self._jitter_min, low)
-        self._jitter_max = max(self._jitter_max, *jitters)
-        self._jitter_mean = jitter_mean
-        self._jitter = jitter
+        self._jitter_max = max(self._jitter_max, float(jitters.max()))
+        self._jitter = float(jitters[-1])
 
         last_ext = int(ext[-1])
         self._total += n
