@@ -1,32 +1,44 @@
 """The ``callqual`` command: one entry point, one subcommand per job."""
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from callqual import __version__
-from callqual.cli import alerter, analyze, collector, detector, evaluate, simulate, train
+
+#: Subcommand -> module with ``add_parser(sub)``. Imported on demand: the services pull in
+#: Kafka, HTTP and Prometheus clients that ``callqual analyze`` has no use for, and start-up
+#: time is part of what a user waits for on every run.
+COMMANDS = {
+    "analyze": "callqual.cli.analyze",
+    "simulate": "callqual.cli.simulate",
+    "collector": "callqual.cli.collector",
+    "detector": "callqual.cli.detector",
+    "alerter": "callqual.cli.alerter",
+    "train": "callqual.cli.train",
+    "evaluate": "callqual.cli.evaluate",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with ``only`` that one (what a run needs)."""
     parser = argparse.ArgumentParser(
         prog="callqual",
         description="VoIP call quality and anomaly detection: SIP/RTP analysis, rules, learned model.",
     )
     parser.add_argument("--version", action="version", version=f"callqual {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    analyze.add_parser(sub)
-    simulate.add_parser(sub)
-    collector.add_parser(sub)
-    detector.add_parser(sub)
-    alerter.add_parser(sub)
-    train.add_parser(sub)
-    evaluate.add_parser(sub)
+    for name, module in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(first if first in COMMANDS else None).parse_args(argv)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
