@@ -63,7 +63,9 @@ loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
 modparam("usrloc", "db_mode", 0)
-# plain RFC 2617 digest (no qop): what svcrack computes
+# plain RFC 2069 challenge (no qop). svcrack 0.3.8 answers qop=auth anyway, without cnonce/nc,
+# so Kamailio rejects its credentials as malformed ("Credentials are not filled properly") and
+# answers 401 to every guess, the right password included: svcrack cannot succeed here.
 modparam("auth", "qop", "")
 
 request_route {{

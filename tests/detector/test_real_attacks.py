@@ -50,7 +50,8 @@ from tests.detector.sip_lab import (
 
 pytestmark = pytest.mark.slow
 
-#: Wrong guesses svcrack tries before the right one (the right one is last).
+#: Wrong guesses svcrack tries before the right one (the right one is last; svcrack's malformed
+#: digest never succeeds against Kamailio, see sip_lab.KAMAILIO_CFG).
 WRONG_PASSWORDS = 14
 SIPSAK_FLOOD_COUNT = 1000
 SIPP_FLOOD_CALLS = 400
