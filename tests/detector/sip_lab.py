@@ -271,11 +271,17 @@ class SipLab:
         assert up.returncode == 0, up.stderr
 
     def destroy(self) -> None:
-        for proc in reversed(self._procs):
-            stop(proc)
-        for log in self._logs:
-            log.close()
-        _ip("netns", "del", self.ns)
+        try:
+            for proc in reversed(self._procs):
+                try:
+                    stop(proc)
+                except Exception:  # kill it anyway; the namespace must go
+                    if proc.poll() is None:
+                        os.killpg(proc.pid, signal.SIGKILL)
+        finally:
+            for log in self._logs:
+                log.close()
+            _ip("netns", "del", self.ns)
 
     def cmd(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.ns, *argv]
