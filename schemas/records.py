@@ -56,6 +56,9 @@ class CallRecord(WireModel):
     state: CallState
     final_status: int | None
     final_reason: str | None = None
+    #: What the final status means for an operator (auth, forbidden, not_found, unreachable, codec,
+    #: server, busy, cancelled, declined, redirect, other), from the code, never the reason text
+    failure_class: str | None = None
     reason_header: str | None = None
     hangup_by: Literal["caller", "callee"] | None = None
     start_ts: float

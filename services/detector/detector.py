@@ -12,6 +12,7 @@ from typing import Protocol
 from callqual.detector.call_assembler import AssemblerConfig, CallAssembler
 from callqual.detector.call_context import CallContext
 from callqual.detector.emodel import stream_mos
+from callqual.detector.rules.failure_classes import failure_class
 from callqual.schemas import (
     Alert,
     AnyEvent,
@@ -136,7 +137,13 @@ class Detector:
             if learned is not None:
                 alerts.append(learned)
         problems = sorted({a.rule for a in alerts})
-        ctx.record = ctx.record.model_copy(update={"category": category, "problems": problems})
+        ctx.record = ctx.record.model_copy(
+            update={
+                "category": category,
+                "problems": problems,
+                "failure_class": failure_class(ctx.record.final_status),
+            }
+        )
         self.counters["calls.finished"] += 1
         for stream in ctx.streams:
             self._emit(stream)
