@@ -44,6 +44,10 @@ FAULT_RULES = MappingProxyType(
         "register_bruteforce": ("register_bruteforce",),
         "sip_flood": ("sip_flood",),
         "toll_fraud": ("toll_fraud",),
+        "codec_mismatch": ("codec_mismatch",),
+        "sdp_private_address": ("sdp_private_address",),
+        # Per source: every malformed datagram is labelled, the rule names the source that sent them.
+        "malformed_sip": ("malformed_sip",),
         "model_anomaly": (MODEL_RULE,),
     }
 )

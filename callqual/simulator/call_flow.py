@@ -343,16 +343,20 @@ def _media(
     # The callee sends from its 200 OK; the caller once the 200 OK has reached it; both stop at the BYE.
     callee_start = t200 + 1 * _MS
     caller_start = t200 + rtt_c + 2 * _MS
+    # A mismatched gateway sends its own codec whatever the answer said; the callee sticks to the answer.
+    sent_codec = CODECS[spec.rtp_codec] if spec.rtp_codec else codec
+    # Packets go to and come from the parties' real addresses even when an SDP names a LAN address
+    # behind a NAT: the far end learns the public one from the first RTP (symmetric RTP, 'comedia').
     directions = [
-        (caller, caller_port, callee, callee_port, caller_start, spec.dtmf),
-        (callee, callee_port, caller, caller_port, callee_start, ""),
+        (caller, caller_port, callee, callee_port, caller_start, spec.dtmf, sent_codec),
+        (callee, callee_port, caller, caller_port, callee_start, "", codec),
     ]
     plans: list[StreamPlan] = []
-    for n, (src, sport, dst, dport, start, dtmf) in enumerate(directions):
+    for n, (src, sport, dst, dport, start, dtmf, stream_codec) in enumerate(directions):
         plans.append(
             StreamPlan(
                 flow=UdpFlow(src.ip, sport, dst.ip, dport, ip_id=rng.randrange(65536)),
-                codec=codec,
+                codec=stream_codec,
                 ssrc=rng.getrandbits(32),
                 seq0=rng.randrange(65536),
                 ts0=rng.getrandbits(32),

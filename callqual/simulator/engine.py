@@ -12,8 +12,10 @@ from pathlib import Path
 
 from callqual.simulator.call_flow import SOURCES_PER_CALL, CallArtifacts, build_call, build_transaction
 from callqual.simulator.labels import SimulationLabels
+from callqual.simulator.malformed import build_malformed
 from callqual.simulator.pcap_writer import PcapWriter, TimedFrame
-from callqual.simulator.scenarios import SCENARIOS
+from callqual.simulator.scenarios import SCENARIOS, OptionValue
+from callqual.simulator.spec import ScenarioCalls
 
 
 def simulate(scenario: str, out_path: Path, seed: int = 1, **options: object) -> SimulationLabels:
@@ -28,7 +30,27 @@ def simulate(scenario: str, out_path: Path, seed: int = 1, **options: object) ->
     resolved = definition.resolve(options)
     base = f"{scenario}/{seed}"
     specs = definition.build(random.Random(base), resolved)
-    epoch_us = definition.epoch * 1_000_000
+    return write_capture(
+        specs, out_path, base=base, scenario=scenario, seed=seed, epoch=definition.epoch, options=resolved
+    )
+
+
+def write_capture(
+    specs: ScenarioCalls,
+    out_path: Path,
+    *,
+    base: str,
+    scenario: str,
+    seed: int,
+    epoch: int,
+    options: dict[str, OptionValue] | None = None,
+) -> SimulationLabels:
+    """Writes the packets of ``specs`` to ``out_path``; ``base`` seeds every call (``{base}/call{n}``).
+
+    Split from ``simulate`` so a test can capture a hand-picked subset of a
+    scenario's specs (a few calls of a day) without generating the rest.
+    """
+    epoch_us = epoch * 1_000_000
 
     artifacts: list[CallArtifacts] = []
     source = 0
@@ -39,6 +61,9 @@ def simulate(scenario: str, out_path: Path, seed: int = 1, **options: object) ->
         artifacts.append(
             build_transaction(transaction, seed=f"{base}/tx{n}", epoch_us=epoch_us, source=source)
         )
+        source += 1
+    for n, datagram in enumerate(specs.malformed):
+        artifacts.append(build_malformed(datagram, seed=f"{base}/bad{n}", epoch_us=epoch_us, source=source))
         source += 1
 
     sources: list[Iterator[TimedFrame]] = [src for art in artifacts for src in art.sources]
@@ -51,8 +76,8 @@ def simulate(scenario: str, out_path: Path, seed: int = 1, **options: object) ->
     return SimulationLabels(
         scenario=scenario,
         seed=seed,
-        options=resolved,
-        epoch=definition.epoch,
+        options=dict(options or {}),
+        epoch=epoch,
         packets=packets,
         sip_packets=sum(art.sip_packets for art in artifacts),
         rtp_packets=sum(stream.captured for art in artifacts for stream in art.label.streams),

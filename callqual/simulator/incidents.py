@@ -1,4 +1,4 @@
-"""Security incidents as specs: scanner sweeps, REGISTER brute force, INVITE floods, toll fraud.
+"""Security incidents as specs: scanner sweeps, REGISTER brute force, INVITE floods, toll fraud, fuzzing.
 
 Each builder appends the specs of one incident to a ``ScenarioCalls`` and
 labels every transaction or call with the incident's fault, so an evaluation
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from callqual.simulator.labels import Fault
 from callqual.simulator.sip_messages import SipParty
-from callqual.simulator.spec import CallSpec, MediaSpec, ScenarioCalls, TransactionSpec
+from callqual.simulator.spec import CallSpec, MalformedSpec, MediaSpec, ScenarioCalls, TransactionSpec
 
 #: User-Agents of the SIPVicious family and look-alikes, as seen in honeypot logs.
 SCANNER_USER_AGENTS = ("friendly-scanner", "sipvicious 0.3.4", "sipcli/v1.8", "friendly-scanner/0.2")
@@ -22,6 +22,8 @@ DISGUISED_USER_AGENT = "Zoiper rv2.10.19.2"
 #: What a password guesser that spoofs a desk phone sends.
 SPOOFED_PHONE_UA = "PolycomVVX-VVX_410-UA/5.9.5.0614"
 FLOOD_USER_AGENT = "inviteflood 2.0"
+#: What a SIP fuzzer calls itself (PROTOS c07-sip test cases replayed by a generic fuzzer).
+FUZZER_USER_AGENT = "PROTOS c07-sip r1"
 #: International revenue-share destinations (Iridium/Inmarsat-style satellite and IRSF ranges).
 PREMIUM_NUMBERS = ("+88216", "+88213", "+8823", "00882", "+979")
 
@@ -203,5 +205,39 @@ def toll_fraud(
                 extra_faults=faults,
                 category="suspicious",
                 description=f"toll fraud: account {account} calls premium number {number}",
+            )
+        )
+
+
+def malformed_burst(
+    out: ScenarioCalls,
+    rng: random.Random,
+    *,
+    site: Site,
+    start_s: float,
+    ip: str,
+    messages: int,
+    kinds: tuple[str, ...],
+    rate_per_s: float = 2.0,
+    user_agent: str = FUZZER_USER_AGENT,
+    description: str = "SIP fuzzer",
+) -> None:
+    """A burst of malformed SIP to the PBX from one source and port, one ``kinds`` entry per datagram in turn.
+
+    Fuzzers walk through their cases in order, each a differently broken
+    message; the PBX drops them unanswered. The rate keeps well over the
+    rule's 10 errors a minute, as real fuzz runs do.
+    """
+    port = rng.randrange(5061, 5200)
+    client = SipParty("fuzz", "fuzz", ip, site.domain, user_agent, port=port)
+    for n in range(messages):
+        kind = kinds[n % len(kinds)]
+        out.malformed.append(
+            MalformedSpec(
+                round(start_s + n / rate_per_s + rng.uniform(0, 0.05), 4),
+                client,
+                site.pbx,
+                kind,
+                description=f"{description}: {kind.replace('_', ' ')}",
             )
         )

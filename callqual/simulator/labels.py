@@ -35,6 +35,12 @@ Fault = Literal[
     "toll_fraud",
     #: a call that no rule names but that is unlike the day's normal traffic (for the learned model)
     "model_anomaly",
+    #: RTP of a payload type the SDP answer did not agree on (a gateway that ignores the answer)
+    "codec_mismatch",
+    #: SDP ``c=`` with a private (RFC 1918 / RFC 6598) address sent from a public signalling address
+    "sdp_private_address",
+    #: SIP the receiver cannot parse, or parses only by bending the grammar (fuzzers, broken stacks)
+    "malformed_sip",
 ]
 
 

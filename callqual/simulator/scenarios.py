@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from callqual.simulator import incidents
+from callqual.simulator import incidents, malformed
 from callqual.simulator.impairments import JitterSpec, LossSpec
 from callqual.simulator.labels import Fault
 from callqual.simulator.sip_messages import SipParty
@@ -459,12 +459,87 @@ def _anomaly(kind: int, rng: random.Random) -> tuple[float, str, dict[str, Any]]
     )
 
 
+#: (negotiated, actually sent) codec of the codec-mismatch calls: static payload types only, as the
+#: gateways that ignore an answer are the old G.711/G.729 ones.
+_MISMATCHES = (("PCMU", "G729"), ("PCMA", "PCMU"), ("G729", "PCMU"), ("PCMU", "PCMA"))
+#: Public signalling sources of NATted parties: remote workers' home routers and a carrier trunk's SBC.
+_NAT_PUBLIC = ("203.0.113.{}", "198.51.100.{}")
+
+
+def _lan_address(rng: random.Random) -> str:
+    """A private address as NATted phones advertise it: home LAN, office RFC 1918 or carrier-grade NAT."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        return f"192.168.{rng.choice((0, 1, 1, 2, 178))}.{rng.randrange(2, 250)}"
+    if kind == 1:
+        return f"172.{rng.randrange(16, 32)}.{rng.randrange(256)}.{rng.randrange(2, 250)}"
+    return f"100.{rng.randrange(64, 128)}.{rng.randrange(256)}.{rng.randrange(2, 250)}"
+
+
+def _network_faults(out: ScenarioCalls, rng: random.Random, n: int, per_fault: int) -> int:
+    """Calls for codec_mismatch and sdp_private_address; returns the next call number.
+
+    A mismatched gateway offers (or not) the codec it then sends though the
+    answer picked another one; the callee keeps to the answer. A NATted
+    caller signals from a public address (a documentation range standing in
+    for the Internet) but puts its LAN address in SDP; its RTP still flows
+    because the far end does symmetric RTP, so only the SDP gives it away.
+    """
+    for i in range(per_fault):
+        negotiated, sent = _MISMATCHES[i % len(_MISMATCHES)]
+        offer = (negotiated, sent) if i % 2 == 0 else (negotiated,)
+        description = f"gateway sends {sent} though the SDP answer chose {negotiated}"
+        out.calls.append(
+            _day_call(
+                n,
+                _business_hours(rng),
+                rng,
+                description,
+                codec=negotiated,
+                offer=offer,
+                rtp_codec=sent,
+                talk_s=round(rng.uniform(15.0, 40.0), 3),
+            )
+        )
+        n += 1
+    for i in range(per_fault):
+        call = _day_call(n, _business_hours(rng), rng, "NATted caller advertises its LAN address in SDP")
+        public = _NAT_PUBLIC[i % 2].format(120 + i)
+        # A home router maps the phone's 5060 to some high port; a trunk SBC keeps 5060.
+        port = rng.randrange(20000, 60000) if i % 2 == 0 else call.caller.port
+        caller = replace(call.caller, ip=public, port=port, sdp_ip=_lan_address(rng))
+        out.calls.append(replace(call, caller=caller))
+        n += 1
+    return n
+
+
+def _malformed_incidents(out: ScenarioCalls, rng: random.Random, t0: float) -> None:
+    """A fuzzer walking through every kind of broken message, and a stack that clips its datagrams."""
+    site = _site()
+    kinds = tuple(malformed.KINDS)
+    incidents.malformed_burst(out, rng, site=site, start_s=t0, ip="203.0.113.90", messages=42, kinds=kinds)
+    incidents.malformed_burst(
+        out,
+        rng,
+        site=site,
+        start_s=t0 - 9.0 * _HOUR,
+        ip="198.51.100.140",
+        messages=16,
+        kinds=("truncated", "truncated", "non_utf8_header"),
+        rate_per_s=0.5,
+        user_agent="Generic SIP Stack 0.9",
+        description="broken SIP stack",
+    )
+
+
 def build_day(rng: random.Random, options: Options) -> ScenarioCalls:
     """A labelled day: normal office traffic, every quality and failure fault, attacks and anomalies.
 
     Normal calls fall in business hours; each fault kind gets ``calls // 40``
-    calls (at least 2), the 'model_anomaly' kinds ``calls // 30`` (at least 3)
-    and each security incident happens once, in the evening.
+    calls (at least 2), codec mismatch and NATted SDP as many, the
+    'model_anomaly' kinds ``calls // 30`` (at least 3) and each security
+    incident happens once, in the evening; a SIP fuzzer comes at night and a
+    broken SIP stack clips its messages at lunchtime.
     """
     n_normal = int(options["calls"])
     out = ScenarioCalls()
@@ -496,6 +571,9 @@ def build_day(rng: random.Random, options: Options) -> ScenarioCalls:
             TransactionSpec(h * _HOUR + 5.0, "OPTIONS", site.pbx, site.trunk, description="trunk keepalive")
         )
     _security_incidents(out, rng, t0=19.5 * _HOUR, gap_s=900.0)
+    # Drawn last, so that adding them left every earlier call of a seed as it was.
+    _network_faults(out, rng, n, per_fault)
+    _malformed_incidents(out, rng, t0=21.75 * _HOUR)
     return out
 
 

@@ -68,6 +68,14 @@ class SipParty:
     user_agent: str
     port: int = SIP_PORT
     transport: Literal["UDP", "TCP"] = "UDP"
+    #: the address written in SDP ``o=``/``c=`` when it is not ``ip``: a phone behind a NAT without
+    #: STUN or an ALG advertises its LAN address while its packets arrive from the NAT's public one
+    sdp_ip: str | None = None
+
+    @property
+    def media_ip(self) -> str:
+        """Where this party tells the far end to send RTP (what SDP says, not where packets come from)."""
+        return self.sdp_ip or self.ip
 
     @property
     def aor(self) -> str:
@@ -150,9 +158,9 @@ def sdp_body(
     pts = [c.payload_type for c in codecs] + ([TELEPHONE_EVENT.payload_type] if dtmf else [])
     lines = [
         "v=0",
-        f"o={party.user} {session_id} {version} IN IP4 {party.ip}",
+        f"o={party.user} {session_id} {version} IN IP4 {party.media_ip}",
         "s=call",
-        f"c=IN IP4 {party.ip}",
+        f"c=IN IP4 {party.media_ip}",
         "t=0 0",
         f"m=audio {port} RTP/AVP {' '.join(str(pt) for pt in pts)}",
     ]

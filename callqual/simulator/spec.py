@@ -66,6 +66,9 @@ class CallSpec:
     early_media: bool = False
     #: a Reason header (RFC 3326) on the BYE, e.g. 'Q.850;cause=38' for a call the network dropped
     bye_reason: str | None = None
+    #: the codec the caller's side actually sends when it is not the negotiated ``codec``: a gateway
+    #: that ignores the SDP answer (the callee keeps sending ``codec``)
+    rtp_codec: str | None = None
     #: faults the scenario asserts on top of the ones derived from the spec (e.g. 'toll_fraud')
     extra_faults: tuple[Fault, ...] = ()
     #: the label's category when the scenario knows better than the derivation (e.g. 'suspicious')
@@ -88,6 +91,21 @@ class TransactionSpec:
     suspicious: bool = False
     #: the label's faults; None means ``("scanner",)`` for a suspicious transaction, else none
     faults: tuple[Fault, ...] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedSpec:
+    """One SIP datagram that is not valid SIP: ``kind`` (see ``malformed.KINDS``) says how it is broken.
+
+    The server never answers it (a stack drops what it cannot parse), so it
+    is a single packet with a label of its own, keyed by the source address.
+    """
+
+    start_s: float
+    client: SipParty
+    server: SipParty
+    kind: str
     description: str = ""
 
 
@@ -141,6 +159,12 @@ def call_faults(spec: CallSpec) -> list[Fault]:
         faults.append("ip_fragmentation")
     if answered and spec.bye_reason is not None:
         faults.append("dropped_call")
+    if answered and not media.no_media and spec.rtp_codec not in (None, spec.codec):
+        faults.append("codec_mismatch")
+    # The caller's offer always goes out; the callee's SDP only with an answer (or early media).
+    sdp_senders = [spec.caller, *([spec.callee] if answered or spec.early_media else [])]
+    if any(p.sdp_ip not in (None, p.ip) for p in sdp_senders):
+        faults.append("sdp_private_address")
     faults.extend(f for f in spec.extra_faults if f not in faults)
     return faults
 
@@ -151,3 +175,4 @@ class ScenarioCalls:
 
     calls: list[CallSpec] = field(default_factory=list)
     transactions: list[TransactionSpec] = field(default_factory=list)
+    malformed: list[MalformedSpec] = field(default_factory=list)

@@ -32,11 +32,27 @@ def is_private(ip: str | None) -> bool:
     return any(addr in net for net in PRIVATE_NETWORKS)
 
 
+#: RFC 5737 / RFC 3849 documentation ranges: not routed, but they stand for public addresses in
+#: examples, lab captures and simulated traffic, where a NATted phone must still be recognised.
+DOCUMENTATION_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.ip_network("192.0.2.0/24"),
+    ipaddress.ip_network("198.51.100.0/24"),
+    ipaddress.ip_network("203.0.113.0/24"),
+    ipaddress.ip_network("2001:db8::/32"),
+)
+
+
 def is_public(ip: str) -> bool:
+    """Globally routable, or a documentation address standing in for one.
+
+    ``is_global`` alone says no to the documentation ranges, so a capture
+    that uses them for the Internet side (as the RFCs ask) would never alert.
+    """
     try:
-        return ipaddress.ip_address(ip).is_global
+        addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    return addr.is_global or any(addr in net for net in DOCUMENTATION_NETWORKS)
 
 
 class SdpPrivateAddress(CallRule):
