@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from callqual.schemas import CallCategory
-from callqual.simulator.impairments import JitterSpec, LossSpec
+from callqual.simulator.impairments import JitterSpec, LossSpec, timer_a_schedule
 from callqual.simulator.labels import Fault
 from callqual.simulator.sip_messages import SipParty
 
@@ -147,7 +147,8 @@ def call_faults(spec: CallSpec) -> list[Fault]:
             faults.append("heavy_loss")
     if answered and media.no_media:
         faults.append("no_media")
-    if spec.pdd_s >= LONG_PDD_S:
+    # Post-dial delay runs from the first INVITE sent (RFC 6076), so timer A's wait counts too.
+    if spec.pdd_s + timer_a_schedule(spec.invite_retransmissions)[-1] / 1_000_000 >= LONG_PDD_S:
         faults.append("long_post_dial_delay")
     if spec.invite_retransmissions:
         faults.append("sip_retransmissions")

@@ -7,6 +7,7 @@ day, through the same engine.
 
 import random
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,11 @@ def test_rules_fire_on_the_new_faults_and_nothing_else_does(tmp_path: Path) -> N
         assert score.false_positives == 0, score
     fired = Counter(a.rule for a in report.alerts)
     assert set(fired) == NEW_FAULTS, fired
+
+
+def test_post_dial_delay_label_counts_the_invite_retransmissions() -> None:
+    """3 retransmissions wait 3.5 s before the PDD the spec names: 1.9 s more is a long PDD for the caller."""
+    specs = _day()
+    call = specs.calls[0]
+    assert "long_post_dial_delay" not in call_faults(replace(call, pdd_s=1.9, invite_retransmissions=2))
+    assert "long_post_dial_delay" in call_faults(replace(call, pdd_s=1.9, invite_retransmissions=3))
