@@ -93,7 +93,13 @@ class RtpStreamStats(WireModel):
     max_jitter_ms: float
     #: RFC 4733 telephone events seen in the stream (digits/event codes, in order)
     events: list[str] = Field(default_factory=list)
-    #: Fraction of losses that came in bursts (consecutive losses), 0..1, for the E-model BurstR
+    #: Loss by RFC 3550 A.1/A.3 extended sequence numbers (packets never received in the
+    #: sequence range seen), robust where Wireshark's ``lost`` is not: a packet reordered across
+    #: the 16-bit wrap makes Wireshark count a whole extra cycle (65,536 "lost"), and duplicates
+    #: make it negative. ``lost`` stays Wireshark's, for agreement with tshark; quality (MOS, the
+    #: packet_loss rule) uses this one. None when the received map was abandoned (see rtp_stream).
+    lost_rfc3550: int | None = None
+    #: ITU-T G.107 BurstR observed (mean loss burst length over the random-loss expectation; >= 0)
     burst_ratio: float = 1.0
     payload_bytes: int = 0
     #: True when the capture itself dropped packets while the stream was live

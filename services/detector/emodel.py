@@ -228,17 +228,32 @@ def mos_from_r(r: float) -> float:
 DEFAULT_ONE_WAY_DELAY_MS: Final[float] = 60.0
 
 
+def loss_ratio(report: RtpStreamStats) -> float:
+    """The share of a stream's packets the network lost, 0..1.
+
+    From RFC 3550 extended sequence numbers when the stream has them (robust to
+    reordering across the 16-bit wrap and to duplicates), else Wireshark's
+    lost/expected floored at 0 (duplicates make it negative).
+    """
+    if report.lost_rfc3550 is not None:
+        received = report.packets - report.duplicates
+        expected = received + report.lost_rfc3550
+        return report.lost_rfc3550 / expected if expected > 0 else 0.0
+    if report.expected <= 0:
+        return 0.0
+    return min(1.0, max(0, report.lost) / report.expected)
+
+
 def stream_mos(report: RtpStreamStats, one_way_delay_ms: float | None = None) -> tuple[float, float] | None:
     """(R, MOS) of an RTP stream report; ``None`` for streams with nothing to rate.
 
-    Loss is Wireshark's lost/expected, floored at 0 (duplicates make it
-    negative); the delay, unless given (e.g. RTT/2 from RTCP), is
+    Loss is :func:`loss_ratio`; the delay, unless given (e.g. RTT/2 from RTCP), is
     :data:`DEFAULT_ONE_WAY_DELAY_MS` plus the stream's mean jitter (a jitter
     buffer holds about that much more).
     """
     if report.packets <= 0 or report.expected <= 0:
         return None
-    loss = max(0, report.lost) / report.expected
+    loss = loss_ratio(report)
     if one_way_delay_ms is None:
         one_way_delay_ms = DEFAULT_ONE_WAY_DELAY_MS + max(0.0, report.mean_jitter_ms)
     r = r_factor(report.codec, loss, report.burst_ratio, one_way_delay_ms)

@@ -737,6 +737,7 @@ class RtpStream:
             max_jitter_ms=self._jitter_max,
             events=list(self._events),
             burst_ratio=self.burst_ratio(),
+            lost_rfc3550=None if not self._bitmap else self._bitmap.count(0),
             payload_bytes=self._payload_bytes,
             unreliable=self.unreliable,
             final=final,

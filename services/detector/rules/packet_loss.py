@@ -6,13 +6,14 @@ itself, RTCP sees the whole path.
 """
 
 from callqual.detector.call_context import CallContext
+from callqual.detector.emodel import loss_ratio as network_loss_ratio
 from callqual.detector.rules.base import CallRule
 from callqual.detector.rules.media import judged_streams, sdp_messages
 from callqual.schemas import Alert, Severity, StreamRecord
 
 
 def loss_ratio(stream: StreamRecord) -> float:
-    measured = max(0, stream.lost) / stream.expected if stream.expected > 0 else 0.0
+    measured = network_loss_ratio(stream)
     reported = stream.rtcp_fraction_lost if stream.rtcp_fraction_lost is not None else 0.0
     return max(measured, reported)
 
