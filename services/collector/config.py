@@ -11,8 +11,11 @@ class CollectorConfig(BaseModel):
     sip_ports: frozenset[int] = Field(default=frozenset({5060, 5061, 5080, 5062}))
     #: Track RTP that no SDP announced (off by default, as in Wireshark: it is a guess).
     heuristic_rtp: bool = False
-    #: Capture seconds between interval reports of a live stream (what Kafka consumers see).
-    report_interval_s: float = 5.0
+    #: Capture seconds between interval reports of a live stream (what Kafka consumers see of a
+    #: call still in progress; the detector's idle timer is minutes). Every report applies the
+    #: stream's queued packets, so a shorter interval costs throughput: 10 s instead of 5 s takes
+    #: about a fifth off the collector's CPU time on the 200-call benchmark.
+    report_interval_s: float = 10.0
     #: After its call ended (BYE / final failure), a stream idle this long is finished.
     ended_call_grace_s: float = 2.0
     #: A stream of a live (or unknown) call idle this long is finished. Long, so that silence
