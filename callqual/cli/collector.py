@@ -33,6 +33,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--buffer-max-messages", type=int, help="bound of the local queue while Kafka is away")
     p.add_argument("--pace", type=float, help="replay the file at this multiple of real time (0 = max)")
     p.add_argument("--heuristic-rtp", action="store_true", default=None, help="also RTP no SDP announced")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics and /healthz on this port")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     p.set_defaults(func=run)
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     fields = (
         *("pcap", "interface", "bootstrap_servers", "topic_prefix", "partitions"),
-        *("buffer_max_messages", "pace", "heuristic_rtp", "log_level"),
+        *("buffer_max_messages", "pace", "heuristic_rtp", "log_level", "metrics_port"),
     )
     overrides: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     settings = CollectorServiceSettings(**overrides)

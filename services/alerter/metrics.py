@@ -276,19 +276,39 @@ def export_summary(metrics: AlerterMetrics, summary: Summary) -> None:
     go up, so only the growth since the last summary of the same source is
     added. A total that shrank means the source restarted: it counts anew.
     """
+    export_counters(
+        metrics,
+        summary.source,
+        frames=summary.frames,
+        errors=summary.errors,
+        skipped=summary.skipped,
+        dropped=summary.dropped,
+    )
+
+
+def export_counters(
+    metrics: AlerterMetrics,
+    source: str,
+    *,
+    frames: int,
+    errors: Mapping[str, int],
+    skipped: Mapping[str, int],
+    dropped: Mapping[str, int],
+) -> None:
+    """Add a source's running totals (a collector's counters, or a summary's); only growth is added."""
     families: Mapping[str, tuple[Counter, Mapping[str, int]]] = {
-        "errors": (metrics.parse_errors, summary.errors),
-        "skipped": (metrics.skipped, summary.skipped),
-        "dropped": (metrics.dropped, summary.dropped),
+        "errors": (metrics.parse_errors, errors),
+        "skipped": (metrics.skipped, skipped),
+        "dropped": (metrics.dropped, dropped),
     }
     with metrics._summary_lock:
         seen = metrics._summary_seen
-        delta = _growth(seen, (summary.source, "frames", ""), summary.frames)
+        delta = _growth(seen, (source, "frames", ""), frames)
         if delta:
             metrics.packets_captured.inc(delta)
         for family, (counter, values) in families.items():
             for reason, value in values.items():
-                delta = _growth(seen, (summary.source, family, reason), value)
+                delta = _growth(seen, (source, family, reason), value)
                 if delta:
                     counter.labels(reason=_reason(reason)).inc(delta)
 

@@ -40,7 +40,7 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,10 @@ from callqual.collector.config import CollectorConfig
 from callqual.collector.packet import Frame
 from callqual.schemas import AnyEvent, MalformedSipEvent, RtcpEvent, RtpStreamReport, SipMessageEvent
 from callqual.transport.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from callqual.alerter.metrics import AlerterMetrics
+    from callqual.alerter.service import MetricsServer
 
 log = logging.getLogger("callqual.collector.service")
 
@@ -100,6 +104,10 @@ class CollectorServiceSettings(BaseSettings):
     stats_interval_s: float = Field(default=10.0, gt=0)
     heuristic_rtp: bool = False
     log_level: str = "INFO"
+    #: Serve /metrics and /healthz here (Prometheus: packets captured/dropped, parse errors by
+    #: reason, Kafka producer queue and errors); None: no HTTP server
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     def kafka(self) -> KafkaSettings:
         overrides: dict[str, Any] = {
@@ -266,6 +274,43 @@ class CollectorService:
         self.collector = Collector(self._emit, CollectorConfig(heuristic_rtp=settings.heuristic_rtp))
         self._next_marker = float("-inf")
         self._next_stats = 0.0
+        self.metrics: AlerterMetrics | None = None
+        self.metrics_server: MetricsServer | None = None
+        self._kafka_errors_seen = 0
+
+    def start_metrics(self, host: str, port: int) -> int:
+        """Serve /metrics (and /healthz) for this collector; returns the bound port."""
+        from callqual.alerter.metrics import AlerterMetrics
+        from callqual.alerter.service import MetricsServer
+
+        self.metrics = AlerterMetrics()
+        self.metrics_server = MetricsServer(self.metrics, host, port).start()
+        return self.metrics_server.port
+
+    def export_metrics(self) -> None:
+        """Bring the metrics up to the collector's and the producer's running totals."""
+        if self.metrics is None:
+            return
+        from callqual.alerter.metrics import export_counters
+
+        c = self.collector
+        export_counters(
+            self.metrics,
+            f"collector:{self.run_id}",
+            frames=c.frames,
+            errors=c.all_errors(),
+            skipped=c.all_skipped(),
+            dropped=c.all_dropped(),
+        )
+        pub = self.publisher
+        if pub is not None:
+            self.metrics.kafka_queue_depth.labels(service="collector").set(len(pub.producer))
+            errors = pub.stats.failed + pub.stats.dropped
+            if errors > self._kafka_errors_seen:
+                self.metrics.kafka_produce_errors.labels(service="collector").inc(
+                    errors - self._kafka_errors_seen
+                )
+                self._kafka_errors_seen = errors
 
     # -- wiring ----------------------------------------------------------------
 
@@ -363,6 +408,7 @@ class CollectorService:
             if self._next_stats:
                 self._log_stats("collector progress")
             self._next_stats = now + self.settings.stats_interval_s
+        self.export_metrics()
 
     def _log_stats(self, msg: str, level: int = logging.INFO) -> None:
         pub = self.publisher
@@ -390,6 +436,7 @@ class CollectorService:
                 # Purged messages get failed delivery reports: they are counted as lost.
                 pub.producer.purge()
                 pub.producer.flush(0)
+        self.export_metrics()
         stopped = "interrupted" if self._stop.is_set() else "finished"
         lost = pub.stats.lost
         self._log_stats(f"collector {stopped}", logging.WARNING if lost or pub.stats.fatal else logging.INFO)
@@ -461,6 +508,9 @@ def serve(settings: CollectorServiceSettings) -> int:
 
     service = CollectorService(settings)
     install_signal_handlers(service)
+    if settings.metrics_port is not None:
+        port = service.start_metrics(settings.metrics_host, settings.metrics_port)
+        log.info("serving metrics", extra={"host": settings.metrics_host, "port": port})
     try:
         source = open_source(settings)
     except (FileNotFoundError, IsADirectoryError, PermissionError, CaptureFormatError) as exc:
