@@ -31,6 +31,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         metavar="SECONDS",
         help="exit once no event arrived for this long (batch runs, tests)",
     )
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics and /healthz on this port")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     p.set_defaults(func=run)
 
@@ -38,7 +39,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 def run(args: argparse.Namespace) -> int:
     from callqual.detector.service import DetectorServiceSettings, serve
 
-    fields = ("bootstrap_servers", "group_id", "topic_prefix", "partitions", "exit_when_idle_s", "log_level")
+    fields = (
+        *("bootstrap_servers", "group_id", "topic_prefix", "partitions", "exit_when_idle_s"),
+        *("log_level", "metrics_port"),
+    )
     overrides: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     settings = DetectorServiceSettings(**overrides)
     jsonlog.setup("detector", settings.log_level)

@@ -42,7 +42,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +52,10 @@ from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
 from callqual.schemas import AnyEvent, CallRecord, SipMessageEvent, StreamRecord, parse_event
 from callqual.transport.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from callqual.alerter.metrics import AlerterMetrics
+    from callqual.alerter.service import MetricsServer
 
 log = logging.getLogger("callqual.detector.service")
 
@@ -87,6 +91,9 @@ class DetectorServiceSettings(BaseSettings):
     max_pending: int = Field(default=1_000_000, ge=1)
     stats_interval_s: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
+    #: Serve /metrics and /healthz here (consumer lag, active calls, Kafka producer); None: no server
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     def kafka(self) -> KafkaSettings:
         overrides: dict[str, Any] = {"client_id": "callqual-detector", "group_id": self.group_id}
@@ -167,6 +174,38 @@ class DetectorService:
         self._fatal: str | None = None
         self._dirty = False
         self._assigned_once = False
+        self.metrics: AlerterMetrics | None = None
+        self.metrics_server: MetricsServer | None = None
+
+    def start_metrics(self, host: str, port: int) -> int:
+        """Serve /metrics (and /healthz) for this detector; returns the bound port."""
+        from callqual.alerter.metrics import AlerterMetrics
+        from callqual.alerter.service import MetricsServer
+
+        self.metrics = AlerterMetrics()
+        self.metrics_server = MetricsServer(self.metrics, host, port).start()
+        return self.metrics_server.port
+
+    def export_metrics(self) -> None:
+        """Active calls, and how far behind the end of its partitions this member is."""
+        m = self.metrics
+        if m is None:
+            return
+        m.active_calls.set(len(self.detector.assembler))
+        consumer = self._consumer
+        if consumer is None:
+            return
+        behind = 0
+        try:
+            for tp in consumer.assignment():
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+                (pos,) = consumer.position([tp])
+                if high >= 0 and pos.offset >= 0:
+                    behind += max(0, high - pos.offset)
+        except Exception as exc:  # lag is best-effort: a rebalance can pull partitions away mid-way
+            log.debug("consumer lag unavailable", extra={"error": str(exc)})
+            return
+        m.consumer_lag.labels(topic=self.topics.events).set(behind)
 
     def _new_detector(self) -> Detector:
         return Detector(self._on_output, RuleEngine(RuleSettings()))
@@ -397,6 +436,7 @@ class DetectorService:
         last_message = time.monotonic()
         next_checkpoint = last_message + s.checkpoint_interval_s
         next_stats = last_message + s.stats_interval_s
+        next_metrics = last_message
         code = EXIT_OK
         try:
             while not self._stop.is_set():
@@ -421,6 +461,9 @@ class DetectorService:
                     if not self.checkpoint():
                         code = EXIT_UNDELIVERED
                         break
+                if now >= next_metrics:
+                    next_metrics = now + 1.0
+                    self.export_metrics()
                 if now >= next_stats:
                     next_stats = now + s.stats_interval_s
                     log.info("detector progress", extra=dict(self.counters))
@@ -476,4 +519,11 @@ def install_signal_handlers(service: DetectorService) -> None:
 def serve(settings: DetectorServiceSettings) -> int:
     service = DetectorService(settings)
     install_signal_handlers(service)
-    return service.serve()
+    if settings.metrics_port is not None:
+        port = service.start_metrics(settings.metrics_host, settings.metrics_port)
+        log.info("serving metrics", extra={"host": settings.metrics_host, "port": port})
+    try:
+        return service.serve()
+    finally:
+        if service.metrics_server is not None:
+            service.metrics_server.close()

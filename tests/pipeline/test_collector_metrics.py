@@ -39,3 +39,35 @@ def test_collector_metrics_count_frames_parse_errors_and_kafka_queue(
     skipped = service.collector.all_skipped()
     assert _sample(text, "callqual_skipped_total") == sum(skipped.values())
     assert 'callqual_kafka_producer_queue_messages{service="collector"}' in text
+
+
+def test_detector_metrics_report_lag_and_active_calls(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from callqual.detector.service import DetectorService, DetectorServiceSettings
+
+    pcap = tmp_path / "demo.pcap"
+    simulate("demo", pcap, seed=6)
+    prefix = f"d{uuid.uuid4().hex[:8]}."
+    collector = CollectorService(
+        CollectorServiceSettings(pcap=pcap, bootstrap_servers=kafka_bootstrap, topic_prefix=prefix)
+    )
+    collector.connect()
+    with open_capture(pcap) as capture:
+        assert collector.run(capture) == 0
+    detector = DetectorService(
+        DetectorServiceSettings(
+            bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, group_id=f"g{prefix}", exit_when_idle_s=3
+        )
+    )
+    port = detector.start_metrics("127.0.0.1", 0)
+    try:
+        assert detector.serve() == 0
+        detector.export_metrics()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+    finally:
+        assert detector.metrics_server is not None
+        detector.metrics_server.close()
+    assert detector.counters["outputs"] > 0
+    # Caught up with the topic and every call of the capture finished: nothing behind, none open.
+    assert f'callqual_consumer_lag_messages{{topic="{prefix}events"}} 0.0' in text
+    assert "callqual_active_calls 0.0" in text
