@@ -331,3 +331,13 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def start_metrics_server(host: str, port: int) -> tuple[AlerterMetrics, MetricsServer]:
+    """A fresh registry of the project's metrics, served on ``host:port`` (0: any free port).
+
+    What the collector and detector services call for their ``--metrics-port``: the same
+    metric names as the alerter's, so the dashboards need one vocabulary.
+    """
+    metrics = AlerterMetrics()
+    return metrics, MetricsServer(metrics, host, port).start()

@@ -179,11 +179,9 @@ class DetectorService:
 
     def start_metrics(self, host: str, port: int) -> int:
         """Serve /metrics (and /healthz) for this detector; returns the bound port."""
-        from callqual.alerter.metrics import AlerterMetrics
-        from callqual.alerter.service import MetricsServer
+        from callqual.alerter.service import start_metrics_server
 
-        self.metrics = AlerterMetrics()
-        self.metrics_server = MetricsServer(self.metrics, host, port).start()
+        self.metrics, self.metrics_server = start_metrics_server(host, port)
         return self.metrics_server.port
 
     def export_metrics(self) -> None:

@@ -10,11 +10,14 @@ import hashlib
 import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from callqual.detector.call_context import CallContext
 from callqual.detector.rules.settings import RuleSettings
 from callqual.schemas import Alert, EvidenceMessage, Severity, SipMessageEvent
+
+if TYPE_CHECKING:
+    from callqual.detector.rules.windows import SourceTable
 
 #: Rules whose alerts are about an attacker rather than a call's quality.
 SECURITY_RULES: frozenset[str] = frozenset(
@@ -158,6 +161,8 @@ class SourceRule(ABC):
 
     id: ClassVar[str]
     severity: ClassVar[Severity]
+    #: The rule's per-key state (source, account...), bounded and expiring in capture time
+    _table: "SourceTable[Any]"
 
     def __init__(self, settings: RuleSettings) -> None:
         self.settings = settings
@@ -205,13 +210,13 @@ class SourceRule(ABC):
         self.reset()
         return []
 
-    @abstractmethod
-    def reset(self) -> None: ...
+    def reset(self) -> None:
+        self._table.clear()
 
     @property
-    @abstractmethod
-    def evictions(self) -> int: ...
+    def evictions(self) -> int:
+        return self._table.evictions
 
     @property
-    @abstractmethod
-    def table_size(self) -> int: ...
+    def table_size(self) -> int:
+        return len(self._table)

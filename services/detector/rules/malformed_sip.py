@@ -94,14 +94,3 @@ class MalformedSip(SourceRule):
                 source_ip=src_ip,
             )
         ]
-
-    def reset(self) -> None:
-        self._table.clear()
-
-    @property
-    def evictions(self) -> int:
-        return self._table.evictions
-
-    @property
-    def table_size(self) -> int:
-        return len(self._table)

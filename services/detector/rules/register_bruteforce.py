@@ -104,14 +104,3 @@ class RegisterBruteforce(SourceRule):
                 source_ip=attacker,
             )
         ]
-
-    def reset(self) -> None:
-        self._table.clear()
-
-    @property
-    def evictions(self) -> int:
-        return self._table.evictions
-
-    @property
-    def table_size(self) -> int:
-        return len(self._table)

@@ -110,13 +110,5 @@ class SipFlood(SourceRule):
         )
 
     def reset(self) -> None:
-        self._table.clear()
+        super().reset()
         self._total = self._new()
-
-    @property
-    def evictions(self) -> int:
-        return self._table.evictions
-
-    @property
-    def table_size(self) -> int:
-        return len(self._table)

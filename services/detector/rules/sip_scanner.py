@@ -134,14 +134,3 @@ class SipScanner(SourceRule):
             evidence=evidence,
             source_ip=src,
         )
-
-    def reset(self) -> None:
-        self._table.clear()
-
-    @property
-    def evictions(self) -> int:
-        return self._table.evictions
-
-    @property
-    def table_size(self) -> int:
-        return len(self._table)

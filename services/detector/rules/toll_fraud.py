@@ -208,13 +208,6 @@ class TollFraud(SourceRule):
             id_parts=(trigger,),
         )
 
-    def reset(self) -> None:
-        self._table.clear()
-
     @property
     def evictions(self) -> int:
         return self._table.evictions + self.calls_dropped
-
-    @property
-    def table_size(self) -> int:
-        return len(self._table)
