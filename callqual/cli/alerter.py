@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 from pathlib import Path
-from types import FrameType
 
 from callqual.alerter.metrics import AlerterMetrics
 from callqual.alerter.service import MetricsServer, build_service, feed_report, record_topics
 from callqual.alerter.settings import AlerterSettings
+from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.transport import EventSink, EventSource, InProcessBus
 
 log = logging.getLogger("callqual.alerter")
@@ -79,12 +78,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     stop = threading.Event()
 
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop_on_signals(stop.set)
 
     metrics = AlerterMetrics()
     source: EventSource | None = None

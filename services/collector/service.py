@@ -31,7 +31,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import signal
 import threading
 import time
 import uuid
@@ -39,7 +38,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -48,7 +46,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
 from callqual.collector.packet import Frame
+from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.schemas import AnyEvent, MalformedSipEvent, RtcpEvent, RtpStreamReport, SipMessageEvent
+from callqual.transport.kafka import SinkStats
 from callqual.transport.settings import KafkaSettings
 
 if TYPE_CHECKING:
@@ -149,17 +149,11 @@ def event_key(event: AnyEvent) -> str:
 
 
 @dataclass
-class PublishStats:
-    """``emitted = delivered + failed + in flight``; ``dropped`` never entered the queue."""
+class PublishStats(SinkStats):
+    """A Kafka sink's counters, plus the collector's markers and broker-level errors."""
 
-    emitted: int = 0
-    delivered: int = 0
-    failed: int = 0
-    dropped: int = 0
     markers: int = 0
     broker_errors: int = 0
-    last_error: str | None = None
-    fatal: bool = False
 
     @property
     def lost(self) -> int:
@@ -488,24 +482,14 @@ class LiveCaptureUnavailableError(RuntimeError):
     pass
 
 
-def install_signal_handlers(service: CollectorService) -> None:
-    """SIGTERM/SIGINT end the capture loop; the run still finishes the collector and flushes."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal received, stopping", extra={"signal": signal.Signals(signum).name})
-        service.stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 def serve(settings: CollectorServiceSettings) -> int:
     """The whole ``callqual collector`` run: connect, capture, finish, flush; the exit code."""
     from callqual.collector.errors import CaptureFormatError
     from callqual.transport.base import TransportError
 
     service = CollectorService(settings)
-    install_signal_handlers(service)
+    # The capture loop ends; the run still finishes the collector and flushes.
+    stop_on_signals(service.stop)
     if settings.metrics_port is not None:
         port = service.start_metrics(settings.metrics_host, settings.metrics_port)
         log.info("serving metrics", extra={"host": settings.metrics_host, "port": port})

@@ -36,12 +36,10 @@ process once nothing has arrived for that long.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -50,6 +48,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from callqual.detector.detector import Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
+from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.schemas import AnyEvent, CallRecord, SipMessageEvent, StreamRecord, parse_event
 from callqual.transport.settings import KafkaSettings
 
@@ -505,18 +504,9 @@ class DeadLetter(BaseModel):
     value: str
 
 
-def install_signal_handlers(service: DetectorService) -> None:
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal received, stopping", extra={"signal": signal.Signals(signum).name})
-        service.stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 def serve(settings: DetectorServiceSettings) -> int:
     service = DetectorService(settings)
-    install_signal_handlers(service)
+    stop_on_signals(service.stop)
     if settings.metrics_port is not None:
         port = service.start_metrics(settings.metrics_host, settings.metrics_port)
         log.info("serving metrics", extra={"host": settings.metrics_host, "port": port})
