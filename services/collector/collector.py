@@ -21,7 +21,6 @@ from typing import ClassVar
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from callqual.collector.capture.pcap_file import RecordBatch
 from callqual.collector.config import CollectorConfig
 from callqual.collector.decode.fast_path import (
     ETH_IPV4_UDP_HEAD,
@@ -47,7 +46,7 @@ from callqual.collector.media.rtp_stream import (
     RtpStream,
 )
 from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
-from callqual.collector.packet import Frame, Payload
+from callqual.collector.packet import Frame, Payload, RecordBatch
 from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
 from callqual.collector.sip.sdp import parse_sdp, sdp_body
 from callqual.schemas import AnyEvent, MalformedSipEvent, SdpMedia, SipMessageEvent

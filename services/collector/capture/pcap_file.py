@@ -26,15 +26,13 @@ import os
 import struct
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
 
 import numpy as np
-import numpy.typing as npt
 
 from callqual.collector.errors import CaptureFormatError
-from callqual.collector.packet import Frame
+from callqual.collector.packet import Frame, RecordBatch
 
 __all__ = ["CaptureFile", "RecordBatch", "open_capture"]
 
@@ -70,43 +68,6 @@ _SHB_TYPE = 0x0A0D0D0A
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _OPT_IF_TSRESOL = 9
 _OPT_IF_TSOFFSET = 14
-
-
-@dataclass(slots=True, frozen=True)
-class RecordBatch:
-    """Consecutive records of a classic pcap file, cut from one read chunk, as numpy columns.
-
-    The bulk alternative to iterating :class:`Frame` values: a consumer that
-    can work on whole arrays (``Collector.run``) reads the fields it needs
-    for every record at once with numpy fancy indexing on ``buf`` and builds
-    a Frame (:meth:`frame`) only for the records it cannot handle in bulk.
-    Record ``i`` is frame number ``first_number + i``; its captured bytes
-    are ``buf[start[i]:start[i] + caplen[i]]``. A batch holds one chunk of
-    the file (about 2 MiB), so memory stays bounded as long as the consumer
-    drops each batch before taking the next.
-    """
-
-    buf: bytes
-    linktype: int
-    first_number: int
-    start: npt.NDArray[np.int64]
-    caplen: npt.NDArray[np.int64]
-    orig_len: npt.NDArray[np.int64]
-    ts: npt.NDArray[np.float64]
-
-    def __len__(self) -> int:
-        return len(self.start)
-
-    def frame(self, i: int) -> Frame:
-        """Record ``i`` as the Frame the iterator would have yielded for it."""
-        s = int(self.start[i])
-        return Frame(
-            self.first_number + i,
-            float(self.ts[i]),
-            self.linktype,
-            self.buf[s : s + int(self.caplen[i])],
-            int(self.orig_len[i]),
-        )
 
 
 class CaptureFile:

@@ -1,0 +1,39 @@
+"""The pure modules import no adapter: no Kafka, HTTP, Prometheus, libpcap or file reader."""
+
+import subprocess
+import sys
+
+PURE = [
+    "callqual.collector.collector",
+    "callqual.collector.decode.frame_decoder",
+    "callqual.collector.sip.message",
+    "callqual.collector.sip.sdp",
+    "callqual.collector.media.rtp_stream",
+    "callqual.collector.media.rtcp",
+    "callqual.detector.detector",
+    "callqual.detector.rule_engine",
+    "callqual.detector.features",
+    "callqual.detector.emodel",
+]
+ADAPTERS = [
+    "confluent_kafka",
+    "httpx",
+    "prometheus_client",
+    "pcapy",
+    "callqual.collector.capture.pcap_file",
+    "callqual.collector.capture.live",
+    "callqual.transport.kafka",
+]
+
+_CHECK = f"""
+import importlib, sys
+for name in {PURE!r}:
+    importlib.import_module(name)
+loaded = sorted(a for a in {ADAPTERS!r} if a in sys.modules)
+print(",".join(loaded))
+"""
+
+
+def test_pure_modules_import_no_adapter() -> None:
+    proc = subprocess.run([sys.executable, "-c", _CHECK], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "", f"pure modules pulled in: {proc.stdout.strip()}"
