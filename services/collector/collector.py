@@ -149,6 +149,8 @@ class Collector:
         self._flows: dict[tuple[str, int, str, int], _MediaFlow] = {}
         self._fast: dict[bytes, _MediaFlow] = {}
         self._fast_generation = -1
+        #: Bumped whenever entries leave the fast table: look-ups made before may be stale.
+        self._fast_removed = 0
         self._n_streams = 0
         self._ended: OrderedDict[str, float] = OrderedDict()
         #: MGCP transaction id -> call id, so a response's SDP is tied to its command's call
@@ -168,8 +170,7 @@ class Collector:
         if ts >= self._next_tick:
             self._tick(ts)
         if self.media.generation != self._fast_generation:
-            self._fast.clear()
-            self._fast_generation = self.media.generation
+            self._sync_fast()
         data = frame.data
         fast = udp_flow_key(frame.linktype, data)
         if fast is not None:
@@ -256,11 +257,30 @@ class Collector:
         self.frames += frames_seen
         self.bytes += size
 
-    def _stamp(self) -> tuple[int, int, int, int, int, int]:
-        """Changes whenever a flow or stream is made or dropped, or the fast table is cleared or grown."""
+    def _sync_fast(self) -> None:
+        """Forget the fast-path entries of flows whose endpoints a new SDP (or an eviction) re-bound.
+
+        Only those: a flow's binding comes from its own two endpoints
+        (MediaRegistry.lookup), so every other flow still resolves as
+        before. Clearing the whole table on each SDP would send the next
+        packet of every flow of every call down the slow path.
+        """
+        self._fast_generation = self.media.generation
+        changed = self.media.take_changes()
+        stale = [
+            key
+            for key, flow in self._fast.items()
+            if (flow.dst_ip, flow.dst_port) in changed or (flow.src_ip, flow.src_port) in changed
+        ]
+        for key in stale:
+            del self._fast[key]
+        if stale:
+            self._fast_removed += 1
+
+    def _stamp(self) -> tuple[int, int, int, int, int]:
+        """Changes whenever a flow or stream is made or dropped, or the fast table loses or gains entries."""
         return (
-            self.media.generation,
-            self._fast_generation,
+            self._fast_removed,
             _MediaFlow.created,
             len(self._flows),
             len(self._fast),
@@ -373,13 +393,15 @@ class Collector:
                 waiting = []
             before = self._stamp()
             feed(frame)
+            if self.media.generation != self._fast_generation:
+                self._sync_fast()
             fed += 1
             fed_bytes += frame.orig_len
             cur = hi + 1
             after = self._stamp()
             if after != before:
-                made = after[2] - before[2]
-                if after[:2] == before[:2] and after[3] - before[3] == made and after[5] >= before[5]:
+                made = after[1] - before[1]
+                if after[0] == before[0] and after[2] - before[2] == made and after[4] >= before[4]:
                     self._resolve(keys, by_key.get(key[0], ()) if key else (), streams, flows, usable)
                 else:
                     self._hand_over(batch, heads, group, waiting, (streams, flows))
@@ -448,6 +470,7 @@ class Collector:
                 self._emit(stream.report(self._call_of(flow), final=True))
         self._flows.clear()
         self._fast.clear()
+        self._fast_removed += 1
         self._n_streams = 0
 
     # -- classification ------------------------------------------------------
@@ -571,8 +594,11 @@ class Collector:
 
     def _forget_fast(self, flow: _MediaFlow) -> None:
         """Drop a flow's fast-path entries in place (``run`` holds a reference to the dict)."""
-        for key in [k for k, v in self._fast.items() if v is flow]:
+        stale = [k for k, v in self._fast.items() if v is flow]
+        for key in stale:
             del self._fast[key]
+        if stale:
+            self._fast_removed += 1
 
     def _close_flow(self, key: tuple[str, int, str, int], flow: _MediaFlow) -> None:
         for stream in flow.streams.values():

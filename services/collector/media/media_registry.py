@@ -29,6 +29,9 @@ class MediaRegistry:
         self.dropped: Counter[str] = Counter()
         #: Bumped on every change, so a cache keyed on bindings knows it is stale.
         self.generation = 0
+        #: Endpoints whose binding changed (set, replaced or evicted) since take_changes():
+        #: a cache drops only what involves them, not everything, on each new SDP.
+        self._changed: set[tuple[str, int]] = set()
 
     def __len__(self) -> int:
         return len(self._bindings)
@@ -48,9 +51,16 @@ class MediaRegistry:
         self._bindings[endpoint] = binding
         self._bindings.move_to_end(endpoint)
         self.generation += 1
+        self._changed.add(endpoint)
         if len(self._bindings) > self._max:
-            self._bindings.popitem(last=False)
+            evicted, _ = self._bindings.popitem(last=False)
+            self._changed.add(evicted)
             self.dropped["media.binding_evicted"] += 1
+
+    def take_changes(self) -> set[tuple[str, int]]:
+        """The endpoints whose binding changed since the last call (at most two per binding learnt)."""
+        changed, self._changed = self._changed, set()
+        return changed
 
     def lookup(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> MediaBinding | None:
         """The binding for a datagram: its destination first (the SDP says where to send), then source."""
