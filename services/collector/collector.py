@@ -120,16 +120,98 @@ def _distinct(keys: np.ndarray) -> tuple[bytes, np.ndarray]:
     return uniq.tobytes(), inverse.ravel()
 
 
-def _waits(group: np.ndarray, ranges: list[tuple[int, int]], groups: list[int] | None) -> bool:
-    """Whether any row in ``ranges`` belongs to one of ``groups``."""
-    if not groups:
-        return False
-    for lo, hi in ranges:
-        part = group[lo:hi]
-        for g in groups:
-            if (part == g).any():
-                return True
-    return False
+#: Staged fast-path packets (see Collector._run_batch) before they are handed over regardless:
+#: bounds the memory a capture second of a very busy link can hold (48 bytes a packet).
+_STAGE_LIMIT = 1 << 18
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """One RecordBatch being fed: its decoded heads, each row's group and each group's look-up."""
+
+    batch: RecordBatch
+    heads: np.ndarray
+    group: np.ndarray
+    #: 16 bytes per group: udp_flow_key() bytes, then the SSRC
+    keys: bytes
+    streams: list[RtpStream | None]
+    flows: list[_MediaFlow | None]
+    #: fast rows [lo, hi) not yet staged
+    waiting: list[tuple[int, int]] = field(default_factory=list)
+
+
+class _Staged:
+    """Fast-path packets read from chunks, already tied to their streams, not yet given to them.
+
+    Handing packets over costs a call per stream, so it is done once per
+    capture second (or when order demands it), not at every chunk: the
+    packets wait here as columns with a slot number naming their stream.
+    """
+
+    __slots__ = ("_ints", "_slot_of", "_slots", "_times", "flows", "keys", "rows", "streams")
+
+    def __init__(self) -> None:
+        self.streams: list[RtpStream] = []
+        self.flows: list[_MediaFlow] = []
+        #: flow keys (udp_flow_key() bytes) with staged packets
+        self.keys: set[bytes] = set()
+        self.rows = 0
+        self._slot_of: dict[int, int] = {}
+        self._slots: list[np.ndarray] = []
+        self._times: list[np.ndarray] = []
+        self._ints: list[np.ndarray] = []
+
+    def stage(self, chunk: _Chunk) -> None:
+        """Decode the chunk's waiting rows into columns and keep them, with their streams."""
+        ranges = chunk.waiting
+        if not ranges:
+            return
+        chunk.waiting = []
+        if len(ranges) == 1:
+            rows = np.arange(*ranges[0])
+        else:
+            rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
+        groups = chunk.group[rows]
+        present = np.unique(groups).tolist()
+        lut = np.zeros(present[-1] + 1, dtype=np.int64)
+        for g in present:
+            stream, flow = chunk.streams[g], chunk.flows[g]
+            assert stream is not None and flow is not None
+            slot = self._slot_of.get(id(stream))
+            if slot is None:
+                slot = self._slot_of[id(stream)] = len(self.streams)
+                self.streams.append(stream)
+                self.flows.append(flow)
+            lut[g] = slot
+            self.keys.add(chunk.keys[16 * g : 16 * g + 12])
+        # Bytes 43..54: the RTP header from its second byte, then the first payload byte.
+        h = chunk.heads[rows, 43:55]
+        ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
+        ints[:, COL_SEQ] = np.ascontiguousarray(h[:, 1:3]).view(">u2")[:, 0]
+        ints[:, COL_RTP_TS] = np.ascontiguousarray(h[:, 3:7]).view(">u4")[:, 0]
+        ints[:, COL_B1] = h[:, 0]
+        ints[:, COL_PAYLOAD_LEN] = chunk.batch.caplen[rows] - (ETH_IPV4_UDP_PAYLOAD + 12)
+        ints[:, COL_FIRST_BYTE] = h[:, 11]
+        self._slots.append(lut[groups])
+        self._times.append(chunk.batch.ts[rows])
+        self._ints.append(ints)
+        self.rows += len(rows)
+
+    def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every staged packet in arrival order: slot, capture time and the add_columns matrix."""
+        if len(self._slots) == 1:
+            return self._slots[0], self._times[0], self._ints[0]
+        return np.concatenate(self._slots), np.concatenate(self._times), np.concatenate(self._ints)
+
+    def clear(self) -> None:
+        self.streams = []
+        self.flows = []
+        self.keys = set()
+        self.rows = 0
+        self._slot_of = {}
+        self._slots = []
+        self._times = []
+        self._ints = []
 
 
 class Collector:
@@ -151,6 +233,7 @@ class Collector:
         self._fast_generation = -1
         #: Bumped whenever entries leave the fast table: look-ups made before may be stale.
         self._fast_removed = 0
+        self._staged = _Staged()
         self._n_streams = 0
         self._ended: OrderedDict[str, float] = OrderedDict()
         #: MGCP transaction id -> call id, so a response's SDP is tied to its command's call
@@ -204,8 +287,11 @@ class Collector:
         bulk = getattr(frames, "record_batches", None)
         batches: Iterator[RecordBatch] | None = bulk() if callable(bulk) else None
         if batches is not None:
-            for batch in batches:
-                self._run_batch(batch)
+            try:
+                for batch in batches:
+                    self._run_batch(batch)
+            finally:
+                self._hand_over()
             return
         fast = self._fast
         feed = self.feed
@@ -319,32 +405,35 @@ class Collector:
         interpreter time on each RTP packet. Here the fast-path test, the
         stream key and the RTP header fields are read for the whole chunk
         with numpy, streams are looked up once per distinct (flow, SSRC) of
-        the chunk, and each stream receives its packets as columns
-        (RtpStream.add_columns) that it applies vectorised. Frames the fast
-        path cannot take (signalling, RTCP, new flows, other
-        encapsulations, the first frame of each capture second, which runs
-        the timers) go through :meth:`feed` one by one, in order.
+        the chunk, and fast packets are staged (:class:`_Staged`) and handed
+        to their streams as columns (RtpStream.add_columns), one call per
+        stream per capture second rather than per packet. Frames the fast
+        path cannot take (signalling, RTCP, new flows, other encapsulations,
+        the first frame of each capture second, which runs the timers) go
+        through :meth:`feed` one by one, in order.
 
         Order is kept where it is observable. A fed frame can read or change
         only the streams of its own flow (the UDP 4-tuple udp_flow_key()
         names), except the first frame of a capture second (the timers
         report and close streams) and a frame udp_flow_key() cannot name
-        (tunnels, fragments, IPv6): so the waiting fast packets are handed
-        to their streams before such a frame, or before a frame of a flow
-        that has packets waiting. Look-ups are redone when a fed frame
-        changed the flow or stream tables (:meth:`_stamp`): all of them
-        (after handing over, with the old look-ups) after a removal or a new
-        SDP, which replaces no stream object the waiting packets go to; else
-        only those of the fed frame's own flow key, since adding a flow or a
-        stream cannot invalidate a look-up that succeeded, and a look-up
-        left failed only sends packets down the (exact) slow path.
-        Memory: one chunk's columns at a time.
+        (tunnels, fragments, IPv6): so the staged packets are handed to
+        their streams before such a frame, or before a frame of a flow that
+        has packets staged. Staged packets carry the stream they were looked
+        up for, so later look-ups cannot redirect them. Look-ups are redone
+        when a fed frame changed the flow or stream tables (:meth:`_stamp`):
+        all of them (after handing over) after a removal, else only those of
+        the fed frame's own flow key, since adding a flow or a stream cannot
+        invalidate a look-up that succeeded, and a look-up left failed only
+        sends packets down the (exact) slow path. Memory: one chunk's columns
+        plus at most _STAGE_LIMIT staged packets.
         """
         n = len(batch)
         if not n:
             return
         feed = self.feed
+        staged = self._staged
         if batch.linktype != 1:
+            self._hand_over()
             for i in range(n):
                 feed(batch.frame(i))
             return
@@ -358,11 +447,10 @@ class Collector:
         by_key: dict[bytes, list[int]] = {}
         for g in range(n_groups):
             by_key.setdefault(keys[16 * g : 16 * g + 12], []).append(g)
-        streams: list[RtpStream | None] = [None] * n_groups
-        flows: list[_MediaFlow | None] = [None] * n_groups
+        chunk = _Chunk(batch, heads, group, keys, [None] * n_groups, [None] * n_groups)
         usable = np.zeros(n_groups + 1, dtype=bool)
-        self._resolve(keys, range(n_groups), streams, flows, usable)
-        waiting: list[tuple[int, int]] = []  # fast rows [lo, hi) not yet handed to their streams
+        self._resolve(keys, range(n_groups), chunk.streams, chunk.flows, usable)
+        has_waiting = np.zeros(n_groups + 1, dtype=bool)
         fed = 0
         fed_bytes = 0
         cur = 0
@@ -380,17 +468,22 @@ class Collector:
                 hi = min(n, hi + width)
                 width *= 4
             if hi > cur:
-                waiting.append((cur, hi))
+                chunk.waiting.append((cur, hi))
+                has_waiting[group[cur:hi]] = True
                 self.last_ts = float(ts[hi - 1])
             if hi == n:
                 break
             frame = batch.frame(hi)
             key = udp_flow_key(frame.linktype, frame.data)
-            if waiting and (
-                frame.ts >= self._next_tick or key is None or _waits(group, waiting, by_key.get(key[0]))
+            if (chunk.waiting or staged.rows) and (
+                frame.ts >= self._next_tick
+                or key is None
+                or key[0] in staged.keys
+                or any(has_waiting[g] for g in by_key.get(key[0], ()))
             ):
-                self._hand_over(batch, heads, group, waiting, (streams, flows))
-                waiting = []
+                staged.stage(chunk)
+                has_waiting[:] = False
+                self._hand_over()
             before = self._stamp()
             feed(frame)
             if self.media.generation != self._fast_generation:
@@ -402,12 +495,15 @@ class Collector:
             if after != before:
                 made = after[1] - before[1]
                 if after[0] == before[0] and after[2] - before[2] == made and after[4] >= before[4]:
-                    self._resolve(keys, by_key.get(key[0], ()) if key else (), streams, flows, usable)
+                    self._resolve(
+                        keys, by_key.get(key[0], ()) if key else (), chunk.streams, chunk.flows, usable
+                    )
                 else:
-                    self._hand_over(batch, heads, group, waiting, (streams, flows))
-                    waiting = []
-                    streams[:] = [None] * n_groups
-                    flows[:] = [None] * n_groups
+                    staged.stage(chunk)
+                    has_waiting[:] = False
+                    self._hand_over()
+                    chunk.streams[:] = [None] * n_groups
+                    chunk.flows[:] = [None] * n_groups
                     usable[:] = False
                     if self.media.generation == self._fast_generation:
                         # Only groups whose flow key is in the fast table can resolve.
@@ -415,53 +511,39 @@ class Collector:
                             candidates = [g for k in self._fast for g in by_key.get(k, ())]
                         else:
                             candidates = list(range(n_groups))
-                        self._resolve(keys, candidates, streams, flows, usable)
-        self._hand_over(batch, heads, group, waiting, (streams, flows))
+                        self._resolve(keys, candidates, chunk.streams, chunk.flows, usable)
+        staged.stage(chunk)
+        if staged.rows >= _STAGE_LIMIT:
+            self._hand_over()
         self.frames += n - fed
         self.bytes += int(batch.orig_len.sum()) - fed_bytes
 
-    @staticmethod
-    def _hand_over(
-        batch: RecordBatch,
-        heads: np.ndarray,
-        group: np.ndarray,
-        ranges: list[tuple[int, int]],
-        lookups: tuple[list[RtpStream | None], list[_MediaFlow | None]],
-    ) -> None:
-        """Give the fast rows in ``ranges`` to their streams as columns, and their flows the last arrival."""
-        streams, flows = lookups
-        if not ranges:
+    def _hand_over(self) -> None:
+        """Give every staged packet to its stream as columns, and each flow its last arrival."""
+        staged = self._staged
+        if not staged.rows:
             return
-        if len(ranges) == 1:
-            rows = np.arange(*ranges[0])
-        else:
-            rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
-        order = np.argsort(group[rows], kind="stable")
-        rows = rows[order]
-        groups = group[rows]
-        # Bytes 43..54: the RTP header from its second byte, then the first payload byte.
-        h = heads[rows, 43:55]
-        ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
-        ints[:, COL_SEQ] = np.ascontiguousarray(h[:, 1:3]).view(">u2")[:, 0]
-        ints[:, COL_RTP_TS] = np.ascontiguousarray(h[:, 3:7]).view(">u4")[:, 0]
-        ints[:, COL_B1] = h[:, 0]
-        ints[:, COL_PAYLOAD_LEN] = batch.caplen[rows] - (ETH_IPV4_UDP_PAYLOAD + 12)
-        ints[:, COL_FIRST_BYTE] = h[:, 11]
-        times = batch.ts[rows]
-        cuts = [0, *(np.flatnonzero(np.diff(groups)) + 1).tolist(), len(rows)]
+        slots, times, ints = staged.take()
+        order = np.argsort(slots, kind="stable")
+        slots = slots[order]
+        times = times[order]
+        ints = ints[order]
+        cuts = [0, *(np.flatnonzero(np.diff(slots)) + 1).tolist(), len(slots)]
         last: dict[int, tuple[int, float, _MediaFlow]] = {}
+        streams, flows = staged.streams, staged.flows
+        # Views, not copies: a stream holds its columns until its next report (seconds), so at
+        # most those seconds' hand-over arrays stay alive.
         for lo, hi in pairwise(cuts):
-            g = int(groups[lo])
-            stream = streams[g]
-            flow = flows[g]
-            assert stream is not None and flow is not None
-            stream.add_columns(times[lo:hi].copy(), ints[lo:hi].copy())
-            row = int(rows[hi - 1])
+            slot = int(slots[lo])
+            streams[slot].add_columns(times[lo:hi], ints[lo:hi])
+            flow = flows[slot]
+            row = int(order[hi - 1])
             seen = last.get(id(flow))
             if seen is None or seen[0] < row:
                 last[id(flow)] = (row, float(times[hi - 1]), flow)
         for _, when, flow in last.values():
             flow.last_ts = when
+        staged.clear()
 
     def finish(self) -> None:
         """End of input: every stream gets its final report."""
