@@ -45,7 +45,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
-from callqual.collector.packet import Frame
+from callqual.collector.packet import Frame, RecordBatch
 from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.schemas import AnyEvent, MalformedSipEvent, RtcpEvent, RtpStreamReport, SipMessageEvent
 from callqual.transport.kafka import SinkStats
@@ -386,6 +386,20 @@ class CollectorService:
                 self._housekeeping()
         self._housekeeping()
 
+    def _batches(self, batches: Iterator[RecordBatch]) -> Iterator[RecordBatch]:
+        """:meth:`_frames` for a source read in RecordBatches: the stop check and housekeeping per batch."""
+        stop = self._stop
+        first = True
+        for batch in batches:
+            if stop.is_set():
+                return
+            if first and len(batch):
+                first = False
+                log.info("first frame", extra={"capture_ts": float(batch.ts[0]), "frame": batch.first_number})
+            yield batch
+            self._housekeeping()
+        self._housekeeping()
+
     def _housekeeping(self) -> None:
         pub = self.publisher
         assert pub is not None
@@ -418,7 +432,7 @@ class CollectorService:
         pub = self.publisher
         assert pub is not None
         try:
-            self.collector.run(self._frames(frames))
+            self.collector.run(_ServiceInput(self, frames))
         finally:
             # Even when interrupted: final stream reports, the end marker, then drain.
             self.collector.finish()
@@ -476,6 +490,34 @@ def frames_of(source: Any, service: CollectorService) -> Iterable[Frame]:
 
     live_frames: Iterable[Frame] = frames(on_loss=on_loss)
     return live_frames
+
+
+class _ServiceInput:
+    """The capture as the service hands it to the collector: stoppable, with housekeeping.
+
+    Iterated, it gives the frames one by one (:meth:`CollectorService._frames`:
+    paced if asked). When the source offers ``record_batches()`` (a classic
+    pcap file, a live capture) and no pacing is asked, ``Collector.run``
+    takes its numpy chunk path through :meth:`record_batches` instead, with
+    the same stop check and housekeeping per batch. Pacing stays per frame:
+    it replays a file at capture speed, where throughput does not matter.
+    """
+
+    __slots__ = ("_service", "_source")
+
+    def __init__(self, service: CollectorService, source: Iterable[Frame]) -> None:
+        self._service = service
+        self._source = source
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._service._frames(self._source)
+
+    def record_batches(self) -> Iterator[RecordBatch] | None:
+        if self._service.settings.pace:
+            return None
+        bulk = getattr(self._source, "record_batches", None)
+        batches: Iterator[RecordBatch] | None = bulk() if callable(bulk) else None
+        return None if batches is None else self._service._batches(batches)
 
 
 class LiveCaptureUnavailableError(RuntimeError):

@@ -1,0 +1,183 @@
+"""The collector service feeds its capture to the core in RecordBatches, stoppable, with housekeeping.
+
+``CollectorService.run`` wraps the source for stop checks, pacing and periodic
+housekeeping (watermarks, metrics). The wrapper must not hide the source's
+``record_batches()``: without pacing a classic pcap file (and a live capture)
+takes the collector's numpy chunk path, and must publish exactly the events the
+per-frame path publishes. The producer here is a stand-in that records what
+would go to Kafka (the Kafka round trip is tests/pipeline/test_kafka_pipeline.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callqual.collector.capture.pcap_file import CaptureFile, open_capture
+from callqual.collector.collector import Collector
+from callqual.collector.packet import Frame, RecordBatch
+from callqual.collector.service import (
+    EXIT_OK,
+    H_MARKER,
+    CollectorService,
+    CollectorServiceSettings,
+    EventPublisher,
+)
+from callqual.schemas import AnyEvent
+from callqual.simulator import simulate
+
+
+class RecordingProducer:
+    """What a confluent_kafka Producer is asked to do, recorded; every message is delivered."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+
+    def produce(
+        self,
+        topic: str,
+        *,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        on_delivery: Callable[[Any, Any], None] | None = None,
+    ) -> None:
+        self.messages.append((key, value, dict(headers or [])))
+        if on_delivery is not None:
+            on_delivery(None, None)
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float | None = None) -> int:
+        return 0
+
+    def purge(self) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return 0
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(v) for _, v, h in self.messages if H_MARKER not in h]
+
+    def markers(self) -> list[str]:
+        return [h[H_MARKER].decode() for _, _, h in self.messages if H_MARKER in h]
+
+
+def _service(pcap: Path, **settings: Any) -> tuple[CollectorService, RecordingProducer, list[int]]:
+    """A service publishing to a recording producer, and the sizes of the batches its core ran."""
+    producer = RecordingProducer()
+    service = CollectorService(CollectorServiceSettings(pcap=pcap, **settings), producer=producer)
+    service.publisher = EventPublisher(producer, "events", 3, service.run_id)
+    sizes: list[int] = []
+    run_batch = service.collector._run_batch
+
+    def counting(batch: RecordBatch) -> None:
+        sizes.append(len(batch))
+        run_batch(batch)
+
+    service.collector._run_batch = counting  # type: ignore[method-assign]
+    return service, producer, sizes
+
+
+def _per_frame_events(pcap: Path) -> tuple[list[dict[str, Any]], int]:
+    out: list[AnyEvent] = []
+    collector = Collector(out.append)
+    with open_capture(pcap) as capture:
+        frames: Iterator[Frame] = iter(capture)  # no record_batches(): the per-frame loop
+        collector.run(frames)
+    collector.finish()
+    return [json.loads(e.model_dump_json()) for e in out], collector.frames
+
+
+def _same(a: object, b: object, where: str = "") -> None:
+    """Equal, floats to rounding (the chunk path's vectorised statistics sum in another order)."""
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), where
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.fixture(scope="module")
+def load_pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pcap = tmp_path_factory.mktemp("service") / "load.pcap"
+    simulate("load", pcap, calls=20, duration=40)  # ~80,000 frames, 18 MB: several read chunks
+    return pcap
+
+
+def _chunks(pcap: Path) -> list[int]:
+    """The sizes of the RecordBatches the file reader cuts ``pcap`` into."""
+    with open_capture(pcap) as capture:
+        batches = capture.record_batches()
+        assert batches is not None
+        return [len(b) for b in batches]
+
+
+def test_file_takes_the_chunk_path_and_publishes_what_the_frame_path_emits(load_pcap: Path) -> None:
+    service, producer, sizes = _service(load_pcap)
+    with open_capture(load_pcap) as capture:
+        assert service.run(capture) == EXIT_OK
+    expected, frames = _per_frame_events(load_pcap)
+    assert sizes == _chunks(load_pcap), "the service hid the file's record_batches()"
+    assert len(sizes) >= 2
+    assert sum(sizes) == frames == service.collector.frames
+    _same(producer.events(), expected)
+    markers = producer.markers()
+    assert markers[-3:] == ["end"] * 3  # one end marker per partition, last
+    # Housekeeping after every batch: each spans seconds of capture, so each gives a watermark.
+    assert markers.count("watermark") >= 3 * len(sizes)
+
+
+def test_paced_replay_stays_per_frame(load_pcap: Path) -> None:
+    service, producer, sizes = _service(load_pcap, pace=1e9)  # paced, but too fast to wait
+    with open_capture(load_pcap) as capture:
+        assert service.run(capture) == EXIT_OK
+    expected, frames = _per_frame_events(load_pcap)
+    assert sizes == []
+    assert service.collector.frames == frames
+    _same(producer.events(), expected)
+
+
+class _StopsAfter:
+    """A capture file that stops the service after handing out ``n`` batches."""
+
+    def __init__(self, capture: CaptureFile, service: CollectorService, n: int) -> None:
+        self.capture, self.service, self.n = capture, service, n
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(self.capture)
+
+    def record_batches(self) -> Iterator[RecordBatch]:
+        batches = self.capture.record_batches()
+        assert batches is not None
+        for i, batch in enumerate(batches, 1):
+            yield batch
+            if i == self.n:
+                self.service.stop()
+
+
+def test_stop_ends_the_batch_run_cleanly(load_pcap: Path) -> None:
+    service, producer, sizes = _service(load_pcap)
+    with open_capture(load_pcap) as capture:
+        assert service.run(_StopsAfter(capture, service, 2)) == EXIT_OK
+    frames = sum(_chunks(load_pcap))
+    assert sizes == _chunks(load_pcap)[:2]
+    assert service.collector.frames == sum(sizes) < frames
+    finals = [e for e in producer.events() if e["kind"] == "rtp_stream" and e["final"]]
+    assert finals, "a stopped run still gives every stream its final report"
+    assert producer.markers()[-3:] == ["end"] * 3
