@@ -2,7 +2,9 @@
 
 The capture's losses reach the collector in order with the frames, so the
 streams that were live while the sniffer (not the network) dropped packets
-end up ``unreliable`` and the drops appear in ``summary.dropped``.
+end up ``unreliable`` and the drops appear in ``summary.dropped``. The
+collector reads the capture in RecordBatches (``LiveFrames.record_batches``),
+its numpy chunk path, as it reads a pcap file.
 """
 
 import signal

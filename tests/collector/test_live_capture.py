@@ -5,7 +5,9 @@ network namespace this test creates (loopback when namespaces are not
 available), our source captures the interface live while tcpdump writes the
 same traffic to a pcap, and the live result must equal ``analyze_file`` on
 tcpdump's file. Capture loss is forced with a tiny kernel ring and queue and
-a tcpreplay burst.
+a tcpreplay burst. The pipeline reads the capture in RecordBatches (the
+collector's numpy chunk path); the batches must hold exactly the frames the
+per-frame view gives, with the losses between them in the same places.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -24,9 +27,11 @@ from pathlib import Path
 import pcapy
 import pytest
 
-from callqual.collector.capture.live import LiveCapture, LiveCaptureError, default_bpf
+import callqual.collector.capture.live as live_module
+from callqual.collector.capture.live import CaptureLoss, LiveCapture, LiveCaptureError, default_bpf
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
+from callqual.collector.packet import Frame, RecordBatch
 from callqual.pipeline.embedded import analyze_file
 from callqual.pipeline.live import analyze_live
 from callqual.schemas import AnalysisReport, AnyEvent, RtpStreamReport
@@ -212,6 +217,20 @@ class Tcpdump:
         return err
 
 
+@pytest.fixture
+def chunk_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the RecordBatches collectors run from now on (their numpy chunk path)."""
+    sizes: list[int] = []
+    run_batch = Collector._run_batch
+
+    def counting(self: Collector, batch: RecordBatch) -> None:
+        sizes.append(len(batch))
+        run_batch(self, batch)
+
+    monkeypatch.setattr(Collector, "_run_batch", counting)
+    return sizes
+
+
 def _run_live_in_background(capture: LiveCapture) -> tuple[list[AnalysisReport], threading.Thread]:
     result: list[AnalysisReport] = []
     capture.open()
@@ -244,7 +263,9 @@ def _differences(a: object, b: object, path: str = "") -> list[str]:
 
 
 @pytest.mark.slow
-def test_live_capture_of_sipp_calls_equals_analysis_of_tcpdump_file(link: Link, tmp_path: Path) -> None:
+def test_live_capture_of_sipp_calls_equals_analysis_of_tcpdump_file(
+    link: Link, tmp_path: Path, chunk_runs: list[int]
+) -> None:
     assert shutil.which("sipp") and shutil.which("tcpdump"), "run ./scripts/setup (sip-tester, tcpdump)"
     assert SIPP_AUDIO.exists(), "Debian's sip-tester ships g711a.pcap"
     scenario = tmp_path / "uac.xml"
@@ -286,6 +307,7 @@ def test_live_capture_of_sipp_calls_equals_analysis_of_tcpdump_file(link: Link, 
         dump.stop()
     assert result, "the live capture did not finish"
     live_report = result[0]
+    assert sum(chunk_runs) == live_report.summary.frames  # every frame went through the chunk path
     reference = analyze_file(dump.out)
 
     calls = live_report.calls
@@ -302,7 +324,9 @@ def test_live_capture_of_sipp_calls_equals_analysis_of_tcpdump_file(link: Link, 
 
 
 @pytest.mark.slow
-def test_capture_drops_are_counted_and_mark_live_streams_unreliable(link: Link, tmp_path: Path) -> None:
+def test_capture_drops_are_counted_and_mark_live_streams_unreliable(
+    link: Link, tmp_path: Path, chunk_runs: list[int]
+) -> None:
     """A tiny kernel ring and queue under a tcpreplay burst: drops counted, streams marked."""
     assert shutil.which("tcpreplay"), "run ./scripts/setup (tcpreplay)"
     pcap = tmp_path / "load.pcap"
@@ -335,6 +359,7 @@ def test_capture_drops_are_counted_and_mark_live_streams_unreliable(link: Link, 
     assert dropped.get("capture.interface", 0) == stats.ifdropped
     assert dropped.get("capture.queue", 0) == stats.queue_dropped
     assert report.summary.frames == stats.captured - stats.queue_dropped
+    assert sum(chunk_runs) == report.summary.frames  # every frame went through the chunk path
     assert report.summary.frames + lost >= sent  # nothing vanished uncounted
     marked = [s for s in report.streams if s.unreliable]
     assert marked, "streams live during the drops must be marked unreliable"
@@ -382,3 +407,129 @@ def test_cli_live_quick_look_stops_on_sigterm_and_flushes(link: Link, tmp_path: 
         (c.call_id, c.final_status) for c in reference.calls
     )
     assert sorted(s.packets for s in report.streams) == sorted(s.packets for s in reference.streams)
+
+
+class _Recording(LiveCapture):
+    """A live capture that keeps what its consumer took from the queue, to replay it to another."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.taken: list[object] = []
+
+    def _take(self, max_frames: int, max_bytes: int) -> object:
+        item = super()._take(max_frames, max_bytes)
+        self.taken.append(item)
+        return item
+
+
+def _replay_of(live: _Recording) -> LiveCapture:
+    """A capture (not opened) whose queue holds, raw, exactly what ``live``'s consumer took."""
+    clone = LiveCapture(live.interface)
+    clone.linktype = live.linktype
+    for item in live.taken:
+        clone._queue.extend(item if isinstance(item, list) else [item])
+    return clone
+
+
+@pytest.fixture(scope="module")
+def small_load(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    pcap = tmp_path_factory.mktemp("live") / "load.pcap"
+    simulate("load", pcap, calls=8, duration=2)
+    with open_capture(pcap) as capture:
+        return pcap, sum(1 for _ in capture)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("snaplen", [262144, 96], ids=["next_batch", "dispatch-cut"])
+def test_batches_hold_exactly_the_frames_and_losses_of_the_frame_view(
+    link: Link, small_load: tuple[Path, int], snaplen: int
+) -> None:
+    """Real traffic, a slow batch consumer and a small queue: merged batches, real queue drops.
+
+    The raw batches the batch consumer took are then given to the per-frame
+    consumer: the same frames (number, time to the bit, bytes, wire length)
+    must come out, and every loss between the same two frames.
+    """
+    pcap, sent = small_load
+    live = _Recording(link.interface, snaplen=snaplen, batch=32, queue_frames=256, merge_frames=200)
+    live.open()
+    got: list[Frame | CaptureLoss] = []
+    sizes: list[int] = []
+
+    def consume() -> None:
+        source = live.frames(got.append)
+        for batch in source.record_batches():
+            sizes.append(len(batch))
+            got.extend(batch.frame(i) for i in range(len(batch)))
+            time.sleep(0.05)  # slower than the replay: raw batches pile up (merged) and overflow
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        replay = subprocess.run(
+            ["tcpreplay", "-i", link.interface, "--pps", "8000", str(pcap)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert replay.returncode == 0, replay.stderr
+        time.sleep(0.3)
+    finally:
+        live.stop()
+        worker.join(timeout=60)
+    assert not worker.is_alive()
+    stats = live.stats()
+    frames = [f for f in got if isinstance(f, Frame)]
+    losses = [x for x in got if isinstance(x, CaptureLoss)]
+    # Merged (raw batches are at most 32 frames) but bounded, nothing lost uncounted.
+    assert max(sizes) > 32
+    assert max(sizes) <= 200
+    assert stats.queue_dropped > 0
+    assert sum(x.dropped for x in losses) == stats.queue_dropped + stats.dropped + stats.ifdropped
+    assert len(frames) == stats.captured - stats.queue_dropped
+    assert len(frames) + sum(x.dropped for x in losses) >= sent
+    losses_then_frames = [i for i in range(1, len(got)) if isinstance(got[i - 1], CaptureLoss)]
+    assert any(isinstance(got[i], Frame) for i in losses_then_frames), "a loss between two batches"
+    assert [f.number for f in frames] == list(range(1, len(frames) + 1))
+    if snaplen < 65535:
+        assert any(f.orig_len > len(f.data) for f in frames)  # cut by the snaplen, wire length kept
+
+    replayed: list[Frame | CaptureLoss] = []
+    per_frame = _replay_of(live)
+    replayed.extend(per_frame.frames(replayed.append))
+    assert len(replayed) == len(got)
+    for a, b in zip(got, replayed, strict=True):
+        assert a == b
+        if isinstance(a, Frame) and isinstance(b, Frame):
+            assert struct.pack("<d", a.ts) == struct.pack("<d", b.ts)
+
+
+def test_batch_view_resumes_numbering_and_ends_every_later_consumer() -> None:
+    """An interrupted consumer's successor continues the numbering; after the end, every later one ends."""
+    live = LiveCapture("unused0", merge_frames=4)
+    live.linktype = pcapy.DLT_EN10MB
+    packets = [bytes([i]) * (60 + i) for i in range(10)]
+    for lo, hi in ((0, 4), (4, 7), (7, 10)):  # three raw next_batch results: 4, 3 and 3 frames
+        part = packets[lo:hi]
+        offsets = [sum(len(p) for p in part[:k]) for k in range(len(part))]
+        meta = b"".join(
+            struct.pack("=IIII", 1_700_000_000 + lo + k, 999_999 - k, off, len(p))
+            for k, (off, p) in enumerate(zip(offsets, part, strict=True))
+        )
+        live._offer((b"".join(part), meta), len(part), len(meta) + sum(map(len, part)))
+    live._queue.append(live_module._EOF)  # what the capture thread appends when it ends
+
+    first = next(iter(live.frames().record_batches()))  # then interrupted
+    assert (first.first_number, len(first)) == (1, 4)  # 4 + 3 would exceed merge_frames
+    second = next(iter(live.frames().record_batches()))
+    assert (second.first_number, len(second)) == (5, 3)
+    rest = list(live.frames())  # the per-frame view continues too
+    assert [f.number for f in rest] == [8, 9, 10]
+    batched = [b.frame(i) for b in (first, second) for i in range(len(b))]
+    assert [f.data for f in [*batched, *rest]] == packets
+    assert [f.orig_len for f in [*batched, *rest]] == [len(p) for p in packets]
+    assert [f.ts for f in batched[:2]] == [1_700_000_000 + 999_999 * 1e-6, 1_700_000_001 + 999_998 * 1e-6]
+    assert list(live.frames()) == []
+    assert list(live.frames().record_batches()) == []

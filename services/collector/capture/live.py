@@ -27,12 +27,22 @@ Design, in the order a packet travels:
   ring. Every ``stats_interval_s`` it reads ``pcap_stats`` and turns new
   kernel (``ps_drop``) and interface (``ps_ifdrop``) drops into loss markers.
 * **Bounded queue.** Raw batches go to the consumer through a queue bounded
-  in frames (``queue_frames``). When processing falls behind, whole batches
+  in bytes (``queue_bytes``, default 256 MiB: the memory it may hold) and in
+  frames (``queue_frames``). It absorbs bursts the consumer cannot follow
+  for a few seconds; when processing falls further behind, whole batches
   are dropped here and counted (``capture.queue``) rather than letting memory
   grow without bound; the drop is reported like a kernel drop.
 * **Consumer.** :meth:`LiveCapture.frames` (run in the processing thread)
-  cuts the batches into frames and calls ``on_loss`` for the markers, in
-  capture order.
+  returns a :class:`LiveFrames`: iterated, it cuts the batches into frames;
+  its ``record_batches()`` turns them into :class:`RecordBatch` columns
+  instead (numpy over ``next_batch``'s metadata, no per-packet Python), the
+  input of the collector's chunk path, which ``Collector.run`` picks by
+  itself. Raw batches already waiting when the consumer asks are merged
+  into one RecordBatch (up to ``merge_frames``/``merge_bytes``), so a
+  consumer that fell behind catches up with fewer, larger batches; it never
+  waits for more data to merge, so latency stays bounded by the ring
+  timeout. Either way ``on_loss`` gets the markers in capture order,
+  between the frames (or batches) they fall between.
 
 ``stop()`` is safe to call from a signal handler (it only sets an event): the
 capture thread then drains what the kernel still holds, takes the final
@@ -54,9 +64,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pcapy
 
-from callqual.collector.packet import Frame
+from callqual.collector.packet import Frame, RecordBatch
 
 __all__ = [
     "DEFAULT_NOISE_PORTS",
@@ -66,6 +77,7 @@ __all__ = [
     "CaptureStats",
     "LiveCapture",
     "LiveCaptureError",
+    "LiveFrames",
     "default_bpf",
 ]
 
@@ -113,6 +125,8 @@ class CaptureStats:
     ifdropped: int  #: ps_ifdrop: dropped by the interface/driver
     queue_dropped: int  #: dropped by us because processing fell behind (bounded queue)
     captured: int  #: frames read from the ring (delivered + queue_dropped)
+    queue_peak_frames: int = 0  #: the most frames the queue held at once
+    queue_peak_bytes: int = 0  #: the most bytes the queue held at once
 
 
 def _port_list(proto: str, ports: Iterable[int]) -> str:
@@ -152,14 +166,63 @@ def default_bpf(
 _Batch = tuple[bytes, bytes] | list[tuple[float, bytes, int]]
 _EOF = object()
 
+#: Bytes a queued frame of the per-packet (small snaplen) path costs besides its data: the
+#: bytes object's header, its tuple, the float and the int (CPython, 64-bit).
+_PACKET_OVERHEAD = 160
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """One raw batch in the queue, with what it counts against the queue's bounds."""
+
+    batch: _Batch
+    frames: int
+    size: int  #: bytes it holds (packet data, metadata)
+
+
+class LiveFrames:
+    """What :meth:`LiveCapture.frames` returns: the capture's frames, one by one or in batches.
+
+    Iterating gives :class:`Frame` values; :meth:`record_batches` gives the
+    same frames as :class:`RecordBatch` columns (what ``Collector.run``
+    prefers: its numpy chunk path). Either way the losses go to ``on_loss``
+    in order with the frames, and both draw from the one queue, so use one
+    view per consumer.
+    """
+
+    __slots__ = ("_capture", "_on_loss")
+
+    def __init__(self, capture: LiveCapture, on_loss: Callable[[CaptureLoss], None] | None) -> None:
+        self._capture = capture
+        self._on_loss = on_loss
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._capture._frame_iter(self._on_loss)
+
+    def record_batches(self) -> Iterator[RecordBatch]:
+        """Frames in capture order as RecordBatches, consecutive raw batches merged (see LiveCapture)."""
+        return self._capture._batch_iter(self._on_loss)
+
 
 class LiveCapture:
-    """One live capture: open it (or use it as a context manager), iterate :meth:`frames`, stop it.
+    """One live capture: open it (or use it as a context manager), consume :meth:`frames`, stop it.
 
     ``duration`` (seconds) stops the capture by itself; otherwise :meth:`stop`
     (e.g. from a SIGTERM handler) does. ``fanout_group`` joins a Linux
     ``PACKET_FANOUT`` group (flow hash), so several processes can share one
     busy interface with each call's packets staying on one of them.
+
+    The queue between the capture thread and the consumer is bounded twice:
+    ``queue_bytes`` (packet data plus 16 bytes of metadata per frame; the
+    memory it can hold) and ``queue_frames``. The defaults, 256 MiB and
+    2,000,000 frames, hold 1.1 million G.711 RTP frames (214 bytes, 230
+    with their metadata): 4 s of a 270,000 packets/s burst during which the
+    consumer did nothing at all, on top of the 64 MiB kernel ring; the frame
+    bound binds only for frames under ~120 bytes. ``merge_frames`` and
+    ``merge_bytes`` bound a RecordBatch of :meth:`LiveFrames.record_batches`:
+    raw batches already waiting are merged up to them, so that a consumer
+    that fell behind pays its per-batch costs once per ~32,000 frames, not
+    per ring read.
     """
 
     def __init__(
@@ -172,7 +235,10 @@ class LiveCapture:
         buffer_bytes: int = 64 << 20,
         timeout_ms: int = 10,
         batch: int = 4096,
-        queue_frames: int = 500_000,
+        queue_frames: int = 2_000_000,
+        queue_bytes: int = 256 << 20,
+        merge_frames: int = 32768,
+        merge_bytes: int = 8 << 20,
         stats_interval_s: float = 0.25,
         duration: float | None = None,
         fanout_group: int | None = None,
@@ -186,6 +252,9 @@ class LiveCapture:
         self.timeout_ms = timeout_ms
         self.batch = batch
         self.queue_frames = queue_frames
+        self.queue_bytes = queue_bytes
+        self.merge_frames = merge_frames
+        self.merge_bytes = merge_bytes
         self.stats_interval_s = stats_interval_s
         self.duration = duration
         self.fanout_group = fanout_group
@@ -196,6 +265,8 @@ class LiveCapture:
         self._cond = threading.Condition()
         self._queue: deque[object] = deque()
         self._queued = 0  # frames in _queue (guarded by _cond)
+        self._queued_bytes = 0  # bytes in _queue (guarded by _cond)
+        self._peak = (0, 0)  # high-water marks of _queued and _queued_bytes
         self._queue_dropped = 0
         self._captured = 0
         self._number = 0
@@ -253,47 +324,102 @@ class LiveCapture:
 
     def stats(self) -> CaptureStats:
         recv, drop, ifdrop = self._kernel
-        return CaptureStats(recv, drop, ifdrop, self._queue_dropped, self._captured)
+        return CaptureStats(recv, drop, ifdrop, self._queue_dropped, self._captured, *self._peak)
 
     # -- consumer side -------------------------------------------------------------------------------
 
-    def frames(self, on_loss: Callable[[CaptureLoss], None] | None = None) -> Iterator[Frame]:
-        """Frames in capture order until the capture stops; losses go to ``on_loss`` in order."""
+    def frames(self, on_loss: Callable[[CaptureLoss], None] | None = None) -> LiveFrames:
+        """Frames in capture order until the capture stops; losses go to ``on_loss`` in order.
+
+        Iterate the result for :class:`Frame` values, or call its
+        ``record_batches()`` (``Collector.run`` does) for RecordBatches.
+        Resumable: a second ``frames()`` after an interrupt continues the
+        numbering and the queue where the first one stopped.
+        """
+        return LiveFrames(self, on_loss)
+
+    def _frame_iter(self, on_loss: Callable[[CaptureLoss], None] | None) -> Iterator[Frame]:
         linktype = self.linktype
         unpack = _META.unpack_from
-        number = self._number  # resumable: a second frames() after an interrupt keeps numbering
+        number = self._number
         while True:
-            item = self._take()
+            item = self._take(1, 0)
             if item is _EOF:
                 break
             if isinstance(item, CaptureLoss):
                 if on_loss is not None:
                     on_loss(item)
                 continue
-            if isinstance(item, tuple):
-                pkts, meta = item
-                for off in range(0, len(meta), 16):
-                    sec, usec, start, caplen = unpack(meta, off)
-                    number += 1
-                    yield Frame(number, sec + usec * 1e-6, linktype, pkts[start : start + caplen], caplen)
-            elif isinstance(item, list):
-                for ts, data, wire_len in item:
-                    number += 1
-                    yield Frame(number, ts, linktype, data, wire_len)
-            self._number = number
+            assert isinstance(item, list)
+            for chunk in item:
+                batch = chunk.batch
+                if isinstance(batch, tuple):
+                    pkts, meta = batch
+                    for off in range(0, len(meta), 16):
+                        sec, usec, start, caplen = unpack(meta, off)
+                        number += 1
+                        yield Frame(number, sec + usec * 1e-6, linktype, pkts[start : start + caplen], caplen)
+                else:
+                    for ts, data, wire_len in batch:
+                        number += 1
+                        yield Frame(number, ts, linktype, data, wire_len)
+                self._number = number
+        self._raise_error()
+
+    def _batch_iter(self, on_loss: Callable[[CaptureLoss], None] | None) -> Iterator[RecordBatch]:
+        linktype = self.linktype
+        while True:
+            item = self._take(self.merge_frames, self.merge_bytes)
+            if item is _EOF:
+                break
+            if isinstance(item, CaptureLoss):
+                if on_loss is not None:
+                    on_loss(item)
+                continue
+            assert isinstance(item, list)
+            number = self._number
+            batch = _record_batch(item, linktype, number + 1)
+            self._number = number + len(batch)
+            yield batch
+        self._raise_error()
+
+    def _raise_error(self) -> None:
         if self._error is not None:
             raise LiveCaptureError(f"{self.interface}: {self._error}") from self._error
 
-    def _take(self) -> object:
+    def _take(self, max_frames: int, max_bytes: int) -> object:
+        """The next loss marker, the end, or a run of raw batches: the first one waiting, plus the
+        ones right behind it while the run stays within ``max_frames`` and ``max_bytes``.
+
+        Never waits for more data to merge: only what is already queued is taken.
+        The end stays in the queue, so a later consumer ends too.
+        """
         with self._cond:
-            while not self._queue:
+            queue = self._queue
+            while not queue:
                 self._cond.wait(0.5)
-            item = self._queue.popleft()
-            if isinstance(item, tuple):
-                self._queued -= len(item[1]) // 16
-            elif isinstance(item, list):
-                self._queued -= len(item)
-            return item
+            if queue[0] is _EOF:
+                return _EOF
+            item = queue.popleft()
+            if not isinstance(item, _Chunk):
+                return item
+            run = [item]
+            frames, size = item.frames, item.size
+            while queue:
+                nxt = queue[0]
+                if (
+                    not isinstance(nxt, _Chunk)
+                    or frames + nxt.frames > max_frames
+                    or size + nxt.size > max_bytes
+                ):
+                    break
+                queue.popleft()
+                run.append(nxt)
+                frames += nxt.frames
+                size += nxt.size
+            self._queued -= frames
+            self._queued_bytes -= size
+            return run
 
     # -- capture thread ------------------------------------------------------------------------------
 
@@ -340,6 +466,7 @@ class LiveCapture:
                 if not n:
                     return
                 batch = (pkts, meta)
+                size = len(pkts) + len(meta)
             else:
                 got: list[tuple[float, bytes, int]] = []
 
@@ -352,16 +479,21 @@ class LiveCapture:
                 if not n:
                     return
                 batch = got
+                size = sum(len(data) for _, data, _ in got) + n * _PACKET_OVERHEAD
             self._captured += n
-            self._offer(batch, n)
+            self._offer(batch, n, size)
             if n < self.batch:
                 return
 
-    def _offer(self, batch: _Batch, n: int) -> None:
+    def _offer(self, batch: _Batch, n: int, size: int) -> None:
         with self._cond:
-            if self._queued + n <= self.queue_frames:
-                self._queue.append(batch)
+            if self._queued + n <= self.queue_frames and self._queued_bytes + size <= self.queue_bytes:
+                self._queue.append(_Chunk(batch, n, size))
                 self._queued += n
+                self._queued_bytes += size
+                peak_frames, peak_bytes = self._peak
+                if self._queued > peak_frames or self._queued_bytes > peak_bytes:
+                    self._peak = (max(peak_frames, self._queued), max(peak_bytes, self._queued_bytes))
                 self._cond.notify()
                 return
             self._queue_dropped += n
@@ -400,3 +532,42 @@ def _batch_span(batch: _Batch) -> tuple[float, float]:
         sec2, usec2, _, _ = _META.unpack_from(meta, len(meta) - 16)
         return sec + usec * 1e-6, sec2 + usec2 * 1e-6
     return batch[0][0], batch[-1][0]
+
+
+def _columns(
+    batch: _Batch,
+) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One raw batch as (buffer, start, caplen, orig_len, ts) columns."""
+    if isinstance(batch, tuple):
+        pkts, meta = batch
+        cols = np.frombuffer(meta, np.uint32).reshape(-1, 4)  # native order, as next_batch writes it
+        caplen = cols[:, 3].astype(np.int64)
+        # The same two IEEE operations as the per-frame path's sec + usec * 1e-6: equal bit for bit.
+        ts = cols[:, 0].astype(np.float64) + cols[:, 1].astype(np.float64) * 1e-6
+        return pkts, cols[:, 2].astype(np.int64), caplen, caplen, ts
+    lengths = np.fromiter((len(data) for _, data, _ in batch), np.int64, len(batch))
+    return (
+        b"".join(data for _, data, _ in batch),
+        np.cumsum(lengths) - lengths,
+        lengths,
+        np.fromiter((wire for _, _, wire in batch), np.int64, len(batch)),
+        np.fromiter((ts for ts, _, _ in batch), np.float64, len(batch)),
+    )
+
+
+def _record_batch(run: list[_Chunk], linktype: int, first_number: int) -> RecordBatch:
+    """A run of consecutive raw batches as one RecordBatch (their buffers joined)."""
+    if len(run) == 1:
+        buf, start, caplen, orig_len, ts = _columns(run[0].batch)
+        return RecordBatch(buf, linktype, first_number, start, caplen, orig_len, ts)
+    parts = [_columns(chunk.batch) for chunk in run]
+    bases = np.cumsum([0, *(len(p[0]) for p in parts[:-1])])
+    return RecordBatch(
+        b"".join(p[0] for p in parts),
+        linktype,
+        first_number,
+        np.concatenate([p[1] + base for p, base in zip(parts, bases.tolist(), strict=True)]),
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate([p[3] for p in parts]),
+        np.concatenate([p[4] for p in parts]),
+    )
