@@ -44,6 +44,7 @@ from callqual.collector.media.rtp_stream import (
     N_COLUMNS,
     PENDING_LIMIT,
     RtpStream,
+    drain_columns,
 )
 from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
 from callqual.collector.packet import Frame, Payload, RecordBatch
@@ -547,6 +548,7 @@ class Collector:
 
     def finish(self) -> None:
         """End of input: every stream gets its final report."""
+        drain_columns(stream for flow in self._flows.values() for stream in flow.streams.values())
         for flow in self._flows.values():
             for stream in flow.streams.values():
                 self._emit(stream.report(self._call_of(flow), final=True))
@@ -697,6 +699,9 @@ class Collector:
             self._next_report = now + self.config.report_interval_s
         grace = self.config.ended_call_grace_s
         idle_limit = self.config.stream_idle_timeout_s
+        if report_due:
+            # Every stream about to report (or close) drains in one vectorised pass.
+            drain_columns(stream for flow in self._flows.values() for stream in flow.streams.values())
         for key, flow in list(self._flows.items()):
             call_id = self._call_of(flow)
             ended = self._ended.get(call_id) if call_id is not None else None

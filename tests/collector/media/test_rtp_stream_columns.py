@@ -12,7 +12,7 @@ import random
 import numpy as np
 import pytest
 
-from callqual.collector.media.rtp_stream import N_COLUMNS, RtpStream
+from callqual.collector.media.rtp_stream import N_COLUMNS, RtpStream, drain_columns
 
 T0 = 1_700_000_000.0
 Pkt = tuple[float, int, int, int, bool, int, int]  # ts, seq, rtp ts, pt, marker, payload len, first byte
@@ -121,3 +121,35 @@ def test_clean_columns_take_the_vectorised_path() -> None:
     _same(_state(stream), _state(_tuples(packets)))
     assert stream.packets == 1000
     assert stream.lost == 0
+
+
+def _as_columns(part: list[Pkt]) -> tuple[np.ndarray, np.ndarray]:
+    times = np.array([p[0] for p in part], dtype=np.float64)
+    ints = np.array([(p[1], p[2], p[3] | (0x80 if p[4] else 0), p[5], p[6]) for p in part], dtype=np.int64)
+    return times, ints.reshape(-1, N_COLUMNS)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_streams_drained_together_match_tuples(seed: int) -> None:
+    """drain_columns over many streams at once (what the collector does at a report) = each alone."""
+    rng = random.Random(1000 + seed)
+    flows: list[list[Pkt]] = []
+    for k in range(rng.randint(2, 30)):
+        packets = _regular(rng, rng.randint(2, 1500), rng.randrange(65536), rng.randrange(1 << 32))
+        flows.append(_messy(rng, packets) if k % 3 == 0 and len(packets) > 4 else packets)
+    streams = [_stream() for _ in flows]
+    for stream, packets in zip(streams, flows, strict=True):
+        ts, seq, rtp_ts, pt, marker, plen, first = packets[0]
+        stream.add(ts, 1, seq, rtp_ts, pt, marker, plen, bytes([first]) * max(plen, 1))
+    cursor = [1] * len(flows)
+    while any(c < len(p) for c, p in zip(cursor, flows, strict=True)):
+        for i, packets in enumerate(flows):
+            part = packets[cursor[i] : cursor[i] + rng.choice((1, 3, 40, 120, 600))]
+            if part:
+                streams[i].add_columns(*_as_columns(part))
+                cursor[i] += len(part)
+        if rng.random() < 0.5:
+            drain_columns(rng.sample(streams, rng.randint(1, len(streams))))
+    drain_columns(streams)
+    for stream, packets in zip(streams, flows, strict=True):
+        _same(_state(stream), _state(_tuples(packets)))
