@@ -165,6 +165,9 @@ class CaptureFile:
 
     def _fill(self, need: int, chunk: int = _CHUNK) -> bool:
         """Make at least ``need`` bytes available from ``_pos``, reading ``chunk`` at a time; False at EOF."""
+        if len(self._buf) - self._pos >= need:
+            # The common case, per block of a pcapng file: no copy of the rest of the chunk.
+            return True
         buf = self._buf[self._pos :]
         parts = [buf]
         have = len(buf)
