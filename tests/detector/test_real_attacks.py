@@ -126,9 +126,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         stop(uas)
         runs.update({r.name: r for r in sip_lab.runs})
 
-        # svmap: OPTIONS to 5 addresses x 2 ports; only Kamailio answers
+        # svmap: OPTIONS to 8 addresses x 2 ports (a small host sweep); only Kamailio answers
         runs["svmap"] = sip_lab.run(
-            "svmap", *_sipvicious("svmap", "-b", SVMAP_IP, "127.0.0.1-127.0.0.5", "-p", "5060-5061")
+            "svmap", *_sipvicious("svmap", "-b", SVMAP_IP, "127.0.0.1-127.0.0.8", "-p", "5060-5061")
         )
         assert "kamailio" in runs["svmap"].output, runs["svmap"].output
 
@@ -223,7 +223,7 @@ def test_tools_sent_what_they_should(lab: Lab) -> None:
         src: Counter(p.first_line.split(" ", 1)[0] for p in _requests_from(lab, src))
         for src in (SVMAP_IP, SVWAR_IP, SVCRACK_IP, SIPSAK_FLOOD_IP, SIPP_FLOOD_IP)
     }
-    assert methods[SVMAP_IP]["OPTIONS"] == 10
+    assert methods[SVMAP_IP]["OPTIONS"] == 16
     assert methods[SVWAR_IP]["REGISTER"] >= 201
     assert methods[SVCRACK_IP]["REGISTER"] >= WRONG_PASSWORDS
     assert methods[SIPSAK_FLOOD_IP]["OPTIONS"] >= SIPSAK_FLOOD_COUNT * 0.9
@@ -249,9 +249,30 @@ def test_svwar_is_a_scanner_by_its_sweep_even_with_a_disguised_user_agent(lab: L
     assert len(alerts) == 1, [a.summary for a in report.alerts]
     assert alerts[0].details["trigger"] == "sweep"
     _assert_evidence_is_from(lab, alerts[0], SVWAR_IP)
-    # svmap's ten OPTIONS to one user are no sweep: by its User-Agent only
-    assert not _alerts(report, "sip_scanner", SVMAP_IP)
     assert not _alerts(report, "register_bruteforce", SVWAR_IP), "an enumeration is not guessing"
+
+
+def test_svmap_is_a_scanner_by_its_host_sweep_even_with_a_disguised_user_agent(lab: Lab) -> None:
+    """Without the User-Agent list, svmap's OPTIONS to 16 address:port targets (one user) that
+    mostly never answer are a host sweep; Kamailio's answer takes its target out."""
+    report = _analyze(lab.pcap, RuleSettings(scanner_user_agents=[]))
+    alerts = _alerts(report, "sip_scanner", SVMAP_IP)
+    assert len(alerts) == 1, [a.summary for a in report.alerts]
+    details = alerts[0].details
+    assert details["trigger"] == "host_sweep"
+    targets = {(p.dst, p.dport) for p in _requests_from(lab, SVMAP_IP)}
+    assert len(targets) == 16
+    answered = {
+        (p.src, p.sport) for p in lab.packets if p.dst == SVMAP_IP and p.first_line.startswith("SIP/2.0")
+    }
+    assert answered and answered < targets
+    silent = details["silent_targets"]
+    assert isinstance(silent, int)
+    assert RuleSettings().scanner_silent_targets <= silent <= len(targets - answered)
+    _assert_evidence_is_from(lab, alerts[0], SVMAP_IP)
+    assert all(
+        tuple(ev.dst.split(":")) not in {(h, str(p)) for h, p in answered} for ev in alerts[0].evidence
+    )
 
 
 def test_svcrack_is_a_register_bruteforce(lab: Lab) -> None:

@@ -110,6 +110,15 @@ class RuleSettings(BaseSettings):
     #: (no 180/183/2xx/486/487/600/603). 30/min is far above a NAT of phones
     #: refreshing registrations (those get 200s) but a slow svwar run exceeds it.
     scanner_distinct_users: int = 30
+    #: Host sweep: distinct targets (address:port) a source sent out-of-dialog
+    #: OPTIONS/REGISTER/INVITE to and that never answered, within the window.
+    #: svmap-style scans probe whole ranges where nearly nothing answers; a
+    #: proxy pinging its phones gets answers, and targets that contacted the
+    #: source first (registered phones, peers) never count.
+    scanner_silent_targets: int = 10
+    #: A target counts as silent when no response came back within this time
+    #: (a live SIP host answers OPTIONS in milliseconds; UACs retransmit at 0.5 s).
+    scanner_answer_timeout_s: float = 5.0
 
     #: Brute-force window (seconds, sliding).
     bruteforce_window_s: float = 60.0

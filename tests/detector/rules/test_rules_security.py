@@ -47,6 +47,30 @@ def sweep(
 
 
 # ------------------------------------------------------------------- scanner
+def host_sweep(
+    n: int, *, start: float = 0.0, step: float = 0.01, src: tuple[str, int] = ATTACKER, user: str = "100"
+) -> list[SipMessageEvent]:
+    """svmap-style: one OPTIONS each to n addresses of a /24 (same user, a harmless User-Agent)."""
+    return [
+        request(
+            "OPTIONS",
+            user=user,
+            frame=i + 1,
+            ts=start + i * step,
+            src=src,
+            dst=(f"198.51.100.{i + 1}", 5060),
+            call_id=f"probe-{i}",
+            user_agent="Asterisk PBX 18",
+        )
+        for i in range(n)
+    ]
+
+
+def later(ts: float) -> SipMessageEvent:
+    """Unrelated traffic that moves capture time on (an OPTIONS ping between two other hosts)."""
+    return request("OPTIONS", frame=99_999, ts=ts, src=("10.9.9.9", 5060), dst=("10.9.9.8", 5060))
+
+
 def test_sweep_of_200_extensions_fires_once() -> None:
     alerts = run(SipScanner(S), sweep(200))
     assert len(alerts) == 1
@@ -310,3 +334,78 @@ def test_idle_sources_expire_by_capture_time() -> None:
     assert rule.table_size == 1
     run(rule, [request("OPTIONS", ts=100.0, src=("198.51.100.1", 5060))])
     assert rule.table_size == 1 and rule.evictions == 1
+
+
+# ------------------------------------------------------------------- host sweep
+def test_host_sweep_fires_once_after_the_answer_timeout() -> None:
+    rule = SipScanner(S)
+    assert run(rule, host_sweep(40)) == []  # silence is not known yet
+    alerts = run(rule, [later(10.0), later(11.0)])
+    assert len(alerts) == 1
+    a = alerts[0]
+    assert a.source_ip == ATTACKER[0] and a.details["trigger"] == "host_sweep"
+    assert a.details["silent_targets"] == 40
+    assert a.first_ts == 0.0 and a.last_ts == 0.39
+    assert [e.frame for e in a.evidence] == [1, 2, 3, 4, 5]
+
+
+def test_host_sweep_threshold_boundary() -> None:
+    n, timeout = S.scanner_silent_targets, S.scanner_answer_timeout_s
+    assert run(SipScanner(S), [*host_sweep(n - 1), later(30.0)]) == []
+    assert len(run(SipScanner(S), [*host_sweep(n), later(30.0)])) == 1
+    # At `timeout` after the first probe only the first is known to be silent.
+    rule = SipScanner(S)
+    assert run(rule, [*host_sweep(n, step=0.5), later(timeout)]) == []
+    assert len(run(rule, [later(timeout + 0.5 * (n - 1))])) == 1
+
+
+def test_host_sweep_at_the_end_of_the_input() -> None:
+    """No later message: probes older than T1 (0.5 s) before the last one count as silent at flush."""
+    n = S.scanner_silent_targets
+    rule = SipScanner(S)
+    assert run(rule, [*host_sweep(n), later(0.6)]) == []
+    (alert,) = rule.flush()
+    assert alert.details["trigger"] == "host_sweep" and alert.details["silent_targets"] == n
+    rule = SipScanner(S)
+    assert run(rule, [*host_sweep(n), later(0.3)]) == []
+    assert rule.flush() == []  # the last probes might still have been answered
+
+
+def test_answered_targets_are_live_hosts_not_silence() -> None:
+    """A proxy pinging 50 phones that answer (any status) is no scanner."""
+    events: list[SipMessageEvent] = []
+    for i, e in enumerate(host_sweep(50, src=PBX)):
+        events.append(e)
+        status = (200, 404, 403)[i % 3]
+        events.append(
+            response(
+                status, method="OPTIONS", frame=500 + i, ts=e.ts + 0.02, src=(e.dst_ip, e.dst_port), dst=PBX
+            )
+        )
+    assert run(SipScanner(S), [*events, later(20.0)]) == []
+
+
+def test_targets_that_contacted_the_source_first_never_count() -> None:
+    """A registrar pinging registered phones that went away: they registered with it first."""
+    registrations = [
+        request(
+            "REGISTER",
+            user=str(200 + i),
+            frame=i + 1,
+            ts=float(i) * 0.1,
+            src=(f"198.51.100.{i + 1}", 5060),
+            dst=PBX,
+        )
+        for i in range(30)
+    ]
+    pings = host_sweep(30, start=10.0, src=PBX)
+    assert run(SipScanner(S), [*registrations, *pings, later(30.0)]) == []
+
+
+def test_slow_host_sweep_outside_the_window_does_not_fire() -> None:
+    assert run(SipScanner(S), [*host_sweep(20, step=10.0), later(300.0)]) == []
+
+
+def test_host_sweep_from_a_trusted_network_is_exempt() -> None:
+    rule = SipScanner(RuleSettings(trusted_networks=["192.0.2.0/24"]))
+    assert run(rule, [*host_sweep(40), later(10.0)]) == []
