@@ -19,15 +19,18 @@ from itertools import pairwise
 from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from callqual.collector.config import CollectorConfig
 from callqual.collector.decode.fast_path import (
     ETH_IPV4_UDP_HEAD,
     ETH_IPV4_UDP_PAYLOAD,
+    FIXED_IP_LINKTYPES,
     RTP_HEAD_BYTES,
     RTP_STREAM_KEY,
-    eth_ipv4_udp_rtp,
+    ip_offsets,
+    ipv4_udp_rtp,
     udp_flow_key,
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
@@ -86,18 +89,17 @@ class _MediaFlow:
         _MediaFlow.created += 1
 
 
-def _heads(batch: RecordBatch) -> np.ndarray:
-    """The first RTP_HEAD_BYTES bytes of every record, one row each (rows of shorter records run over)."""
-    data = np.frombuffer(batch.buf, np.uint8)
+def _heads(data: npt.NDArray[np.uint8], positions: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+    """RTP_HEAD_BYTES bytes of ``data`` from each position, one row each (short records run over)."""
     last = len(data) - RTP_HEAD_BYTES
     if last < 0:
         data = np.concatenate([data, np.zeros(RTP_HEAD_BYTES, np.uint8)])
         last = len(data) - RTP_HEAD_BYTES
     # Rows of a sliding window view: one contiguous copy per record, much cheaper than a
     # fancy index per byte. A record too close to the end of the chunk gets its row padded.
-    heads = sliding_window_view(data, RTP_HEAD_BYTES)[np.minimum(batch.start, last)]
-    for i in np.flatnonzero(batch.start > last).tolist():
-        s = int(batch.start[i])
+    heads = sliding_window_view(data, RTP_HEAD_BYTES)[np.minimum(positions, last)]
+    for i in np.flatnonzero(positions > last).tolist():
+        s = int(positions[i])
         row = np.zeros(RTP_HEAD_BYTES, np.uint8)
         row[: len(data) - s] = data[s:]
         heads[i] = row
@@ -131,7 +133,10 @@ class _Chunk:
     """One RecordBatch being fed: its decoded heads, each row's group and each group's look-up."""
 
     batch: RecordBatch
+    #: each record's leading bytes, shifted so that its IPv4 header starts at column 14
     heads: np.ndarray
+    #: each record's length from its IPv4 header on
+    ip_caplen: np.ndarray
     group: np.ndarray
     #: 16 bytes per group: udp_flow_key() bytes, then the SSRC
     keys: bytes
@@ -191,7 +196,7 @@ class _Staged:
         ints[:, COL_SEQ] = np.ascontiguousarray(h[:, 1:3]).view(">u2")[:, 0]
         ints[:, COL_RTP_TS] = np.ascontiguousarray(h[:, 3:7]).view(">u4")[:, 0]
         ints[:, COL_B1] = h[:, 0]
-        ints[:, COL_PAYLOAD_LEN] = chunk.batch.caplen[rows] - (ETH_IPV4_UDP_PAYLOAD + 12)
+        ints[:, COL_PAYLOAD_LEN] = chunk.ip_caplen[rows] - (ETH_IPV4_UDP_PAYLOAD - 14 + 12)
         ints[:, COL_FIRST_BYTE] = h[:, 11]
         self._slots.append(lut[groups])
         self._times.append(chunk.batch.ts[rows])
@@ -433,14 +438,22 @@ class Collector:
             return
         feed = self.feed
         staged = self._staged
-        if batch.linktype != 1:
+        if batch.linktype not in FIXED_IP_LINKTYPES:
             self._hand_over()
             for i in range(n):
                 feed(batch.frame(i))
             return
         ts = batch.ts
-        heads = _heads(batch)
-        rows = np.flatnonzero(eth_ipv4_udp_rtp(heads, batch.caplen))
+        data = np.frombuffer(batch.buf, np.uint8)
+        # Shift every record so that its IPv4 header lands where untagged Ethernet has it
+        # (column 14): one fixed layout of columns whatever the link layer or VLAN tag.
+        ip_at = ip_offsets(batch.linktype, data, batch.start, batch.caplen)
+        shift = ip_at - 14
+        origin = batch.start + shift
+        usable_link = (ip_at >= 0) & (origin >= 0)
+        heads = _heads(data, np.where(usable_link, origin, batch.start))
+        ip_caplen = batch.caplen - ip_at
+        rows = np.flatnonzero(ipv4_udp_rtp(heads, ip_caplen) & usable_link)
         keys, inverse = _distinct(np.ascontiguousarray(heads[rows][:, RTP_STREAM_KEY]))
         n_groups = len(keys) // 16
         group = np.full(n, n_groups, dtype=np.int64)  # n_groups: not a fast-path frame at all
@@ -448,7 +461,7 @@ class Collector:
         by_key: dict[bytes, list[int]] = {}
         for g in range(n_groups):
             by_key.setdefault(keys[16 * g : 16 * g + 12], []).append(g)
-        chunk = _Chunk(batch, heads, group, keys, [None] * n_groups, [None] * n_groups)
+        chunk = _Chunk(batch, heads, ip_caplen, group, keys, [None] * n_groups, [None] * n_groups)
         usable = np.zeros(n_groups + 1, dtype=bool)
         self._resolve(keys, range(n_groups), chunk.streams, chunk.flows, usable)
         has_waiting = np.zeros(n_groups + 1, dtype=bool)

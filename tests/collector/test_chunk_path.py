@@ -2,7 +2,8 @@
 
 The chunk loop (Collector._run_batch) reorders work (fast rows wait, are handed over in
 bulk, look-ups are redone only when tables change) and is what ``callqual analyze``
-runs on every classic pcap; the per-frame loop is what pcapng and live capture run.
+runs on every capture file, pcap and pcapng; the per-frame loop is what sources
+without record_batches() (and paced replays) run.
 Every event must come out the same, in the same order, on real and simulated captures,
 floats to rounding (the vectorised statistics sum in another order).
 """
@@ -23,10 +24,11 @@ from callqual.collector.config import CollectorConfig
 from callqual.collector.packet import Frame
 from callqual.schemas import AnyEvent, RtpStreamReport
 from callqual.simulator import simulate
-from tests.collector.pcapcraft import ether, ipv4, udp, write_pcap
+from tests.collector.pcapcraft import ether, ipv4, pcapng_epb, pcapng_idb, pcapng_shb, udp, write_pcap
 from tests.shared_captures import PCAPS
 
-CLASSIC = sorted(p for p in PCAPS.rglob("*.pcap") if p.read_bytes()[:4] != b"\x0a\x0d\x0d\x0a")
+#: every shared capture, classic pcap and pcapng (some .pcap files are pcapng inside)
+CAPTURES = sorted(p for p in PCAPS.rglob("*") if p.suffix in (".pcap", ".pcapng"))
 
 
 def _events(path: Path, chunked: bool, heuristic: bool) -> tuple[list[dict[str, Any]], Collector]:
@@ -72,7 +74,11 @@ def _check(path: Path, heuristic: bool) -> int:
     return len(chunked)
 
 
-@pytest.mark.parametrize("path", CLASSIC, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_shared_captures_include_pcapng() -> None:
+    assert sum(p.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a" for p in CAPTURES) >= 3
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: f"{p.parent.name}/{p.name}")
 @pytest.mark.parametrize("heuristic", [False, True], ids=["sdp", "heuristic"])
 def test_shared_captures(path: Path, heuristic: bool) -> None:
     _check(path, heuristic)
@@ -83,6 +89,25 @@ def test_simulated_captures(tmp_path: Path, scenario: str, options: dict[str, ob
     path = tmp_path / f"{scenario}.pcap"
     simulate(scenario, path, seed=5, **options)
     assert _check(path, False) > 100
+
+
+def _as_pcapng(src: Path, dst: Path) -> Path:
+    """The frames of ``src`` as pcapng: frames whose number is a multiple of 3 on a second
+    Ethernet interface with nanosecond timestamps, the others on one with microseconds."""
+    with open_capture(src) as capture:
+        frames = list(capture)
+    blocks = [pcapng_shb(), pcapng_idb(1), pcapng_idb(1, tsresol=9)]
+    for f in frames:
+        ns = f.number % 3 == 0
+        blocks.append(pcapng_epb(int(ns), round(f.ts * (1e9 if ns else 1e6)), f.data))
+    dst.write_bytes(b"".join(blocks))
+    return dst
+
+
+@pytest.mark.parametrize(("scenario", "options"), [("demo", {}), ("impaired", {"duration": 20.0})])
+def test_simulated_captures_as_pcapng(tmp_path: Path, scenario: str, options: dict[str, object]) -> None:
+    simulate(scenario, tmp_path / f"{scenario}.pcap", seed=5, **options)
+    assert _check(_as_pcapng(tmp_path / f"{scenario}.pcap", tmp_path / f"{scenario}.pcapng"), False) > 100
 
 
 def _invite(call_id: str, media_ip: str, media_port: int) -> bytes:
@@ -131,3 +156,38 @@ def test_a_new_sdp_rebinds_only_its_own_endpoints(tmp_path: Path, new_ssrc: int,
     collector.finish()
     final = {(e.call_id, e.ssrc): e.packets for e in out if isinstance(e, RtpStreamReport) and e.final}
     assert final == {("A", 1): 150, ("B", new_ssrc): 150, ("C", 9): 300}
+
+
+def _relink(data: bytes, linktype: int) -> bytes:
+    """An untagged Ethernet/IPv4 frame re-encapsulated in another link layer (other frames unchanged)."""
+    ethertype, ip = data[12:14], data[14:]
+    if linktype == 1:  # one 802.1Q tag, VLAN 42
+        return data[:12] + b"\x81\x00\x00\x2a" + data[12:]
+    if linktype == 113:  # Linux SLL: packet type, ARPHRD, address length, 8 address bytes, protocol
+        return b"\x00\x00\x00\x01\x00\x06" + data[6:12] + b"\x00\x00" + ethertype + ip
+    if linktype == 276:  # Linux SLL2: protocol, reserved, ifindex, ARPHRD, packet type, address
+        return ethertype + b"\x00\x00\x00\x00\x00\x02\x00\x01\x00\x06" + data[6:12] + b"\x00\x00" + ip
+    if linktype == 101:  # raw IP
+        return ip
+    if linktype == 0:  # BSD loopback, family in the capturing host's order (big-endian here)
+        return (b"\x00\x00\x00\x02" if ethertype == b"\x08\x00" else b"\x00\x00\x00\x1e") + ip
+    raise AssertionError(linktype)
+
+
+@pytest.mark.parametrize("linktype", [1, 113, 276, 101, 0], ids=["vlan", "sll", "sll2", "raw", "null"])
+def test_every_fixed_offset_link_layer_gives_the_same_events(tmp_path: Path, linktype: int) -> None:
+    """The demo capture re-encapsulated (802.1Q, `tcpdump -i any` SLL/SLL2, raw IP, loopback):
+    the chunk loop takes the same fast path and every event equals the plain Ethernet run's."""
+    plain = tmp_path / "plain.pcap"
+    simulate("demo", plain, seed=5)
+    with open_capture(plain) as capture:
+        frames = [(f.ts, f.data) for f in capture]
+    assert all(data[12:14] in (b"\x08\x00", b"\x86\xdd") for _, data in frames)
+    other = write_pcap(tmp_path / "other.pcap", [(ts, _relink(d, linktype)) for ts, d in frames], linktype)
+    reference, _ = _events(plain, True, False)
+    chunked, collector = _events(other, True, False)
+    assert len(chunked) == len(reference) > 100
+    for i, (a, b) in enumerate(zip(chunked, reference, strict=True)):
+        _same(a, b, f"event {i}")
+    assert not collector.all_errors()
+    _check(other, False)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import numpy as np
 import pytest
 
 from callqual.collector.capture.pcap_file import open_capture
-from callqual.collector.decode.fast_path import flow_key_of, udp_flow_key
+from callqual.collector.decode.fast_path import (
+    RTP_HEAD_BYTES,
+    flow_key_of,
+    ip_offsets,
+    ipv4_udp_rtp,
+    udp_flow_key,
+)
 from callqual.collector.decode.frame_decoder import FrameDecoder
-from tests.collector.pcapcraft import ether, ipv4, ipv6, udp
+from tests.collector.pcapcraft import ether, frame, ipv4, ipv6, udp
 from tests.tshark_reference import PCAPS
 
 RTP = b"\x80\x00\x00\x01" + b"\0" * 8 + b"\xd5" * 160
@@ -85,3 +93,59 @@ def test_per_call_cost() -> None:
     per_call_ns = (time.perf_counter() - start) / n * 1e9
     # ~0.5 us on an idle core; the bound only catches an accidental slow path.
     assert per_call_ns < 5000
+
+
+def _sll(ip: bytes, proto: bytes = b"\x08\x00") -> bytes:
+    return b"\x00\x00\x00\x01\x00\x06" + b"\x02" * 6 + b"\x00\x00" + proto + ip
+
+
+def _sll2(ip: bytes, proto: bytes = b"\x08\x00") -> bytes:
+    return proto + b"\x00\x00" + b"\x00\x00\x00\x02\x00\x01\x00\x06" + b"\x02" * 6 + b"\x00\x00" + ip
+
+
+@pytest.mark.parametrize(
+    ("linktype", "wrap", "offset"),
+    [
+        (1, ether, 14),
+        (1, lambda ip: ether(ip, vlans=(42,)), 18),
+        (113, _sll, 16),
+        (276, _sll2, 20),
+        (101, lambda ip: ip, 0),
+        (228, lambda ip: ip, 0),
+        (0, lambda ip: b"\x02\x00\x00\x00" + ip, 4),
+        (0, lambda ip: b"\x00\x00\x00\x02" + ip, 4),
+        (108, lambda ip: b"\x00\x00\x00\x02" + ip, 4),
+    ],
+)
+def test_every_fixed_offset_link_layer_and_its_vectorised_twin(linktype: int, wrap: Any, offset: int) -> None:
+    """udp_flow_key() and the chunk loop's ip_offsets()/ipv4_udp_rtp() agree with the full decoder."""
+    good = wrap(ipv4("192.0.2.10", "198.51.100.20", 17, udp(16384, 20000, RTP)))
+    frames = [
+        good,
+        good[:-1],  # cut short: IP length no longer matches
+        wrap(ipv4("192.0.2.10", "198.51.100.20", 6, b"\0" * 40)),  # TCP
+        wrap(ipv4("192.0.2.10", "198.51.100.20", 17, udp(1, 2, b"\x90" + RTP[1:]))),  # RTP extension
+        good[: offset + 10],  # cut inside the IP header
+        good,
+    ]
+    (payload,) = FrameDecoder().decode(frame(good, linktype))
+    assert udp_flow_key(linktype, good) == (
+        flow_key_of(payload.src_ip, payload.src_port, payload.dst_ip, payload.dst_port),
+        offset + 28,
+    )
+    assert good[offset + 28 :] == payload.data == RTP
+    buf = b"".join(frames)
+    start = np.cumsum([0, *map(len, frames[:-1])])
+    caplen = np.array([len(f) for f in frames])
+    at = ip_offsets(linktype, np.frombuffer(buf, np.uint8), start, caplen)
+    heads = np.zeros((len(frames), RTP_HEAD_BYTES), np.uint8)
+    for i, f in enumerate(frames):
+        if at[i] >= 0:  # the row the chunk loop reads: IPv4 header at column 14
+            row = (b"\0" * 14 + f)[at[i] : at[i] + RTP_HEAD_BYTES]
+            heads[i, : len(row)] = np.frombuffer(row, np.uint8)
+    fast = ipv4_udp_rtp(heads, caplen - at) & (at >= 0)
+    scalar = [
+        (key := udp_flow_key(linktype, f)) is not None and f[key[1]] == 0x80 and len(f) - key[1] >= 12
+        for f in frames
+    ]
+    assert fast.tolist() == scalar == [True, False, False, False, False, True]
