@@ -278,9 +278,10 @@ class Collector:
     def run(self, frames: Iterable[Frame]) -> None:
         """Feed every frame; the same result as calling :meth:`feed` on each, only faster.
 
-        A source offering ``record_batches()`` (a classic pcap CaptureFile)
-        is read chunk by chunk with numpy (see :meth:`_run_batch`); any other
-        iterable of frames takes the per-frame loop below.
+        A source offering ``record_batches()`` (a pcap or pcapng CaptureFile,
+        a live capture) is read chunk by chunk with numpy (see
+        :meth:`_run_batch`); any other iterable of frames takes the per-frame
+        loop below.
 
         RTP of known flows in plain Ethernet/IPv4/UDP frames with the usual
         12-byte header is nearly every frame of a VoIP capture. For those this

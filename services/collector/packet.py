@@ -33,7 +33,7 @@ class Payload:
 
 @dataclass(slots=True, frozen=True)
 class RecordBatch:
-    """Consecutive records of a capture file, cut from one read chunk, as numpy columns.
+    """Consecutive records of one link type, cut from one read chunk or live ring batch, as numpy columns.
 
     The bulk alternative to iterating :class:`Frame` values: a consumer that
     can work on whole arrays (``Collector.run``) reads the fields it needs
@@ -41,8 +41,8 @@ class RecordBatch:
     a Frame (:meth:`frame`) only for the records it cannot handle in bulk.
     Record ``i`` is frame number ``first_number + i``; its captured bytes
     are ``buf[start[i]:start[i] + caplen[i]]``. A batch holds one chunk of
-    the file (about 2 MiB), so memory stays bounded as long as the consumer
-    drops each batch before taking the next.
+    the file (8 MiB at most) or of the live ring, so memory stays bounded as
+    long as the consumer drops each batch before taking the next.
     """
 
     buf: bytes
