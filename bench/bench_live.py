@@ -7,7 +7,11 @@ tcpdump captures the same interface into a file as the reference. A rate
 passes when the collector lost nothing: no kernel drops, no interface drops,
 no drops in its own queue, and it processed as many frames as tcpdump wrote
 (tcpdump's own kernel drops are reported next to ours). The highest passing
-rate is the answer. Usage (root, or CAP_NET_ADMIN + CAP_NET_RAW)::
+rate is the answer. ``--reference`` first replays at --topspeed with only
+tcpdump capturing: what tcpreplay reaches on this machine without the
+collector competing for the CPUs. Each row also has the CPU seconds of this
+process (collector and capture thread) and the most the collector's queue
+held. Usage (root, or CAP_NET_ADMIN + CAP_NET_RAW)::
 
     python -m callqual simulate --scenario load --calls 200 --duration 60 -o /tmp/bench/load.pcap
     python bench/bench_live.py --capture /tmp/bench/load.pcap --pps 20000 40000 80000 --topspeed
@@ -26,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from callqual.collector.capture.live import LiveCapture  # noqa: E402
+from callqual.collector.capture.live import LiveCapture, default_bpf  # noqa: E402
 from callqual.pipeline.live import analyze_live  # noqa: E402
 from callqual.schemas import AnalysisReport  # noqa: E402
 
@@ -52,6 +56,50 @@ def veth_down() -> None:
     _ip("netns", "del", NS, check=False)
 
 
+def _tcpdump(ref: Path, bpf: str) -> subprocess.Popen[str]:
+    dump = subprocess.Popen(
+        ["tcpdump", "-i", NEAR, "-s", "0", "-B", str(64 * 1024), "-w", str(ref), bpf],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert dump.stderr is not None
+    dump.stderr.readline()  # "listening on": tcpdump's filter is in place
+    return dump
+
+
+def _counts(replay_out: str, dump_err: str) -> dict[str, object]:
+    """What tcpreplay sent and reached, and what tcpdump captured, received and dropped."""
+    found = {
+        "sent": re.search(r"Successful packets:\s+(\d+)", replay_out),
+        "replay_pps": re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", replay_out),
+        "tcpdump_captured": re.search(r"(\d+) packets captured", dump_err),
+        "tcpdump_received": re.search(r"(\d+) packets received by filter", dump_err),
+        "tcpdump_kernel_dropped": re.search(r"(\d+) packets dropped by kernel", dump_err),
+    }
+    return {
+        k: (float(m.group(1)) if k == "replay_pps" else int(m.group(1))) if m else None
+        for k, m in found.items()
+    }
+
+
+def reference(capture: Path, out_dir: Path, bpf: str) -> dict[str, object]:
+    """tcpreplay --topspeed with only tcpdump capturing: the machine's top speed without us."""
+    ref = out_dir / "tcpdump.pcap"
+    dump = _tcpdump(ref, bpf)
+    start = time.perf_counter()
+    replay = subprocess.run(
+        ["tcpreplay", "-i", NEAR, "--topspeed", str(capture)], capture_output=True, text=True, check=True
+    )
+    replayed = time.perf_counter() - start
+    time.sleep(1.0)
+    dump.terminate()
+    _, dump_err = dump.communicate(timeout=60)
+    ref.unlink(missing_ok=True)
+    counts = _counts(replay.stdout, dump_err)
+    return {"rate": "--topspeed (tcpdump only)", **counts, "replay_s": round(replayed, 2)}
+
+
 def one_rate(capture: Path, rate: list[str], out_dir: Path) -> dict[str, object]:
     """Replay once at ``rate`` (tcpreplay options); what the live collector and tcpdump saw."""
     live = LiveCapture(NEAR)
@@ -67,15 +115,9 @@ def one_rate(capture: Path, rate: list[str], out_dir: Path) -> dict[str, object]
     worker.start()
     assert live.bpf is not None
     ref = out_dir / "tcpdump.pcap"
-    dump = subprocess.Popen(
-        ["tcpdump", "-i", NEAR, "-s", "0", "-B", str(64 * 1024), "-w", str(ref), live.bpf],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert dump.stderr is not None
-    dump.stderr.readline()  # "listening on": tcpdump's filter is in place
+    dump = _tcpdump(ref, live.bpf)
     start = time.perf_counter()
+    cpu = time.process_time()
     replay = subprocess.run(
         ["tcpreplay", "-i", NEAR, *rate, str(capture)], capture_output=True, text=True, check=True
     )
@@ -84,29 +126,32 @@ def one_rate(capture: Path, rate: list[str], out_dir: Path) -> dict[str, object]
     live.stop()
     worker.join()
     finished = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     dump.terminate()
     _, dump_err = dump.communicate(timeout=60)
     report = result[0]
     stats = live.stats()
-    sent = re.search(r"Successful packets:\s+(\d+)", replay.stdout)
-    pps = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", replay.stdout)
-    tcpdump_got = re.search(r"(\d+) packets captured", dump_err)
-    tcpdump_drop = re.search(r"(\d+) packets dropped by kernel", dump_err)
+    counts = _counts(replay.stdout, dump_err)
     row: dict[str, object] = {
         "rate": " ".join(rate),
-        "sent": int(sent.group(1)) if sent else None,
-        "replay_pps": float(pps.group(1)) if pps else None,
+        "sent": counts["sent"],
+        "replay_pps": counts["replay_pps"],
         "replay_s": round(replayed, 2),
         "processed_s": round(finished, 2),
+        "cpu_s": round(cpu, 2),
         "frames": report.summary.frames,
         "kernel_dropped": stats.dropped,
         "if_dropped": stats.ifdropped,
         "queue_dropped": stats.queue_dropped,
+        "queue_peak_frames": stats.queue_peak_frames,
+        "queue_peak_mib": round(stats.queue_peak_bytes / (1 << 20), 1),
         "unreliable_streams": sum(1 for s in report.streams if s.unreliable),
         "streams": len(report.streams),
         "calls": len(report.calls),
-        "tcpdump_captured": int(tcpdump_got.group(1)) if tcpdump_got else None,
-        "tcpdump_kernel_dropped": int(tcpdump_drop.group(1)) if tcpdump_drop else None,
+        "tcpdump_captured": counts["tcpdump_captured"],
+        "tcpdump_received": counts["tcpdump_received"],
+        "tcpdump_kernel_dropped": counts["tcpdump_kernel_dropped"],
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
     row["lossless"] = (
         stats.dropped == 0
@@ -126,6 +171,9 @@ def main() -> int:
     parser.add_argument("--capture", type=Path, default=Path("/tmp/bench/load.pcap"))
     parser.add_argument("--pps", type=int, nargs="*", default=[20_000, 40_000, 80_000, 160_000, 320_000])
     parser.add_argument("--topspeed", action="store_true", help="finish with tcpreplay --topspeed")
+    parser.add_argument(
+        "--reference", action="store_true", help="start with --topspeed and only tcpdump capturing"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bench-live.json")
     args = parser.parse_args()
     if not args.capture.exists():
@@ -144,6 +192,10 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     veth_up()
     try:
+        if args.reference:
+            row = reference(args.capture, args.out.parent, default_bpf())
+            print(json.dumps(row), flush=True)
+            rows.append(row)
         for rate in rates:
             row = one_rate(args.capture, rate, args.out.parent)
             print(json.dumps(row), flush=True)
@@ -151,7 +203,7 @@ def main() -> int:
     finally:
         veth_down()
     args.out.write_text(json.dumps({"cpus": os.cpu_count(), "runs": rows}, indent=2) + "\n")
-    best = [r for r in rows if r["lossless"]]
+    best = [r for r in rows if r.get("lossless")]
     print(
         "highest lossless rate:",
         max(best, key=lambda r: float(str(r["replay_pps"] or 0)))["rate"] if best else "none",
