@@ -144,6 +144,12 @@ class _Chunk:
     flows: list[_MediaFlow | None]
     #: fast rows [lo, hi) not yet staged
     waiting: list[tuple[int, int]] = field(default_factory=list)
+    #: each group's stream uid (-1: none), rebuilt after the look-ups change (None: stale)
+    uids: np.ndarray | None = None
+    #: uid -> (stream, flow) of the groups' look-ups, built with ``uids``
+    refs: dict[int, tuple[RtpStream, _MediaFlow]] = field(default_factory=dict)
+    #: the _Staged epoch that last received ``refs`` (-1: none)
+    given: int = -1
 
 
 class _Staged:
@@ -151,19 +157,21 @@ class _Staged:
 
     Handing packets over costs a call per stream, so it is done once per
     capture second (or when order demands it), not at every chunk: the
-    packets wait here as columns with a slot number naming their stream.
+    packets wait here as columns with the uid of their stream
+    (RtpStream.uid), numpy naming streams without a Python loop per packet.
     """
 
-    __slots__ = ("_ints", "_slot_of", "_slots", "_times", "flows", "keys", "rows", "streams")
+    __slots__ = ("_ints", "_times", "_uids", "epoch", "keys", "refs", "rows")
 
     def __init__(self) -> None:
-        self.streams: list[RtpStream] = []
-        self.flows: list[_MediaFlow] = []
+        #: uid -> (stream, flow) of every stream with staged packets (and of their chunks' others)
+        self.refs: dict[int, tuple[RtpStream, _MediaFlow]] = {}
         #: flow keys (udp_flow_key() bytes) with staged packets
         self.keys: set[bytes] = set()
         self.rows = 0
-        self._slot_of: dict[int, int] = {}
-        self._slots: list[np.ndarray] = []
+        #: bumped at every clear(), so a chunk knows when to give its refs again
+        self.epoch = 0
+        self._uids: list[np.ndarray] = []
         self._times: list[np.ndarray] = []
         self._ints: list[np.ndarray] = []
 
@@ -178,18 +186,15 @@ class _Staged:
         else:
             rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
         groups = chunk.group[rows]
-        present = np.unique(groups).tolist()
-        lut = np.zeros(present[-1] + 1, dtype=np.int64)
-        for g in present:
-            stream, flow = chunk.streams[g], chunk.flows[g]
-            assert stream is not None and flow is not None
-            slot = self._slot_of.get(id(stream))
-            if slot is None:
-                slot = self._slot_of[id(stream)] = len(self.streams)
-                self.streams.append(stream)
-                self.flows.append(flow)
-            lut[g] = slot
-            self.keys.add(chunk.keys[16 * g : 16 * g + 12])
+        if chunk.uids is None:
+            chunk.refs = {s.uid: (s, f) for s, f in zip(chunk.streams, chunk.flows, strict=True) if s and f}
+            chunk.uids = np.array([-1 if s is None else s.uid for s in chunk.streams] + [-1], dtype=np.int64)
+            chunk.given = -1
+        if chunk.given != self.epoch:
+            self.refs.update(chunk.refs)
+            chunk.given = self.epoch
+        keys = chunk.keys
+        self.keys.update(keys[16 * g : 16 * g + 12] for g in np.unique(groups).tolist())
         # Bytes 43..54: the RTP header from its second byte, then the first payload byte.
         h = chunk.heads[rows, 43:55]
         ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
@@ -198,24 +203,23 @@ class _Staged:
         ints[:, COL_B1] = h[:, 0]
         ints[:, COL_PAYLOAD_LEN] = chunk.ip_caplen[rows] - (ETH_IPV4_UDP_PAYLOAD - 14 + 12)
         ints[:, COL_FIRST_BYTE] = h[:, 11]
-        self._slots.append(lut[groups])
+        self._uids.append(chunk.uids[groups])
         self._times.append(chunk.batch.ts[rows])
         self._ints.append(ints)
         self.rows += len(rows)
 
     def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every staged packet in arrival order: slot, capture time and the add_columns matrix."""
-        if len(self._slots) == 1:
-            return self._slots[0], self._times[0], self._ints[0]
-        return np.concatenate(self._slots), np.concatenate(self._times), np.concatenate(self._ints)
+        """Every staged packet in arrival order: stream uid, capture time and the add_columns matrix."""
+        if len(self._uids) == 1:
+            return self._uids[0], self._times[0], self._ints[0]
+        return np.concatenate(self._uids), np.concatenate(self._times), np.concatenate(self._ints)
 
     def clear(self) -> None:
-        self.streams = []
-        self.flows = []
+        self.epoch += 1
+        self.refs = {}
         self.keys = set()
         self.rows = 0
-        self._slot_of = {}
-        self._slots = []
+        self._uids = []
         self._times = []
         self._ints = []
 
@@ -508,6 +512,7 @@ class Collector:
             cur = hi + 1
             after = self._stamp()
             if after != before:
+                chunk.uids = None
                 made = after[1] - before[1]
                 if after[0] == before[0] and after[2] - before[2] == made and after[4] >= before[4]:
                     self._resolve(
@@ -538,20 +543,19 @@ class Collector:
         staged = self._staged
         if not staged.rows:
             return
-        slots, times, ints = staged.take()
-        order = np.argsort(slots, kind="stable")
-        slots = slots[order]
+        uids, times, ints = staged.take()
+        order = np.argsort(uids, kind="stable")
+        uids = uids[order]
         times = times[order]
         ints = ints[order]
-        cuts = [0, *(np.flatnonzero(np.diff(slots)) + 1).tolist(), len(slots)]
+        cuts = [0, *(np.flatnonzero(np.diff(uids)) + 1).tolist(), len(uids)]
         last: dict[int, tuple[int, float, _MediaFlow]] = {}
-        streams, flows = staged.streams, staged.flows
+        refs = staged.refs
         # Views, not copies: a stream holds its columns until its next report (seconds), so at
         # most those seconds' hand-over arrays stay alive.
         for lo, hi in pairwise(cuts):
-            slot = int(slots[lo])
-            streams[slot].add_columns(times[lo:hi], ints[lo:hi])
-            flow = flows[slot]
+            stream, flow = refs[int(uids[lo])]
+            stream.add_columns(times[lo:hi], ints[lo:hi])
             row = int(order[hi - 1])
             seen = last.get(id(flow))
             if seen is None or seen[0] < row:
@@ -842,6 +846,7 @@ class Collector:
         ``reason`` in ``dropped`` so reports show them.
         """
         self.dropped[reason] += dropped
+        self._hand_over()  # staged packets first: every flow's last arrival is then exact
         start = (ts if since is None else min(since, ts)) - CAPTURE_LOSS_SLACK_S
         for flow in self._flows.values():
             if flow.last_ts >= start:

@@ -38,7 +38,7 @@ No I/O: the collector feeds parsed headers in, reports come out.
 
 from collections.abc import Iterable
 from itertools import repeat
-from typing import Final, TypeVar
+from typing import ClassVar, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -207,8 +207,12 @@ class RtpStream:
         "src_ip",
         "src_port",
         "ssrc",
+        "uid",
         "unreliable",
     )
+
+    #: Streams made so far, process-wide: the source of ``uid``.
+    _made: ClassVar[int] = 0
 
     def __init__(  # noqa: PLR0917 - the collector's call shape, fixed by the design
         self,
@@ -226,6 +230,9 @@ class RtpStream:
         self.dst_port = dst_port
         self.ssrc = ssrc
         self.first_frame = first_frame
+        RtpStream._made += 1
+        #: Unique in the process: how the collector's chunk loop names a stream in numpy columns.
+        self.uid = RtpStream._made
         self.rtpmap: dict[int, str] = dict(rtpmap) if rtpmap else {}
         #: Set by the collector when the capture itself dropped packets while
         #: this stream was live: then our "lost" may be the sniffer's fault.

@@ -24,7 +24,9 @@ def _stream() -> RtpStream:
 
 def _state(stream: RtpStream) -> dict[str, object]:
     stream.drain()
-    slots = [s for s in RtpStream.__slots__ if s not in {"pending", "_col_ts", "_col_ints", "_col_count"}]
+    slots = [
+        s for s in RtpStream.__slots__ if s not in {"pending", "_col_ts", "_col_ints", "_col_count", "uid"}
+    ]
     state = {s: getattr(stream, s) for s in slots}
     state["burst"] = stream.burst_ratio()
     return state
