@@ -459,7 +459,7 @@ class Collector:
         heads = _heads(data, np.where(usable_link, origin, batch.start))
         ip_caplen = batch.caplen - ip_at
         rows = np.flatnonzero(ipv4_udp_rtp(heads, ip_caplen) & usable_link)
-        keys, inverse = _distinct(np.ascontiguousarray(heads[rows][:, RTP_STREAM_KEY]))
+        keys, inverse = _distinct(heads[rows[:, None], RTP_STREAM_KEY])
         n_groups = len(keys) // 16
         group = np.full(n, n_groups, dtype=np.int64)  # n_groups: not a fast-path frame at all
         group[rows] = inverse
