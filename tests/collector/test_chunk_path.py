@@ -10,7 +10,6 @@ floats to rounding (the vectorised statistics sum in another order).
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from callqual.collector.config import CollectorConfig
 from callqual.collector.packet import Frame
 from callqual.schemas import AnyEvent, RtpStreamReport
 from callqual.simulator import simulate
+from tests.collector.event_equality import assert_same
 from tests.collector.pcapcraft import ether, ipv4, pcapng_epb, pcapng_idb, pcapng_shb, udp, write_pcap
 from tests.shared_captures import PCAPS
 
@@ -44,27 +44,12 @@ def _events(path: Path, chunked: bool, heuristic: bool) -> tuple[list[dict[str, 
     return [e.model_dump() for e in out], collector
 
 
-def _same(a: object, b: object, where: str) -> None:
-    if isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), where
-    elif isinstance(a, dict) and isinstance(b, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list) and isinstance(b, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 def _check(path: Path, heuristic: bool) -> int:
     chunked, c1 = _events(path, True, heuristic)
     framed, c2 = _events(path, False, heuristic)
     assert len(chunked) == len(framed)
     for i, (a, b) in enumerate(zip(chunked, framed, strict=True)):
-        _same(a, b, f"event {i} ({a.get('kind', '?')})")
+        assert_same(a, b, f"event {i} ({a.get('kind', '?')})")
     assert (c1.frames, c1.bytes) == (c2.frames, c2.bytes)
     assert (c1.all_errors(), c1.all_skipped(), c1.all_dropped()) == (
         c2.all_errors(),
@@ -188,6 +173,6 @@ def test_every_fixed_offset_link_layer_gives_the_same_events(tmp_path: Path, lin
     chunked, collector = _events(other, True, False)
     assert len(chunked) == len(reference) > 100
     for i, (a, b) in enumerate(zip(chunked, reference, strict=True)):
-        _same(a, b, f"event {i}")
+        assert_same(a, b, f"event {i}")
     assert not collector.all_errors()
     _check(other, False)

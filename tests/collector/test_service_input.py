@@ -11,7 +11,6 @@ would go to Kafka (the Kafka round trip is tests/pipeline/test_kafka_pipeline.py
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from callqual.collector.service import (
 )
 from callqual.schemas import AnyEvent
 from callqual.simulator import simulate
+from tests.collector.event_equality import assert_same
 
 
 class RecordingProducer:
@@ -97,22 +97,6 @@ def _per_frame_events(pcap: Path) -> tuple[list[dict[str, Any]], int]:
     return [json.loads(e.model_dump_json()) for e in out], collector.frames
 
 
-def _same(a: object, b: object, where: str = "") -> None:
-    """Equal, floats to rounding (the chunk path's vectorised statistics sum in another order)."""
-    if isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), where
-    elif isinstance(a, dict) and isinstance(b, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list) and isinstance(b, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 @pytest.fixture(scope="module")
 def load_pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pcap = tmp_path_factory.mktemp("service") / "load.pcap"
@@ -136,7 +120,7 @@ def test_file_takes_the_chunk_path_and_publishes_what_the_frame_path_emits(load_
     assert sizes == _chunks(load_pcap), "the service hid the file's record_batches()"
     assert len(sizes) >= 2
     assert sum(sizes) == frames == service.collector.frames
-    _same(producer.events(), expected)
+    assert_same(producer.events(), expected)
     markers = producer.markers()
     assert markers[-3:] == ["end"] * 3  # one end marker per partition, last
     # Housekeeping after every batch: each spans seconds of capture, so each gives a watermark.
@@ -150,7 +134,7 @@ def test_paced_replay_stays_per_frame(load_pcap: Path) -> None:
     expected, frames = _per_frame_events(load_pcap)
     assert sizes == []
     assert service.collector.frames == frames
-    _same(producer.events(), expected)
+    assert_same(producer.events(), expected)
 
 
 class _StopsAfter:

@@ -124,14 +124,6 @@ Index = npt.NDArray[np.int64]
 _BYTE_VALUES: Final[bytes] = bytes(range(256))
 
 
-def _steps(values: npt.NDArray[_T], before: float) -> npt.NDArray[_T]:
-    """``values[i] - values[i - 1]``, ``before`` standing for ``values[-1]``: np.diff(prepend=), no copy."""
-    out = np.empty_like(values)
-    out[0] = values[0] - before
-    np.subtract(values[1:], values[:-1], out=out[1:])
-    return out
-
-
 def event_name(code: int) -> str:
     """RFC 4733 3.2 digit for a DTMF event code, else the decimal code."""
     return _DTMF_NAMES[code] if 0 <= code < len(_DTMF_NAMES) else str(code)
@@ -143,21 +135,6 @@ _JITTER_A = 15.0 / 16.0
 _JITTER_SEGMENT = 256
 _A_POW = _JITTER_A ** np.arange(1, _JITTER_SEGMENT + 1, dtype=np.float64)
 _A_INV = 1.0 / _A_POW
-
-
-def _jitter_filter(j0: float, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Every J_k of the jitter filter from J_0 and the |D_k|, without a Python loop.
-
-    J_k = a^k * (J_0 + 1/16 * sum_(i<=k) a^-i * x_i): all terms are non-negative,
-    so the cumulative sum loses nothing to cancellation; segments bound a^-k.
-    """
-    out = np.empty_like(x)
-    for s in range(0, len(x), _JITTER_SEGMENT):
-        seg = x[s : s + _JITTER_SEGMENT]
-        m = len(seg)
-        out[s : s + m] = _A_POW[:m] * (j0 + np.cumsum(seg * _A_INV[:m]) / 16.0)
-        j0 = float(out[s + m - 1])
-    return out
 
 
 class RtpStream:
@@ -688,7 +665,7 @@ class RtpStream:
 
 
 def _segment_steps(values: npt.NDArray[_T], starts: Index, before: npt.NDArray[_T]) -> npt.NDArray[_T]:
-    """_steps() of every segment of ``values`` (starting at ``starts``), ``before[i]`` before segment i."""
+    """Steps ``values[i] - values[i - 1]`` within each segment (from ``starts``), ``before[i]`` first."""
     out = np.empty_like(values)
     np.subtract(values[1:], values[:-1], out=out[1:])
     out[starts] = values[starts] - before
@@ -705,7 +682,7 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
     and no delta of exactly -1 ms (the min sentinel). For such a batch every
     branch of :meth:`RtpStream._apply` is known in advance, so everything is
     computed with numpy, the jitter filter and the running means in closed
-    form (:func:`_jitter_filter`). They round differently from Wireshark's
+    form (:func:`_segment_jitter`). They round differently from Wireshark's
     packet-by-packet C doubles, by parts in 10^12: far inside the 1% /
     0.01 ms the tshark comparison allows. Anything else takes the packet
     loop on the same packets.
@@ -822,12 +799,13 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
 
 
 def _segment_jitter(j0: FloatColumn, x: FloatColumn, seg: Index, starts: Index, counts: Index) -> FloatColumn:
-    """:func:`_jitter_filter` of every segment of ``x`` (segment i starting from J = ``j0[i]``), at once.
+    """Every J_k of the jitter filter over each segment of ``x`` (the |D_k|), segment i from J = ``j0[i]``.
 
-    Each segment is cut into blocks of _JITTER_SEGMENT packets from its
-    start, as _jitter_filter cuts it, laid out as rows of one zero-padded
-    matrix: the within-block cumulative sums are then one numpy call, with
-    the same additions in the same order as _jitter_filter's. Blocks depend
+    Closed form: J_k = a^k * (J_0 + 1/16 * sum_(i<=k) a^-i * x_i). All terms
+    are non-negative, so the cumulative sum loses nothing to cancellation;
+    blocks of _JITTER_SEGMENT packets bound a^-k. Each segment is cut into
+    such blocks from its start, laid out as rows of one zero-padded matrix:
+    the within-block cumulative sums are then one numpy call. Blocks depend
     on the previous block's last J, so only the block ordinal is looped.
     """
     width = _JITTER_SEGMENT
