@@ -384,19 +384,18 @@ class Collector:
             self._n_streams,
         )
 
-    def _resolve(
-        self,
-        keys: bytes,
-        groups: Iterable[int],
-        streams: list[RtpStream | None],
-        flows: list[_MediaFlow | None],
-        usable: np.ndarray,
-    ) -> None:
+    def _resolve(self, chunk: _Chunk, groups: Iterable[int], usable: np.ndarray) -> None:
         """Look up the stream and flow of each (flow key, SSRC) group the fast path may take, in place.
 
-        ``keys`` holds 16 bytes per group (udp_flow_key() bytes, then the
-        SSRC); ``usable[g]`` says whether group ``g`` has a stream.
+        ``usable[g]`` says whether group ``g`` has a stream. The chunk's uid
+        column is derived from these look-ups, so it is dropped here, where
+        they change: a stale one would stage packets for a stream it no
+        longer names.
         """
+        chunk.uids = None
+        keys = chunk.keys
+        streams = chunk.streams
+        flows = chunk.flows
         fast = self._fast
         fresh = self.media.generation == self._fast_generation
         for g in groups:
@@ -468,7 +467,7 @@ class Collector:
             by_key.setdefault(keys[16 * g : 16 * g + 12], []).append(g)
         chunk = _Chunk(batch, heads, ip_caplen, group, keys, [None] * n_groups, [None] * n_groups)
         usable = np.zeros(n_groups + 1, dtype=bool)
-        self._resolve(keys, range(n_groups), chunk.streams, chunk.flows, usable)
+        self._resolve(chunk, range(n_groups), usable)
         has_waiting = np.zeros(n_groups + 1, dtype=bool)
         fed = 0
         fed_bytes = 0
@@ -512,12 +511,9 @@ class Collector:
             cur = hi + 1
             after = self._stamp()
             if after != before:
-                chunk.uids = None
                 made = after[1] - before[1]
                 if after[0] == before[0] and after[2] - before[2] == made and after[4] >= before[4]:
-                    self._resolve(
-                        keys, by_key.get(key[0], ()) if key else (), chunk.streams, chunk.flows, usable
-                    )
+                    self._resolve(chunk, by_key.get(key[0], ()) if key else (), usable)
                 else:
                     staged.stage(chunk)
                     has_waiting[:] = False
@@ -531,7 +527,7 @@ class Collector:
                             candidates = [g for k in self._fast for g in by_key.get(k, ())]
                         else:
                             candidates = list(range(n_groups))
-                        self._resolve(keys, candidates, chunk.streams, chunk.flows, usable)
+                        self._resolve(chunk, candidates, usable)
         staged.stage(chunk)
         if staged.rows >= _STAGE_LIMIT:
             self._hand_over()
