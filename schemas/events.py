@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from callqual.schemas.base import SCHEMA_VERSION, WireModel
+from callqual.schemas.packet_content import RawBytes
 
 Transport = Literal["udp", "tcp", "sctp", "ws", "wss", "tls"]
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
@@ -61,6 +62,8 @@ class SipMessageEvent(WireModel):
     content_type: str | None = None
     size: int
     sdp: list[SdpMedia] | None = None
+    #: The message exactly as captured (after reassembly), for a call store to keep and export
+    raw: RawBytes = b""
 
 
 class RtpStreamStats(WireModel):
@@ -160,6 +163,8 @@ class MalformedSipEvent(WireModel):
     #: The first line (at most 200 characters, undecodable bytes escaped)
     excerpt: str
     size: int
+    #: The payload exactly as captured (at most ``MAX_SIP_MESSAGE_BYTES``), as evidence
+    raw: RawBytes = b""
 
 
 AnyEvent = SipMessageEvent | MalformedSipEvent | RtpStreamReport | RtcpEvent
