@@ -55,7 +55,7 @@ from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
 from callqual.collector.sip.sdp import parse_sdp, sdp_body
 from callqual.schemas import AnyEvent, MalformedSipEvent, SdpMedia, SipMessageEvent
 from callqual.schemas.events import Transport
-from callqual.schemas.packet_content import MAX_SIP_MESSAGE_BYTES
+from callqual.schemas.packet_content import MAX_SIP_MESSAGE_BYTES, packet_text
 
 EventSink = Callable[[AnyEvent], None]
 
@@ -868,7 +868,7 @@ def _transport(name: str) -> Transport:
 
 def _excerpt(data: bytes) -> str:
     line = data.split(b"\n", 1)[0][:200]
-    return line.decode("utf-8", errors="backslashreplace").rstrip("\r")
+    return packet_text(line).rstrip("\r")
 
 
 def _sip_event(p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None) -> SipMessageEvent:
