@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"callqual: {args.capture}: permission denied", file=sys.stderr)
         return EXIT_UNREADABLE
     except CaptureFormatError as exc:
-        print(f"callqual: {args.capture}: not a readable capture ({exc.reason})", file=sys.stderr)
+        what = f": {exc.detail}" if exc.reason == "capture.other_format" else ""
+        print(f"callqual: {args.capture}: not a readable capture ({exc.reason}){what}", file=sys.stderr)
         return EXIT_UNREADABLE
     with capture:
         show = settings.progress and sys.stderr.isatty()

@@ -31,6 +31,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from callqual.collector.capture.other_formats import MAGIC_BYTES_NEEDED, describe_other_format
 from callqual.collector.errors import CaptureFormatError
 from callqual.collector.packet import Frame, RecordBatch
 
@@ -106,6 +107,9 @@ class CaptureFile:
                 self._magic = head
                 self._frames = self._read_pcap(*_PCAP_MAGICS[head])
             else:
+                known = describe_other_format(head + self._safe_read(MAGIC_BYTES_NEEDED - 4), self.path)
+                if known is not None:
+                    raise CaptureFormatError("capture.other_format", known)
                 raise CaptureFormatError("capture.unknown_format", f"magic {head.hex()}")
             self._check_header()
         except BaseException:
