@@ -37,7 +37,7 @@ from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.rtcp import rtcp_events
-from callqual.collector.media.rtp_header import looks_like_rtp, parse_rtp
+from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp, parse_rtp
 from callqual.collector.media.rtp_stream import (
     COL_B1,
     COL_FIRST_BYTE,
@@ -605,7 +605,7 @@ class Collector:
             flow = self._flow(p, None)
             self._on_media(flow, p.ts, p.frame, data)
             return flow
-        self.skipped["udp.unclassified"] += 1
+        self.skipped["rtp.zrtp" if is_zrtp(data) else "udp.unclassified"] += 1
         return None
 
     def _flow(self, p: Payload, binding: MediaBinding | None) -> _MediaFlow:
@@ -663,9 +663,14 @@ class Collector:
                 if len(pending) >= PENDING_LIMIT:
                     stream.drain()
                 return
-        hdr = parse_rtp(buf[start:] if start else buf)
+        packet = buf[start:] if start else buf
+        hdr = parse_rtp(packet)
         if hdr is None:
-            self.errors["rtp.bad_header"] += 1
+            # ZRTP keys the SRTP that follows on the same port (RFC 6189): expected, not an error.
+            if is_zrtp(packet):
+                self.skipped["rtp.zrtp"] += 1
+            else:
+                self.errors["rtp.bad_header"] += 1
             return
         pt, marker, seq, rtp_ts, ssrc, offset, payload_len = hdr
         stream = flow.streams.get(ssrc)

@@ -32,8 +32,13 @@ def parse_rtp(payload: bytes) -> RtpHeader | None:
     The payload offset skips the CSRC list (RFC 3550 5.1 CC) and the header
     extension (RFC 3550 5.3.1: 16-bit profile word, 16-bit length in 32-bit
     words); the payload length excludes padding (RFC 3550 5.1 P: the last
-    octet counts the padding octets, itself included). A padding count of 0 or
-    one that eats into the header is invalid per the same section.
+    octet counts the padding octets, itself included).
+
+    A packet counts by its header, as tshark counts it (packet-rtp.c): in
+    SRTP (RFC 3711) the last octet is the authentication tag, so with P set
+    the "padding count" is noise. A count larger than the payload is clipped
+    to it (payload length 0); a count of 0 makes tshark's dissector throw
+    before its tap, so that packet is not RTP for us either.
     """
     size = len(payload)
     if size < 12:
@@ -46,14 +51,14 @@ def parse_rtp(payload: bytes) -> RtpHeader | None:
         if offset + 4 > size:
             return None
         offset += 4 + (_EXT.unpack_from(payload, offset)[1] << 2)
+    if offset > size:
+        return None
     end = size
     if b0 & 0x20:
         pad = payload[-1]
-        end -= pad
-        if pad == 0 or end < offset:
+        if pad == 0:
             return None
-    if offset > end:
-        return None
+        end = max(offset, size - pad)
     return b1 & 0x7F, b1 > 0x7F, seq, ts, ssrc, offset, end - offset
 
 
@@ -69,4 +74,15 @@ def looks_like_rtp(payload: bytes) -> bool:
     header = parse_rtp(payload)
     if header is None:
         return False
+    if payload[0] & 0x20 and payload[-1] > len(payload) - header[5]:
+        return False  # a guess must be strict: tshark's heuristic too rejects padding past the header
     return not (_FIRST_RESERVED_PT <= header[0] <= _LAST_RESERVED_PT)
+
+
+#: RFC 6189 5: ZRTP packets share the media port; first octet 0x10 (version 0), magic cookie at 4.
+_ZRTP_MAGIC: Final = b"ZRTP"
+
+
+def is_zrtp(payload: bytes) -> bool:
+    """A ZRTP key-agreement packet (Hello, Commit, DHPart, Confirm...): counted apart, never RTP."""
+    return len(payload) >= 12 and payload[0] == 0x10 and payload[4:8] == _ZRTP_MAGIC

@@ -154,6 +154,7 @@ class RtpStream:
         "_event_ts",
         "_events",
         "_ext_ts",
+        "_first_ext",
         "_first_ts",
         "_hi_seq",
         "_jitter",
@@ -218,6 +219,8 @@ class RtpStream:
         self.problem = False
         self._total = 0
         self._first_ts = 0.0
+        #: the first packet's extended RTP timestamp: tshark analyses only packets within 2^31 after it
+        self._first_ext = 0
         self._last_ts = 0.0
         self._start_seq = 0
         self._stop_seq = 0
@@ -383,6 +386,7 @@ class RtpStream:
         hi_seq = self._hi_seq
         total = self._total
         first_ts = self._first_ts
+        first_ext = self._first_ext
         last_ts = self._last_ts
         start = self._start_seq
         stop_seq = self._stop_seq
@@ -443,6 +447,7 @@ class RtpStream:
 
             if not total:
                 first_ts = last_ts = ts
+                first_ext = ext
                 start = stop_seq = seq_num = seq
                 seq_ts = nom_ts = ext
                 time = 0.0
@@ -452,17 +457,23 @@ class RtpStream:
 
             now = (ts - first_ts) * 1000.0
             last_ts = ts
+            # tap-rtp-analysis.c "in_time_sequence": a timestamp before the first packet's, or 2^31
+            # or more after it (a corrupt or reset clock), is a timestamp error (STAT_FLAG_WRONG_TIMESTAMP):
+            # the packet is counted but moves neither the sequence state nor delta and jitter.
+            in_time = 0 <= ext - first_ext < _TS_HALF
 
             # Sequence cycles with the "under" latch, then Wireshark's sequence-error count.
-            if not under and (seq < start or (seq == 0 and stop_seq == 65535)):
+            if not in_time:
+                problem = True
+            elif not under and (seq < start or (seq == 0 and stop_seq == 65535)):
                 cycles += 1
                 under = True
             elif seq > start and under:
                 under = False
 
-            if seq_num + 1 == seq or (seq_num == 65535 and seq == 0):
+            if in_time and (seq_num + 1 == seq or (seq_num == 65535 and seq == 0)):
                 seq_num = seq
-            elif seq_num + 1 < seq or seq_num - seq > _WRAP_GUESS:
+            elif in_time and (seq_num + 1 < seq or seq_num - seq > _WRAP_GUESS):
                 seq_num = seq
                 seq_errors += 1
                 problem = True
@@ -480,6 +491,11 @@ class RtpStream:
 
             prev_pt = last_pt
             last_pt = pt
+            if not in_time:
+                seq_ts = ext
+                stop_seq = seq
+                total += 1
+                continue
             delta = now - time
             divisor = info[0]
             current_jitter = 0.0
@@ -517,6 +533,7 @@ class RtpStream:
         self._hi_seq = hi_seq
         self._total = total
         self._first_ts = first_ts
+        self._first_ext = first_ext
         self._last_ts = last_ts
         self._start_seq = start
         self._stop_seq = stop_seq
@@ -679,7 +696,8 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
     type as the previous packet, with a known clock rate and not comfort
     noise or telephone events, no marker, sequence numbers consecutive from
     the last one without a wrap, no state change of Wireshark's wrap latch,
-    and no delta of exactly -1 ms (the min sentinel). For such a batch every
+    no delta of exactly -1 ms (the min sentinel), and every timestamp within 2^31 after the
+    stream's first (tshark's in_time_sequence). For such a batch every
     branch of :meth:`RtpStream._apply` is known in advance, so everything is
     computed with numpy, the jitter filter and the running means in closed
     form (:func:`_segment_jitter`). They round differently from Wireshark's
@@ -736,6 +754,16 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
     bad[1:] |= np.diff(seq) != 1
     bad[starts] = ints[starts, COL_B1] != pts
     bad |= delta == -1.0
+    # packet-rtp.c calculate_extended_timestamp, as steps from the previous packet: the
+    # low 32 bits of an extended timestamp are the RTP timestamp itself.
+    step = _segment_steps(ints[:, COL_RTP_TS], starts, ext_ts & 0xFFFFFFFF)
+    step[step > _TS_HALF] -= _TS_MOD
+    step[step < -_TS_HALF] += _TS_MOD
+    ext = np.cumsum(step)
+    ext += (ext_ts - (ext[starts] - step[starts]))[seg]
+    # every packet within 2^31 after the stream's first timestamp (tshark's "in_time_sequence")
+    since_first = ext - np.array([s._first_ext for s in todo], dtype=np.int64)[seg]
+    bad |= (since_first < 0) | (since_first >= _TS_HALF)
     bad_segments = np.bincount(seg[bad], minlength=len(todo)).tolist()
     for i, s in enumerate(todo):
         if clean[i] and bad_segments[i]:
@@ -745,13 +773,6 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
     if not any(clean):
         return
 
-    # packet-rtp.c calculate_extended_timestamp, as steps from the previous packet: the
-    # low 32 bits of an extended timestamp are the RTP timestamp itself.
-    step = _segment_steps(ints[:, COL_RTP_TS], starts, ext_ts & 0xFFFFFFFF)
-    step[step > _TS_HALF] -= _TS_MOD
-    step[step < -_TS_HALF] += _TS_MOD
-    ext = np.cumsum(step)
-    ext += (ext_ts - (ext[starts] - step[starts]))[seg]
     # Every packet has the clock rate, so the nominal reference is the previous packet's.
     nominal = _segment_steps(ext, starts, nom_ts) / divisors[seg]
     jitters = _segment_jitter(jitter0, np.abs(delta - nominal), seg, starts, counts)

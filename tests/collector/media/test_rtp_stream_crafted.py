@@ -149,8 +149,9 @@ def test_header_parser_csrc_extension_padding() -> None:
         + b"\x00\x00\x03"
     )
     assert parse_rtp(packet) == (96, True, 7, 8, 9, 12 + 8 + 8, 20)
-    assert parse_rtp(packet[:-3] + b"\x00\x00\xff") is None  # padding longer than the packet
-    assert parse_rtp(packet[:-3] + b"\x00\x00\x00") is None  # zero padding count
+    # padding longer than the payload (SRTP: the last octet is the auth tag): clipped, as tshark does
+    assert parse_rtp(packet[:-3] + b"\x00\x00\xff") == (96, True, 7, 8, 9, 28, 0)
+    assert parse_rtp(packet[:-3] + b"\x00\x00\x00") is None  # zero padding count: tshark does not count it
     assert parse_rtp(b"\x40" + packet[1:]) is None  # version 1
     assert parse_rtp(packet[:14]) is None  # CSRC list cut
     assert looks_like_rtp(packet)
