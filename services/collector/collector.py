@@ -612,6 +612,19 @@ class Collector:
         key = (p.src_ip, p.src_port, p.dst_ip, p.dst_port)
         flow = self._flows.get(key)
         if flow is None or (binding is not None and flow.binding is not binding):
+            old = flow.binding if flow is not None else None
+            if (
+                flow is not None
+                and old is not None
+                and binding is not None
+                and (old.call_id, old.is_rtcp) == (binding.call_id, binding.is_rtcp)
+            ):
+                # The same call re-bound the endpoint (a re-INVITE, back from T.38 fax...): like
+                # Wireshark, whose streams never split, its streams go on with the new payload map.
+                flow.binding = binding
+                for stream in flow.streams.values():
+                    stream.use_rtpmap(binding.rtpmap)
+                return flow
             if flow is not None:
                 # A new SDP re-bound this endpoint (a new call reusing the port): the old
                 # streams belong to the old call and end here.

@@ -17,14 +17,16 @@ from tests.collector.pcapcraft import ether, ipv4, udp, write_pcap
 
 Endpoint = tuple[str, int]
 
+#: the a=rtpmap line ``sdp`` writes for a format
+RTPMAPS = {"0": "PCMU/8000", "8": "PCMA/8000", "96": "opus/48000"}
+
 
 def sdp(ip: str, media: list[tuple[str, int, str, str]], session: int = 1) -> bytes:
     """An SDP body; ``media`` lists (media, port, proto, formats) such as ("audio", 4000, "RTP/AVP", "0")."""
     lines = ["v=0", f"o=- {session} {session} IN IP4 {ip}", "s=-", f"c=IN IP4 {ip}", "t=0 0"]
     for kind, port, proto, formats in media:
         lines.append(f"m={kind} {port} {proto} {formats}")
-        if formats == "0":
-            lines.append("a=rtpmap:0 PCMU/8000")
+        lines.extend(f"a=rtpmap:{f} {RTPMAPS[f]}" for f in formats.split() if f in RTPMAPS)
     return ("\r\n".join(lines) + "\r\n").encode()
 
 

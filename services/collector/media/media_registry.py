@@ -2,7 +2,8 @@
 
 Wireshark ties RTP to a call the same way: every SDP ``c=``/``m=`` pair sets up
 an RTP "conversation" on that address and port (and RTCP on port+1), matched
-from either side, from the frame of the SDP onwards, the latest SDP winning.
+from either side, from the frame of the SDP onwards, the latest SDP winning
+(one that gives the port to another protocol, such as T.38, ends its RTP).
 Doing what the reference does is what makes our stream list equal tshark's.
 
 Bounded: an LRU of at most ``max_bindings`` endpoints; evictions are counted.
@@ -38,7 +39,12 @@ class MediaRegistry:
 
     def learn(self, call_id: str, media: list[SdpMedia]) -> None:
         for m in media:
-            if m.connection_ip is None or m.port == 0 or not m.proto.upper().startswith("RTP"):
+            if m.connection_ip is None or m.port == 0:
+                continue
+            if not m.proto.upper().startswith("RTP"):
+                # Not RTP any more (a T.38 fax switch-over, image/udptl): Wireshark hands the port to
+                # that protocol, so RTP still arriving there is no longer counted. RTCP on port+1 stays.
+                self._unbind((m.connection_ip, m.port))
                 continue
             rtpmap = dict(m.rtpmap)
             self._bind((m.connection_ip, m.port), MediaBinding(call_id, False, rtpmap))
@@ -56,6 +62,11 @@ class MediaRegistry:
             evicted, _ = self._bindings.popitem(last=False)
             self._changed.add(evicted)
             self.dropped["media.binding_evicted"] += 1
+
+    def _unbind(self, endpoint: tuple[str, int]) -> None:
+        if self._bindings.pop(endpoint, None) is not None:
+            self.generation += 1
+            self._changed.add(endpoint)
 
     def take_changes(self) -> set[tuple[str, int]]:
         """The endpoints whose binding changed since the last call (at most two per binding learnt)."""

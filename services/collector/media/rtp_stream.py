@@ -258,6 +258,17 @@ class RtpStream:
         self._col_ints: list[IntColumns] = []
         self._col_count = 0
 
+    def use_rtpmap(self, rtpmap: dict[int, str]) -> None:
+        """A re-INVITE of the same call re-mapped this stream's payload types: the latest SDP wins.
+
+        As in Wireshark, whose RTP conversation takes the new mapping; packets
+        still queued are applied with it too (a payload type redefined while
+        its packets wait is the one case where that differs).
+        """
+        if rtpmap != self.rtpmap:
+            self.rtpmap = dict(rtpmap)
+            self._clock_by_pt.clear()
+
     # ------------------------------------------------------------------ hot path
 
     def _pt_info(self, pt: int) -> tuple[float, int, bool]:
@@ -268,7 +279,8 @@ class RtpStream:
         divisor = float(clock // 1000) if clock >= 1000 else clock / 1000.0
         info = (divisor, clock, is_telephone_event(pt, self.rtpmap))
         self._clock_by_pt[pt] = info
-        self._pts.append(pt)
+        if pt not in self._pts:  # a miss after use_rtpmap() is not a new payload type
+            self._pts.append(pt)
         return info
 
     def add(  # noqa: PLR0917 - positional on purpose: this is the per-packet hot path
