@@ -3,7 +3,7 @@
 Wireshark ties RTP to a call the same way: every SDP ``c=``/``m=`` pair sets up
 an RTP "conversation" on that address and port (and RTCP on port+1), matched
 from either side, from the frame of the SDP onwards, the latest SDP winning
-(one that gives the port to another protocol, such as T.38, ends its RTP).
+(one that gives the port to T.38 fax ends its RTP).
 Doing what the reference does is what makes our stream list equal tshark's.
 
 Bounded: an LRU of at most ``max_bindings`` endpoints; evictions are counted.
@@ -41,10 +41,12 @@ class MediaRegistry:
         for m in media:
             if m.connection_ip is None or m.port == 0:
                 continue
-            if not m.proto.upper().startswith("RTP"):
-                # Not RTP any more (a T.38 fax switch-over, image/udptl): Wireshark hands the port to
-                # that protocol, so RTP still arriving there is no longer counted. RTCP on port+1 stays.
+            if m.proto.lower() == "udptl":
+                # A T.38 fax switch-over (image udptl t38): Wireshark hands the port to T.38, so RTP
+                # still arriving there is no longer counted. RTCP on port+1 stays, as there.
                 self._unbind((m.connection_ip, m.port))
+                continue
+            if not m.proto.upper().startswith("RTP"):
                 continue
             rtpmap = dict(m.rtpmap)
             self._bind((m.connection_ip, m.port), MediaBinding(call_id, False, rtpmap))
