@@ -55,7 +55,7 @@ def test_every_format_in_the_table_is_tested() -> None:
 def test_named_and_the_suggested_command_converts_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], editcap_format: str
 ) -> None:
-    other = tmp_path / "call.cap"
+    other = tmp_path / "a call.cap"  # a space, as Windows file names have: the command quotes it
     subprocess.run(["editcap", "-F", editcap_format, str(SOURCE), str(other)], check=True, timeout=60)
     code, _, err = _analyze(other, capsys)
     assert code == 3
@@ -64,7 +64,7 @@ def test_named_and_the_suggested_command_converts_it(
     if editcap_format in NO_ROUND_TRIP:
         return
     subprocess.run(shlex.split(command), cwd=tmp_path, check=True, timeout=60)
-    code, out, _ = _analyze(tmp_path / "call.pcap", capsys)
+    code, out, _ = _analyze(tmp_path / "a call.pcap", capsys)
     assert code == 0
     converted = AnalysisReport.model_validate_json(out)
     code, out, _ = _analyze(SOURCE, capsys)

@@ -10,6 +10,7 @@ one (ERF, CommView), or whose packets pcap cannot hold (HP-UX nettl), stay
 
 from __future__ import annotations
 
+import shlex
 from pathlib import PurePath
 from typing import NamedTuple
 
@@ -51,5 +52,5 @@ def describe_other_format(head: bytes, path: str) -> str | None:
                 return f"a {fmt.name}: unpack it first (callqual reads pcap, pcapng and gzip)"
             source = PurePath(path)
             target = source.stem + ("-converted.pcap" if source.suffix == ".pcap" else ".pcap")
-            return f"a {fmt.name}; convert it with: editcap -F pcap {path} {target}"
+            return f"a {fmt.name}; convert it with: editcap -F pcap {shlex.quote(path)} {shlex.quote(target)}"
     return None
