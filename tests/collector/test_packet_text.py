@@ -29,13 +29,19 @@ from tests.collector.pcapcraft import ether, ipv4, udp, write_pcap
 _RANDOM_HIGH = bytes(random.Random(10).randrange(0x80, 0x100) for _ in range(24))
 
 
-def _invite(call_id: bytes, display: bytes, extra: bytes = b"", sdp_name: bytes = b"-") -> bytes:
+def _invite(
+    call_id: bytes,
+    display: bytes,
+    extra: bytes = b"",
+    sdp_name: bytes = b"-",
+    ruri: bytes = b"sip:bob@example.com",
+) -> bytes:
     sdp = (
         b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=" + sdp_name + b"\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
         b"m=audio 4000 RTP/AVP 0 8\r\na=rtpmap:8 PCMA\xe9/8000\r\n"
     )
     head = [
-        b"INVITE sip:bob@example.com SIP/2.0",
+        b"INVITE " + ruri + b" SIP/2.0",
         b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK" + call_id[:4],
         b"From: " + display + b" <sip:alice@example.com>;tag=1",
         b"To: <sip:bob@example.com>",
@@ -57,6 +63,7 @@ MESSAGES = [
     ),
     ("corrupted Call-ID", _invite(b"corr\xffupted@h", b"Bob")),
     ("corrupted header name", _invite(b"name@h", b"Bob", b"X-Tr\xe4ce: 1")),
+    ("latin-1 Request-URI", _invite(b"ruri@h", b"Bob", ruri=b"sip:m\xfcller@example.com")),
     ("surrogate-looking UTF-8", _invite("utf8-\u00fc-\u20ac@h".encode(), '"Ren\u00e9e"'.encode())),
 ]
 
@@ -90,7 +97,15 @@ def test_events_hold_escaped_text_and_the_raw_bytes(capture: Path) -> None:
     events = _sip_events(capture)
     assert [e.raw for e in events] == [m for _, m in MESSAGES]
     by_call = {e.call_id: e for e in events}
-    assert set(by_call) == {"latin1@h", "random@h", "corr\\xffupted@h", "name@h", "utf8-\u00fc-\u20ac@h"}
+    assert set(by_call) == {
+        "latin1@h",
+        "random@h",
+        "corr\\xffupted@h",
+        "name@h",
+        "ruri@h",
+        "utf8-\u00fc-\u20ac@h",
+    }
+    assert by_call["ruri@h"].request_uri == "sip:m\\xfcller@example.com"
     assert by_call["random@h"].user_agent == packet_text(_RANDOM_HIGH)
     assert by_call["latin1@h"].sdp is not None
     assert by_call["latin1@h"].sdp[0].rtpmap == {8: "PCMA\\xe9/8000"}
@@ -123,7 +138,7 @@ def test_analyze_json(capture: Path) -> None:
     assert calls["corr\\xffupted@h"]["from_uri"] == "sip:alice@example.com"
     assert calls["random@h"]["user_agent"] == packet_text(_RANDOM_HIGH)
     assert calls["utf8-\u00fc-\u20ac@h"]["state"] == "in_progress"
-    assert report["summary"]["errors"]["sip.not_utf8"] == 4  # counted as anomalies, calls still tracked
+    assert report["summary"]["errors"]["sip.not_utf8"] == 5  # counted as anomalies, calls still tracked
     assert report["summary"]["sip_messages"] == len(MESSAGES)
 
 

@@ -707,8 +707,11 @@ def parse_sip(
     raw_first = data if line_end < 0 else data[:line_end]
     try:
         first_line = raw_first.decode("utf-8").rstrip("\r")
-    except UnicodeDecodeError:
-        raise SipParseError("sip.bad_start_line", "not UTF-8") from None
+    except UnicodeDecodeError as exc:
+        # A Latin-1 user part in the Request-URI, a mangled reason phrase: read as packet text, and
+        # the grammar below still decides (a stray byte in the method or version is not SIP).
+        first_line = packet_text(raw_first).rstrip("\r")
+        anomaly("sip.not_utf8", f"start-line byte {exc.start}")
     is_request, method, request_uri, status_code, reason_phrase = _parse_start_line(first_line)
     try:
         head_end, body_start = _find_header_end(data, max_header_bytes)
@@ -721,7 +724,8 @@ def parse_sip(
     try:
         head = data[:head_end].decode("utf-8")
     except UnicodeDecodeError as exc:
-        anomaly("sip.not_utf8", f"byte {exc.start}")
+        if "sip.not_utf8" not in anomalies:  # once per message, the start-line may have said it
+            anomaly("sip.not_utf8", f"byte {exc.start}")
         # Each stray byte as its \xNN escape (see packet_content); the exact bytes go on in the event.raw.
         head = packet_text(data[:head_end])
     lines = head.split("\n")
