@@ -24,8 +24,8 @@ Decisions, so that every caller gets the same answer for the same bytes:
 * Call-ID, CSeq, From and To are required (``sip.missing_*``): every later
   stage keys calls and transactions on them. Via and Max-Forwards are not,
   so that messages captured behind odd middleboxes are still seen.
-* The header section must be UTF-8 (RFC 3261 7.3.1), else ``sip.not_utf8``
-  (an anomaly: each stray byte is read as its ``\\xNN`` escape, the one
+* The start-line and headers must be UTF-8 (RFC 3261 7.3.1), else ``sip.not_utf8``
+  (an anomaly, once per message: each stray byte is read as its ``\\xNN`` escape, the one
   representation of packet text, ``callqual.schemas.packet_content``).
   The body is kept as bytes.
 * Sizes are bounded (``max_header_bytes``, ``max_headers``) because
