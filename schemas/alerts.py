@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from callqual.schemas.base import SCHEMA_VERSION, WireModel
+from callqual.schemas.packet_content import PacketText
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -16,8 +17,8 @@ class EvidenceMessage(WireModel):
     ts: float
     src: str
     dst: str
-    first_line: str
-    headers: dict[str, str] = Field(default_factory=dict)
+    first_line: PacketText
+    headers: dict[PacketText, PacketText] = Field(default_factory=dict)
 
 
 class Alert(WireModel):
@@ -27,10 +28,10 @@ class Alert(WireModel):
     alert_id: str
     rule: str
     severity: Severity
-    call_id: str | None
+    call_id: PacketText | None
     source_ip: str | None
     first_ts: float
     last_ts: float
-    summary: str
-    details: dict[str, float | int | str | None] = Field(default_factory=dict)
+    summary: PacketText
+    details: dict[str, float | int | PacketText | None] = Field(default_factory=dict)
     evidence: list[EvidenceMessage] = Field(default_factory=list)

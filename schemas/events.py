@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from callqual.schemas.base import SCHEMA_VERSION, WireModel
+from callqual.schemas.packet_content import PacketText, RawBytes
 
 Transport = Literal["udp", "tcp", "sctp", "ws", "wss", "tls"]
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
@@ -18,13 +19,13 @@ Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 class SdpMedia(WireModel):
     """One ``m=`` section of an SDP body, with its effective connection address."""
 
-    media: str
-    connection_ip: str | None
+    media: PacketText
+    connection_ip: PacketText | None
     port: int
-    proto: str
+    proto: PacketText
     payload_types: list[int]
     #: payload type -> "encoding/clock[/channels]" from a=rtpmap
-    rtpmap: dict[int, str] = Field(default_factory=dict)
+    rtpmap: dict[int, PacketText] = Field(default_factory=dict)
     direction: Direction = "sendrecv"
 
 
@@ -40,33 +41,35 @@ class SipMessageEvent(WireModel):
     dst_ip: str
     dst_port: int
     transport: Transport
-    first_line: str
+    first_line: PacketText
     is_request: bool
-    method: str | None = None
-    request_uri: str | None = None
+    method: PacketText | None = None
+    request_uri: PacketText | None = None
     status_code: int | None = None
-    reason_phrase: str | None = None
-    call_id: str
+    reason_phrase: PacketText | None = None
+    call_id: PacketText
     cseq_num: int | None = None
-    cseq_method: str | None = None
-    from_uri: str | None = None
-    from_tag: str | None = None
-    to_uri: str | None = None
-    to_tag: str | None = None
-    via_branch: str | None = None
-    user_agent: str | None = None
-    contact: str | None = None
+    cseq_method: PacketText | None = None
+    from_uri: PacketText | None = None
+    from_tag: PacketText | None = None
+    to_uri: PacketText | None = None
+    to_tag: PacketText | None = None
+    via_branch: PacketText | None = None
+    user_agent: PacketText | None = None
+    contact: PacketText | None = None
     #: The Reason header (RFC 3326), e.g. 'Q.850;cause=16'
-    reason_header: str | None = None
-    content_type: str | None = None
+    reason_header: PacketText | None = None
+    content_type: PacketText | None = None
     size: int
     sdp: list[SdpMedia] | None = None
+    #: The message exactly as captured (after reassembly), for a call store to keep and export
+    raw: RawBytes = b""
 
 
 class RtpStreamStats(WireModel):
     """Statistics of one RTP stream (src, dst, SSRC), computed as Wireshark computes them."""
 
-    call_id: str | None
+    call_id: PacketText | None
     ssrc: int
     src_ip: str
     src_port: int
@@ -74,7 +77,7 @@ class RtpStreamStats(WireModel):
     dst_port: int
     payload_type: int
     payload_types: list[int]
-    codec: str | None
+    codec: PacketText | None
     clock_rate: int | None
     first_ts: float
     last_ts: float
@@ -92,7 +95,7 @@ class RtpStreamStats(WireModel):
     mean_jitter_ms: float
     max_jitter_ms: float
     #: RFC 4733 telephone events seen in the stream (digits/event codes, in order)
-    events: list[str] = Field(default_factory=list)
+    events: list[PacketText] = Field(default_factory=list)
     #: Loss by RFC 3550 A.1/A.3 extended sequence numbers (packets never received in the
     #: sequence range seen), robust where Wireshark's ``lost`` is not: a packet reordered across
     #: the 16-bit wrap makes Wireshark count a whole extra cycle (65,536 "lost"), and duplicates
@@ -138,7 +141,7 @@ class RtcpEvent(WireModel):
     src_port: int
     dst_ip: str
     dst_port: int
-    call_id: str | None
+    call_id: PacketText | None
     packet_type: Literal["SR", "RR"]
     sender_ssrc: int
     blocks: list[RtcpReportBlock]
@@ -156,10 +159,12 @@ class MalformedSipEvent(WireModel):
     dst_ip: str
     dst_port: int
     transport: Transport
-    reason: str
+    reason: PacketText
     #: The first line (at most 200 characters, undecodable bytes escaped)
-    excerpt: str
+    excerpt: PacketText
     size: int
+    #: The payload exactly as captured (at most ``MAX_SIP_MESSAGE_BYTES``), as evidence
+    raw: RawBytes = b""
 
 
 AnyEvent = SipMessageEvent | MalformedSipEvent | RtpStreamReport | RtcpEvent

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from callqual.schemas.base import SCHEMA_VERSION, WireModel
 from callqual.schemas.events import RtpStreamStats, SdpMedia
+from callqual.schemas.packet_content import PacketText
 
 CallCategory = Literal[
     "ok",
@@ -44,22 +45,22 @@ class StreamRecord(RtpStreamStats):
 class CallRecord(WireModel):
     kind: Literal["call_record"] = "call_record"
     schema_version: int = SCHEMA_VERSION
-    call_id: str
-    method: str
-    from_uri: str | None
-    to_uri: str | None
-    from_tag: str | None = None
-    to_tag: str | None = None
+    call_id: PacketText
+    method: PacketText
+    from_uri: PacketText | None
+    to_uri: PacketText | None
+    from_tag: PacketText | None = None
+    to_tag: PacketText | None = None
     caller_ip: str | None = None
     callee_ip: str | None = None
-    user_agent: str | None = None
+    user_agent: PacketText | None = None
     state: CallState
     final_status: int | None
-    final_reason: str | None = None
+    final_reason: PacketText | None = None
     #: What the final status means for an operator (auth, forbidden, not_found, unreachable, codec,
     #: server, busy, cancelled, declined, redirect, other), from the code, never the reason text
     failure_class: str | None = None
-    reason_header: str | None = None
+    reason_header: PacketText | None = None
     hangup_by: Literal["caller", "callee"] | None = None
     start_ts: float
     answer_ts: float | None = None
@@ -73,8 +74,8 @@ class CallRecord(WireModel):
     responses: dict[str, int] = Field(default_factory=dict)
     offered_media: list[SdpMedia] = Field(default_factory=list)
     answered_media: list[SdpMedia] = Field(default_factory=list)
-    streams: list[str] = Field(default_factory=list)
-    codecs: list[str] = Field(default_factory=list)
+    streams: list[PacketText] = Field(default_factory=list)
+    codecs: list[PacketText] = Field(default_factory=list)
     mos: float | None = None
     category: CallCategory
     problems: list[str] = Field(default_factory=list)

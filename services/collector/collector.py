@@ -55,6 +55,7 @@ from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
 from callqual.collector.sip.sdp import parse_sdp, sdp_body
 from callqual.schemas import AnyEvent, MalformedSipEvent, SdpMedia, SipMessageEvent
 from callqual.schemas.events import Transport
+from callqual.schemas.packet_content import MAX_SIP_MESSAGE_BYTES, packet_text
 
 EventSink = Callable[[AnyEvent], None]
 
@@ -785,6 +786,7 @@ class Collector:
                 reason=reason,
                 excerpt=_excerpt(p.data),
                 size=len(p.data),
+                raw=p.data[:MAX_SIP_MESSAGE_BYTES],
             )
         )
 
@@ -866,7 +868,7 @@ def _transport(name: str) -> Transport:
 
 def _excerpt(data: bytes) -> str:
     line = data.split(b"\n", 1)[0][:200]
-    return line.decode("utf-8", errors="backslashreplace").rstrip("\r")
+    return packet_text(line).rstrip("\r")
 
 
 def _sip_event(p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None) -> SipMessageEvent:
@@ -898,4 +900,5 @@ def _sip_event(p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None) -> SipMe
         content_type=msg.content_type,
         size=len(p.data),
         sdp=sdp,
+        raw=p.data[:MAX_SIP_MESSAGE_BYTES],
     )

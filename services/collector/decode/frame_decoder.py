@@ -27,6 +27,7 @@ from callqual.collector.decode.tcp_stream import TcpStreams
 from callqual.collector.decode.tunnels import INNER_ETHERNET, parse_gre
 from callqual.collector.errors import PacketDecodeError
 from callqual.collector.packet import Frame, Payload
+from callqual.schemas.packet_content import MAX_SIP_MESSAGE_BYTES
 
 __all__ = ["FrameDecoder"]
 
@@ -51,7 +52,7 @@ class FrameDecoder:
         self,
         max_fragment_buffers: int = 1024,
         max_tcp_streams: int = 4096,
-        max_tcp_buffer: int = 256 * 1024,
+        max_tcp_buffer: int = MAX_SIP_MESSAGE_BYTES,
         fragment_timeout: float = 30.0,
         max_tunnel_depth: int = 4,
     ) -> None:

@@ -24,7 +24,9 @@ Decisions, so that every caller gets the same answer for the same bytes:
 * Call-ID, CSeq, From and To are required (``sip.missing_*``): every later
   stage keys calls and transactions on them. Via and Max-Forwards are not,
   so that messages captured behind odd middleboxes are still seen.
-* The header section must be UTF-8 (RFC 3261 7.3.1), else ``sip.not_utf8``.
+* The header section must be UTF-8 (RFC 3261 7.3.1), else ``sip.not_utf8``
+  (an anomaly: each stray byte is read as its ``\\xNN`` escape, the one
+  representation of packet text, ``callqual.schemas.packet_content``).
   The body is kept as bytes.
 * Sizes are bounded (``max_header_bytes``, ``max_headers``) because
   attackers send megabyte header sections; all scanning is linear.
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from callqual.collector.errors import SipParseError
+from callqual.schemas.packet_content import packet_text
 
 __all__ = [
     "COMPACT_FORMS",
@@ -719,8 +722,8 @@ def parse_sip(
         head = data[:head_end].decode("utf-8")
     except UnicodeDecodeError as exc:
         anomaly("sip.not_utf8", f"byte {exc.start}")
-        # ISO-8859-1 maps every byte, so the rest of the header section stays readable.
-        head = data[:head_end].decode("latin-1")
+        # Each stray byte as its \xNN escape (see packet_content); the exact bytes go on in the event.raw.
+        head = packet_text(data[:head_end])
     lines = head.split("\n")
 
     headers: list[tuple[str, str]] = []

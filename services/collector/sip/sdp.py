@@ -9,8 +9,9 @@ Decisions:
   with a lowercase type letter. Anything else is garbage, not a lenient
   guess: ``SdpParseError('sdp.*')``.
 * Text fields (``s=``, ``i=``) may carry any charset; the body is decoded
-  with ``surrogateescape`` so that does not fail, while the fields we use are
-  validated explicitly.
+  as packet text (``callqual.schemas.packet_content``: stray bytes become
+  ``\\xNN``), so that does not fail and no surrogate reaches an event, while
+  the fields we use are validated explicitly.
 * A media-level ``c=`` overrides the session one; without any, the
   connection is None. Multicast ``/ttl[/count]`` suffixes are dropped.
   ``c=IN IP4 0.0.0.0`` (RFC 2543 hold) is kept verbatim as ``0.0.0.0`` and
@@ -33,6 +34,7 @@ from callqual.collector.errors import SdpParseError
 from callqual.collector.sip.message import SipMessage, parse_params
 from callqual.schemas import SdpMedia
 from callqual.schemas.events import Direction
+from callqual.schemas.packet_content import packet_text
 
 __all__ = ["MAX_MEDIA", "MAX_MULTIPART_DEPTH", "SDP_REASONS", "parse_sdp", "sdp_body"]
 
@@ -89,7 +91,7 @@ def parse_sdp(body: bytes, anomalies: list[str] | None = None) -> list[SdpMedia]
     mangled codec line must not hide the RTP of the whole call. Without it,
     every deviation raises.
     """
-    text = body.decode("utf-8", errors="surrogateescape")
+    text = packet_text(body)
     lines = [line.rstrip("\r") for line in text.split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()
@@ -238,7 +240,7 @@ def _find_sdp(content_type: str, body: bytes, depth: int) -> bytes | None:
     boundary = parse_params(params_text).get("boundary")
     if not boundary or len(boundary) > 70:
         raise SdpParseError("sdp.bad_multipart", "missing or bad boundary")
-    for part_type, part_body in _split_multipart(body, boundary.encode("utf-8", "surrogateescape")):
+    for part_type, part_body in _split_multipart(body, boundary.encode("utf-8")):
         found = _find_sdp(part_type, part_body, depth + 1)
         if found is not None:
             return found
@@ -296,7 +298,7 @@ def _split_part(raw: bytes) -> tuple[str, bytes]:
     else:
         raise SdpParseError("sdp.bad_multipart", "part without header end")
     content_type = "text/plain"
-    for line in head.decode("utf-8", errors="surrogateescape").split("\n"):
+    for line in packet_text(head).split("\n"):
         name, sep, value = line.partition(":")
         if sep and name.strip().lower() == "content-type":
             content_type = value.strip()
