@@ -136,9 +136,10 @@ def header_field(rng: random.Random, frame: Frame) -> Frame | None:
         return None
     f, at = rng.choice(targets)
     data = bytearray(frame.data)
-    value = int.from_bytes(data[at : at + f.width], "big") & ~f.mask
-    if rng.random() < 0.5:
-        value |= f.mask
+    word = int.from_bytes(data[at : at + f.width], "big")
+    # 0 or all ones, whichever the field is not already (both when it is neither).
+    ones = word & f.mask != f.mask and (word & f.mask == 0 or rng.random() < 0.5)
+    value = word & ~f.mask | (f.mask if ones else 0)
     data[at : at + f.width] = value.to_bytes(f.width, "big")
     return _with_data(frame, data)
 
@@ -260,8 +261,32 @@ def sip_content_length(rng: random.Random, frame: Frame) -> Frame | None:
 
 
 def sip_non_utf8(rng: random.Random, frame: Frame) -> Frame | None:
-    """Bytes that are not UTF-8 in a SIP line: an ISO-8859-1 display name, a corrupted byte."""
-    return _edit_header_lines(rng, frame, _non_utf8)
+    """Bytes that are not UTF-8 in a SIP line: an ISO-8859-1 display name, a corrupted byte.
+
+    Half the time in a line of the body (the SDP), with Content-Length moved to match,
+    so the damage reaches the SDP parser rather than the framing.
+    """
+    found = _sip(frame)
+    if found is None:
+        return None
+    layers, at = found
+    head, sep, body = frame.data[at:].partition(b"\r\n\r\n")
+    if not body or rng.random() < 0.5:
+        return _edit_header_lines(rng, frame, _non_utf8)
+    lines = body.split(b"\n")
+    i = rng.randrange(len(lines))
+    bad = rng.choice(NON_UTF8)
+    cut = lines[i].find(b"=") + 1
+    lines[i] = lines[i][:cut] + bad + lines[i][cut:]
+    head_lines = [_grow_content_length(line, len(bad)) for line in head.split(b"\r\n")]
+    return _replace_payload(frame, layers, at, b"\r\n".join(head_lines) + sep + b"\n".join(lines))
+
+
+def _grow_content_length(line: bytes, by: int) -> bytes:
+    name, colon, value = line.partition(b":")
+    if colon and name.strip().lower() in (b"content-length", b"l") and value.strip().isdigit():
+        return name + b": " + b"%d" % (int(value) + by)
+    return line
 
 
 #: Every mutator by name; the SIP ones only apply to frames for which :func:`is_sip` holds.
