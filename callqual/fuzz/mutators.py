@@ -289,6 +289,11 @@ def _grow_content_length(line: bytes, by: int) -> bytes:
     return line
 
 
+def with_header_line(frame: Frame, line: bytes) -> Frame | None:
+    """``frame``'s SIP message with ``line`` added after its start line (lengths fixed up)."""
+    return _edit_header_lines(random.Random(0), frame, lambda _rng, lines: [lines[0], line, *lines[1:]])
+
+
 #: Every mutator by name; the SIP ones only apply to frames for which :func:`is_sip` holds.
 MUTATORS: dict[str, Mutator] = {
     "bit_flip": bit_flip,

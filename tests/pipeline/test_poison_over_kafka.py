@@ -9,19 +9,24 @@ import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from confluent_kafka import Producer
 
+from callqual.collector.packet import Frame
+from callqual.fuzz.corpus import pcap_bytes
 from callqual.fuzz.driver import load_capture
 from callqual.fuzz.events import events_of
+from callqual.fuzz.mutators import with_header_line
 from callqual.pipeline.embedded import analyze_file
 from callqual.transport.kafka import ensure_service_topics
 from callqual.transport.settings import KafkaSettings
+from callqual.transport.topics import Topics
 from tests.alerter.receiver import free_port
-from tests.pipeline.test_kafka_pipeline import _callqual, collector, finish, outputs, read_topic
+from tests.pipeline.test_kafka_pipeline import _callqual, collector, detector, finish, outputs, read_topic
 from tests.shared_captures import PCAPS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -108,3 +113,52 @@ def test_detector_dead_letters_poison_and_reports_the_next_call(kafka_bootstrap:
     assert sorted((d["partition"], d["offset"]) for d in letters) == sorted(positions)
     assert {d["reason"] for d in letters} == {"detector.undecodable"}
     assert all(d["topic"] == topics.events and d["error"] for d in letters)
+
+
+def test_collector_dead_letters_an_event_too_large_to_publish_and_goes_on(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """An INVITE padded past the producer's message.max.bytes: was a KafkaException that ended the run."""
+    first, second = load_capture(GOOD_CALL), load_capture(PCAPS / "rtp-pcap/sip-rtp-g729a.pcap")
+    invite = first.frames[first.sip_frames[0]]
+    padded = with_header_line(invite, b"X-Padding: " + b"p" * 30_000)
+    assert padded is not None
+    shift = first.frames[-1].ts + 2.0 - second.frames[0].ts
+    frames = [padded if f is invite else f for f in first.frames]
+    frames += [Frame(f.number, f.ts + shift, f.linktype, f.data, f.orig_len) for f in second.frames]
+    capture = tmp_path / "two-calls.pcap"
+    capture.write_bytes(pcap_bytes(frames))
+    next_call = next(c for c in analyze_file(capture).calls if c.call_id == "1-24411@10.0.2.20")
+
+    prefix, port = f"p{uuid.uuid4().hex[:10]}.", free_port()
+    col = subprocess.Popen(
+        _callqual(
+            *("collector", "--pcap", str(capture), "--bootstrap-servers", kafka_bootstrap),
+            *("--topic-prefix", prefix, "--partitions", "3", "--pace", "2", "--metrics-port", str(port)),
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CALLQUAL_KAFKA_MESSAGE_MAX_BYTES": "16384"},
+    )
+    try:
+        counted = None
+        deadline = time.monotonic() + 60
+        while counted != 1 and time.monotonic() < deadline and col.poll() is None:
+            time.sleep(0.2)
+            counted = _metric(port, 'callqual_parse_errors_total{reason="collector.too_large"}')
+        assert counted == 1
+    finally:
+        code, log = finish(col)
+    assert code == 0, log[-3:]
+    assert log[-1]["msg"] == "collector finished" and log[-1]["dead_lettered"] == 1 and log[-1]["lost"] == 0
+
+    (letter,) = [json.loads(v) for v, _ in read_topic(kafka_bootstrap, Topics.with_prefix(prefix).deadletter)]
+    assert letter["reason"] == "collector.too_large" and "MSG_SIZE_TOO_LARGE" in letter["error"]
+    assert letter["frame"] == 1 and letter["event_kind"] == "sip_message"
+    assert letter["key"] == "1-2161@10.0.2.20"
+
+    code, dlog = finish(detector(kafka_bootstrap, prefix, f"g{prefix}"))
+    assert code == 0, dlog[-3:]
+    calls, _ = outputs(kafka_bootstrap, prefix)
+    assert next(c for c in calls if c.call_id == next_call.call_id) == next_call
