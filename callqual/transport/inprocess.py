@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel
 
 from callqual.transport.base import Message
+from callqual.transport.codec import encode
 
 DEFAULT_MAX_MESSAGES_PER_TOPIC = 10_000
 
@@ -124,7 +125,7 @@ class InProcessSink:
         self.bus = bus
 
     def emit(self, topic: str, key: str | None, value: BaseModel) -> None:
-        self.bus.publish(topic, key, value.model_dump_json().encode())
+        self.bus.publish(topic, key, encode(value))
 
     def flush(self, timeout: float) -> int:
         # Delivery is the append itself: nothing is ever in flight.

@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from pydantic import BaseModel
 
 from callqual.transport.base import Message, TransportError
+from callqual.transport.codec import encode
 from callqual.transport.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class KafkaEventSink:
         if self.stats.fatal:
             # Unlike back-pressure this does not pass: the owner must rebuild the sink.
             raise TransportError(f"kafka producer is in a fatal state: {self.stats.last_error}")
-        payload = value.model_dump_json().encode()
+        payload = encode(value)
         try:
             self._producer.produce(
                 topic,

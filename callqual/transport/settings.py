@@ -50,6 +50,9 @@ class KafkaSettings(BaseSettings):
     buffer_max_kbytes: int = Field(default=256 * 1024, ge=1)
     #: How long librdkafka retries a message before reporting it failed
     delivery_timeout_ms: int = Field(default=120_000, ge=1)
+    #: Largest message produced (librdkafka's message.max.bytes); set it to the topic's
+    #: max.message.bytes where a cluster lowers it. A larger event is dead-lettered, not sent.
+    message_max_bytes: int = Field(default=1_000_000, ge=1_000)
 
     # Consumer.
     group_id: str = "callqual"
@@ -108,6 +111,7 @@ class KafkaSettings(BaseSettings):
                 "queue.buffering.max.messages": self.buffer_max_messages,
                 "queue.buffering.max.kbytes": self.buffer_max_kbytes,
                 "delivery.timeout.ms": self.delivery_timeout_ms,
+                "message.max.bytes": self.message_max_bytes,
                 # Keys are Call-IDs; murmur2 matches the Java clients, so every
                 # producer maps one call to the same partition.
                 "partitioner": "murmur2_random",

@@ -11,7 +11,6 @@ the same path a Kafka message takes.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -19,11 +18,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal
+from typing import Annotated, Literal
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError
 
 from callqual.alerter.grouping import Grouper, GroupingPolicy
 from callqual.alerter.metrics import AlerterMetrics, export_summary, observe
@@ -32,7 +31,8 @@ from callqual.alerter.retry import RetryPolicy
 from callqual.alerter.sender import Notifier, Receiver, ReceiverWorker
 from callqual.alerter.settings import AlerterSettings
 from callqual.schemas import Alert, AnalysisReport, CallRecord, StreamRecord
-from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics
+from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics, TransportError
+from callqual.transport.codec import UnserialisableError
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,23 @@ class UndecodableMessage(BaseModel):
     partition: int
     offset: int
     key: str | None
+    #: ``alerter.undecodable`` or ``alerter.apply_failed``
     reason: str
+    #: The exception, type first
+    error: str = ""
     value: str
+
+
+#: Call and stream records share topics; ``kind`` says which (a non-object or unknown kind fails).
+_RECORD: TypeAdapter[CallRecord | StreamRecord] = TypeAdapter(
+    Annotated[CallRecord | StreamRecord, Field(discriminator="kind")]
+)
+#: What applying a schema-valid record can still raise on odd values (never a transport error).
+_APPLY_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError)
+
+
+def _position(message: Message) -> tuple[str, int, int]:
+    return message.topic, message.partition, message.offset
 
 
 class AlerterService:
@@ -107,40 +122,45 @@ class AlerterService:
             self.metrics.consumer_lag_seconds.labels(topic=message.topic).set(lag)
         try:
             record = self._decode(message)
-        except (ValidationError, ValueError) as exc:
-            self._undecodable(message, type(exc).__name__)
+        except ValidationError as exc:  # not JSON, not UTF-8, not an object, unknown kind, bad fields
+            self._undecodable(message, "alerter.undecodable", exc)
             return
-        if record is not None:
+        if record is None:
+            return
+        try:
             self.handle_record(record)
+        except _APPLY_ERRORS as exc:
+            # Valid by the schema yet refused by a metric or the grouper: a defect to fix, but one
+            # message must not stop the alerts behind it. Logged with its traceback, counted, kept.
+            log.exception("message not applied on %s[%d]@%d", *_position(message))
+            self._undecodable(message, "alerter.apply_failed", exc)
 
     def _decode(self, message: Message) -> Record | None:
         if message.topic == self.topics.alerts:
             return Alert.model_validate_json(message.value)
         if message.topic in self.record_topics:
-            kind = json.loads(message.value).get("kind")
-            if kind == "call_record":
-                return CallRecord.model_validate_json(message.value)
-            if kind == "stream_record":
-                return StreamRecord.model_validate_json(message.value)
-            raise ValueError(f"unexpected kind {kind!r}")
+            return _RECORD.validate_json(message.value)
         return None
 
-    def _undecodable(self, message: Message, reason: str) -> None:
-        self.metrics.parse_errors.labels(reason="alerter.undecodable").inc()
-        log.warning("undecodable message on %s[%d]@%d", message.topic, message.partition, message.offset)
-        if self.dead_letter is not None:
-            self.dead_letter.emit(
-                self.topics.deadletter,
-                message.key,
-                UndecodableMessage(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    reason=reason,
-                    value=message.value[:65536].decode(errors="replace"),
-                ),
-            )
+    def _undecodable(self, message: Message, reason: str, exc: Exception) -> None:
+        self.metrics.parse_errors.labels(reason=reason).inc()
+        log.warning("%s: message on %s[%d]@%d dead-lettered", reason, *_position(message))
+        if self.dead_letter is None:
+            return
+        letter = UndecodableMessage(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            reason=reason,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            value=message.value[:65536].decode(errors="replace"),
+        )
+        try:
+            self.dead_letter.emit(self.topics.deadletter, message.key, letter)
+        except (UnserialisableError, TransportError) as dl_exc:
+            self.metrics.parse_errors.labels(reason="alerter.dead_letter_failed").inc()
+            log.error("dead letter not written: %s", dl_exc)
 
     # -- output --------------------------------------------------------------
 

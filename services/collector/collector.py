@@ -36,7 +36,7 @@ from callqual.collector.decode.fast_path import (
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
-from callqual.collector.media.rtcp import rtcp_events
+from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
 from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp, parse_rtp
 from callqual.collector.media.rtp_stream import (
     COL_B1,
@@ -652,8 +652,8 @@ class Collector:
                     binding.call_id,
                     None,
                 )
-            except ValueError as exc:
-                self.errors[str(exc.args[0]) if exc.args else "rtcp.malformed"] += 1
+            except RtcpParseError as exc:
+                self.errors[exc.reason] += 1
                 return
             self.counters["rtcp.packets"] += 1
             for ev in events:

@@ -34,13 +34,15 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from confluent_kafka import KafkaError, KafkaException
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callqual.collector.collector import Collector
@@ -48,6 +50,7 @@ from callqual.collector.config import CollectorConfig
 from callqual.collector.packet import Frame, RecordBatch
 from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.schemas import AnyEvent, MalformedSipEvent, RtcpEvent, RtpStreamReport, SipMessageEvent
+from callqual.transport.codec import UnserialisableError, encode
 from callqual.transport.kafka import SinkStats
 from callqual.transport.settings import KafkaSettings
 
@@ -154,18 +157,46 @@ class PublishStats(SinkStats):
 
     markers: int = 0
     broker_errors: int = 0
+    #: Events that could not be encoded or were refused by the producer, written to dead letters
+    dead_lettered: int = 0
 
     @property
     def lost(self) -> int:
         return self.dropped + self.failed
 
 
+class UnpublishedEvent(BaseModel):
+    """An event the collector could not publish, as written to the dead-letter topic.
+
+    Compact on purpose: the event may have been refused for its size, so only its
+    head travels, with the frame that produced it and why.
+    """
+
+    kind: Literal["collector_unpublished"] = "collector_unpublished"
+    #: ``collector.unserialisable`` or ``collector.too_large``
+    reason: str
+    error: str
+    event_kind: str
+    frame: int | None
+    key: str
+    excerpt: str
+
+
+#: Producer refusals that concern one message, not the producer: dead-letter it and go on.
+_MESSAGE_ERRORS = {KafkaError.MSG_SIZE_TOO_LARGE: "collector.too_large"}
+
+
 class EventPublisher:
     """Publishes collector events with the ordering headers; never blocks the capture loop."""
 
-    def __init__(self, producer: Any, topic: str, partitions: int, run_id: str) -> None:
+    def __init__(
+        self, producer: Any, topic: str, partitions: int, run_id: str, deadletter: str | None = None
+    ) -> None:
         self.producer = producer
         self.topic = topic
+        self.deadletter = deadletter
+        #: Events dead-lettered, by reason (exported as parse_errors{reason})
+        self.unpublished: Counter[str] = Counter()
         self.partitions = partitions
         self.run = run_id.encode()
         self.stats = PublishStats()
@@ -182,13 +213,24 @@ class EventPublisher:
         self.seq = seq + 1
         headers = [(H_SEQ, str(seq).encode()), (H_CLOCK, repr(self.clock).encode()), (H_RUN, self.run)]
         try:
+            value = encode(event)
             self.producer.produce(
                 self.topic,
-                value=event.model_dump_json().encode(),
+                value=value,
                 key=event_key(event).encode(),
                 headers=headers,
                 on_delivery=self._on_delivery,
             )
+        except UnserialisableError as exc:
+            self._dead_letter(event, "collector.unserialisable", exc, repr(event))
+            return
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            reason = _MESSAGE_ERRORS.get(err.code()) if isinstance(err, KafkaError) else None
+            if reason is None:
+                raise
+            self._dead_letter(event, reason, exc, value[:2000].decode(errors="replace"))
+            return
         except BufferError:
             with self._lock:
                 self.stats.dropped += 1
@@ -200,6 +242,31 @@ class EventPublisher:
         if self._unpolled >= 256:
             self._unpolled = 0
             self.producer.poll(0)
+
+    def _dead_letter(self, event: AnyEvent, reason: str, exc: Exception, excerpt: str) -> None:
+        """Count an event that cannot be published and write what identifies it to dead letters."""
+        self.unpublished[reason] += 1
+        with self._lock:
+            self.stats.dead_lettered += 1
+        frame = getattr(event, "frame", None)
+        if frame is None:
+            frame = getattr(event, "first_frame", None)
+        log.warning("event not publishable, dead-lettered", extra={"reason": reason, "frame": frame})
+        if self.deadletter is None:
+            return
+        letter = UnpublishedEvent(
+            reason=reason,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            event_kind=event.kind,
+            frame=frame,
+            key=event_key(event)[:1000],
+            excerpt=excerpt[:2000],
+        )
+        try:
+            self.producer.produce(self.deadletter, value=encode(letter), on_delivery=self._on_delivery)
+        except (BufferError, KafkaException, UnserialisableError):
+            with self._lock:
+                self.stats.dropped += 1
 
     def marker(self, kind: str) -> None:
         """A ``watermark`` or ``end`` marker on every partition (not counted as events).
@@ -286,15 +353,15 @@ class CollectorService:
         from callqual.alerter.metrics import export_counters
 
         c = self.collector
+        pub = self.publisher
         export_counters(
             self.metrics,
             f"collector:{self.run_id}",
             frames=c.frames,
-            errors=c.all_errors(),
+            errors=c.all_errors() + (pub.unpublished if pub is not None else Counter()),
             skipped=c.all_skipped(),
             dropped=c.all_dropped(),
         )
-        pub = self.publisher
         if pub is not None:
             self.metrics.kafka_queue_depth.labels(service="collector").set(len(pub.producer))
             errors = pub.stats.failed + pub.stats.dropped
@@ -334,7 +401,9 @@ class CollectorService:
             )
         meta = self._producer.list_topics(self.topics.events, timeout=30)
         partitions = len(meta.topics[self.topics.events].partitions)
-        self.publisher = EventPublisher(self._producer, self.topics.events, partitions, self.run_id)
+        self.publisher = EventPublisher(
+            self._producer, self.topics.events, partitions, self.run_id, self.topics.deadletter
+        )
         publisher_box.append(self.publisher)
         log.info(
             "collector connected",

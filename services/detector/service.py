@@ -36,6 +36,7 @@ process once nothing has arrived for that long.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -50,6 +51,7 @@ from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
 from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.schemas import AnyEvent, CallRecord, SipMessageEvent, StreamRecord, parse_event
+from callqual.transport.codec import UnserialisableError, encode
 from callqual.transport.settings import KafkaSettings
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ log = logging.getLogger("callqual.detector.service")
 H_SEQ = "seq"
 H_CLOCK = "clock"
 H_MARKER = "callqual-marker"
+#: The collector's marker kinds (see callqual.collector.service)
+_MARKERS = (b"watermark", b"end")
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -128,15 +132,18 @@ class _Partition:
     pid: int = 0
 
 
-def _headers(raw: list[tuple[str, bytes]] | None) -> dict[str, bytes]:
-    return dict(raw) if raw else {}
+def _headers(raw: list[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
+    # Kafka headers may be repeated (the last wins, as in dict()) or have no value at all.
+    return {k: v for k, v in raw if v is not None} if raw else {}
 
 
 def _position(h: dict[str, bytes]) -> Position | None:
+    """The collector's ``(clock, seq)``; None when absent or not finite numbers (a foreign producer)."""
     try:
-        return (float(h[H_CLOCK]), float(h[H_SEQ]))
+        position = (float(h[H_CLOCK]), float(h[H_SEQ]))
     except (KeyError, ValueError):
         return None
+    return position if all(map(math.isfinite, position)) else None
 
 
 def output_key(out: Output) -> str | None:
@@ -162,6 +169,7 @@ class DetectorService:
             "applied": 0,
             "markers": 0,
             "undecodable": 0,
+            "apply_failed": 0,
             "forced": 0,
             "outputs": 0,
             "checkpoints": 0,
@@ -173,6 +181,7 @@ class DetectorService:
         self._fatal: str | None = None
         self._dirty = False
         self._assigned_once = False
+        self._exported_errors: dict[str, int] = {}
         self.metrics: AlerterMetrics | None = None
         self.metrics_server: MetricsServer | None = None
 
@@ -189,6 +198,11 @@ class DetectorService:
         if m is None:
             return
         m.active_calls.set(len(self.detector.assembler))
+        for counter in ("undecodable", "apply_failed"):
+            grown = self.counters[counter] - self._exported_errors.get(counter, 0)
+            if grown > 0:
+                m.parse_errors.labels(reason=f"detector.{counter}").inc(grown)
+                self._exported_errors[counter] = self.counters[counter]
         consumer = self._consumer
         if consumer is None:
             return
@@ -234,6 +248,11 @@ class DetectorService:
         self.counters["messages"] += 1
         position = _position(headers)
         marker = headers.get(H_MARKER)
+        if marker is not None and marker not in _MARKERS:
+            exc = ValueError(f"unknown marker {marker[:40]!r}")
+            self._dead_letter("undecodable", partition, offset, exc, value.decode(errors="replace"))
+            part.pending.append(_Item(offset, part.progress or (float("-inf"), -1.0), None))
+            return
         if marker is not None:
             self.counters["markers"] += 1
             pos = _END if marker == b"end" else position
@@ -241,21 +260,13 @@ class DetectorService:
                 # All later events have seq >= the marker's: a strict lower bound is seq - 1.
                 bound = pos if pos == _END else (pos[0], pos[1] - 1)
                 part.progress = bound if part.progress is None else max(part.progress, bound)
-            part.pending.append(_Item(offset, part.progress or (float("-inf"), -1.0), None, marker.decode()))
+            kind = marker.decode(errors="replace")
+            part.pending.append(_Item(offset, part.progress or (float("-inf"), -1.0), None, kind))
             return
         try:
             event = parse_event(value)
-        except ValidationError as exc:
-            self.counters["undecodable"] += 1
-            log.warning("undecodable event sent to dead letters", extra={"offset": offset, "error": str(exc)})
-            letter = DeadLetter(
-                topic=self.topics.events,
-                partition=partition,
-                offset=offset,
-                error=str(exc)[:2000],
-                value=value.decode(errors="replace"),
-            )
-            self._sink.emit(self.topics.deadletter, None, letter)
+        except ValidationError as exc:  # not JSON, not UTF-8, unknown kind, fields out of the schema
+            self._dead_letter("undecodable", partition, offset, exc, value.decode(errors="replace"))
             event = None
         if position is None:
             # A producer without the headers: keep partition order, position by capture time.
@@ -309,7 +320,14 @@ class DetectorService:
             return
         event = item.event
         p = part.pid
-        self.detector.handle(event)
+        try:
+            self.detector.handle(event)
+        except (*_APPLY_ERRORS, UnserialisableError) as exc:
+            # Valid by the schema, yet the rules (or an output's encoding) raised: a defect to fix,
+            # but one event must not stop every call behind it. Logged with its traceback and kept.
+            log.exception("event not applied", extra={"partition": p, "offset": item.offset})
+            self._dead_letter("apply_failed", p, item.offset, exc, _wire_text(event))
+            return
         self.counters["applied"] += 1
         if isinstance(event, SipMessageEvent):
             cid = event.call_id
@@ -320,6 +338,23 @@ class DetectorService:
             elif cid in part.open_calls:
                 part.open_calls.pop(cid, None)
                 self._call_partition.pop(cid, None)
+
+    def _dead_letter(self, reason: str, partition: int, offset: int, exc: Exception, value: str) -> None:
+        """Count ``reason`` and write the message to the dead-letter topic with where it came from."""
+        self.counters[reason] += 1
+        log.warning(
+            "event sent to dead letters",
+            extra={"reason": reason, "partition": partition, "offset": offset, "error": str(exc)[:500]},
+        )
+        letter = DeadLetter(
+            reason=f"detector.{reason}",
+            topic=self.topics.events,
+            partition=partition,
+            offset=offset,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            value=value[:65536],
+        )
+        self._sink.emit(self.topics.deadletter, None, letter)
 
     def _finish_run(self) -> None:
         """Every assigned partition reached the collector's end marker: end of input, as embedded."""
@@ -493,10 +528,23 @@ def _is_open(detector: Detector, call_id: str) -> bool:
     return call_id in detector.assembler._calls
 
 
+#: What applying a schema-valid event can still raise on odd values (never a transport error).
+_APPLY_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError)
+
+
+def _wire_text(event: AnyEvent) -> str:
+    try:
+        return encode(event).decode()
+    except UnserialisableError:
+        return repr(event)
+
+
 class DeadLetter(BaseModel):
-    """An input message the detector could not decode, kept with where it came from."""
+    """An input message the detector could not decode or apply, kept with where it came from."""
 
     kind: str = "dead_letter"
+    #: ``detector.undecodable`` or ``detector.apply_failed``
+    reason: str = "detector.undecodable"
     topic: str
     partition: int
     offset: int

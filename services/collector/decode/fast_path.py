@@ -100,12 +100,14 @@ def ip_offsets(
     short record (into the next one, never past ``data``); a record too short
     for its link header gets -1.
     """
+    none = np.full(len(start), -1, dtype=np.int64)
     last = len(data) - 1
+    if last < 0:  # a batch of records captured with no bytes at all
+        return none
 
     def byte(k: int) -> npt.NDArray[np.int64]:
         return data[np.minimum(start + k, last)].astype(np.int64)
 
-    none = np.full(len(start), -1, dtype=np.int64)
     if linktype == LT_ETHERNET:
         etype = byte(12) << 8 | byte(13)
         inner = byte(16) << 8 | byte(17)
