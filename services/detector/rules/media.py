@@ -53,21 +53,32 @@ def _addrs(media: Iterable[SdpMedia]) -> set[tuple[str | None, int]]:
     return {(m.connection_ip, m.port) for m in audio(media)}
 
 
-def stream_direction(ctx: CallContext, stream: StreamRecord) -> MediaDirection | None:
-    """Which way a stream flows, from the SDP addresses.
+def party_media_addresses(
+    ctx: CallContext,
+) -> tuple[set[tuple[str | None, int]], set[tuple[str | None, int]]]:
+    """(caller's, callee's) audio receive addresses: from every SDP each party sent in the call.
 
-    The offer names where the caller receives, the answer where the callee
-    receives. Symmetric RTP (send from the receive port) lets the source
-    address decide when NAT rewrote the destination.
+    Offers and answers both count, from either side: a re-INVITE from the
+    callee (session refresh, hold/resume) or one moving media to new ports
+    adds addresses to the same party instead of swapping the roles.
     """
-    offer = _addrs(ctx.record.offered_media)
-    answer = _addrs(ctx.record.answered_media)
+    rec = ctx.record
+    return _addrs([*rec.offered_media, *ctx.sdp.caller]), _addrs([*rec.answered_media, *ctx.sdp.callee])
+
+
+def stream_direction(ctx: CallContext, stream: StreamRecord) -> MediaDirection | None:
+    """Which way a stream flows: by the party whose advertised address it arrives at, or leaves from.
+
+    The destination decides first (an SDP address is where that party
+    receives); symmetric RTP (send from the receive port) lets the source
+    decide when NAT rewrote the destination.
+    """
+    caller, callee = party_media_addresses(ctx)
     dst = (stream.dst_ip, stream.dst_port)
     src = (stream.src_ip, stream.src_port)
-    if dst in answer or src in offer:
-        return "caller_to_callee"
-    if dst in offer or src in answer:
-        return "callee_to_caller"
+    for to_callee, to_caller in ((dst in callee, dst in caller), (src in caller, src in callee)):
+        if to_callee != to_caller:
+            return "caller_to_callee" if to_callee else "callee_to_caller"
     return None
 
 
