@@ -227,11 +227,57 @@ def test_toll_fraud_premium_destination() -> None:
     assert a.details["account"] == "alice" and a.call_id == "c3" and a.source_ip == PBX[0]
 
 
+def answer(account: str, call_id: str, ts: float, status: int = 200) -> SipMessageEvent:
+    """The far end's response to an account's INVITE (it travels back to the PBX)."""
+    return response(
+        status,
+        ts=ts,
+        src=("198.51.100.200", 5060),
+        dst=PBX,
+        call_id=call_id,
+        from_uri=f"sip:{account}@pbx.example.com",
+        to_tag="far",
+    )
+
+
 def test_toll_fraud_concurrency_boundary() -> None:
     rule = TollFraud(S)
-    assert run(rule, [invite("bob", "2000", float(i), f"c{i}") for i in range(10)]) == []
-    (a,) = run(rule, [invite("bob", "2000", 10.0, "c10")])
+    events = [invite("bob", "2000", float(i), f"c{i}") for i in range(11)]
+    assert run(rule, events) == [], "attempts are not calls until they are up"
+    assert run(rule, [answer("bob", f"c{i}", 11.0 + i) for i in range(10)]) == []
+    (a,) = run(rule, [answer("bob", "c10", 30.0)])
     assert a.details["trigger"] == "concurrent_calls" and a.details["concurrent_calls"] == 11
+    assert a.source_ip == PBX[0], "the account's source, not the far end that answered"
+    assert a.first_ts == 0.0 and a.call_id == "c10"
+
+
+def test_toll_fraud_ringing_long_enough_counts_as_up() -> None:
+    rule = TollFraud(S)
+    events: list[SipMessageEvent] = []
+    for i in range(11):
+        events += [invite("bob", "2000", i * 0.1, f"c{i}"), answer("bob", f"c{i}", i * 0.1 + 0.05, 180)]
+    assert run(rule, events) == []
+    ring = S.toll_fraud_ring_min_s
+    assert run(rule, [invite("bob", "2000", 1.0 + ring - 0.1, "c11")]) == [], "c10 has not rung long enough"
+    (a,) = run(rule, [invite("bob", "2000", 1.0 + ring + 0.1, "c12")])
+    assert a.details["concurrent_calls"] == 11
+
+
+def test_toll_fraud_ignores_a_flood_of_refused_invites() -> None:
+    """1,000 INVITEs from one account, each 100/180 then 486 within milliseconds: sip_flood's job."""
+    rule = TollFraud(S)
+    events: list[SipMessageEvent] = []
+    for i in range(1000):
+        t = i * 0.001
+        events += [
+            invite("1008", "2000", t, f"f{i}"),
+            answer("1008", f"f{i}", t + 0.003, 100),
+            answer("1008", f"f{i}", t + 0.006, 180),
+            answer("1008", f"f{i}", t + 0.012, 486),
+        ]
+    # their responses interleave: at any instant a dozen attempts are in flight
+    events.sort(key=lambda e: e.ts)
+    assert run(rule, events) == []
 
 
 def test_toll_fraud_ended_calls_do_not_count() -> None:
