@@ -16,41 +16,13 @@ import time
 import pytest
 
 from callqual.pipeline.embedded import analyze_file
-from tests.detector.sip_lab import CALLEE_IP, SIPP_FLOOD_IP, SipLab, read_sip, stop
+from tests.detector.sip_lab import BUSY_SCENARIO, CALLEE_IP, SIPP_FLOOD_IP, SipLab, read_sip, stop
 
 pytestmark = pytest.mark.slow
 
 CALLS = 1000
 RATE = 500  # per second
 ACCOUNT = "1008"
-
-BUSY_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="busy: ring, then 486">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]busy[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <pause milliseconds="40"/>
-  <send><![CDATA[
-SIP/2.0 486 Busy Here
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]busy[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <recv request="ACK"/>
-</scenario>
-"""
 
 FLOOD_UAC = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="one account floods INVITEs">
@@ -90,7 +62,7 @@ def test_a_flood_of_refused_invites_is_a_flood_not_toll_fraud(
         assert shutil.which(tool), f"{tool} missing: run ./scripts/setup"
     work = tmp_path_factory.mktemp("refused_flood")
     pcap = work / "flood.pcap"
-    (work / "busy.xml").write_text(BUSY_UAS, encoding="utf-8")
+    (work / "busy.xml").write_text(BUSY_SCENARIO, encoding="utf-8")
     (work / "flood.xml").write_text(FLOOD_UAC, encoding="utf-8")
     lab = SipLab(work, ns=f"cqbusy{time.monotonic_ns() % 100000}")
     lab.create()

@@ -144,6 +144,12 @@ class RuleSettings(BaseSettings):
     #: Requests from all sources together per window.
     flood_total: int = 3000
 
+    #: Recent SIP transactions remembered to recognise a proxy's relayed copies (``rules/relay.py``):
+    #: 2 s of a 10,000 requests/s flood; a proxy relays within milliseconds.
+    relay_max_transactions: int = 20_000
+    #: A relayed copy follows its original within a transaction's life (RFC 3261 Timer B/F: 32 s).
+    relay_window_s: float = 32.0
+
     #: International access codes, combined with ``toll_fraud_destinations``.
     toll_fraud_access_codes: list[str] = Field(default_factory=lambda: ["+", "00", "011"])
     #: Country/network codes abused for international revenue share fraud:
