@@ -160,6 +160,11 @@ class MalformedSipEvent(WireModel):
     #: The first line (at most 200 characters, undecodable bytes escaped)
     excerpt: str
     size: int
+    #: When the message parsed but is bent (``sip.not_utf8``, ``sip.bad_header``...): its
+    #: transaction, so the detector can tell a proxy's relayed copy from the sender's original
+    call_id: str | None = None
+    cseq_num: int | None = None
+    cseq_method: str | None = None
 
 
 AnyEvent = SipMessageEvent | MalformedSipEvent | RtpStreamReport | RtcpEvent

@@ -89,7 +89,10 @@ class RuleEngine:
         )
 
     def on_malformed_event(self, event: MalformedSipEvent) -> list[Alert]:
-        """The collector's parse-error event, with its excerpt as evidence."""
+        """The collector's parse-error event, its excerpt as evidence; a proxy's relayed copy is skipped."""
+        if self._relays.is_relayed_malformed(event):
+            self._malformed_count += 1
+            return []
         return self.on_malformed(
             event.ts,
             event.src_ip,

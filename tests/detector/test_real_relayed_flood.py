@@ -2,13 +2,16 @@
 
 Every flood INVITE appears twice: attacker -> Kamailio, then Kamailio ->
 the callee's UA (which refuses it, 486). Exactly one ``sip_flood``, for the
-attacker; nothing for Kamailio's own address, nor for the UA.
+attacker; nothing for Kamailio's own address, nor for the UA. A fuzzer
+(``FUZZER_IP``) then sends INVITEs with a non-UTF-8 header, which Kamailio
+parses and relays as they are: ``malformed_sip`` for the fuzzer only.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import sys
 import time
 
 import pytest
@@ -30,6 +33,8 @@ from tests.detector.sip_lab import (
 
 pytestmark = pytest.mark.slow
 
+FUZZER_IP = "127.0.0.30"
+FUZZ_INVITES = 15
 CALLS = 400
 RATE = 100  # per second: 400 INVITEs in 4 s, over the 300-in-10-s threshold on both legs
 
@@ -62,6 +67,26 @@ Content-Length: 0
 
 ]]></send>
 </scenario>
+"""
+
+
+#: Runs in the namespace: INVITEs to 200 whose X-Bin header is Latin-1, not UTF-8 (sip.not_utf8).
+FUZZER = r"""
+import socket, sys, time
+fuzzer, proxy, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((fuzzer, 5099))
+for i in range(count):
+    head = (
+        f"INVITE sip:200@{proxy} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {fuzzer}:5099;branch=z9hG4bKfz{i}\r\n"
+        f"From: <sip:fz@{fuzzer}>;tag=fz{i}\r\n"
+        f"To: <sip:200@{proxy}>\r\n"
+        f"Call-ID: fz{i}@{fuzzer}\r\n"
+        "CSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+    )
+    s.sendto(head.encode() + b"X-Bin: caf\xe9\r\nContent-Length: 0\r\n\r\n", (proxy, 5060))
+    time.sleep(0.02)
 """
 
 
@@ -110,6 +135,10 @@ def test_kamailio_relaying_a_flood_is_not_the_attacker(tmp_path_factory: pytest.
             timeout=60,
         )
         assert flood.returncode == 0, flood.output
+        fuzz = lab.run(
+            "fuzzer", sys.executable, "-c", FUZZER, FUZZER_IP, KAMAILIO_IP, str(FUZZ_INVITES), timeout=30
+        )
+        assert fuzz.returncode == 0, fuzz.output
         time.sleep(1.5)  # tcpdump hands over its last partly filled block after its 1 s timeout
         stop(busy)
         stop(kamailio)
@@ -123,9 +152,14 @@ def test_kamailio_relaying_a_flood_is_not_the_attacker(tmp_path_factory: pytest.
     second_leg = [
         p for p in packets if (p.src, p.dst) == (KAMAILIO_IP, CALLEE_IP) and p.first_line.startswith("INVITE")
     ]
-    assert len(first_leg) == len(second_leg) == CALLS, "the span saw both legs of every INVITE"
+    fuzzed = [p for p in packets if p.src == FUZZER_IP and p.first_line.startswith("INVITE")]
+    assert len(first_leg) == CALLS and len(fuzzed) == FUZZ_INVITES
+    assert len(second_leg) == CALLS + FUZZ_INVITES, "the span saw both legs of every INVITE"
 
     report = analyze_file(pcap)
+    assert report.summary.errors["sip.not_utf8"] == 2 * FUZZ_INVITES, "Kamailio relayed every bent INVITE"
+    (malformed,) = [a for a in report.alerts if a.rule == "malformed_sip"]
+    assert malformed.source_ip == FUZZER_IP
     floods = [a for a in report.alerts if a.rule == "sip_flood"]
     assert [(a.source_ip, a.details["scope"]) for a in floods] == [(SIPP_FLOOD_IP, "source")]
     assert all(ev.src.split(":")[0] == SIPP_FLOOD_IP for ev in floods[0].evidence)

@@ -16,7 +16,7 @@ Call-ID per leg) is a new origin, as it is to SIP itself.
 from dataclasses import dataclass
 
 from callqual.detector.rules.windows import SourceTable
-from callqual.schemas import SipMessageEvent
+from callqual.schemas import MalformedSipEvent, SipMessageEvent
 
 
 @dataclass(slots=True)
@@ -51,6 +51,20 @@ class RelayTracker:
                 txn.relays += (event.src_ip,)
             if event.dst_ip not in txn.reached and len(txn.reached) < self.MAX_ADDRESSES:
                 txn.reached += (event.dst_ip,)
+        self.relayed += relayed
+        return relayed
+
+    def is_relayed_malformed(self, event: MalformedSipEvent) -> bool:
+        """A bent request (it parsed, with anomalies) that its sender had received from elsewhere first.
+
+        Proxies pass on what they can parse, non-UTF-8 headers included: the
+        proxy's copy must not count as its own malformed SIP. Read-only: the
+        same frame's SipMessageEvent, which follows, updates the table.
+        """
+        if event.call_id is None:
+            return False  # unparseable: a proxy cannot relay what it cannot parse either
+        txn = self._table.get(f"{event.call_id}\x1f{event.cseq_num}\x1f{event.cseq_method}")
+        relayed = txn is not None and event.src_ip != txn.origin and event.src_ip in txn.reached
         self.relayed += relayed
         return relayed
 

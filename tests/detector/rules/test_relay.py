@@ -5,7 +5,7 @@ from typing import Any
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules import RuleSettings
 from callqual.detector.rules.relay import RelayTracker
-from callqual.schemas import Alert, SipMessageEvent
+from callqual.schemas import Alert, MalformedSipEvent, SipMessageEvent
 from tests.detector.rules.factories import request, response
 
 ATTACKER = ("192.0.2.66", 5070)
@@ -85,3 +85,36 @@ def test_a_relay_is_recognised_only_within_the_window_and_the_bound() -> None:
         )
     assert tracker.evictions >= 2
     assert tracker.is_relayed(request("INVITE", ts=44.0, src=PROXY, dst=UA, call_id="b2", cseq_num=1))
+
+
+def _bent(i: int, src: tuple[str, int], dst: tuple[str, int]) -> list[SipMessageEvent | MalformedSipEvent]:
+    """A request that parses but carries a non-UTF-8 header: a malformed event, then the message."""
+    where = {"src_ip": src[0], "src_port": src[1], "dst_ip": dst[0], "dst_port": dst[1]}
+    return [
+        MalformedSipEvent(
+            frame=i,
+            ts=i * 0.1,
+            transport="udp",
+            reason="sip.not_utf8",
+            excerpt="INVITE sip:200@proxy SIP/2.0",
+            size=400,
+            call_id=f"fz{i}",
+            cseq_num=1,
+            cseq_method="INVITE",
+            **where,
+        ),
+        request("INVITE", ts=i * 0.1, src=src, dst=dst, call_id=f"fz{i}", cseq_num=1),
+    ]
+
+
+def test_bent_requests_a_proxy_relays_are_the_fuzzers_malformed_sip_not_the_proxys() -> None:
+    engine = RuleEngine()
+    alerts: list[Alert] = []
+    for i in range(30):
+        for ev in [*_bent(i, ATTACKER, PROXY), *_bent(i, PROXY, UA)]:
+            if isinstance(ev, MalformedSipEvent):
+                alerts += engine.on_malformed_event(ev)
+            else:
+                alerts += engine.on_sip(ev)
+    assert [(a.rule, a.source_ip) for a in alerts] == [("malformed_sip", ATTACKER[0])]
+    assert engine.counters.malformed == 60, "every parse error is still counted"
