@@ -225,3 +225,31 @@ def test_a_rejected_reoffer_never_takes_effect() -> None:
     ctx = assemble(messages, opus)
     assert ctx.record.state == "completed"
     assert len(CodecMismatch(S).evaluate(ctx)) == 1
+
+
+def long_hold_by_the_callee() -> list[SipMessageEvent]:
+    """A 100 s call the callee holds from 4 s to 98 s (music on hold; the caller, recvonly, is silent)."""
+    return [
+        *setup(),
+        by_callee("INVITE", 2, 1006.0, sdp=[sdp(*CALLEE_RTP, direction="sendonly")]),
+        answer_from_caller(2, 1006.01, sdp=[sdp(*CALLER_RTP, direction="recvonly")]),
+        by_callee("INVITE", 3, 1100.0, sdp=[sdp(*CALLEE_RTP)]),
+        answer_from_caller(3, 1100.01, sdp=[sdp(*CALLER_RTP)]),
+        by_caller("BYE", 2, 1102.0),
+    ]
+
+
+def test_a_long_hold_by_the_callee_is_weighed_by_the_time_each_side_was_meant_to_send() -> None:
+    music = stream(
+        src=CALLEE_RTP, dst=CALLER_RTP, ssrc=2, first_ts=1002, last_ts=1102, packets=5000, expected=5000
+    )
+    talk = stream(
+        src=CALLER_RTP, dst=CALLEE_RTP, ssrc=1, first_ts=1002, last_ts=1102, packets=200, expected=5000
+    )
+    ctx = assemble(long_hold_by_the_callee(), [talk, music])
+    # 4 % of the callee's packets, but the caller was meant to talk for 4 s of the 100
+    assert talk.packets < S.one_way_min_ratio * music.packets
+    assert OneWayAudio(S).evaluate(ctx) == []
+    silent = assemble(long_hold_by_the_callee(), [music])
+    (alert,) = OneWayAudio(S).evaluate(silent)
+    assert alert.severity == "critical" and alert.details["flowing_direction"] == "callee_to_caller"

@@ -82,6 +82,37 @@ def stream_direction(ctx: CallContext, stream: StreamRecord) -> MediaDirection |
     return None
 
 
+#: SDP directions under which a party sends media (RFC 3264 6.1, from its own SDP)
+_SENDING = frozenset({"sendrecv", "sendonly"})
+
+
+def _sends(media: Iterable[SdpMedia]) -> bool:
+    return any(m.direction in _SENDING for m in audio(media))
+
+
+def intended_send_s(ctx: CallContext) -> dict[MediaDirection, float] | None:
+    """Seconds of talk time during which each party's own SDP said it sends (not on hold).
+
+    From the offer/answer exchanges in force between answer and end; None
+    without that history (then both parties were meant to talk throughout).
+    """
+    rec, exchanges = ctx.record, ctx.sdp.exchanges
+    if not exchanges or rec.answer_ts is None or rec.end_ts is None:
+        return None
+    out: dict[MediaDirection, float] = {"caller_to_callee": 0.0, "callee_to_caller": 0.0}
+    for i, ex in enumerate(exchanges):
+        took_effect = ex.answer_ts if ex.answer_ts is not None else ex.offer_ts
+        nxt = exchanges[i + 1] if i + 1 < len(exchanges) else None
+        until = rec.end_ts if nxt is None or nxt.answer_ts is None else nxt.answer_ts
+        seconds = max(0.0, min(until, rec.end_ts) - max(took_effect, rec.answer_ts))
+        caller, callee = (ex.offer, ex.answer) if ex.offerer == "caller" else (ex.answer, ex.offer)
+        if _sends(caller):
+            out["caller_to_callee"] += seconds
+        if _sends(callee):
+            out["callee_to_caller"] += seconds
+    return out
+
+
 def sdp_messages(ctx: CallContext) -> Iterator[SipMessageEvent]:
     return (m for m in ctx.messages if m.sdp)
 
