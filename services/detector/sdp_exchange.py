@@ -76,9 +76,13 @@ class SdpHistory:
             return
         self.pending = SdpExchange(party, cseq, ts, tuple(media))
 
-    def on_rejected(self, cseq: int) -> None:
-        """A final error to the request that carried the outstanding offer: the offer never took effect."""
-        if self.pending is not None and self.pending.cseq == cseq:
+    def on_rejected(self, responder: Party, cseq: int) -> None:
+        """A final error to the request that carried the outstanding offer: the offer never took effect.
+
+        Each side numbers its own CSeq: only the other party's answer to the offerer's request counts.
+        """
+        pending = self.pending
+        if pending is not None and pending.cseq == cseq and pending.offerer != responder:
             self.pending = None
 
     def _complete(self, exchange: SdpExchange) -> None:

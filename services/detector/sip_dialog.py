@@ -112,7 +112,7 @@ class SipDialog:
         cseq = ev.cseq_num or 0
         code = ev.status_code or 0
         if not ev.is_request and code >= 300:
-            self.sdp.on_rejected(cseq)
+            self.sdp.on_rejected(self._party(ev), cseq)
             return
         if ev.sdp is not None:
             self.sdp.on_sdp(self._party(ev), ev.ts, list(ev.sdp), cseq, is_response=not ev.is_request)

@@ -253,3 +253,34 @@ def test_a_long_hold_by_the_callee_is_weighed_by_the_time_each_side_was_meant_to
     silent = assemble(long_hold_by_the_callee(), [music])
     (alert,) = OneWayAudio(S).evaluate(silent)
     assert alert.severity == "critical" and alert.details["flowing_direction"] == "callee_to_caller"
+
+
+def test_a_callee_reinvite_without_sdp_takes_the_callers_offer_in_the_200_and_its_answer_in_the_ack() -> None:
+    """Each side numbers its own CSeq: the callee's CSeq 1 is not the caller's initial INVITE."""
+    messages = [
+        *setup(),
+        by_callee("INVITE", 1, 1010.0),
+        answer_from_caller(1, 1010.01, sdp=[sdp(*CALLER_RTP, direction="sendonly")]),
+        by_callee("ACK", 1, 1010.02, sdp=[sdp(*CALLEE_RTP_2, direction="recvonly")]),
+        by_caller("BYE", 2, 1032.0),
+    ]
+    ctx = assemble(messages, [])
+    last = ctx.sdp.exchanges[-1]
+    assert (last.offerer, last.cseq) == ("caller", 1)
+    assert [m.direction for m in last.offer] == ["sendonly"]
+    assert [m.port for m in last.answer] == [CALLEE_RTP_2[1]]
+    assert ctx.record.answered_media[0].port == CALLEE_RTP_2[1]
+
+
+def test_the_callers_refusal_of_a_callee_reoffer_does_not_cancel_the_callers_own_offer() -> None:
+    messages = [
+        *setup(),
+        by_caller("INVITE", 2, 1010.0, sdp=[sdp(*CALLER_RTP, pts=[8])]),
+        # glare: the callee's own re-INVITE (its CSeq 2) is refused 491 by the caller
+        answer_from_caller(2, 1010.005).model_copy(
+            update={"status_code": 491, "first_line": "SIP/2.0 491 X"}
+        ),
+        answer_from_callee(2, 1010.01, sdp=[sdp(*CALLEE_RTP, pts=[8])]),
+    ]
+    ctx = assemble(messages, [])
+    assert [[m.payload_types for m in ex.answer] for ex in ctx.sdp.exchanges] == [[[0, 101]], [[8]]]
