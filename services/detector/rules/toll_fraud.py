@@ -10,8 +10,9 @@ Three signs, each its own incident per account:
   attempts refused within milliseconds (a flood answered 486) cost nothing
   and are ``sip_flood``'s business. Counted when the 18x/2xx is seen, so a
   span that sees only one direction of the signalling never fires it;
-* ``call_spike``: calls in the current bucket far above the account's own
-  EWMA baseline, once enough history exists to have a baseline.
+* ``call_spike``: calls up in the current bucket far above the account's own
+  EWMA baseline, once enough history exists to have a baseline (refused
+  attempts, again, are not calls).
 
 Accounts are keyed on the From user part only: hosts vary (IP vs domain)
 for one account. Alerts name the triggering call and its source.
@@ -40,6 +41,8 @@ class _Call:
     src_ip: str
     ringing_ts: float | None = None
     answered: bool = False
+    #: already counted in the account's per-bucket call baseline
+    counted: bool = False
 
     def up(self, now: float, ring_min_s: float) -> bool:
         return self.answered or (self.ringing_ts is not None and now - self.ringing_ts >= ring_min_s)
@@ -117,73 +120,37 @@ class TollFraud(SourceRule):
             call.answered = True
         elif call.ringing_ts is None:
             call.ringing_ts = event.ts
-        return self._check_concurrency(st, account, event, call.src_ip)
+        return self._on_up(st, account, event, call.src_ip)
 
-    def _check_concurrency(
-        self, st: _Account, account: str, event: SipMessageEvent, src_ip: str
-    ) -> list[Alert]:
+    def _on_up(self, st: _Account, account: str, event: SipMessageEvent, src_ip: str) -> list[Alert]:
+        """Count the calls up now (each once, into the baseline), then test concurrency and spike."""
         s, ts = self.settings, event.ts
-        if st.incidents["concurrent_calls"].active(ts):
-            return []
-        up = [c for c in st.calls.values() if c.up(ts, s.toll_fraud_ring_min_s)]
-        if len(up) <= s.toll_fraud_max_concurrent:
-            return []
-        return [
-            self._fire(
-                st,
-                "concurrent_calls",
-                account,
-                event,
-                summary=f"account {account} has {len(up)} concurrent calls up",
-                details={"concurrent_calls": len(up), "threshold": s.toll_fraud_max_concurrent},
-                first_ts=min(c.invite_ts for c in up),
-                source_ip=src_ip,
-            )
-        ]
-
-    def _end(self, event: SipMessageEvent, *accounts: str | None) -> None:
-        for account in accounts:
-            st = self._table.get(account) if account else None
-            if st is not None:
-                st.calls.pop(event.call_id, None)
-
-    def _on_invite(self, event: SipMessageEvent) -> list[Alert]:
-        account = uri_user(event.from_uri)
-        if account is None:
-            return []
-        s, ts = self.settings, event.ts
-        st = self._table.touch(account, ts, self._new)
-        if event.call_id in st.calls:
-            return []  # retransmission or authenticated retry of a call already counted
-        cutoff = ts - s.toll_fraud_call_max_age_s
-        while st.calls and next(iter(st.calls.values())).invite_ts < cutoff:
-            st.calls.popitem(last=False)
-        st.calls[event.call_id] = _Call(ts, event.src_ip)
-        if len(st.calls) > self._max_calls:
-            st.calls.popitem(last=False)
-            self.calls_dropped += 1
-        if event.call_id not in st.recent:
-            st.recent[event.call_id] = None
-            if len(st.recent) > _MAX_RECENT:
-                st.recent.popitem(last=False)
-            self._count_bucket(st, ts)
-
+        up: list[_Call] = []
+        for call_id, call in st.calls.items():
+            if not call.up(ts, s.toll_fraud_ring_min_s):
+                continue
+            up.append(call)
+            if not call.counted:
+                call.counted = True
+                if call_id not in st.recent:
+                    st.recent[call_id] = None
+                    if len(st.recent) > _MAX_RECENT:
+                        st.recent.popitem(last=False)
+                    self._count_bucket(st, ts)
         alerts: list[Alert] = []
-        dialled = uri_user(event.request_uri) or uri_user(event.to_uri)
-        prefix = self.premium_prefix(dialled)
-        if prefix is not None and not st.incidents["premium_destination"].active(ts):
+        if len(up) > s.toll_fraud_max_concurrent and not st.incidents["concurrent_calls"].active(ts):
             alerts.append(
                 self._fire(
                     st,
-                    "premium_destination",
+                    "concurrent_calls",
                     account,
                     event,
-                    summary=f"account {account} called high-risk destination {dialled} (prefix {prefix})",
-                    details={"dialled": dialled, "prefix": prefix},
+                    summary=f"account {account} has {len(up)} concurrent calls up",
+                    details={"concurrent_calls": len(up), "threshold": s.toll_fraud_max_concurrent},
+                    first_ts=min(c.invite_ts for c in up),
+                    source_ip=src_ip,
                 )
             )
-        # Ringing calls may have rung long enough by now.
-        alerts.extend(self._check_concurrency(st, account, event, event.src_ip))
         n = st.bucket_calls
         if (
             st.history >= s.toll_fraud_min_history
@@ -206,8 +173,48 @@ class TollFraud(SourceRule):
                         "bucket_s": s.toll_fraud_bucket_s,
                     },
                     first_ts=bucket_start,
+                    source_ip=src_ip,
                 )
             )
+        return alerts
+
+    def _end(self, event: SipMessageEvent, *accounts: str | None) -> None:
+        for account in accounts:
+            st = self._table.get(account) if account else None
+            if st is not None:
+                st.calls.pop(event.call_id, None)
+
+    def _on_invite(self, event: SipMessageEvent) -> list[Alert]:
+        account = uri_user(event.from_uri)
+        if account is None:
+            return []
+        s, ts = self.settings, event.ts
+        st = self._table.touch(account, ts, self._new)
+        if event.call_id in st.calls:
+            return []  # retransmission or authenticated retry of a call already counted
+        cutoff = ts - s.toll_fraud_call_max_age_s
+        while st.calls and next(iter(st.calls.values())).invite_ts < cutoff:
+            st.calls.popitem(last=False)
+        st.calls[event.call_id] = _Call(ts, event.src_ip)
+        if len(st.calls) > self._max_calls:
+            st.calls.popitem(last=False)
+            self.calls_dropped += 1
+        alerts: list[Alert] = []
+        dialled = uri_user(event.request_uri) or uri_user(event.to_uri)
+        prefix = self.premium_prefix(dialled)
+        if prefix is not None and not st.incidents["premium_destination"].active(ts):
+            alerts.append(
+                self._fire(
+                    st,
+                    "premium_destination",
+                    account,
+                    event,
+                    summary=f"account {account} called high-risk destination {dialled} (prefix {prefix})",
+                    details={"dialled": dialled, "prefix": prefix},
+                )
+            )
+        # Ringing calls may have rung long enough by now.
+        alerts.extend(self._on_up(st, account, event, event.src_ip))
         return alerts
 
     def _count_bucket(self, st: _Account, ts: float) -> None:

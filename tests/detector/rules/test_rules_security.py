@@ -299,19 +299,42 @@ def test_toll_fraud_authenticated_retry_is_one_call() -> None:
         events.append(invite("erin", "2000", float(i), f"c{i}"))
         events.append(response(407, ts=i + 0.1, call_id=f"c{i}", from_uri="sip:erin@pbx"))
         events.append(invite("erin", "2000", i + 0.2, f"c{i}"))
+        events.append(answer("erin", f"c{i}", i + 0.3))
     assert run(rule, events) == []  # 2 calls, not 4: below the 3-call spike minimum
-    assert len(run(rule, [invite("erin", "2000", 3.0, "c3")])) == 1
+    assert run(rule, [invite("erin", "2000", 3.0, "c3")]) == [], "not a call until it is up"
+    assert len(run(rule, [answer("erin", "c3", 3.5)])) == 1
+
+
+def _calls(account: str, starts: list[float], prefix: str, status: int = 200) -> list[SipMessageEvent]:
+    """One call per start: INVITE, the far end's ``status``, and (when answered) a BYE 0.2 s later."""
+    out: list[SipMessageEvent] = []
+    for i, t in enumerate(starts):
+        call_id = f"{prefix}{i}"
+        out += [invite(account, "2000", t, call_id), answer(account, call_id, t + 0.01, status)]
+        if status < 300:
+            out.append(
+                request("BYE", ts=t + 0.2, call_id=call_id, from_uri=f"sip:{account}@pbx", to_tag="far")
+            )
+    return sorted(out, key=lambda e: e.ts)
 
 
 def test_toll_fraud_spike_vs_baseline() -> None:
     settings = RuleSettings(toll_fraud_bucket_s=60.0, toll_fraud_max_concurrent=1000)
     rule = TollFraud(settings)
-    events = [invite("dave", "2000", b * 60.0 + i, f"b{b}-{i}") for b in range(4) for i in range(4)]
+    events = _calls("dave", [b * 60.0 + i for b in range(4) for i in range(4)], "b")
     assert run(rule, events) == []  # 4 calls per minute: the baseline
-    burst = [invite("dave", "2000", 240.0 + i * 0.5, f"s{i}") for i in range(40)]
-    alerts = run(rule, burst)
+    alerts = run(rule, _calls("dave", [240.0 + i * 0.5 for i in range(40)], "s"))
     assert [a.details["trigger"] for a in alerts] == ["call_spike"]
     assert alerts[0].details["calls"] == 20  # max(20 min calls, 5 x baseline 4)
+    assert alerts[0].source_ip == PBX[0]
+
+
+def test_toll_fraud_no_spike_from_a_flood_of_refused_attempts() -> None:
+    settings = RuleSettings(toll_fraud_bucket_s=60.0)
+    rule = TollFraud(settings)
+    assert run(rule, _calls("dave", [b * 60.0 + i for b in range(4) for i in range(4)], "b")) == []
+    refused = _calls("dave", [240.0 + i * 0.01 for i in range(1000)], "f", status=486)
+    assert run(rule, refused) == []
 
 
 # ----------------------------------------------------------------- malformed
