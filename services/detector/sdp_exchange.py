@@ -23,7 +23,11 @@ MAX_EXCHANGES = 32
 
 @dataclass(frozen=True, slots=True)
 class SdpExchange:
-    """One offer and its answer; ``answer_ts`` is None while the offer is outstanding."""
+    """One offer and one answer to it (``answer_ts`` None while outstanding).
+
+    Consecutive exchanges with the same offerer and CSeq are siblings, several
+    answers to one offer, in force together.
+    """
 
     offerer: Party
     cseq: int
@@ -69,10 +73,12 @@ class SdpHistory:
             and last.offerer != party
             and last.cseq == cseq
         ):
-            # The 200 repeats (or, against RFC 3261 13.2.1, changes) the answer a 183 already gave.
-            self.exchanges[-1] = SdpExchange(
-                last.offerer, last.cseq, last.offer_ts, last.offer, ts, tuple(media)
-            )
+            # Another answer to the same offer: the 200 after a 183, the other leg's copy through a
+            # proxy (rewritten by a media relay that may transcode), a forked branch. A sibling, kept.
+            if last.answer != tuple(media):
+                self._complete(
+                    SdpExchange(last.offerer, last.cseq, last.offer_ts, last.offer, ts, tuple(media))
+                )
             return
         self.pending = SdpExchange(party, cseq, ts, tuple(media))
 

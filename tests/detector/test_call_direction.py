@@ -284,3 +284,37 @@ def test_the_callers_refusal_of_a_callee_reoffer_does_not_cancel_the_callers_own
     ]
     ctx = assemble(messages, [])
     assert [[m.payload_types for m in ex.answer] for ex in ctx.sdp.exchanges] == [[[0, 101]], [[8]]]
+
+
+def test_both_legs_through_a_transcoding_media_relay() -> None:
+    """The span sees caller -> proxy -> callee; the relay rewrites SDP on the second leg (PCMU <-> G.729)."""
+    proxy = ("192.0.2.1", 5060)
+    relay_a, relay_b = ("192.0.2.100", 30000), ("192.0.2.100", 30002)
+    pcmu, g729 = [0], [18]
+    invite = request(
+        "INVITE", ts=1000.0, cseq_num=1, from_tag=CALLER_TAG, dst=proxy, sdp=[sdp(*CALLER_RTP, pts=pcmu)]
+    )
+    ok: dict[str, Any] = {"cseq_num": 1, "from_tag": CALLER_TAG, "to_tag": CALLEE_TAG}
+    messages = [
+        invite,
+        invite.model_copy(update={"src_ip": proxy[0], "dst_ip": CALLEE[0], "sdp": [sdp(*relay_b, pts=g729)]}),
+        response(200, ts=1002.0, src=CALLEE, dst=proxy, sdp=[sdp(*CALLEE_RTP, pts=g729)], **ok),
+        response(200, ts=1002.001, src=proxy, dst=CALLER, sdp=[sdp(*relay_a, pts=pcmu)], **ok),
+        by_caller("ACK", 1, 1002.1),
+        by_caller("BYE", 2, 1032.0),
+    ]
+    a_side = two_way(CALLER_RTP, relay_a, 1002.2, 1032.0)
+    b_side = [
+        s.model_copy(update={"payload_type": 18, "payload_types": [18], "codec": "G729", "ssrc": s.ssrc + 7})
+        for s in two_way(relay_b, CALLEE_RTP, 1002.2, 1032.0)
+    ]
+    ctx = assemble(messages, [*a_side, *b_side])
+    directions = {(s.src_port, s.dst_port): stream_direction(ctx, s) for s in ctx.streams}
+    assert directions == {
+        (CALLER_RTP[1], relay_a[1]): "caller_to_callee",
+        (relay_a[1], CALLER_RTP[1]): "callee_to_caller",
+        (relay_b[1], CALLEE_RTP[1]): "caller_to_callee",
+        (CALLEE_RTP[1], relay_b[1]): "callee_to_caller",
+    }
+    assert CodecMismatch(S).evaluate(ctx) == []
+    assert OneWayAudio(S).evaluate(ctx) == []

@@ -61,12 +61,25 @@ def _allowed(offer_media: list[SdpMedia], answer_media: list[SdpMedia]) -> dict[
 
 
 def _in_force(exchanges: list[SdpExchange]) -> list[tuple[float, float, dict[int, str]]]:
-    """(from, until, allowed) per exchange: from its offer until the next exchange's answer."""
+    """(from, until, allowed) per negotiation: from its offer until the next one's first answer.
+
+    Sibling exchanges (answers to one offer: both legs through a transcoding
+    relay, a 183 then a 200) allow the union of their formats.
+    """
+    groups: list[list[SdpExchange]] = []
+    for ex in exchanges:
+        if groups and (groups[-1][0].offerer, groups[-1][0].cseq) == (ex.offerer, ex.cseq):
+            groups[-1].append(ex)
+        else:
+            groups.append([ex])
     out = []
-    for i, ex in enumerate(exchanges):
-        start = -math.inf if i == 0 else ex.offer_ts
-        nxt = exchanges[i + 1].answer_ts if i + 1 < len(exchanges) else None
-        out.append((start, math.inf if nxt is None else nxt, _allowed(list(ex.offer), list(ex.answer))))
+    for i, group in enumerate(groups):
+        start = -math.inf if i == 0 else group[0].offer_ts
+        nxt = groups[i + 1][0].answer_ts if i + 1 < len(groups) else None
+        allowed: dict[int, str] = {}
+        for ex in group:
+            allowed.update(_allowed(list(ex.offer), list(ex.answer)))
+        out.append((start, math.inf if nxt is None else nxt, allowed))
     return out
 
 
