@@ -118,3 +118,21 @@ def test_bent_requests_a_proxy_relays_are_the_fuzzers_malformed_sip_not_the_prox
                 alerts += engine.on_sip(ev)
     assert [(a.rule, a.source_ip) for a in alerts] == [("malformed_sip", ATTACKER[0])]
     assert engine.counters.malformed == 60, "every parse error is still counted"
+
+
+def test_guesses_relayed_to_an_upstream_registrar_are_the_guessers_brute_force() -> None:
+    """REGISTERs relayed by the proxy to a registrar; its 401s come back through the proxy."""
+    engine = RuleEngine()
+    registrar = ("203.0.113.60", 5060)
+    events: list[SipMessageEvent] = []
+    for i in range(40):
+        common = {"call_id": "guess", "cseq_num": i + 1, "from_uri": "sip:1001@pbx", "to_uri": "sip:1001@pbx"}
+        ts = i * 0.5
+        events += [
+            request("REGISTER", user="1001", ts=ts, src=ATTACKER, dst=PROXY, **common),
+            request("REGISTER", user="1001", ts=ts + 0.001, src=PROXY, dst=registrar, **common),
+            response(401, "REGISTER", ts=ts + 0.002, src=registrar, dst=PROXY, **common),
+            response(401, "REGISTER", ts=ts + 0.003, src=PROXY, dst=ATTACKER, **common),
+        ]
+    alerts = feed(engine, events)
+    assert [(a.rule, a.source_ip) for a in alerts] == [("register_bruteforce", ATTACKER[0])]
