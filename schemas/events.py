@@ -165,6 +165,11 @@ class MalformedSipEvent(WireModel):
     size: int
     #: The payload exactly as captured (at most ``MAX_SIP_MESSAGE_BYTES``), as evidence
     raw: RawBytes = b""
+    #: When the message parsed but is bent (``sip.not_utf8``, ``sip.bad_header``...): its
+    #: transaction, so the detector can tell a proxy's relayed copy from the sender's original
+    call_id: PacketText | None = None
+    cseq_num: int | None = None
+    cseq_method: PacketText | None = None
 
 
 AnyEvent = SipMessageEvent | MalformedSipEvent | RtpStreamReport | RtcpEvent

@@ -761,7 +761,7 @@ class Collector:
             return
         if msg.anomalies:
             # Usable, but bent: published (the call goes on) and reported as malformed evidence.
-            self._malformed(p, msg.anomalies[0])
+            self._malformed(p, msg.anomalies[0], msg)
             for extra in msg.anomalies[1:]:
                 self.errors[extra] += 1
         self.counters["sip.messages"] += 1
@@ -790,7 +790,7 @@ class Collector:
                 self.errors[exc.reason] += 1
         return True
 
-    def _malformed(self, p: Payload, reason: str) -> None:
+    def _malformed(self, p: Payload, reason: str, usable: SipMessage | None = None) -> None:
         self.errors[reason] += 1
         self._emit(
             MalformedSipEvent(
@@ -805,6 +805,9 @@ class Collector:
                 excerpt=_excerpt(p.data),
                 size=len(p.data),
                 raw=p.data[:MAX_SIP_MESSAGE_BYTES],
+                call_id=usable.call_id if usable is not None else None,
+                cseq_num=usable.cseq_num if usable is not None else None,
+                cseq_method=usable.cseq_method if usable is not None else None,
             )
         )
 

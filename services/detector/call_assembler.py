@@ -186,6 +186,7 @@ class CallAssembler:
             closed_by=closed_by,
             last_activity_ts=call.last_activity,
             closed_ts=max(now, call.last_activity),
+            sdp=d.sdp,
         )
 
 

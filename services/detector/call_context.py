@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Literal
 
+from callqual.detector.sdp_exchange import SdpHistory
 from callqual.schemas import CallRecord, SipMessageEvent, StreamRecord
 
 
@@ -24,3 +25,5 @@ class CallContext:
     #: Capture time of its last SIP message or media report, and of its closing
     last_activity_ts: float = 0.0
     closed_ts: float = 0.0
+    #: Every SDP each party sent and the offer/answer exchanges; empty when only the record is known
+    sdp: SdpHistory = field(default_factory=SdpHistory)

@@ -36,7 +36,7 @@ class RuleEvaluator(Protocol):
     """What the detector needs of the rule engine (see ``rule_engine.RuleEngine``)."""
 
     def on_sip(self, event: SipMessageEvent) -> list[Alert]: ...
-    def on_malformed(self, ts: float, src_ip: str, reason: str, frame: int) -> list[Alert]: ...
+    def on_malformed_event(self, event: MalformedSipEvent) -> list[Alert]: ...
     def on_call(self, ctx: CallContext) -> tuple[list[Alert], CallCategory]: ...
     def flush(self) -> list[Alert]: ...
 
@@ -91,7 +91,7 @@ class Detector:
         elif isinstance(event, MalformedSipEvent):
             self.counters["events.sip_malformed"] += 1
             ts = event.ts
-            self._emit_all(self._rules.on_malformed(event.ts, event.src_ip, event.reason, event.frame))
+            self._emit_all(self._rules.on_malformed_event(event))
         else:  # pragma: no cover - the union is exhaustive
             return
         self.advance(ts)

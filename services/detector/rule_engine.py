@@ -20,6 +20,7 @@ from callqual.detector.rules import (
     build_source_rules,
     uri_user,
 )
+from callqual.detector.rules.relay import RelayTracker
 from callqual.detector.rules.windows import SourceTable
 from callqual.schemas import Alert, CallCategory, MalformedSipEvent, SipMessageEvent
 
@@ -29,11 +30,13 @@ class EngineCounters:
     """A snapshot for metrics; every dict has a key per rule, zero included."""
 
     sip_messages: int = 0
+    #: messages the source rules skipped as a proxy's relayed copies (see ``rules/relay.py``)
+    relayed: int = 0
     malformed: int = 0
     calls: int = 0
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     calls_by_category: dict[str, int] = field(default_factory=dict)
-    #: keys dropped from bounded tables, per source rule, plus "suspicious_marks"
+    #: keys dropped from bounded tables, per source rule, plus "suspicious_marks" and "relay"
     evictions: dict[str, int] = field(default_factory=dict)
     #: current size of each source rule's per-key table
     table_sizes: dict[str, int] = field(default_factory=dict)
@@ -52,11 +55,15 @@ class RuleEngine:
         self._malformed_count = 0
         self._calls = 0
         self._marks = SourceTable[Alert](s.max_sources, s.suspicious_source_ttl_s)
+        self._relays = RelayTracker(s.relay_max_transactions, s.relay_window_s)
 
     # ------------------------------------------------------------------ inputs
     def on_sip(self, event: SipMessageEvent) -> list[Alert]:
         self._sip += 1
         alerts: list[Alert] = []
+        if self._relays.is_relayed(event):
+            # A proxy's copy of a request counted at its first hop: its origin is already charged.
+            return alerts
         for rule in self.source_rules:
             alerts.extend(rule.observe(event))
         return self._record(alerts)
@@ -82,7 +89,10 @@ class RuleEngine:
         )
 
     def on_malformed_event(self, event: MalformedSipEvent) -> list[Alert]:
-        """The collector's parse-error event, with its excerpt as evidence."""
+        """The collector's parse-error event, its excerpt as evidence; a proxy's relayed copy is skipped."""
+        if self._relays.is_relayed_malformed(event):
+            self._malformed_count += 1
+            return []
         return self.on_malformed(
             event.ts,
             event.src_ip,
@@ -108,6 +118,7 @@ class RuleEngine:
         for rule in self.source_rules:
             alerts.extend(rule.flush())
         self._marks.clear()
+        self._relays.clear()
         return self._record(alerts)
 
     # ----------------------------------------------------------------- helpers
@@ -153,8 +164,10 @@ class RuleEngine:
     def counters(self) -> EngineCounters:
         evictions = {r.id: r.evictions for r in self.source_rules}
         evictions["suspicious_marks"] = self._marks.evictions
+        evictions["relay"] = self._relays.evictions
         return EngineCounters(
             sip_messages=self._sip,
+            relayed=self._relays.relayed,
             malformed=self._malformed_count,
             calls=self._calls,
             alerts_by_rule=dict(self._alerts),

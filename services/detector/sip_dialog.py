@@ -16,11 +16,14 @@ defines them:
 
 from dataclasses import dataclass, field
 
+from callqual.detector.sdp_exchange import Party, SdpHistory
 from callqual.schemas import SdpMedia, SipMessageEvent
 from callqual.schemas.records import CallState
 
 #: Methods that never belong to an INVITE dialog's own lifecycle counters.
 _DIALOG_ENDING = frozenset({"BYE"})
+#: Requests whose SDP (and whose responses' SDP) is part of the call's offer/answer (RFC 3264, 3311, 3262).
+_SDP_METHODS = frozenset({"INVITE", "ACK", "UPDATE", "PRACK"})
 
 
 @dataclass(slots=True)
@@ -50,8 +53,8 @@ class SipDialog:
     retransmissions: int = 0
     requests: dict[str, int] = field(default_factory=dict)
     responses: dict[str, int] = field(default_factory=dict)
-    offered_media: list[SdpMedia] = field(default_factory=list)
-    answered_media: list[SdpMedia] = field(default_factory=list)
+    #: every SDP each party sent, and the offer/answer exchanges (see :mod:`sdp_exchange`)
+    sdp: SdpHistory = field(default_factory=SdpHistory)
     last_ts: float = 0.0
     #: (direction, method-or-status, cseq, branch/to-tag): what a retransmission repeats
     _seen: set[tuple[str, str, int, str]] = field(default_factory=set)
@@ -84,7 +87,35 @@ class SipDialog:
             self._on_request(ev)
         else:
             self._on_response(ev)
+        self._on_sdp(ev)
         return False
+
+    def _party(self, ev: SipMessageEvent) -> Party:
+        """Who sent this message: a request comes from its From party, a response from its To party.
+
+        Tags decide (they survive proxies and NAT, and both UAs may share one
+        address); without a From tag, the addresses.
+        """
+        if self.from_tag is not None and ev.from_tag is not None:
+            from_is_caller = ev.from_tag == self.from_tag
+            return "caller" if from_is_caller == ev.is_request else "callee"
+        if ev.src_ip == self.caller_ip and ev.src_ip != self.callee_ip:
+            return "caller"
+        if ev.src_ip == self.callee_ip and ev.src_ip != self.caller_ip:
+            return "callee"
+        return "caller" if ev.is_request else "callee"
+
+    def _on_sdp(self, ev: SipMessageEvent) -> None:
+        method = ev.method if ev.is_request else ev.cseq_method
+        if method not in _SDP_METHODS:
+            return
+        cseq = ev.cseq_num or 0
+        code = ev.status_code or 0
+        if not ev.is_request and code >= 300:
+            self.sdp.on_rejected(self._party(ev), cseq)
+            return
+        if ev.sdp is not None:
+            self.sdp.on_sdp(self._party(ev), ev.ts, list(ev.sdp), cseq, is_response=not ev.is_request)
 
     def _is_retransmission(self, ev: SipMessageEvent) -> bool:
         direction = f"{ev.src_ip}:{ev.src_port}>{ev.dst_ip}:{ev.dst_port}"
@@ -109,15 +140,6 @@ class SipDialog:
             if self.answer_ts is None:
                 # A new attempt (after a 401/407 challenge, or a 3xx redirect): the call is live again.
                 self.end_ts = None
-            if ev.sdp is not None:
-                if self.answer_ts is None or ev.src_ip == self.caller_ip:
-                    self.offered_media = list(ev.sdp)
-                else:
-                    self.answered_media = list(ev.sdp)
-        elif method == "ACK":
-            if ev.sdp is not None and not self.answered_media:
-                # Late offer (RFC 3264 with the offer in the 2xx): the ACK carries the answer.
-                self.answered_media = list(ev.sdp)
         elif method == "CANCEL":
             if self.answer_ts is None:
                 self.cancelled = True
@@ -138,8 +160,6 @@ class SipDialog:
         self.responses[key] = self.responses.get(key, 0) + 1
         if ev.cseq_method != "INVITE":
             return
-        if ev.sdp is not None:
-            self.answered_media = list(ev.sdp)
         if code in (180, 183) and self.ringing_ts is None and self.answer_ts is None:
             self.ringing_ts = ev.ts
         if 200 <= code < 300:
@@ -161,6 +181,16 @@ class SipDialog:
                 self.reason_header = ev.reason_header or self.reason_header
 
     # -- reading -----------------------------------------------------------
+
+    @property
+    def offered_media(self) -> list[SdpMedia]:
+        """The caller's latest SDP (its offer, or its answer to the callee's re-INVITE)."""
+        return self.sdp.caller_latest
+
+    @property
+    def answered_media(self) -> list[SdpMedia]:
+        """The callee's latest SDP (its answer, or its own re-offer: hold, session refresh)."""
+        return self.sdp.callee_latest
 
     @property
     def ended_ts(self) -> float | None:

@@ -227,6 +227,36 @@ Content-Length: 0
 """
 
 
+#: A UA that rings for 40 ms, then answers 486 Busy Here (a flood's victim, refusing every call).
+BUSY_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="busy: ring, then 486">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]busy[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <pause milliseconds="40"/>
+  <send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]busy[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
 def register_scenario(user: str, password: str, contact: str) -> str:
     return REGISTER_SCENARIO.replace("USER", user).replace("PASSWORD", password).replace("CONTACT", contact)
 

@@ -50,3 +50,13 @@ def test_clean_codec_calls_raise_no_alert(path: Path) -> None:
     report = analyze_file(path)
     assert report.calls and {c.category for c in report.calls} == {"ok"}
     assert report.alerts == []
+
+
+def test_codec_renegotiated_by_a_reinvite_is_no_mismatch() -> None:
+    """PCMU runs until a re-INVITE moves the call to opus: each stream ran under what was negotiated."""
+    report = analyze_file(PCAPS / "sipnab/register-invite-reinvite-bye.pcap")
+    (call,) = report.calls
+    assert call.requests["INVITE"] == 2
+    assert Counter(s.codec for s in report.streams) == {"PCMU": 2, "opus": 2}
+    assert [a.rule for a in report.alerts] == []
+    assert call.category == "ok"

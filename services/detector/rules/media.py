@@ -53,22 +53,64 @@ def _addrs(media: Iterable[SdpMedia]) -> set[tuple[str | None, int]]:
     return {(m.connection_ip, m.port) for m in audio(media)}
 
 
-def stream_direction(ctx: CallContext, stream: StreamRecord) -> MediaDirection | None:
-    """Which way a stream flows, from the SDP addresses.
+def party_media_addresses(
+    ctx: CallContext,
+) -> tuple[set[tuple[str | None, int]], set[tuple[str | None, int]]]:
+    """(caller's, callee's) audio receive addresses: from every SDP each party sent in the call.
 
-    The offer names where the caller receives, the answer where the callee
-    receives. Symmetric RTP (send from the receive port) lets the source
-    address decide when NAT rewrote the destination.
+    Offers and answers both count, from either side: a re-INVITE from the
+    callee (session refresh, hold/resume) or one moving media to new ports
+    adds addresses to the same party instead of swapping the roles.
     """
-    offer = _addrs(ctx.record.offered_media)
-    answer = _addrs(ctx.record.answered_media)
+    rec = ctx.record
+    return _addrs([*rec.offered_media, *ctx.sdp.caller]), _addrs([*rec.answered_media, *ctx.sdp.callee])
+
+
+def stream_direction(ctx: CallContext, stream: StreamRecord) -> MediaDirection | None:
+    """Which way a stream flows: by the party whose advertised address it arrives at, or leaves from.
+
+    The destination decides first (an SDP address is where that party
+    receives); symmetric RTP (send from the receive port) lets the source
+    decide when NAT rewrote the destination.
+    """
+    caller, callee = party_media_addresses(ctx)
     dst = (stream.dst_ip, stream.dst_port)
     src = (stream.src_ip, stream.src_port)
-    if dst in answer or src in offer:
-        return "caller_to_callee"
-    if dst in offer or src in answer:
-        return "callee_to_caller"
+    for to_callee, to_caller in ((dst in callee, dst in caller), (src in caller, src in callee)):
+        if to_callee != to_caller:
+            return "caller_to_callee" if to_callee else "callee_to_caller"
     return None
+
+
+#: SDP directions under which a party sends media (RFC 3264 6.1, from its own SDP)
+_SENDING = frozenset({"sendrecv", "sendonly"})
+
+
+def _sends(media: Iterable[SdpMedia]) -> bool:
+    return any(m.direction in _SENDING for m in audio(media))
+
+
+def intended_send_s(ctx: CallContext) -> dict[MediaDirection, float] | None:
+    """Seconds of talk time during which each party's own SDP said it sends (not on hold).
+
+    From the offer/answer exchanges in force between answer and end; None
+    without that history (then both parties were meant to talk throughout).
+    """
+    rec, exchanges = ctx.record, ctx.sdp.exchanges
+    if not exchanges or rec.answer_ts is None or rec.end_ts is None:
+        return None
+    out: dict[MediaDirection, float] = {"caller_to_callee": 0.0, "callee_to_caller": 0.0}
+    for i, ex in enumerate(exchanges):
+        took_effect = ex.answer_ts if ex.answer_ts is not None else ex.offer_ts
+        nxt = exchanges[i + 1] if i + 1 < len(exchanges) else None
+        until = rec.end_ts if nxt is None or nxt.answer_ts is None else nxt.answer_ts
+        seconds = max(0.0, min(until, rec.end_ts) - max(took_effect, rec.answer_ts))
+        caller, callee = (ex.offer, ex.answer) if ex.offerer == "caller" else (ex.answer, ex.offer)
+        if _sends(caller):
+            out["caller_to_callee"] += seconds
+        if _sends(callee):
+            out["callee_to_caller"] += seconds
+    return out
 
 
 def sdp_messages(ctx: CallContext) -> Iterator[SipMessageEvent]:

@@ -3,14 +3,19 @@
 The classic NAT/firewall symptom: one side's packets never arrive. It is
 judged on packet counts per direction (from the SDP addresses), so
 silence suppression, which thins but never empties a direction, does not
-trigger it. Calls put on hold (sendonly/recvonly/inactive) are skipped.
+trigger it. Calls that end on hold (sendonly/recvonly/inactive) are
+skipped; a hold in the middle of a call is allowed for: each direction's
+packets are weighed by the seconds its party's SDP said it was sending, so
+a callee who held the call for most of it is not a one-way call.
 """
 
 from callqual.detector.call_context import CallContext
 from callqual.detector.rules.base import CallRule
 from callqual.detector.rules.media import (
+    MediaDirection,
     answered,
     bidirectional_intended,
+    intended_send_s,
     media_negotiated,
     sdp_messages,
     stream_direction,
@@ -30,7 +35,7 @@ class OneWayAudio(CallRule):
         talk = talk_time_s(ctx)
         if talk is None or talk <= s.media_min_duration_s or not ctx.streams:
             return []
-        packets = {"caller_to_callee": 0, "callee_to_caller": 0}
+        packets: dict[MediaDirection, int] = {"caller_to_callee": 0, "callee_to_caller": 0}
         unknown_sources: set[tuple[str, int]] = set()
         for st in ctx.streams:
             direction = stream_direction(ctx, st)
@@ -46,9 +51,17 @@ class OneWayAudio(CallRule):
             major_dir, major = "unknown", sum(st.packets for st in ctx.streams)
             minor = 0
         else:
-            major_dir = max(packets, key=lambda k: packets[k])
-            major = packets[major_dir]
-            minor = min(packets.values())
+            top: MediaDirection = max(packets, key=packets.__getitem__)
+            quiet: MediaDirection = "callee_to_caller" if top == "caller_to_callee" else "caller_to_callee"
+            major_dir, major, minor = top, packets[top], packets[quiet]
+            sending = intended_send_s(ctx)
+            if sending is not None:
+                # On hold the quiet side is meant to be quiet: compare packets per sending second.
+                if sending[quiet] < s.media_min_duration_s:
+                    return []
+                major_rate = major / max(sending[top], s.media_min_duration_s)
+                if minor > 0 and minor / sending[quiet] >= s.one_way_min_ratio * major_rate:
+                    return []
         if major < s.quality_min_packets or minor >= s.one_way_min_ratio * major:
             return []
         severity: Severity = "critical" if minor == 0 else "warning"

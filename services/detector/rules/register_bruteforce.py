@@ -6,7 +6,10 @@ means only guesses the registrar actually rejected count. Every honest
 registration also meets one 401 challenge, hence the second condition:
 failures must dominate the final answers (a healthy client sees ~50 %).
 The third tells guessing from enumeration: a guesser fails repeatedly on
-the same few usernames, a sweep fails once per username.
+the same few usernames, a sweep fails once per username. When a proxy
+relays the REGISTERs to a registrar, the registrar's answer to the proxy is
+on the relayed leg and withheld (``relay.py``): the failures are counted
+once, on their way back to the guesser.
 """
 
 from collections import deque

@@ -144,6 +144,12 @@ class RuleSettings(BaseSettings):
     #: Requests from all sources together per window.
     flood_total: int = 3000
 
+    #: Recent SIP transactions remembered to recognise a proxy's relayed copies (``rules/relay.py``):
+    #: 2 s of a 10,000 requests/s flood; a proxy relays within milliseconds.
+    relay_max_transactions: int = 20_000
+    #: A relayed copy follows its original within a transaction's life (RFC 3261 Timer B/F: 32 s).
+    relay_window_s: float = 32.0
+
     #: International access codes, combined with ``toll_fraud_destinations``.
     toll_fraud_access_codes: list[str] = Field(default_factory=lambda: ["+", "00", "011"])
     #: Country/network codes abused for international revenue share fraud:
@@ -152,8 +158,10 @@ class RuleSettings(BaseSettings):
     toll_fraud_destinations: list[str] = Field(default_factory=lambda: ["881", "882", "883", "979"])
     #: Full dialled-number prefixes that are always suspicious (e.g. national premium "0900").
     toll_fraud_prefixes: list[str] = Field(default_factory=list)
-    #: Concurrent INVITE dialogs per account (From user) before we alert.
+    #: Concurrent calls up (answered, or ringing long enough) per account (From user) before we alert.
     toll_fraud_max_concurrent: int = 10
+    #: A call ringing this long counts as up: a real attempt, not a refusal within milliseconds.
+    toll_fraud_ring_min_s: float = 2.0
     #: A call with no end seen is forgotten after this long (capture time).
     toll_fraud_call_max_age_s: float = 7200.0
     #: Tumbling bucket (seconds) for the per-account calls baseline.

@@ -1,7 +1,10 @@
 """sip_flood: request rate from one source, or from all sources together, above capacity.
 
 Per source it catches a single DoS tool or a runaway client; the total
-catches a distributed flood in which no single address stands out.
+catches a distributed flood in which no single address stands out. A
+request a proxy relays is counted once, for its origin: the rule engine
+withholds the relayed copies from every source rule (``relay.py``), so our
+own Kamailio forwarding a flood is never reported as the flood's source.
 """
 
 from collections import deque

@@ -17,6 +17,10 @@ Three independent signs, one alert per source incident:
   call) never counts. Silence is only known once the answer timeout has
   passed, so targets are judged from a queue of deadlines as capture time
   moves on (and at the end of the input).
+
+A proxy relaying a scan is not the scanner: the engine withholds relayed
+copies (and the answers on the relayed leg) from the source rules
+(``relay.py``), so the sweep is charged to the address that sent it first.
 """
 
 from collections import OrderedDict, deque

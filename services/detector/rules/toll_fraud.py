@@ -4,10 +4,15 @@ Three signs, each its own incident per account:
 
 * ``premium_destination``: a call to a configured high-risk international
   or premium prefix (revenue-share fraud pays the attacker per minute);
-* ``concurrent_calls``: more simultaneous INVITE dialogs than one account
-  plausibly places (fraud runs many parallel calls to maximise minutes);
-* ``call_spike``: calls in the current bucket far above the account's own
-  EWMA baseline, once enough history exists to have a baseline.
+* ``concurrent_calls``: more simultaneous calls that are *up* than one
+  account plausibly places (fraud runs many parallel calls to maximise
+  minutes). Up means answered, or ringing for ``toll_fraud_ring_min_s``:
+  attempts refused within milliseconds (a flood answered 486) cost nothing
+  and are ``sip_flood``'s business. Counted when the 18x/2xx is seen, so a
+  span that sees only one direction of the signalling never fires it;
+* ``call_spike``: calls up in the current bucket far above the account's own
+  EWMA baseline, once enough history exists to have a baseline (refused
+  attempts, again, are not calls).
 
 Accounts are keyed on the From user part only: hosts vary (IP vs domain)
 for one account. Alerts name the triggering call and its source.
@@ -29,10 +34,25 @@ _MAX_RECENT = 64
 
 
 @dataclass(slots=True)
+class _Call:
+    """One INVITE dialog of an account: who placed it, and whether it is up yet."""
+
+    invite_ts: float
+    src_ip: str
+    ringing_ts: float | None = None
+    answered: bool = False
+    #: already counted in the account's per-bucket call baseline
+    counted: bool = False
+
+    def up(self, now: float, ring_min_s: float) -> bool:
+        return self.answered or (self.ringing_ts is not None and now - self.ringing_ts >= ring_min_s)
+
+
+@dataclass(slots=True)
 class _Account:
     incidents: dict[str, Incident]
-    #: active call-id -> INVITE time, oldest first
-    calls: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    #: open call-id -> its call, oldest INVITE first
+    calls: OrderedDict[str, _Call] = field(default_factory=OrderedDict)
     #: recently counted call-ids, so an authenticated retry (same Call-ID after
     #: a 401/407 ended the first attempt) is not counted twice in the baseline
     recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
@@ -81,62 +101,54 @@ class TollFraud(SourceRule):
             return self._on_invite(event)
         if event.is_request and event.method in ("BYE", "CANCEL"):
             self._end(event, uri_user(event.from_uri), uri_user(event.to_uri))
-        elif not event.is_request and event.cseq_method == "INVITE" and (event.status_code or 0) >= 300:
-            self._end(event, uri_user(event.from_uri))
+        elif not event.is_request and event.cseq_method == "INVITE":
+            code = event.status_code or 0
+            if code >= 300:
+                self._end(event, uri_user(event.from_uri))
+            elif code >= 180:
+                return self._on_progress(event, answered=code >= 200)
         return []
 
-    def _end(self, event: SipMessageEvent, *accounts: str | None) -> None:
-        for account in accounts:
-            st = self._table.get(account) if account else None
-            if st is not None:
-                st.calls.pop(event.call_id, None)
-
-    def _on_invite(self, event: SipMessageEvent) -> list[Alert]:
+    def _on_progress(self, event: SipMessageEvent, *, answered: bool) -> list[Alert]:
+        """A 18x or 2xx to an account's INVITE: the call may now be up."""
         account = uri_user(event.from_uri)
-        if account is None:
+        st = self._table.get(account) if account else None
+        call = st.calls.get(event.call_id) if st is not None else None
+        if st is None or call is None or account is None:
             return []
-        s, ts = self.settings, event.ts
-        st = self._table.touch(account, ts, self._new)
-        if event.call_id in st.calls:
-            return []  # retransmission or authenticated retry of a call already counted
-        cutoff = ts - s.toll_fraud_call_max_age_s
-        while st.calls and next(iter(st.calls.values())) < cutoff:
-            st.calls.popitem(last=False)
-        st.calls[event.call_id] = ts
-        if len(st.calls) > self._max_calls:
-            st.calls.popitem(last=False)
-            self.calls_dropped += 1
-        if event.call_id not in st.recent:
-            st.recent[event.call_id] = None
-            if len(st.recent) > _MAX_RECENT:
-                st.recent.popitem(last=False)
-            self._count_bucket(st, ts)
+        if answered:
+            call.answered = True
+        elif call.ringing_ts is None:
+            call.ringing_ts = event.ts
+        return self._on_up(st, account, event, call.src_ip)
 
+    def _on_up(self, st: _Account, account: str, event: SipMessageEvent, src_ip: str) -> list[Alert]:
+        """Count the calls up now (each once, into the baseline), then test concurrency and spike."""
+        s, ts = self.settings, event.ts
+        up: list[_Call] = []
+        for call_id, call in st.calls.items():
+            if not call.up(ts, s.toll_fraud_ring_min_s):
+                continue
+            up.append(call)
+            if not call.counted:
+                call.counted = True
+                if call_id not in st.recent:
+                    st.recent[call_id] = None
+                    if len(st.recent) > _MAX_RECENT:
+                        st.recent.popitem(last=False)
+                    self._count_bucket(st, ts)
         alerts: list[Alert] = []
-        dialled = uri_user(event.request_uri) or uri_user(event.to_uri)
-        prefix = self.premium_prefix(dialled)
-        if prefix is not None and not st.incidents["premium_destination"].active(ts):
-            alerts.append(
-                self._fire(
-                    st,
-                    "premium_destination",
-                    account,
-                    event,
-                    summary=f"account {account} called high-risk destination {dialled} (prefix {prefix})",
-                    details={"dialled": dialled, "prefix": prefix},
-                )
-            )
-        concurrent = len(st.calls)
-        if concurrent > s.toll_fraud_max_concurrent and not st.incidents["concurrent_calls"].active(ts):
+        if len(up) > s.toll_fraud_max_concurrent and not st.incidents["concurrent_calls"].active(ts):
             alerts.append(
                 self._fire(
                     st,
                     "concurrent_calls",
                     account,
                     event,
-                    summary=f"account {account} has {concurrent} concurrent calls",
-                    details={"concurrent_calls": concurrent, "threshold": s.toll_fraud_max_concurrent},
-                    first_ts=next(iter(st.calls.values())),
+                    summary=f"account {account} has {len(up)} concurrent calls up",
+                    details={"concurrent_calls": len(up), "threshold": s.toll_fraud_max_concurrent},
+                    first_ts=min(c.invite_ts for c in up),
+                    source_ip=src_ip,
                 )
             )
         n = st.bucket_calls
@@ -161,8 +173,48 @@ class TollFraud(SourceRule):
                         "bucket_s": s.toll_fraud_bucket_s,
                     },
                     first_ts=bucket_start,
+                    source_ip=src_ip,
                 )
             )
+        return alerts
+
+    def _end(self, event: SipMessageEvent, *accounts: str | None) -> None:
+        for account in accounts:
+            st = self._table.get(account) if account else None
+            if st is not None:
+                st.calls.pop(event.call_id, None)
+
+    def _on_invite(self, event: SipMessageEvent) -> list[Alert]:
+        account = uri_user(event.from_uri)
+        if account is None:
+            return []
+        s, ts = self.settings, event.ts
+        st = self._table.touch(account, ts, self._new)
+        if event.call_id in st.calls:
+            return []  # retransmission or authenticated retry of a call already counted
+        cutoff = ts - s.toll_fraud_call_max_age_s
+        while st.calls and next(iter(st.calls.values())).invite_ts < cutoff:
+            st.calls.popitem(last=False)
+        st.calls[event.call_id] = _Call(ts, event.src_ip)
+        if len(st.calls) > self._max_calls:
+            st.calls.popitem(last=False)
+            self.calls_dropped += 1
+        alerts: list[Alert] = []
+        dialled = uri_user(event.request_uri) or uri_user(event.to_uri)
+        prefix = self.premium_prefix(dialled)
+        if prefix is not None and not st.incidents["premium_destination"].active(ts):
+            alerts.append(
+                self._fire(
+                    st,
+                    "premium_destination",
+                    account,
+                    event,
+                    summary=f"account {account} called high-risk destination {dialled} (prefix {prefix})",
+                    details={"dialled": dialled, "prefix": prefix},
+                )
+            )
+        # Ringing calls may have rung long enough by now.
+        alerts.extend(self._on_up(st, account, event, event.src_ip))
         return alerts
 
     def _count_bucket(self, st: _Account, ts: float) -> None:
@@ -192,6 +244,7 @@ class TollFraud(SourceRule):
         summary: str,
         details: dict[str, float | int | str | None],
         first_ts: float | None = None,
+        source_ip: str | None = None,
     ) -> Alert:
         ts = event.ts
         start = min(first_ts, ts) if first_ts is not None else ts
@@ -203,7 +256,7 @@ class TollFraud(SourceRule):
             summary,
             details={"trigger": trigger, "account": account, **details},
             evidence=[event],
-            source_ip=event.src_ip,
+            source_ip=source_ip or event.src_ip,
             call_id=event.call_id,
             id_parts=(trigger,),
         )

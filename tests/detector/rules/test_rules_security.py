@@ -227,11 +227,57 @@ def test_toll_fraud_premium_destination() -> None:
     assert a.details["account"] == "alice" and a.call_id == "c3" and a.source_ip == PBX[0]
 
 
+def answer(account: str, call_id: str, ts: float, status: int = 200) -> SipMessageEvent:
+    """The far end's response to an account's INVITE (it travels back to the PBX)."""
+    return response(
+        status,
+        ts=ts,
+        src=("198.51.100.200", 5060),
+        dst=PBX,
+        call_id=call_id,
+        from_uri=f"sip:{account}@pbx.example.com",
+        to_tag="far",
+    )
+
+
 def test_toll_fraud_concurrency_boundary() -> None:
     rule = TollFraud(S)
-    assert run(rule, [invite("bob", "2000", float(i), f"c{i}") for i in range(10)]) == []
-    (a,) = run(rule, [invite("bob", "2000", 10.0, "c10")])
+    events = [invite("bob", "2000", float(i), f"c{i}") for i in range(11)]
+    assert run(rule, events) == [], "attempts are not calls until they are up"
+    assert run(rule, [answer("bob", f"c{i}", 11.0 + i) for i in range(10)]) == []
+    (a,) = run(rule, [answer("bob", "c10", 30.0)])
     assert a.details["trigger"] == "concurrent_calls" and a.details["concurrent_calls"] == 11
+    assert a.source_ip == PBX[0], "the account's source, not the far end that answered"
+    assert a.first_ts == 0.0 and a.call_id == "c10"
+
+
+def test_toll_fraud_ringing_long_enough_counts_as_up() -> None:
+    rule = TollFraud(S)
+    events: list[SipMessageEvent] = []
+    for i in range(11):
+        events += [invite("bob", "2000", i * 0.1, f"c{i}"), answer("bob", f"c{i}", i * 0.1 + 0.05, 180)]
+    assert run(rule, events) == []
+    ring = S.toll_fraud_ring_min_s
+    assert run(rule, [invite("bob", "2000", 1.0 + ring - 0.1, "c11")]) == [], "c10 has not rung long enough"
+    (a,) = run(rule, [invite("bob", "2000", 1.0 + ring + 0.1, "c12")])
+    assert a.details["concurrent_calls"] == 11
+
+
+def test_toll_fraud_ignores_a_flood_of_refused_invites() -> None:
+    """1,000 INVITEs from one account, each 100/180 then 486 within milliseconds: sip_flood's job."""
+    rule = TollFraud(S)
+    events: list[SipMessageEvent] = []
+    for i in range(1000):
+        t = i * 0.001
+        events += [
+            invite("1008", "2000", t, f"f{i}"),
+            answer("1008", f"f{i}", t + 0.003, 100),
+            answer("1008", f"f{i}", t + 0.006, 180),
+            answer("1008", f"f{i}", t + 0.012, 486),
+        ]
+    # their responses interleave: at any instant a dozen attempts are in flight
+    events.sort(key=lambda e: e.ts)
+    assert run(rule, events) == []
 
 
 def test_toll_fraud_ended_calls_do_not_count() -> None:
@@ -253,19 +299,42 @@ def test_toll_fraud_authenticated_retry_is_one_call() -> None:
         events.append(invite("erin", "2000", float(i), f"c{i}"))
         events.append(response(407, ts=i + 0.1, call_id=f"c{i}", from_uri="sip:erin@pbx"))
         events.append(invite("erin", "2000", i + 0.2, f"c{i}"))
+        events.append(answer("erin", f"c{i}", i + 0.3))
     assert run(rule, events) == []  # 2 calls, not 4: below the 3-call spike minimum
-    assert len(run(rule, [invite("erin", "2000", 3.0, "c3")])) == 1
+    assert run(rule, [invite("erin", "2000", 3.0, "c3")]) == [], "not a call until it is up"
+    assert len(run(rule, [answer("erin", "c3", 3.5)])) == 1
+
+
+def _calls(account: str, starts: list[float], prefix: str, status: int = 200) -> list[SipMessageEvent]:
+    """One call per start: INVITE, the far end's ``status``, and (when answered) a BYE 0.2 s later."""
+    out: list[SipMessageEvent] = []
+    for i, t in enumerate(starts):
+        call_id = f"{prefix}{i}"
+        out += [invite(account, "2000", t, call_id), answer(account, call_id, t + 0.01, status)]
+        if status < 300:
+            out.append(
+                request("BYE", ts=t + 0.2, call_id=call_id, from_uri=f"sip:{account}@pbx", to_tag="far")
+            )
+    return sorted(out, key=lambda e: e.ts)
 
 
 def test_toll_fraud_spike_vs_baseline() -> None:
     settings = RuleSettings(toll_fraud_bucket_s=60.0, toll_fraud_max_concurrent=1000)
     rule = TollFraud(settings)
-    events = [invite("dave", "2000", b * 60.0 + i, f"b{b}-{i}") for b in range(4) for i in range(4)]
+    events = _calls("dave", [b * 60.0 + i for b in range(4) for i in range(4)], "b")
     assert run(rule, events) == []  # 4 calls per minute: the baseline
-    burst = [invite("dave", "2000", 240.0 + i * 0.5, f"s{i}") for i in range(40)]
-    alerts = run(rule, burst)
+    alerts = run(rule, _calls("dave", [240.0 + i * 0.5 for i in range(40)], "s"))
     assert [a.details["trigger"] for a in alerts] == ["call_spike"]
     assert alerts[0].details["calls"] == 20  # max(20 min calls, 5 x baseline 4)
+    assert alerts[0].source_ip == PBX[0]
+
+
+def test_toll_fraud_no_spike_from_a_flood_of_refused_attempts() -> None:
+    settings = RuleSettings(toll_fraud_bucket_s=60.0)
+    rule = TollFraud(settings)
+    assert run(rule, _calls("dave", [b * 60.0 + i for b in range(4) for i in range(4)], "b")) == []
+    refused = _calls("dave", [240.0 + i * 0.01 for i in range(1000)], "f", status=486)
+    assert run(rule, refused) == []
 
 
 # ----------------------------------------------------------------- malformed
