@@ -68,7 +68,7 @@ def baseline(contexts: list[CallContext]) -> list[CallContext]:
 
 def load_model_or_exit(path: Path) -> "CallModel | None":
     """The model, or None after printing why it cannot be used (missing, foreign, other versions)."""
-    from callqual.detector.model import ModelError, load
+    from callqual.detector.model_file import ModelError, load
 
     try:
         return load(path)
@@ -107,7 +107,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def run(args: argparse.Namespace) -> int:
-    from callqual.detector.model import DEFAULT_CONTAMINATION, DEFAULT_TARGET_FPR, fit
+    from callqual.detector.model_file import save
+    from callqual.detector.model_fit import DEFAULT_CONTAMINATION, DEFAULT_TARGET_FPR, fit
 
     contexts: list[CallContext] = []
     for path in args.captures:
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         target_fpr=DEFAULT_TARGET_FPR if args.target_fpr is None else args.target_fpr,
         contamination=DEFAULT_CONTAMINATION if args.contamination is None else args.contamination,
     )
-    model.save(args.output)
+    save(model, args.output)
     print(
         f"wrote {args.output}: {len(chosen)} of {len(contexts)} calls as baseline, "
         f"{model.trimmed_calls} of them left out as likely anomalies; range margin {model.margin:g}, "

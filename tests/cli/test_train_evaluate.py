@@ -11,7 +11,7 @@ import pytest
 
 from callqual.cli.main import main
 from callqual.cli.text_report import render
-from callqual.detector.model import load
+from callqual.detector.model_file import load, save
 from callqual.schemas import AnalysisReport
 from callqual.simulator import simulate, write_labels
 from callqual.simulator.anomalies import held_out_kinds
@@ -98,6 +98,6 @@ def test_model_with_other_versions_is_refused(
     m = load(model)
     m.metadata = {**m.metadata, "feature_version": "999"}
     old = tmp_path / "old.skops"
-    m.save(old)
+    save(m, old)
     assert main(["analyze", str(days[1]), "--model", str(old), "--no-progress"]) == 3
     assert "feature_version 999 (file)" in capsys.readouterr().err

@@ -11,15 +11,9 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from callqual.detector.call_context import CallContext
 from callqual.detector.feature_ranges import CategoryShares, FeatureRanges
-from callqual.detector.model import (
-    MODEL_FORMAT,
-    CallModel,
-    ModelError,
-    ModelScorer,
-    ModelVersionError,
-    fit,
-    load,
-)
+from callqual.detector.model import CallModel, ModelScorer
+from callqual.detector.model_file import MODEL_FORMAT, ModelError, ModelVersionError, load, save
+from callqual.detector.model_fit import fit
 from tests.detector.rules.factories import (
     CALLEE_RTP,
     CALLER_RTP,
@@ -233,7 +227,7 @@ def test_too_few_calls() -> None:
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     model = _fit(_baseline(80))
     path = tmp_path / "m.skops"
-    model.save(path)
+    save(model, path)
     loaded = load(path)
     odd = _call(905, random.Random(8), duration=1500.0)
     assert loaded.verdict(odd) == model.verdict(odd)
@@ -245,7 +239,7 @@ def test_version_mismatch_is_refused(tmp_path: Path) -> None:
     model = _fit(_baseline(50))
     path = tmp_path / "old.skops"
     model.metadata = {**model.metadata, "sklearn": "0.0.1", "feature_version": "0"}
-    model.save(path)
+    save(model, path)
     with pytest.raises(ModelVersionError, match=r"sklearn 0\.0\.1 \(file\)"):
         load(path)
 
