@@ -1,5 +1,6 @@
 """The learned model: range checks, category shares, calibration, contamination, explanations, files."""
 
+import math
 import random
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from callqual.cli.train import run_capture
 from callqual.detector.call_context import CallContext
 from callqual.detector.feature_ranges import CategoryShares, FeatureRanges
 from callqual.detector.model import CallModel, ModelScorer
@@ -23,6 +25,7 @@ from tests.detector.rules.factories import (
     record,
     stream,
 )
+from tests.shared_captures import PCAPS
 
 _PHONES = ("Yealink SIP-T46U 108.86", "Polycom/6.4.3 VVX-450", "Grandstream GXP2170 1.0")
 
@@ -270,3 +273,25 @@ def test_the_rules_default_call_is_scored(
     scorer, _ = model_and_baseline
     verdict = scorer.model.verdict(ctx(streams=both_streams()))
     assert verdict.score >= 0.0 and verdict.reasons
+
+
+def test_calls_of_real_captures_are_scored_and_every_alert_explains_itself() -> None:
+    """Every SIP capture of the shared set (small ones): odd real calls score finitely, alerts say why."""
+    scorer = ModelScorer(_fit(_baseline(80)))
+    rows = [line.split("\t") for line in (PCAPS / "MANIFEST.tsv").read_text().splitlines()[1:]]
+    paths = [PCAPS / r[0] for r in rows if int(r[4]) < 1_500_000 and "Call-IDs=0," not in r[6]]
+    assert len(paths) >= 10
+    scored = 0
+    for path in paths:
+        contexts: list[CallContext] = []
+        run_capture(path, contexts=contexts)
+        for call in contexts:
+            verdict = scorer.model.verdict(call)
+            assert math.isfinite(verdict.score) and verdict.score >= 0.0, path
+            alert = scorer.score(call)
+            if alert is not None:
+                assert verdict.reasons and str(alert.details["explanation"]), path
+                first = verdict.reasons[0]
+                assert alert.details[f"value_{first.feature}"] == first.value
+            scored += 1
+    assert scored >= 20

@@ -5,15 +5,17 @@ captured and analysed, through the same engine and pipeline as a full day.
 """
 
 import random
+from pathlib import Path
 
 import pytest
 
+from callqual.cli.main import main
 from callqual.cli.train import run_capture
 from callqual.detector.call_context import CallContext
 from callqual.detector.rules.media import stream_direction
 from callqual.simulator.anomalies import ANOMALY_KINDS, DAY_MAX_TALK_S, HELD_OUT, held_out_kinds
 from callqual.simulator.engine import write_capture
-from callqual.simulator.labels import SimulationLabels
+from callqual.simulator.labels import SimulationLabels, read_labels
 from callqual.simulator.media import talkspurts
 from callqual.simulator.scenarios import SCENARIOS
 from callqual.simulator.spec import ScenarioCalls, call_faults
@@ -111,3 +113,18 @@ def test_talkspurts_fill_their_share_of_the_slots_in_order() -> None:
     slots = talkspurts(5000, 0.1, random.Random(1))
     assert 0.07 <= len(slots) / 5000 <= 0.13
     assert slots == tuple(sorted(set(slots))) and slots[-1] < 5000
+
+
+def test_simulate_cli_makes_a_training_day_without_held_out_kinds(tmp_path: Path) -> None:
+    out = tmp_path / "train.pcap"
+    assert (
+        main(
+            ["simulate", "--scenario", "day", "--calls", "4", "--seed", "5", "--no-held-out", "-o", str(out)]
+        )
+        == 0
+    )
+    labels = read_labels(tmp_path / "train.labels.json")
+    kinds = {c.anomaly_kind for c in labels.calls if c.anomaly_kind}
+    assert kinds and not kinds & set(held_out_kinds())
+    assert {"long_ringing", "softphone_user_agent"} <= kinds
+    assert labels.options["held_out"] is False
