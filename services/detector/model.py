@@ -120,20 +120,19 @@ class CallModel:
                 break
             if np.isnan(x[0, j]):
                 continue
-            lo, hi = self.ranges.baseline_range(j)
-            unit = SCALES[self.feature_names[j]].unit
-            reasons.append(
-                Reason(
-                    self.feature_names[j],
-                    f"{_fmt(float(x[0, j]))}{unit}",
-                    f"{_fmt(lo)}..{_fmt(hi)}{unit}"
-                    if lo <= hi or self.feature_names[j] == "hour"
-                    else "none",
-                    round(float(ranges[0, j]), 3),
-                )
-            )
+            reasons.append(self._range_reason(j, float(x[0, j]), float(ranges[0, j])))
         worst = max(float(row_max(ranges)[0]), float(row_max(categories)[0]))
         return Verdict(float(scores[0]), float(forest[0]), worst, reasons)
+
+    def _range_reason(self, j: int, value: float, ratio: float) -> Reason:
+        name = self.feature_names[j]
+        unit = SCALES[name].unit
+        if self.ranges.lo[j] > self.ranges.hi[j]:
+            seen = "never applicable"
+        else:
+            lo, hi = self.ranges.baseline_range(j)
+            seen = f"{_fmt(lo)}..{_fmt(hi)}{unit}"
+        return Reason(name, f"{_fmt(value)}{unit}", seen, round(ratio, 3))
 
     def _share_text(self, name: str) -> str:
         top = sorted(self.categories.shares[name].items(), key=lambda kv: -kv[1])[:3]
