@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from callqual.detector.rules import RULE_IDS
 from callqual.detector.rules.failure_classes import USER_OUTCOMES, failure_class
 from callqual.schemas import AnalysisReport
+from callqual.simulator.anomalies import HELD_OUT
 from callqual.simulator.labels import CallLabel, SimulationLabels
 
 #: Rule id of the learned model's alert (see ``callqual.detector.model``).
@@ -92,6 +93,19 @@ class RuleScore(BaseModel):
     f1: float | None
 
 
+class KindScore(BaseModel):
+    """Detection of one model-anomaly kind (see ``callqual.simulator.anomalies``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    #: never fitted or tuned on
+    held_out: bool
+    anomalies: int
+    detected: int
+    detection_rate: float | None
+
+
 class ModelScore(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -104,6 +118,11 @@ class ModelScore(BaseModel):
     #: flagged calls carrying some other labelled fault (the model also sees what the rules see)
     other_faulty_flagged: int
     other_faulty_calls: int
+    #: the same per anomaly kind, and over the held-out kinds together
+    kinds: list[KindScore] = Field(default_factory=list)
+    held_out_anomalies: int = 0
+    held_out_detected: int = 0
+    held_out_detection_rate: float | None = None
 
 
 class Evaluation(BaseModel):
@@ -180,6 +199,9 @@ def _model_score(labels: SimulationLabels, flagged: set[str]) -> ModelScore:
     other = [c.call_id for c in invites if not is_normal(c) and "model_anomaly" not in c.faults]
     detected = sum(1 for c in anomalies if c in flagged)
     normal_flagged = sum(1 for c in normal if c in flagged)
+    kinds = _kind_scores([c for c in invites if "model_anomaly" in c.faults], flagged)
+    held = [k for k in kinds if k.held_out]
+    held_total, held_detected = sum(k.anomalies for k in held), sum(k.detected for k in held)
     return ModelScore(
         anomalies=len(anomalies),
         detected=detected,
@@ -189,7 +211,32 @@ def _model_score(labels: SimulationLabels, flagged: set[str]) -> ModelScore:
         false_positive_rate=_ratio(normal_flagged, len(normal)),
         other_faulty_flagged=sum(1 for c in other if c in flagged),
         other_faulty_calls=len(other),
+        kinds=kinds,
+        held_out_anomalies=held_total,
+        held_out_detected=held_detected,
+        held_out_detection_rate=_ratio(held_detected, held_total),
     )
+
+
+def _kind_scores(anomalies: list[CallLabel], flagged: set[str]) -> list[KindScore]:
+    """Per kind, in the order held-out kinds last; labels without a kind count as 'unnamed'."""
+    by_kind: dict[str, list[str]] = {}
+    for label in anomalies:
+        by_kind.setdefault(label.anomaly_kind or "unnamed", []).append(label.call_id)
+    scores = []
+    for kind, calls in by_kind.items():
+        detected = sum(1 for c in calls if c in flagged)
+        held_out = HELD_OUT.get(kind, False)
+        scores.append(
+            KindScore(
+                kind=kind,
+                held_out=held_out,
+                anomalies=len(calls),
+                detected=detected,
+                detection_rate=_ratio(detected, len(calls)),
+            )
+        )
+    return sorted(scores, key=lambda k: (k.held_out, k.kind))
 
 
 def render(ev: Evaluation) -> str:
@@ -218,6 +265,16 @@ def render(ev: Evaluation) -> str:
             f"({num(m.false_positive_rate)}), {m.other_faulty_flagged}/{m.other_faulty_calls} "
             "calls with other faults",
         ]
+        for k in m.kinds:
+            tag = "held out" if k.held_out else "tuning"
+            lines.append(
+                f"          {k.kind:<24} {tag:<8} {k.detected:>3}/{k.anomalies:<3} ({num(k.detection_rate)})"
+            )
+        if m.held_out_anomalies:
+            lines.append(
+                f"          held-out kinds together: {m.held_out_detected}/{m.held_out_anomalies} "
+                f"({num(m.held_out_detection_rate)})"
+            )
     return "\n".join(lines) + "\n"
 
 

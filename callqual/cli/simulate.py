@@ -15,6 +15,11 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--calls", type=int, help="number of calls (load scenario)")
     p.add_argument("--duration", type=float, help="call duration in seconds (load scenario)")
+    p.add_argument(
+        "--no-held-out",
+        action="store_true",
+        help="day scenario: leave out the held-out model-anomaly kinds (a training day)",
+    )
     p.set_defaults(func=run)
 
 
@@ -26,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
         options["calls"] = args.calls
     if args.duration is not None:
         options["duration"] = args.duration
+    if args.no_held_out:
+        options["held_out"] = False
     labels = simulate(args.scenario, args.output, seed=args.seed, **options)
     labels_path = args.labels or args.output.with_suffix(".labels.json")
     write_labels(labels, labels_path)

@@ -68,7 +68,7 @@ def baseline(contexts: list[CallContext]) -> list[CallContext]:
 
 def load_model_or_exit(path: Path) -> "CallModel | None":
     """The model, or None after printing why it cannot be used (missing, foreign, other versions)."""
-    from callqual.detector.model import ModelError, load
+    from callqual.detector.model_file import ModelError, load
 
     try:
         return load(path)
@@ -92,16 +92,23 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--seed", type=int, default=0, help="random_state of the forest (default 0)")
     p.add_argument("--trees", type=int, default=100, help="number of trees (default 100)")
     p.add_argument(
-        "--quantile",
+        "--target-fpr",
         type=float,
         default=None,
-        help="training quantile the model's limits sit at (default: the model's, 0.995)",
+        help="share of normal calls the model may flag, calibrated on the baseline (default 0.01)",
+    )
+    p.add_argument(
+        "--contamination",
+        type=float,
+        default=None,
+        help="at most this share of the baseline is taken for anomalies and left out (default 0.1)",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from callqual.detector.model import DEFAULT_QUANTILE, fit
+    from callqual.detector.model_file import save
+    from callqual.detector.model_fit import DEFAULT_CONTAMINATION, DEFAULT_TARGET_FPR, fit
 
     contexts: list[CallContext] = []
     for path in args.captures:
@@ -111,12 +118,18 @@ def run(args: argparse.Namespace) -> int:
     if len(chosen) < 2:
         print(f"callqual: only {len(chosen)} baseline calls; need at least 2", file=sys.stderr)
         return 2
-    quantile = DEFAULT_QUANTILE if args.quantile is None else args.quantile
-    model = fit(chosen, random_state=args.seed, n_estimators=args.trees, quantile=quantile)
-    model.save(args.output)
+    model = fit(
+        chosen,
+        random_state=args.seed,
+        n_estimators=args.trees,
+        target_fpr=DEFAULT_TARGET_FPR if args.target_fpr is None else args.target_fpr,
+        contamination=DEFAULT_CONTAMINATION if args.contamination is None else args.contamination,
+    )
+    save(model, args.output)
     print(
-        f"wrote {args.output}: trained on {len(chosen)} of {len(contexts)} calls; limits: "
-        f"forest score {model.forest_limit:.4f}, |z| {model.z_limit:.2f}",
+        f"wrote {args.output}: {len(chosen)} of {len(contexts)} calls as baseline, "
+        f"{model.trimmed_calls} of them left out as likely anomalies; range margin {model.margin:g}, "
+        f"forest limit {model.forest_limit:.4f}, expected false-positive rate {model.expected_fpr:.2%}",
         file=sys.stderr,
     )
     return 0

@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from callqual.schemas import CallCategory
 from callqual.simulator.impairments import timer_a_schedule
 from callqual.simulator.labels import CallLabel, Fault, InjectedParams, StreamLabel
-from callqual.simulator.media import PTIME_US, RtcpSide, StreamPlan, rtcp_frames
+from callqual.simulator.media import PTIME_US, RtcpSide, StreamPlan, rtcp_frames, talkspurts
 from callqual.simulator.pcap_writer import TimedFrame, UdpFlow
-from callqual.simulator.rtp import CODECS
+from callqual.simulator.rtp import CODECS, Codec
 from callqual.simulator.sip_messages import (
     Dialog,
     SipMessage,
@@ -147,6 +147,7 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int) -> Call
     start_us = t
 
     extra = _large_invite_headers(dialog, rng) if spec.large_invite else []
+    extra += list(spec.invite_headers)
     offer = sdp_body(caller, session_c, 1, caller_rtp, offer_codecs)
     cseq = 1
     auth_header: tuple[str, str] | None = None
@@ -235,6 +236,20 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int) -> Call
             answered = True
         break
 
+    if answered and spec.reinvites:
+        _session_refreshes(
+            spec,
+            ladder,
+            dialog,
+            rng=rng,
+            t200=t200,
+            delays=(rtt_c, rtt_e, proc),
+            cseq=cseq,
+            offer=(session_c, caller_rtp, codec),
+            answer=sdp_body(callee, session_e, 1, callee_rtp, [codec]),
+        )
+        cseq += spec.reinvites
+
     sources: list[Iterator[TimedFrame]] = []
     stream_labels: list[StreamLabel] = []
     rtcp_packets = 0
@@ -302,6 +317,7 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int) -> Call
         talk_s=spec.talk_s if answered else 0.0,
         dtmf=spec.dtmf if answered and not spec.media.no_media else "",
         description=spec.description,
+        anomaly_kind=spec.anomaly_kind,
         streams=stream_labels,
     )
     return CallArtifacts(
@@ -310,6 +326,49 @@ def build_call(spec: CallSpec, *, seed: str, epoch_us: int, source: int) -> Call
         sip_packets=len(sip_frames),
         rtcp_packets=rtcp_packets,
     )
+
+
+def _session_refreshes(
+    spec: CallSpec,
+    ladder: _Ladder,
+    dialog: Dialog,
+    *,
+    rng: random.Random,
+    t200: int,
+    delays: tuple[int, int, int],
+    cseq: int,
+    offer: tuple[int, int, Codec],
+    answer: str,
+) -> None:
+    """``spec.reinvites`` caller re-INVITEs (same media, new SDP version), evenly over the talk time.
+
+    Each is answered 200 OK with the callee's unchanged SDP and ACKed: what
+    a session timer or a chatty SBC does, only more often than usual.
+    """
+    rtt_c, rtt_e, proc = delays
+    session_c, caller_rtp, codec = offer
+    callee = dialog.callee
+    step = round(spec.talk_s * 1_000_000) // (spec.reinvites + 1)
+    for k in range(1, spec.reinvites + 1):
+        t = t200 + k * step
+        body = sdp_body(dialog.caller, session_c, 1 + k, caller_rtp, [codec])
+        invite = request(
+            dialog,
+            "INVITE",
+            sender=dialog.caller,
+            branch=new_branch(rng),
+            uri=callee.contact_uri,
+            cseq=cseq + k,
+            body=body,
+        )
+        ladder.send(t, invite, from_a=True)
+        t += rtt_e + proc
+        ok = response(invite, 200, responder=callee, to_tag=dialog.to_tag, body=answer)
+        ladder.send(t, ok, from_a=False)
+        ack = request(
+            dialog, "ACK", sender=dialog.caller, branch=new_branch(rng), uri=callee.contact_uri, cseq=cseq + k
+        )
+        ladder.send(t + rtt_c + proc, ack, from_a=True)
 
 
 def _params(spec: CallSpec, challenges: int) -> InjectedParams:
@@ -353,6 +412,10 @@ def _media(
     ]
     plans: list[StreamPlan] = []
     for n, (src, sport, dst, dport, start, dtmf, stream_codec) in enumerate(directions):
+        count = max((t_bye - start) // PTIME_US, 0)
+        share = spec.media.callee_talkspurt_share if n == 1 else 1.0
+        # Its own generator: the draws of every call without silence suppression stay as they were.
+        slots = talkspurts(count, share, random.Random(f"{seed}/talkspurts")) if share < 1.0 else ()
         plans.append(
             StreamPlan(
                 flow=UdpFlow(src.ip, sport, dst.ip, dport, ip_id=rng.randrange(65536)),
@@ -361,11 +424,12 @@ def _media(
                 seq0=rng.randrange(65536),
                 ts0=rng.getrandbits(32),
                 start_us=start,
-                count=max((t_bye - start) // PTIME_US, 0),
+                count=len(slots) if slots else count,
                 seed=f"{seed}/rtp{n}",
                 loss=spec.media.loss,
                 jitter=spec.media.jitter,
                 dtmf=dtmf,
+                slots=slots,
             )
         )
     senders = plans[:1] if spec.media.one_way else plans

@@ -109,6 +109,8 @@ class CallLabel(_Label):
     talk_s: float = 0.0
     dtmf: str = ""
     description: str = ""
+    #: the model-anomaly kind (see ``callqual.simulator.anomalies``); None for every other call
+    anomaly_kind: str | None = None
     streams: list[StreamLabel] = Field(default_factory=list)
 
 

@@ -6,6 +6,7 @@ RTCP reports are computed from the same arrival schedule the RTP frames
 come from, so the receiver reports agree with what the capture shows.
 """
 
+import bisect
 import random
 import struct
 from collections.abc import Iterator
@@ -52,23 +53,37 @@ class StreamPlan:
     jitter: JitterSpec = field(default_factory=JitterSpec)
     dtmf: str = ""
     dtmf_start_slot: int = 100
+    #: the 20 ms slot each packet is sent in, when silence suppression leaves gaps (see ``talkspurts``);
+    #: empty: packet i in slot i
+    slots: tuple[int, ...] = ()
 
     @property
     def impaired(self) -> bool:
         return self.loss.active or self.jitter.std_ms > 0
 
+    def slot(self, index: int) -> int:
+        """The 20 ms slot (send time and RTP timestamp step) of packet ``index``."""
+        return self.slots[index] if self.slots else index
+
     def schedule(self) -> Iterator[tuple[int, int]]:
         """(capture time, packet index) of every packet that reaches the capture point, in capture order."""
-        start, count = self.start_us, self.count
+        start, count, slot = self.start_us, self.count, self.slot
         if not self.impaired:
-            return ((start + i * PTIME_US, i) for i in range(count))
+            return ((start + slot(i) * PTIME_US, i) for i in range(count))
         rng = random.Random(self.seed + "/impair")
         lost = loss_mask(self.loss, count, rng)
         offsets = arrival_offsets(self.jitter, count, PTIME_US, rng)
-        arrivals = [(start + i * PTIME_US + offsets[i], i) for i in range(count) if not lost[i]]
+        arrivals = [(start + slot(i) * PTIME_US + offsets[i], i) for i in range(count) if not lost[i]]
         if self.jitter.reorder:
             arrivals.sort()
         return iter(arrivals)
+
+    def sent_by(self, t_us: int) -> int:
+        """Packets sent up to capture time ``t_us`` (what an SR's sender packet count says)."""
+        elapsed = (t_us - self.start_us) // PTIME_US + 1
+        if self.slots:
+            return bisect.bisect_left(self.slots, elapsed)
+        return min(max(elapsed, 0), self.count)
 
     def captured(self) -> int:
         if not self.impaired:
@@ -87,7 +102,7 @@ class StreamPlan:
         last_transit: float | None = None
         n = 0
         for arrival, index in self.schedule():
-            transit = arrival / 1000.0 - index * PTIME_US / 1000.0
+            transit = arrival / 1000.0 - self.slot(index) * PTIME_US / 1000.0
             if last_transit is not None:
                 jitter += (abs(transit - last_transit) - jitter) / 16.0
             last_transit = transit
@@ -128,13 +143,16 @@ class StreamPlan:
         pt, seq0, ts0, ssrc = self.codec.payload_type, self.seq0, self.ts0, self.ssrc
         step = self.codec.samples_per_packet
         dtmf = self._dtmf_slots() if self.dtmf else {}
+        slot = self.slot
         for arrival, i in self.schedule():
             if i in dtmf:
                 yield arrival, source, i, self.flow.frame(dtmf[i])
                 continue
-            marker = 0x80 if i == 0 or (i - 1) in dtmf else 0
+            # RFC 3551 4.1: the marker starts a talkspurt (the first packet, after DTMF or silence).
+            talkspurt = i == 0 or (i - 1) in dtmf or slot(i) != slot(i - 1) + 1
+            marker = 0x80 if talkspurt else 0
             header = pack(
-                RTP_VERSION_BYTE, marker | pt, (seq0 + i) & 0xFFFF, (ts0 + i * step) & 0xFFFFFFFF, ssrc
+                RTP_VERSION_BYTE, marker | pt, (seq0 + i) & 0xFFFF, (ts0 + slot(i) * step) & 0xFFFFFFFF, ssrc
             )
             yield arrival, source, i, frame(header + pool[i & pool_mask])
 
@@ -151,10 +169,10 @@ class _Reception:
     expected_prior: int = 0
     received_prior: int = 0
 
-    def feed(self, arrival_us: int, index: int, step: int) -> None:
+    def feed(self, arrival_us: int, index: int, slot: int, step: int) -> None:
         self.received += 1
         self.max_index = max(self.max_index, index)
-        transit = arrival_us * self.clock_rate // 1_000_000 - index * step
+        transit = arrival_us * self.clock_rate // 1_000_000 - slot * step
         if self.last_transit is not None:
             d = abs(transit - self.last_transit)
             self.jitter += (d - self.jitter) / 16.0
@@ -215,7 +233,7 @@ def rtcp_frames(sides: list[RtcpSide], end_us: int, source: int, path_delay_us: 
             if side.receiving is not None and reception is not None:
                 step = side.receiving.codec.samples_per_packet
                 while pending is not None and pending[0] <= t:
-                    reception.feed(pending[0], pending[1], step)
+                    reception.feed(pending[0], pending[1], side.receiving.slot(pending[1]), step)
                     pending = next(arrivals, None)
                 if reception.received:
                     heard = [s + path_delay_us for s in other_srs if s + path_delay_us <= t]
@@ -225,7 +243,7 @@ def rtcp_frames(sides: list[RtcpSide], end_us: int, source: int, path_delay_us: 
             sender = None
             plan = side.sending
             if plan is not None:
-                sent = min(max((t - plan.start_us) // PTIME_US + 1, 0), plan.count)
+                sent = plan.sent_by(t)
                 rtp_ts = plan.ts0 + (t - plan.start_us) * plan.codec.clock_rate // 1_000_000
                 octets = sent * plan.codec.payload_bytes
                 sender = (t, rtp_ts, sent, octets)
@@ -234,3 +252,20 @@ def rtcp_frames(sides: list[RtcpSide], end_us: int, source: int, path_delay_us: 
     # Each side is in order; the merge downstream needs the two interleaved.
     out.sort()
     return out
+
+
+def talkspurts(total_slots: int, share: float, rng: random.Random) -> tuple[int, ...]:
+    """The slots a silence-suppressing sender fills: talkspurts of 0.2-1 s, ``share`` of ``total_slots``.
+
+    Silences between them are drawn so the active share comes out at
+    ``share`` on average; the last talkspurt is cut at ``total_slots``.
+    Sequence numbers stay contiguous and timestamps jump over the silence
+    (RFC 3551 4.1), so no analyser should count the gaps as loss.
+    """
+    slots: list[int] = []
+    slot = 0
+    while slot < total_slots:
+        spurt = rng.randint(10, 50)
+        slots.extend(range(slot, min(slot + spurt, total_slots)))
+        slot += spurt + round(spurt * (1.0 - share) / share * rng.uniform(0.5, 1.5))
+    return tuple(slots)

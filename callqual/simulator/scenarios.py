@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from callqual.simulator import incidents, malformed
+from callqual.simulator import anomalies, incidents, malformed
 from callqual.simulator.impairments import JitterSpec, LossSpec
 from callqual.simulator.labels import Fault
 from callqual.simulator.sip_messages import SipParty
@@ -333,7 +333,7 @@ def _day_call(n: int, start_s: float, rng: random.Random, description: str, **kw
     fields: dict[str, Any] = {
         "pdd_s": round(rng.uniform(0.4, 2.5), 3),
         "ring_s": round(rng.uniform(1.0, 8.0), 3),
-        "talk_s": round(min(90.0, max(4.0, rng.lognormvariate(2.9, 0.6))), 3),
+        "talk_s": round(min(anomalies.DAY_MAX_TALK_S, max(4.0, rng.lognormvariate(2.9, 0.6))), 3),
         "bye_from_callee": rng.random() < 0.4,
         "early_media": rng.random() < 0.1,
         "auth": auth,
@@ -539,7 +539,10 @@ def build_day(rng: random.Random, options: Options) -> ScenarioCalls:
     calls (at least 2), codec mismatch and NATted SDP as many, the
     'model_anomaly' kinds ``calls // 30`` (at least 3) and each security
     incident happens once, in the evening; a SIP fuzzer comes at night and a
-    broken SIP stack clips its messages at lunchtime.
+    broken SIP stack clips its messages at lunchtime. Last, ``calls // 60``
+    (at least 3) calls of each ``anomalies.ANOMALY_KINDS`` kind; with
+    ``held_out`` false the held-out kinds are left out (a training day that
+    never shows them), every other call staying the same.
     """
     n_normal = int(options["calls"])
     out = ScenarioCalls()
@@ -558,7 +561,8 @@ def build_day(rng: random.Random, options: Options) -> ScenarioCalls:
             n += 1
     for i in range(max(3, n_normal // 30)):
         start, description, kwargs = _anomaly(i % 3, rng)
-        out.calls.append(_day_call(n, start, rng, description, **kwargs))
+        kind = anomalies.LEGACY_KINDS[i % 3]
+        out.calls.append(_day_call(n, start, rng, description, anomaly_kind=kind, **kwargs))
         n += 1
     site = _site()
     for i in range(max(4, n_normal // 10)):
@@ -572,9 +576,32 @@ def build_day(rng: random.Random, options: Options) -> ScenarioCalls:
         )
     _security_incidents(out, rng, t0=19.5 * _HOUR, gap_s=900.0)
     # Drawn last, so that adding them left every earlier call of a seed as it was.
-    _network_faults(out, rng, n, per_fault)
+    n = _network_faults(out, rng, n, per_fault)
     _malformed_incidents(out, rng, t0=21.75 * _HOUR)
+    _anomaly_kinds(out, rng, n, max(3, n_normal // 60), held_out=bool(options["held_out"]))
     return out
+
+
+def _anomaly_kinds(out: ScenarioCalls, rng: random.Random, n: int, per_kind: int, *, held_out: bool) -> None:
+    """``per_kind`` calls of every ``anomalies.ANOMALY_KINDS`` kind (held-out ones only when ``held_out``).
+
+    The calls are normal calls of the day with media left clean, so that
+    only the kind's own oddity sets them apart and no rule fires.
+    """
+    base: dict[str, Any] = {
+        "extra_faults": ("model_anomaly",),
+        "auth": "none",
+        "large_invite": False,
+        "media": MediaSpec(),
+    }
+    for kind in anomalies.ANOMALY_KINDS.values():
+        for _ in range(per_kind):
+            call = _day_call(n, _business_hours(rng), rng, kind.description, anomaly_kind=kind.name, **base)
+            n += 1
+            # Applied either way, so leaving the held-out kinds out changes no other call's draws.
+            call = kind.apply(call, rng)
+            if held_out or not kind.held_out:
+                out.calls.append(call)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -603,7 +630,7 @@ SCENARIOS: dict[str, Scenario] = {
             "day",
             "a labelled day: normal traffic, every fault, security incidents, model anomalies",
             build_day,
-            {"calls": 300},
+            {"calls": 300, "held_out": True},
             epoch=DAY_EPOCH,
         ),
     )

@@ -34,6 +34,8 @@ class MediaSpec:
     #: answered but no RTP/RTCP at all
     no_media: bool = False
     rtcp: bool = True
+    #: share of the time the callee sends RTP (silence suppression: talkspurts only); 1.0 = always
+    callee_talkspurt_share: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +71,14 @@ class CallSpec:
     #: the codec the caller's side actually sends when it is not the negotiated ``codec``: a gateway
     #: that ignores the SDP answer (the callee keeps sending ``codec``)
     rtp_codec: str | None = None
+    #: re-INVITEs the caller sends during the call (session refreshes), evenly spread over the talk time
+    reinvites: int = 0
+    #: headers added to the initial INVITE (beyond ``large_invite``'s), e.g. a bloated Record-Route set
+    invite_headers: tuple[tuple[str, str], ...] = ()
     #: faults the scenario asserts on top of the ones derived from the spec (e.g. 'toll_fraud')
     extra_faults: tuple[Fault, ...] = ()
+    #: which model-anomaly kind this call is (``anomalies.ANOMALY_KINDS``), for per-kind recall
+    anomaly_kind: str | None = None
     #: the label's category when the scenario knows better than the derivation (e.g. 'suspicious')
     category: CallCategory | None = None
     description: str = ""

@@ -13,6 +13,7 @@ PURE = [
     "callqual.detector.detector",
     "callqual.detector.rule_engine",
     "callqual.detector.features",
+    "callqual.detector.feature_ranges",
     "callqual.detector.emodel",
 ]
 ADAPTERS = [
