@@ -1,11 +1,16 @@
 """Shared captures the store tests load, and a helper that counts what the analysis saw."""
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import Engine
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.schemas import AnalysisReport, AnyEvent
+from callqual.store.engine import open_store
 from tests.shared_captures import PCAPS
 
 #: Calls with and without media, failures, retransmissions, TCP/WebSocket, ERSPAN, interval reports.
@@ -35,3 +40,13 @@ def analyse(name: str) -> tuple[AnalysisReport, Counter[str]]:
         pipeline.run(cap)
         pipeline.finish()
         return pipeline.report(str(capture(name)), cap.truncated, cap.errors), kinds
+
+
+@contextmanager
+def store(url: str) -> Iterator[Engine]:
+    """An engine on ``url``, disposed afterwards (open pooled connections would warn at exit)."""
+    engine = open_store(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -11,9 +11,8 @@ from callqual.detector.rules.base import uri_user
 from callqual.schemas import AnalysisReport, CallRecord
 from callqual.store import queries
 from callqual.store.embedded import analyze_into_store
-from callqual.store.engine import open_store
 from callqual.store.queries import AlertFilter, CallFilter
-from tests.store.captures import CAPTURES, capture
+from tests.store.captures import CAPTURES, capture, store
 
 Loaded = tuple[str, list[AnalysisReport]]
 
@@ -27,7 +26,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Loaded:
 
 @pytest.fixture
 def conn(loaded: Loaded) -> Iterator[Connection]:
-    with open_store(loaded[0]).connect() as connection:
+    with store(loaded[0]) as engine, engine.connect() as connection:
         yield connection
 
 

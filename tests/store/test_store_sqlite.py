@@ -9,7 +9,7 @@ from callqual.store import queries
 from callqual.store.embedded import analyze_into_store
 from callqual.store.engine import open_store
 from callqual.store.schema import alerts, calls, sip_message_counts, sip_messages, stream_intervals, streams
-from tests.store.captures import CAPTURES, analyse, capture
+from tests.store.captures import CAPTURES, analyse, capture, store
 
 
 def _counts(engine: Engine) -> dict[str, int]:
@@ -26,24 +26,24 @@ def test_rows_equal_the_json_report(tmp_path: Path, name: str) -> None:
     url = f"sqlite:///{tmp_path / 'calls.db'}"
     stored = analyze_into_store(capture(name), url)
     assert stored.report == report
-    engine = open_store(url)
-    first = _counts(engine)
-    assert first == {
-        "calls": report.summary.calls,
-        "streams": report.summary.streams,
-        "stream_intervals": kinds["rtp_interval"],
-        "alerts": report.summary.alerts,
-        "sip_messages": report.summary.sip_messages,
-    }
-    assert report.summary.sip_messages > 0
-    # Running the same capture again stores nothing new and renumbers nothing.
-    with engine.connect() as conn:
-        seqs = dict(conn.execute(select(alerts.c.alert_id, alerts.c.seq)).all())
-    again = analyze_into_store(capture(name), url)
-    assert again.stats.messages_stored == 0
-    assert _counts(engine) == first
-    with engine.connect() as conn:
-        assert dict(conn.execute(select(alerts.c.alert_id, alerts.c.seq)).all()) == seqs
+    with store(url) as engine:
+        first = _counts(engine)
+        assert first == {
+            "calls": report.summary.calls,
+            "streams": report.summary.streams,
+            "stream_intervals": kinds["rtp_interval"],
+            "alerts": report.summary.alerts,
+            "sip_messages": report.summary.sip_messages,
+        }
+        assert report.summary.sip_messages > 0
+        # Running the same capture again stores nothing new and renumbers nothing.
+        with engine.connect() as conn:
+            seqs = dict(conn.execute(select(alerts.c.alert_id, alerts.c.seq)).all())
+        again = analyze_into_store(capture(name), url)
+        assert again.stats.messages_stored == 0
+        assert _counts(engine) == first
+        with engine.connect() as conn:
+            assert dict(conn.execute(select(alerts.c.alert_id, alerts.c.seq)).all()) == seqs
 
 
 @pytest.mark.parametrize("name", CAPTURES)
@@ -51,7 +51,7 @@ def test_messages_match_the_call_records(tmp_path: Path, name: str) -> None:
     """Each call's stored messages and retransmission flags agree with the detector's counts."""
     url = f"sqlite:///{tmp_path / 'calls.db'}"
     report = analyze_into_store(capture(name), url).report
-    with open_store(url).connect() as conn:
+    with store(url) as engine, engine.connect() as conn:
         for call in report.calls:
             detail = queries.call_detail(conn, call.call_id)
             assert detail is not None
@@ -67,7 +67,7 @@ def test_messages_are_bounded_per_call_and_the_rest_counted(tmp_path: Path) -> N
     report, _ = analyse("heplify/erspan_sip_ipv4_udp.pcapng")
     url = f"sqlite:///{tmp_path / 'calls.db'}"
     stored = analyze_into_store(capture("heplify/erspan_sip_ipv4_udp.pcapng"), url, max_messages_per_call=5)
-    with open_store(url).connect() as conn:
+    with store(url) as engine, engine.connect() as conn:
         per_call = dict(
             conn.execute(select(sip_messages.c.call_id, func.count()).group_by(sip_messages.c.call_id)).all()
         )
