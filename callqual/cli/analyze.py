@@ -44,6 +44,8 @@ class AnalyzeSettings(BaseSettings):
     #: ``--store``: sqlite:///path.db or postgresql://user:password@host/db (a secret: it may hold a password)
     store_url: SecretStr | None = None
     max_messages_per_call: int = Field(default=500, ge=1)
+    #: ``--store``: after storing, drop what is older than this many whole days (by the wall clock)
+    retention_days: int | None = Field(default=None, ge=1)
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -79,6 +81,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         type=int,
         help="SIP messages stored per Call-ID; the rest are counted (default 500)",
     )
+    p.add_argument(
+        "--retention-days",
+        type=int,
+        metavar="N",
+        help="with --store: then remove what is older than N whole days (UTC midnight)",
+    )
     p.set_defaults(func=run)
 
 
@@ -94,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["store_url"] = args.store
     if args.max_messages_per_call is not None:
         overrides["max_messages_per_call"] = args.max_messages_per_call
+    if args.retention_days is not None:
+        overrides["retention_days"] = args.retention_days
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
     scorer = None
     if args.model is not None:
@@ -190,7 +200,7 @@ def _analyze(
         report = pipeline.report(str(args.capture), capture.truncated, capture.errors)
     _print(args, settings.format, report)
     if storing is not None:
-        _store(storing, report)
+        _store(storing, report, settings.retention_days)
     if capture.truncated:
         print(f"callqual: {args.capture}: capture truncated; analysed what was readable", file=sys.stderr)
         return EXIT_TRUNCATED
@@ -219,7 +229,7 @@ def _print(args: argparse.Namespace, fmt: str, report: AnalysisReport) -> None:
         sys.stdout.write(text)
 
 
-def _store(storing: "StoringPipeline", report: AnalysisReport) -> None:
+def _store(storing: "StoringPipeline", report: AnalysisReport, retention_days: int | None = None) -> None:
     stats = storing.store(report).stats
     dropped = f", {stats.messages_dropped} over the per-call bound not kept" if stats.messages_dropped else ""
     print(
@@ -227,6 +237,13 @@ def _store(storing: "StoringPipeline", report: AnalysisReport) -> None:
         f"{report.summary.alerts} alerts, {stats.messages_stored} new SIP messages{dropped}",
         file=sys.stderr,
     )
+    if retention_days is not None:
+        from datetime import UTC, datetime
+
+        from callqual.store.retention import apply_retention
+
+        result = apply_retention(storing.writer.engine, datetime.now(UTC), retention_days)
+        print(f"callqual: store keeps rows from {result.cutoff.isoformat()} on", file=sys.stderr)
 
 
 def _run_live(
@@ -249,5 +266,5 @@ def _run_live(
     report = pipeline.report(f"live:{args.interface}")
     _print(args, fmt, report)
     if storing is not None:
-        _store(storing, report)
+        _store(storing, report, args.retention_days)
     return EXIT_OK

@@ -66,3 +66,14 @@ def test_unreachable_store_is_a_clear_error_without_the_password(
     assert main(["calls", "--store", "mysql://x/y"]) == 2
     assert "unsupported store URL" in capsys.readouterr().err
     assert main(["calls"]) == 2
+
+
+def test_analyze_store_with_retention_drops_old_days(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 2005 capture is far older than 30 days by the wall clock: stored, then aged out."""
+    url = f"sqlite:///{tmp_path / 'calls.db'}"
+    assert main(["analyze", str(CAPTURE), "--store", url, "--retention-days", "30", "--no-progress"]) == 0
+    assert "store keeps rows from" in capsys.readouterr().err
+    assert main(["calls", "--store", url, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == 0
