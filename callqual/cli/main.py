@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "callqual.cli.train",
     "evaluate": "callqual.cli.evaluate",
     "calls": "callqual.cli.calls",
+    "store": "callqual.cli.store",
 }
 
 
