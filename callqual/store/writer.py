@@ -70,6 +70,23 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
+def _copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL ``COPY`` of rows known to be new (the bulk of the volume: SIP messages).
+
+    Several times faster than INSERT; a row another writer stored in the meantime makes the
+    transaction fail with a unique violation, and a retry skips it as already stored.
+    """
+    columns = [c.name for c in table.c]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
 class StoreWriter:
     """Upserts batches into the store behind ``engine`` (SQLite or PostgreSQL)."""
 
@@ -151,10 +168,13 @@ class StoreWriter:
     ) -> None:
         """Insert ``rows``; where ``key`` exists, overwrite every column but the key and ``keep``."""
         unique = list({tuple(r[k] for k in key): r for r in rows}.values())
-        for chunk in _chunks(unique):
-            stmt = self._insert(table).values(list(chunk))
-            update_cols = {c: stmt.excluded[c] for c in chunk[0] if c not in key and c not in keep}
-            conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols))
+        if not unique:
+            return
+        # One statement for all rows (executemany): compiled once and cached, sent in
+        # multi-row batches by the driver layer ("insertmanyvalues").
+        stmt = self._insert(table)
+        update_cols = {c: stmt.excluded[c] for c in unique[0] if c not in key and c not in keep}
+        conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols), unique)
 
     def _existing(self, conn: Connection, column: Any, values: Iterable[Any]) -> set[Any]:
         found: set[Any] = set()
@@ -192,11 +212,15 @@ class StoreWriter:
             count_rows.append(
                 {"call_id": call_id, "stored": len(kept), "dropped": over, "last_ts": rows[-1]["ts"]}
             )
-        for chunk in _chunks(keep):
-            stmt = self._insert(sip_messages).values([{**r, "retransmission": False} for r in chunk])
-            conn.execute(stmt.on_conflict_do_nothing())
-        for chunk in _chunks(count_rows):
-            stmt = self._insert(sip_message_counts).values(list(chunk))
+        if keep:
+            for row in keep:
+                row["retransmission"] = False
+            if self._postgres:
+                _copy_rows(conn, sip_messages, keep)
+            else:
+                conn.execute(self._insert(sip_messages).on_conflict_do_nothing(), keep)
+        if count_rows:
+            stmt = self._insert(sip_message_counts)
             c = sip_message_counts.c
             conn.execute(
                 stmt.on_conflict_do_update(
@@ -208,7 +232,8 @@ class StoreWriter:
                         if not self._postgres
                         else func.greatest(c.last_ts, stmt.excluded.last_ts),
                     },
-                )
+                ),
+                count_rows,
             )
         self._mark_retransmissions(conn, list(per_call))
         return stats
