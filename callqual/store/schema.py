@@ -241,5 +241,9 @@ sip_message_counts = Table(
     Column("stored", Integer, nullable=False),
     Column("dropped", Integer, nullable=False),
     Column("last_ts", UtcDateTime, nullable=False),
+    #: First leg-correlation headers seen in the call's messages (one lookup for the calls row)
+    Column("x_cid", Text),
+    Column("session_id", Text),
+    Column("p_charging_vector", Text),
     Index(None, "last_ts"),
 )
