@@ -15,6 +15,7 @@ PURE = [
     "callqual.detector.features",
     "callqual.detector.feature_ranges",
     "callqual.detector.emodel",
+    "callqual.store.rows",
 ]
 ADAPTERS = [
     "confluent_kafka",
@@ -24,6 +25,8 @@ ADAPTERS = [
     "callqual.collector.capture.pcap_file",
     "callqual.collector.capture.live",
     "callqual.transport.kafka",
+    "sqlalchemy",
+    "psycopg",
 ]
 
 _CHECK = f"""
