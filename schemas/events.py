@@ -7,7 +7,7 @@ proportional to calls, not packets.
 
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from callqual.schemas.base import SCHEMA_VERSION, WireModel
 
@@ -30,6 +30,9 @@ class SdpMedia(WireModel):
 
 class SipMessageEvent(WireModel):
     """One SIP message as seen on the wire (after TCP/fragment reassembly)."""
+
+    #: ``raw`` travels as base64 in JSON: SIP bytes need not be UTF-8.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     kind: Literal["sip_message"] = "sip_message"
     schema_version: int = SCHEMA_VERSION
@@ -61,6 +64,8 @@ class SipMessageEvent(WireModel):
     content_type: str | None = None
     size: int
     sdp: list[SdpMedia] | None = None
+    #: The message exactly as captured (after reassembly), so a store can show and export it.
+    raw: bytes = b""
 
 
 class RtpStreamStats(WireModel):

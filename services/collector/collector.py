@@ -898,4 +898,5 @@ def _sip_event(p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None) -> SipMe
         content_type=msg.content_type,
         size=len(p.data),
         sdp=sdp,
+        raw=bytes(p.data),
     )

@@ -14,6 +14,7 @@ PURE = [
     "callqual.detector.rule_engine",
     "callqual.detector.features",
     "callqual.detector.emodel",
+    "callqual.store.rows",
 ]
 ADAPTERS = [
     "confluent_kafka",
@@ -23,6 +24,8 @@ ADAPTERS = [
     "callqual.collector.capture.pcap_file",
     "callqual.collector.capture.live",
     "callqual.transport.kafka",
+    "sqlalchemy",
+    "psycopg",
 ]
 
 _CHECK = f"""

@@ -1,0 +1,211 @@
+"""Wire models -> store rows: pure functions, the same for ``analyze --store`` and the Kafka service.
+
+Keys are hashes of what a message or stream *is* (time, frame, addresses, SSRC), never of
+when it was stored, so a replay or the other ingest path yields the same keys and upserts.
+"""
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from callqual.detector.emodel import loss_ratio, stream_mos
+from callqual.detector.rules.base import SECURITY_RULES, uri_user
+from callqual.schemas import Alert, CallRecord, RtpStreamReport, RtpStreamStats, SipMessageEvent, StreamRecord
+
+Row = dict[str, Any]
+
+#: Alert rule -> what kind of problem it names (the UI and Grafana group by it).
+RULE_CATEGORIES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "low_mos",
+            "packet_loss",
+            "high_jitter",
+            "one_way_audio",
+            "no_media",
+            "codec_mismatch",
+            "sdp_private_address",
+        ),
+        "quality",
+    ),
+    **dict.fromkeys(
+        ("call_failed", "dropped_call", "long_post_dial_delay", "sip_retransmissions"), "failure"
+    ),
+    **dict.fromkeys(SECURITY_RULES, "security"),
+    "anomalous_call": "learned",
+}
+
+#: Leg-correlation headers kept for linking the legs of one call across hops (column -> header names).
+CORRELATION_HEADERS: dict[str, tuple[bytes, ...]] = {
+    "x_cid": (b"x-cid",),
+    "session_id": (b"session-id",),
+    "p_charging_vector": (b"p-charging-vector",),
+}
+_HEADER_LINE = re.compile(rb"^([A-Za-z0-9!%*_+`'~.-]+)[ \t]*:[ \t]*(.*?)[ \t]*$")
+_MAX_HEADER_VALUE = 512
+
+
+def utc(ts: float) -> datetime:
+    """Capture time (epoch seconds) as an aware UTC datetime."""
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _key(*parts: object, data: bytes = b"") -> int:
+    """A signed 64-bit key (fits BIGINT) from the parts' text and ``data``."""
+    text = "\x1f".join(repr(p) if isinstance(p, float) else str(p) for p in parts)
+    h = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8)
+    h.update(data)
+    return int.from_bytes(h.digest(), "big", signed=True)
+
+
+def stream_key(s: RtpStreamStats) -> int:
+    return _key(s.ssrc, s.src_ip, s.src_port, s.dst_ip, s.dst_port, s.first_ts)
+
+
+def message_key(m: SipMessageEvent) -> int:
+    """Two messages in one TCP segment share time, frame and addresses: their bytes tell them apart."""
+    return _key(m.ts, m.frame, m.src_ip, m.src_port, m.dst_ip, m.dst_port, m.call_id, data=m.raw)
+
+
+def correlation_headers(raw: bytes) -> dict[str, str | None]:
+    """X-CID, Session-ID and P-Charging-Vector as they appear in the message head (first occurrence)."""
+    wanted = {name: column for column, names in CORRELATION_HEADERS.items() for name in names}
+    found: dict[str, str | None] = dict.fromkeys(CORRELATION_HEADERS)
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    for line in head.splitlines()[1:]:
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            continue
+        column = wanted.get(match.group(1).lower())
+        if column is not None and found[column] is None:
+            found[column] = match.group(2)[:_MAX_HEADER_VALUE].decode("utf-8", "backslashreplace")
+    return found
+
+
+def call_row(c: CallRecord) -> Row:
+    return {
+        "call_id": c.call_id,
+        "start_ts": utc(c.start_ts),
+        "answer_ts": None if c.answer_ts is None else utc(c.answer_ts),
+        "end_ts": None if c.end_ts is None else utc(c.end_ts),
+        "method": c.method,
+        "from_uri": c.from_uri,
+        "to_uri": c.to_uri,
+        "from_user": uri_user(c.from_uri),
+        "to_user": uri_user(c.to_uri),
+        "caller_ip": c.caller_ip,
+        "callee_ip": c.callee_ip,
+        "user_agent": c.user_agent,
+        "state": c.state,
+        "final_status": c.final_status,
+        "final_reason": c.final_reason,
+        "failure_class": c.failure_class,
+        "reason_header": c.reason_header,
+        "hangup_by": c.hangup_by,
+        "category": c.category,
+        "problems": list(c.problems),
+        "problem": c.category != "ok",
+        "duration_s": c.duration_s,
+        "post_dial_delay_ms": c.post_dial_delay_ms,
+        "setup_time_ms": c.setup_time_ms,
+        "codec": c.codecs[0] if c.codecs else None,
+        "messages": c.messages,
+        "retransmissions": c.retransmissions,
+        "unreliable": c.unreliable,
+        "closed_by": c.closed_by,
+        "first_frame": c.first_frame,
+        "worst_mos": c.mos,
+        "record": c.model_dump(mode="json"),
+    }
+
+
+def stream_row(s: StreamRecord) -> Row:
+    return {
+        "stream_id": stream_key(s),
+        "call_id": s.call_id,
+        "ssrc": s.ssrc,
+        "src_ip": s.src_ip,
+        "src_port": s.src_port,
+        "dst_ip": s.dst_ip,
+        "dst_port": s.dst_port,
+        "first_ts": utc(s.first_ts),
+        "last_ts": utc(s.last_ts),
+        "payload_type": s.payload_type,
+        "codec": s.codec,
+        "packets": s.packets,
+        "expected": s.expected,
+        "lost": s.lost,
+        "loss_ratio": loss_ratio(s),
+        "mean_jitter_ms": s.mean_jitter_ms,
+        "max_jitter_ms": s.max_jitter_ms,
+        "max_delta_ms": s.max_delta_ms,
+        "mos": s.mos,
+        "r_factor": s.r_factor,
+        "unreliable": s.unreliable,
+        "record": s.model_dump(mode="json"),
+    }
+
+
+def interval_row(r: RtpStreamReport) -> Row:
+    """An interval (``final=False``) report; MOS as the detector would rate the stream so far."""
+    scored = stream_mos(r)
+    return {
+        "stream_id": stream_key(r),
+        "ts": utc(r.last_ts),
+        "call_id": r.call_id,
+        "packets": r.packets,
+        "expected": r.expected,
+        "lost": r.lost,
+        "loss_ratio": loss_ratio(r),
+        "mean_jitter_ms": r.mean_jitter_ms,
+        "max_jitter_ms": r.max_jitter_ms,
+        "mos": None if scored is None else round(scored[1], 2),
+    }
+
+
+def alert_row(a: Alert) -> Row:
+    """Without ``seq``: the writer numbers new alerts in commit order."""
+    score = a.details.get("score") if a.rule == "anomalous_call" else None
+    return {
+        "alert_id": a.alert_id,
+        "rule": a.rule,
+        "severity": a.severity,
+        "category": RULE_CATEGORIES.get(a.rule, "other"),
+        "call_id": a.call_id,
+        "source_ip": a.source_ip,
+        "first_ts": utc(a.first_ts),
+        "last_ts": utc(a.last_ts),
+        "summary": a.summary,
+        "score": float(score) if isinstance(score, int | float) else None,
+        "details": dict(a.details),
+        "evidence": [e.model_dump(mode="json") for e in a.evidence],
+    }
+
+
+def message_row(m: SipMessageEvent) -> Row:
+    """Without ``retransmission``: the writer sets it against the call's earlier stored messages."""
+    start = m.method if m.is_request else str(m.status_code)
+    return {
+        "id": message_key(m),
+        "ts": utc(m.ts),
+        "frame": m.frame,
+        "call_id": m.call_id,
+        "src_ip": m.src_ip,
+        "src_port": m.src_port,
+        "dst_ip": m.dst_ip,
+        "dst_port": m.dst_port,
+        "transport": m.transport,
+        "is_request": m.is_request,
+        "method": m.method,
+        "status_code": m.status_code,
+        "cseq_num": m.cseq_num,
+        "cseq_method": m.cseq_method,
+        "from_user": uri_user(m.from_uri),
+        "to_user": uri_user(m.to_uri),
+        "user_agent": m.user_agent,
+        "txn_key": _key(m.call_id, m.via_branch, m.cseq_num, m.cseq_method, start, m.src_ip, m.dst_ip),
+        "first_line": m.first_line,
+        "raw": m.raw,
+        **correlation_headers(m.raw),
+    }

@@ -1,0 +1,271 @@
+"""Writes analysis output into the call store, idempotently, one transaction per batch.
+
+Every row is upserted by a key the analysis makes deterministic (Call-ID, alert id, stream
+and message hashes), so at-least-once input (Kafka replays, re-running ``analyze --store``
+on a capture) never doubles a row. SIP messages are bounded per Call-ID; what is not kept
+is counted in ``sip_message_counts``. Derived call columns (mean MOS, worst loss, model
+score, leg-correlation headers) are refreshed from the stored rows after every batch, so
+they come out the same whichever of a call's record, streams, alerts or messages came last.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, and_, exists, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.expression import ColumnElement
+
+from callqual.schemas import Alert, AnalysisReport, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord
+from callqual.store import rows as wire
+from callqual.store.partitions import ensure_partitions
+from callqual.store.schema import alerts, calls, sip_message_counts, sip_messages, stream_intervals, streams
+
+#: Rows per INSERT statement: under SQLite's bound-parameter limit for our widest table.
+_CHUNK = 500
+#: Columns the writer derives after the batch, never taken from the incoming call row.
+_DERIVED = (
+    "mean_mos",
+    "worst_loss",
+    "worst_jitter_ms",
+    "model_score",
+    "x_cid",
+    "session_id",
+    "p_charging_vector",
+)
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one transaction writes (any mix of kinds, in any order)."""
+
+    calls: list[CallRecord] = field(default_factory=list)
+    streams: list[StreamRecord] = field(default_factory=list)
+    intervals: list[RtpStreamReport] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    messages: list[SipMessageEvent] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (
+            len(self.calls) + len(self.streams) + len(self.intervals) + len(self.alerts) + len(self.messages)
+        )
+
+
+@dataclass(slots=True)
+class WriteStats:
+    """What a write did: new SIP messages stored, messages over the per-call bound not stored."""
+
+    messages_stored: int = 0
+    messages_dropped: int = 0
+
+    def add(self, other: "WriteStats") -> None:
+        self.messages_stored += other.messages_stored
+        self.messages_dropped += other.messages_dropped
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class StoreWriter:
+    """Upserts batches into the store behind ``engine`` (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, max_messages_per_call: int = 500) -> None:
+        if max_messages_per_call < 1:
+            raise ValueError("max_messages_per_call must be at least 1")
+        self.engine = engine
+        self.max_messages_per_call = max_messages_per_call
+        self._postgres = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._postgres else sqlite.insert
+
+    # -- entry points ---------------------------------------------------------
+
+    def write_report(
+        self,
+        report: AnalysisReport,
+        messages: Iterable[SipMessageEvent] = (),
+        intervals: Iterable[RtpStreamReport] = (),
+    ) -> WriteStats:
+        """Store an embedded run: the report plus the SIP messages and interval reports it saw."""
+        return self.write_batch(
+            Batch(
+                calls=list(report.calls),
+                streams=list(report.streams),
+                intervals=[r for r in intervals if not r.final],
+                alerts=list(report.alerts),
+                messages=list(messages),
+            )
+        )
+
+    def write_batch(self, batch: Batch) -> WriteStats:
+        """Write ``batch`` in one transaction: all of it is committed, or none."""
+        with self.engine.begin() as conn:
+            return self.write_in(conn, batch)
+
+    def write_in(self, conn: Connection, batch: Batch) -> WriteStats:
+        """Write ``batch`` inside the caller's transaction."""
+        if self._postgres:
+            days = {m.ts for m in batch.messages} | {r.last_ts for r in batch.intervals}
+            ensure_partitions(conn, {wire.utc(ts).date() for ts in days})
+        stats = self._messages(conn, batch.messages)
+        self._upsert(conn, streams, [wire.stream_row(s) for s in batch.streams], ("stream_id",))
+        self._upsert(
+            conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
+        )
+        self._alerts(conn, batch.alerts)
+        self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
+        touched = (
+            {c.call_id for c in batch.calls}
+            | {s.call_id for s in batch.streams if s.call_id is not None}
+            | {a.call_id for a in batch.alerts if a.call_id is not None}
+            | {m.call_id for m in batch.messages}
+        )
+        self._refresh_calls(conn, touched)
+        return stats
+
+    # -- tables ---------------------------------------------------------------
+
+    def _upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: list[dict[str, Any]],
+        key: tuple[str, ...],
+        keep: tuple[str, ...] = (),
+    ) -> None:
+        """Insert ``rows``; where ``key`` exists, overwrite every column but the key and ``keep``."""
+        unique = list({tuple(r[k] for k in key): r for r in rows}.values())
+        for chunk in _chunks(unique):
+            stmt = self._insert(table).values(list(chunk))
+            update_cols = {c: stmt.excluded[c] for c in chunk[0] if c not in key and c not in keep}
+            conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols))
+
+    def _existing(self, conn: Connection, column: Any, values: Iterable[Any]) -> set[Any]:
+        found: set[Any] = set()
+        for chunk in _chunks(list(values)):
+            found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+        return found
+
+    def _messages(self, conn: Connection, events: list[SipMessageEvent]) -> WriteStats:
+        """New messages up to the per-call bound; replays of stored ones are skipped, not counted."""
+        stats = WriteStats()
+        if not events:
+            return stats
+        by_id = {r["id"]: r for r in map(wire.message_row, events)}
+        stored_ids = self._existing(conn, sip_messages.c.id, by_id)
+        fresh = sorted((r for i, r in by_id.items() if i not in stored_ids), key=lambda r: (r["ts"], r["id"]))
+        if not fresh:
+            return stats
+        per_call: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in fresh:
+            per_call[row["call_id"]].append(row)
+        counts: dict[str, int] = {}
+        for chunk in _chunks(list(per_call)):
+            query = select(sip_message_counts.c.call_id, sip_message_counts.c.stored).where(
+                sip_message_counts.c.call_id.in_(chunk)
+            )
+            counts.update((call_id, stored) for call_id, stored in conn.execute(query))
+        keep: list[dict[str, Any]] = []
+        count_rows: list[dict[str, Any]] = []
+        for call_id, rows in per_call.items():
+            room = max(0, self.max_messages_per_call - counts.get(call_id, 0))
+            kept, over = rows[:room], len(rows) - min(room, len(rows))
+            keep.extend(kept)
+            stats.messages_stored += len(kept)
+            stats.messages_dropped += over
+            count_rows.append(
+                {"call_id": call_id, "stored": len(kept), "dropped": over, "last_ts": rows[-1]["ts"]}
+            )
+        for chunk in _chunks(keep):
+            stmt = self._insert(sip_messages).values([{**r, "retransmission": False} for r in chunk])
+            conn.execute(stmt.on_conflict_do_nothing())
+        for chunk in _chunks(count_rows):
+            stmt = self._insert(sip_message_counts).values(list(chunk))
+            c = sip_message_counts.c
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["call_id"],
+                    set_={
+                        "stored": c.stored + stmt.excluded.stored,
+                        "dropped": c.dropped + stmt.excluded.dropped,
+                        "last_ts": func.max(c.last_ts, stmt.excluded.last_ts)
+                        if not self._postgres
+                        else func.greatest(c.last_ts, stmt.excluded.last_ts),
+                    },
+                )
+            )
+        self._mark_retransmissions(conn, list(per_call))
+        return stats
+
+    def _mark_retransmissions(self, conn: Connection, call_ids: list[str]) -> None:
+        """A message repeating an earlier one of its call (same transaction, direction, start) is one."""
+        earlier = sip_messages.alias("earlier")
+        m = sip_messages.c
+        repeats = exists().where(
+            and_(
+                earlier.c.call_id == m.call_id,
+                earlier.c.txn_key == m.txn_key,
+                (earlier.c.ts < m.ts) | and_(earlier.c.ts == m.ts, earlier.c.id < m.id),
+            )
+        )
+        for chunk in _chunks(call_ids):
+            conn.execute(
+                update(sip_messages)
+                .where(m.call_id.in_(chunk), m.retransmission.is_(False), repeats)
+                .values(retransmission=True)
+            )
+
+    def _alerts(self, conn: Connection, batch: list[Alert]) -> None:
+        """Upsert alerts; new ones are numbered after every committed one (the live-feed cursor)."""
+        if not batch:
+            return
+        if self._postgres:
+            # One numbering writer at a time, so seq order is commit order.
+            conn.execute(text("LOCK TABLE alerts IN SHARE ROW EXCLUSIVE MODE"))
+        rows = list({r["alert_id"]: r for r in map(wire.alert_row, batch)}.values())
+        ids = [r["alert_id"] for r in rows]
+        query = select(alerts.c.alert_id, alerts.c.seq).where(alerts.c.alert_id.in_(ids))
+        known = {alert_id: seq for alert_id, seq in conn.execute(query)}
+        next_seq = int(conn.execute(select(func.coalesce(func.max(alerts.c.seq), 0))).scalar_one()) + 1
+        for row in sorted(rows, key=lambda r: (r["first_ts"], r["alert_id"])):
+            if row["alert_id"] in known:
+                row["seq"] = known[row["alert_id"]]
+            else:
+                row["seq"] = next_seq
+                next_seq += 1
+        self._upsert(conn, alerts, rows, ("alert_id",), keep=("seq",))
+
+    def _refresh_calls(self, conn: Connection, call_ids: set[str]) -> None:
+        """Derived call columns from the call's stored streams, alerts and first messages."""
+        if not call_ids:
+            return
+        c = calls.c
+        s, a, m = streams.c, alerts.c, sip_messages.c
+
+        def first_header(column: str) -> ColumnElement[Any]:
+            col = m[column]
+            return (
+                select(col)
+                .where(m.call_id == c.call_id, col.is_not(None))
+                .order_by(m.ts, m.id)
+                .limit(1)
+                .scalar_subquery()
+            )
+
+        values: dict[str, Any] = {
+            "mean_mos": select(func.avg(s.mos))
+            .where(s.call_id == c.call_id, s.packets > 0)
+            .scalar_subquery(),
+            "worst_loss": select(func.max(s.loss_ratio)).where(s.call_id == c.call_id).scalar_subquery(),
+            "worst_jitter_ms": select(func.max(s.max_jitter_ms))
+            .where(s.call_id == c.call_id)
+            .scalar_subquery(),
+            "model_score": select(func.max(a.score))
+            .where(a.call_id == c.call_id, a.rule == "anomalous_call")
+            .scalar_subquery(),
+            **{column: first_header(column) for column in wire.CORRELATION_HEADERS},
+        }
+        for chunk in _chunks(sorted(call_ids)):
+            conn.execute(update(calls).where(c.call_id.in_(chunk)).values(values))
