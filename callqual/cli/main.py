@@ -18,6 +18,7 @@ COMMANDS = {
     "alerter": "callqual.cli.alerter",
     "train": "callqual.cli.train",
     "evaluate": "callqual.cli.evaluate",
+    "ui": "callqual.cli.ui",
 }
 
 

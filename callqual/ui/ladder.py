@@ -115,7 +115,8 @@ def render_ladder(
     """The whole ladder as one ``<svg>`` element (UTF-8 text).
 
     ``message_url`` makes each arrow open that URL into the page's raw-message panel
-    (htmx); without it the SVG is a standalone picture.
+    (htmx) and leaves the styling to the page's stylesheet (its CSP allows no inline
+    style); without it the SVG is a standalone picture carrying its own ``<style>``.
     """
     cols = columns(messages)
     by_address = {c.address: c.x for c in cols}
@@ -125,7 +126,7 @@ def render_ladder(
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="ladder" width="{width}" height="{height}"'
         f' viewBox="0 0 {width} {height}" role="group" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title><style>{_STYLE}</style>",
+        f"<title>{escape(title)}</title>" + ("" if message_url else f"<style>{_STYLE}</style>"),
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8"'
         ' markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"'
         ' fill="context-stroke"/></marker></defs>',

@@ -69,13 +69,13 @@ class IntervalLike(Protocol):
     """One periodic report of a stream: what the quality chart plots."""
 
     @property
-    def ssrc(self) -> int: ...
+    def stream_id(self) -> int: ...
     @property
     def ts(self) -> datetime: ...
     @property
-    def loss_pct(self) -> float | None: ...
+    def interval_loss_ratio(self) -> float: ...
     @property
-    def jitter_ms(self) -> float | None: ...
+    def mean_jitter_ms(self) -> float: ...
     @property
     def mos(self) -> float | None: ...
 
@@ -114,10 +114,10 @@ class Stream:
 
 @dataclass(frozen=True, slots=True)
 class Interval:
-    ssrc: int
+    stream_id: int
     ts: datetime
-    loss_pct: float | None
-    jitter_ms: float | None
+    interval_loss_ratio: float
+    mean_jitter_ms: float
     mos: float | None
 
 

@@ -1,0 +1,94 @@
+"""``callqual ui``: the web UI over a call store, or over one capture.
+
+    callqual ui --store sqlite:///calls.db           # a store the services or `analyze --store` fill
+    callqual ui capture.pcap                         # analysed into a temporary SQLite store first
+
+Binds 127.0.0.1 by default. Any other --host needs CALLQUAL_UI_TOKEN (bearer token for
+/api, login form for browsers) and refuses to start without it. Settings also come from
+CALLQUAL_UI_* variables (CALLQUAL_UI_STORE_URL, CALLQUAL_UI_PORT, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+log = logging.getLogger("callqual.ui")
+
+#: Exit code when the settings are refused (e.g. a public address without a token)
+EXIT_BAD_SETTINGS = 2
+#: Exit code when the capture cannot be read (as ``callqual analyze``)
+EXIT_BAD_INPUT = 3
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "ui",
+        help="serve the web UI: error log, call search, SIP ladders, pcap export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "capture", nargs="?", type=Path, help="analyse this capture into a temporary store and serve it"
+    )
+    p.add_argument("--store", help="call store URL (sqlite:///path.db or postgresql://...)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; others need CALLQUAL_UI_TOKEN)")
+    p.add_argument("--port", type=int, help="port (default 8080)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from callqual.ui.settings import UiSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if (args.capture is None) == (args.store is None):
+        print("callqual ui: give either a capture file or --store URL", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    overrides: dict[str, object] = {
+        k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
+    }
+    with tempfile.TemporaryDirectory(prefix="callqual-ui-") as tmp:
+        if args.capture is not None:
+            url = f"sqlite:///{Path(tmp) / 'calls.db'}"
+            overrides |= {"store_url": url, "overview_hours": None}
+        else:
+            overrides["store_url"] = args.store
+        try:
+            settings = UiSettings(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            print(f"callqual ui: {exc.errors()[0]['msg']}", file=sys.stderr)
+            return EXIT_BAD_SETTINGS
+        if args.capture is not None:
+            code = _fill_from_capture(args.capture, settings.store_url)
+            if code:
+                return code
+        return _serve(settings)
+
+
+def _fill_from_capture(capture: Path, url: str) -> int:
+    from callqual.store.embedded import analyze_into_store
+
+    if not capture.is_file():
+        print(f"callqual ui: cannot read {capture}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    log.info("analysing %s into a temporary store", capture)
+    analyze_into_store(capture, url)
+    return 0
+
+
+def _serve(settings: object) -> int:
+    import uvicorn
+
+    from callqual.ui.app import create_app
+    from callqual.ui.settings import UiSettings
+
+    assert isinstance(settings, UiSettings)
+    app = create_app(settings)
+    print(f"callqual ui: serving http://{settings.host}:{settings.port}/", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=2)
+    return 0
