@@ -82,13 +82,12 @@ def _fill_from_capture(capture: Path, url: str) -> int:
 
 
 def _serve(settings: object) -> int:
-    import uvicorn
-
     from callqual.ui.app import create_app
+    from callqual.ui.server import UiServer
     from callqual.ui.settings import UiSettings
 
     assert isinstance(settings, UiSettings)
-    app = create_app(settings)
+    server = UiServer(create_app(settings), settings.host, settings.port)
     print(f"callqual ui: serving http://{settings.host}:{settings.port}/", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=2)
+    server.run()
     return 0

@@ -4,6 +4,7 @@
 fills a temporary store first), tests pass an engine over a store they filled.
 """
 
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
@@ -34,6 +35,8 @@ def create_app(settings: UiSettings, engine: Engine | None = None) -> FastAPI:
     app.state.templates = make_templates()
     #: Bad requests by kind, reported on /healthz
     app.state.errors = Counter()
+    #: Set when the server stops: live feeds end (see server.py)
+    app.state.stopping = threading.Event()
     app.mount("/static", StaticFiles(directory=str(files("callqual.ui") / "static")), name="static")
     # Exports before pages: /calls/{id}.pcap must not be read as a call whose id ends in .pcap
     for module in (login, exports, live, api, pages):

@@ -23,6 +23,8 @@ ROW_HEIGHT = 30
 HEADER_HEIGHT = 48
 STREAM_ROW_HEIGHT = 34
 LABEL_MAX = 34
+#: Width of one character of the 11px monospace stream labels, in SVG units
+STREAM_LABEL_CHARS = 7
 
 _STYLE = """
 .col-label{font:12px monospace;fill:#222}
@@ -98,6 +100,11 @@ def _stream_label(s: StreamLike) -> str:
     return f"RTP {s.codec or '?'} · {s.packets} pkts · loss {loss} · MOS {mos}"
 
 
+def _stream_text(s: StreamLike) -> str:
+    ends = f"({endpoint(s.src_ip, s.src_port)} → {endpoint(s.dst_ip, s.dst_port)})"
+    return f"{_stream_label(s)} {ends}"
+
+
 def _column_for_ip(cols: list[Column], ip: str, fallback: int) -> int:
     for c in cols:
         if c.address.startswith((f"{ip}:", f"[{ip}]:")):
@@ -121,15 +128,18 @@ def render_ladder(
     cols = columns(messages)
     by_address = {c.address: c.x for c in cols}
     width = GUTTER + max(len(cols), 2) * COLUMN_WIDTH
+    if streams:  # a stream's label starts at its left column and may run past the last one
+        right_most = max((c.x for c in cols), default=GUTTER)
+        width = max(width, *(right_most + STREAM_LABEL_CHARS * len(_stream_text(s)) for s in streams))
     top = HEADER_HEIGHT
     height = top + len(messages) * ROW_HEIGHT + 20 + len(streams) * STREAM_ROW_HEIGHT + 10
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="ladder" width="{width}" height="{height}"'
         f' viewBox="0 0 {width} {height}" role="group" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>" + ("" if message_url else f"<style>{_STYLE}</style>"),
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8"'
-        ' markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"'
-        ' fill="context-stroke"/></marker></defs>',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9"'
+        ' markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+        '<path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker></defs>',
     ]
     bottom = height - 10
     for c in cols:
@@ -183,8 +193,7 @@ def render_ladder(
         out.append(
             f'<g class="stream{poor}" tabindex="0" aria-label="{escape(_stream_label(s))}">'
             f'<rect x="{left}" y="{y}" width="{right - left}" height="10" rx="3"/>'
-            f'<text x="{left}" y="{y + 24}">{direction} {escape(_stream_label(s))}'
-            f" ({escape(endpoint(s.src_ip, s.src_port))} → {escape(endpoint(s.dst_ip, s.dst_port))})</text>"
+            f'<text x="{left}" y="{y + 24}">{direction} {escape(_stream_text(s))}</text>'
             "</g>"
         )
     out.append("</svg>")

@@ -10,15 +10,22 @@ import httpx
 
 from callqual.store.embedded import analyze_into_store
 from callqual.ui.app import create_app
-from callqual.ui.routes.live import sse_event
+from callqual.ui.routes.live import resume_cursor, sse_event
 from callqual.ui.settings import UiSettings
 from tests.shared_captures import PCAPS
 from tests.ui.ui_server import serving
 
 
 def test_sse_event_gives_every_line_its_data_field() -> None:
-    event = sse_event("alert", "<tr>\n<td>x</td>\n</tr>")
-    assert event == "event: alert\ndata: <tr>\ndata: <td>x</td>\ndata: </tr>\n\n"
+    event = sse_event("alert", "<tr>\n<td>x</td>\n</tr>", 7)
+    assert event == "event: alert\nid: 7\ndata: <tr>\ndata: <td>x</td>\ndata: </tr>\n\n"
+
+
+def test_a_reconnecting_browser_resumes_after_what_it_got() -> None:
+    assert resume_cursor(3, None) == 3
+    assert resume_cursor(3, "9") == 9
+    assert resume_cursor(12, "9") == 12
+    assert resume_cursor(3, "junk") == 3
 
 
 def _read_events(response: httpx.Response, wanted: int) -> list[str]:

@@ -2,10 +2,13 @@
 
 The page hands over the cursor it was rendered at (the store's insertion sequence, not
 capture time), so nothing committed between the page and the stream is missed or shown
-twice. Each poll reads at most ``MAX_PER_POLL`` alerts; a burst drains over several polls.
+twice; each event's ``id`` is its cursor, so a browser that reconnects by itself sends it
+back (``Last-Event-ID``) and resumes where it was. Each poll reads at most ``MAX_PER_POLL``
+alerts; a burst drains over several polls. Streams end when the server stops.
 """
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -32,9 +35,17 @@ def _matches(alert: AlertRow, q: AlertQuery) -> bool:
     )
 
 
-def sse_event(name: str, data: str) -> str:
+def sse_event(name: str, data: str, event_id: int | None = None) -> str:
     """One event; every line of ``data`` gets its own ``data:`` field, as the format requires."""
-    return f"event: {name}\n" + "".join(f"data: {line}\n" for line in data.splitlines() or [""]) + "\n"
+    head = f"event: {name}\n" + ("" if event_id is None else f"id: {event_id}\n")
+    return head + "".join(f"data: {line}\n" for line in data.splitlines() or [""]) + "\n"
+
+
+def resume_cursor(after: int, last_event_id: str | None) -> int:
+    """Where a stream starts: the page's cursor, or later if the browser says it got further."""
+    if last_event_id and last_event_id.isdigit():
+        return max(after, int(last_event_id))
+    return after
 
 
 def _poll(engine: Engine, cursor: int) -> tuple[list[AlertRow], int]:
@@ -52,16 +63,17 @@ async def alert_events(
     settings: UiSettings = request.app.state.settings
     engine: Engine = request.app.state.engine
     template = request.app.state.templates.get_template(_ROW_TEMPLATES[view])
+    stopping: threading.Event = request.app.state.stopping
 
     async def stream() -> AsyncIterator[str]:
-        cursor = after
+        cursor = resume_cursor(after, request.headers.get("last-event-id"))
         idle = 0.0
         yield ": connected\n\n"
-        while not await request.is_disconnected():
+        while not stopping.is_set() and not await request.is_disconnected():
             rows, cursor = await run_in_threadpool(_poll, engine, cursor)
             for alert in rows:
                 if _matches(alert, q):
-                    yield sse_event("alert", template.render(alert=alert, live=True))
+                    yield sse_event("alert", template.render(alert=alert, live=True), alert.seq)
                     idle = 0.0
             if idle >= KEEPALIVE_S:
                 yield ": keep-alive\n\n"

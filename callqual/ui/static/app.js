@@ -40,6 +40,15 @@
     }
   });
 
+  // The live feeds' status: "live" while the event stream is open, "reconnecting" when it drops
+  // (the SSE extension reconnects by itself, from the cursor the page was rendered at).
+  function liveStatus(text, state) {
+    document.querySelectorAll("[data-live-status]").forEach(function (el) { el.textContent = text; });
+    document.body.dataset.live = state;
+  }
+  document.addEventListener("htmx:sseOpen", function () { liveStatus("live", "open"); });
+  document.addEventListener("htmx:sseError", function () { liveStatus("reconnecting…", "error"); });
+
   document.addEventListener("click", function (event) {
     var target = event.target instanceof Element ? event.target : null;
     var arrow = target && target.closest(".msg");
