@@ -71,13 +71,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fill_from_capture(capture: Path, url: str) -> int:
+    from callqual.collector.errors import CaptureFormatError
     from callqual.store.embedded import analyze_into_store
 
-    if not capture.is_file():
-        print(f"callqual ui: cannot read {capture}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     log.info("analysing %s into a temporary store", capture)
-    analyze_into_store(capture, url)
+    try:
+        stored = analyze_into_store(capture, url)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"callqual ui: {capture}: {exc.strerror or 'cannot read'}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CaptureFormatError as exc:
+        print(f"callqual ui: {capture}: not a readable capture ({exc.reason})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    summary = stored.report.summary
+    print(f"callqual ui: {summary.calls} calls, {summary.alerts} alerts from {capture}", flush=True)
     return 0
 
 

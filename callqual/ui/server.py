@@ -5,6 +5,7 @@ itself: on SIGTERM/Ctrl-C (or :meth:`UiServer.stop`) the app's ``stopping`` even
 first, every stream ends at its next poll, and the shutdown is clean and quick.
 """
 
+import signal
 import threading
 from types import FrameType
 
@@ -20,8 +21,11 @@ class UiServer(uvicorn.Server):
         self.stopping: threading.Event = app.state.stopping
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """A stop request, not a crash: exit 0 (uvicorn would re-raise the signal after shutdown)."""
         self.stopping.set()
-        super().handle_exit(sig, frame)
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C
+        self.should_exit = True
 
     def stop(self) -> None:
         """From another thread: end the live feeds, then the server."""
