@@ -5,24 +5,32 @@ Exit codes say what happened, so scripts can tell "bad calls" from "bad input":
 * 0 - the whole capture was analysed (problems in the calls are in the report, not the exit code)
 * 3 - the input could not be read at all (missing file, not a pcap/pcapng)
 * 4 - the capture was truncated: what was readable is analysed and reported
+* 5 - ``--store``: the call store could not be opened or written (the report is still printed)
 """
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callqual.cli.text_report import render
 from callqual.collector.capture.pcap_file import CaptureFile, open_capture
 from callqual.collector.config import CollectorConfig
 from callqual.collector.errors import CaptureFormatError
+from callqual.detector.detector import CallScorer
 from callqual.pipeline.embedded import EmbeddedPipeline
+from callqual.schemas import AnalysisReport
+
+if TYPE_CHECKING:
+    from callqual.store.embedded import StoringPipeline
 
 EXIT_OK = 0
 EXIT_UNREADABLE = 3
 EXIT_TRUNCATED = 4
+EXIT_STORE = 5
 
 
 class AnalyzeSettings(BaseSettings):
@@ -33,6 +41,11 @@ class AnalyzeSettings(BaseSettings):
     format: str = Field(default="text", pattern="^(text|json)$")
     heuristic_rtp: bool = False
     progress: bool = True
+    #: ``--store``: sqlite:///path.db or postgresql://user:password@host/db (a secret: it may hold a password)
+    store_url: SecretStr | None = None
+    max_messages_per_call: int = Field(default=500, ge=1)
+    #: ``--store``: after storing, drop what is older than this many whole days (by the wall clock)
+    retention_days: int | None = Field(default=None, ge=1)
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -57,6 +70,23 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("-o", "--output", type=Path, help="write the report here instead of stdout")
     p.add_argument("--model", type=Path, help="also score calls with this model (callqual train)")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="also keep calls, streams, alerts and SIP messages in this store "
+        "(sqlite:///calls.db or postgresql://...; env CALLQUAL_STORE_URL)",
+    )
+    p.add_argument(
+        "--max-messages-per-call",
+        type=int,
+        help="SIP messages stored per Call-ID; the rest are counted (default 500)",
+    )
+    p.add_argument(
+        "--retention-days",
+        type=int,
+        metavar="N",
+        help="with --store: then remove what is older than N whole days (UTC midnight)",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,6 +98,12 @@ def run(args: argparse.Namespace) -> int:
         overrides["heuristic_rtp"] = True
     if args.no_progress:
         overrides["progress"] = False
+    if args.store is not None:
+        overrides["store_url"] = args.store
+    if args.max_messages_per_call is not None:
+        overrides["max_messages_per_call"] = args.max_messages_per_call
+    if args.retention_days is not None:
+        overrides["retention_days"] = args.retention_days
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
     scorer = None
     if args.model is not None:
@@ -78,9 +114,65 @@ def run(args: argparse.Namespace) -> int:
         if model is None:
             return EXIT_UNREADABLE
         scorer = ModelScorer(model)
-    pipeline = EmbeddedPipeline(CollectorConfig(heuristic_rtp=settings.heuristic_rtp), scorer=scorer)
+    collector_config = CollectorConfig(heuristic_rtp=settings.heuristic_rtp)
+    storing: StoringPipeline | None = None
+    if settings.store_url is not None:
+        storing = _storing_pipeline(settings, collector_config, scorer)
+        if storing is None:
+            return EXIT_STORE
+        pipeline = storing.pipeline
+    else:
+        pipeline = EmbeddedPipeline(collector_config, scorer=scorer)
+    if storing is None:
+        return _analyze(args, settings, pipeline, None)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return _analyze(args, settings, pipeline, storing)
+    except SQLAlchemyError as exc:
+        print(f"callqual: the store could not be written: {_store_error(exc)}", file=sys.stderr)
+        return EXIT_STORE
+    finally:
+        storing.writer.engine.dispose()
+
+
+def _storing_pipeline(
+    settings: AnalyzeSettings, collector_config: CollectorConfig, scorer: CallScorer | None
+) -> "StoringPipeline | None":
+    """The pipeline that also writes to ``--store``; None (reported) when the store cannot be opened."""
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from callqual.store.embedded import StoringPipeline
+    from callqual.store.engine import StoreUrlError, open_store
+    from callqual.store.writer import StoreWriter
+
+    assert settings.store_url is not None
+    try:
+        engine = open_store(settings.store_url.get_secret_value())
+    except (StoreUrlError, ArgumentError) as exc:
+        print(f"callqual: --store: {exc}", file=sys.stderr)
+        return None
+    except SQLAlchemyError as exc:
+        print(f"callqual: the store could not be opened: {_store_error(exc)}", file=sys.stderr)
+        return None
+    writer = StoreWriter(engine, settings.max_messages_per_call)
+    return StoringPipeline(writer, collector_config, scorer=scorer)
+
+
+def _store_error(exc: Exception) -> str:
+    """The driver's own message, first line only: never the statement's parameters or the URL."""
+    origin = getattr(exc, "orig", None) or exc
+    return str(origin).strip().splitlines()[0] if str(origin).strip() else type(origin).__name__
+
+
+def _analyze(
+    args: argparse.Namespace,
+    settings: AnalyzeSettings,
+    pipeline: EmbeddedPipeline,
+    storing: "StoringPipeline | None",
+) -> int:
     if args.interface is not None:
-        return _run_live(args, pipeline, settings.format)
+        return _run_live(args, pipeline, settings.format, storing)
     if args.capture is None:
         print("callqual: analyze needs a capture file or --interface", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -106,11 +198,9 @@ def run(args: argparse.Namespace) -> int:
             pipeline.run(capture)
         pipeline.finish()
         report = pipeline.report(str(args.capture), capture.truncated, capture.errors)
-    text = report.model_dump_json(indent=2) + "\n" if settings.format == "json" else render(report)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _print(args, settings.format, report)
+    if storing is not None:
+        _store(storing, report, settings.retention_days)
     if capture.truncated:
         print(f"callqual: {args.capture}: capture truncated; analysed what was readable", file=sys.stderr)
         return EXIT_TRUNCATED
@@ -131,7 +221,34 @@ def _run_with_progress(pipeline: EmbeddedPipeline, capture: CaptureFile) -> None
         bar.update(capture.bytes_read - done)
 
 
-def _run_live(args: argparse.Namespace, pipeline: EmbeddedPipeline, fmt: str) -> int:
+def _print(args: argparse.Namespace, fmt: str, report: AnalysisReport) -> None:
+    text = report.model_dump_json(indent=2) + "\n" if fmt == "json" else render(report)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def _store(storing: "StoringPipeline", report: AnalysisReport, retention_days: int | None = None) -> None:
+    stats = storing.store(report).stats
+    dropped = f", {stats.messages_dropped} over the per-call bound not kept" if stats.messages_dropped else ""
+    print(
+        f"callqual: stored {report.summary.calls} calls, {report.summary.streams} streams, "
+        f"{report.summary.alerts} alerts, {stats.messages_stored} new SIP messages{dropped}",
+        file=sys.stderr,
+    )
+    if retention_days is not None:
+        from datetime import UTC, datetime
+
+        from callqual.store.retention import apply_retention
+
+        result = apply_retention(storing.writer.engine, datetime.now(UTC), retention_days)
+        print(f"callqual: store keeps rows from {result.cutoff.isoformat()} on", file=sys.stderr)
+
+
+def _run_live(
+    args: argparse.Namespace, pipeline: EmbeddedPipeline, fmt: str, storing: "StoringPipeline | None" = None
+) -> int:
     """``--interface``: a quick look at live traffic; the report covers what was captured."""
     from callqual.collector.capture.live import LiveCapture, LiveCaptureError
     from callqual.pipeline.live import run_live
@@ -147,9 +264,7 @@ def _run_live(args: argparse.Namespace, pipeline: EmbeddedPipeline, fmt: str) ->
     with capture:
         run_live(pipeline, capture)
     report = pipeline.report(f"live:{args.interface}")
-    text = report.model_dump_json(indent=2) + "\n" if fmt == "json" else render(report)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _print(args, fmt, report)
+    if storing is not None:
+        _store(storing, report, args.retention_days)
     return EXIT_OK

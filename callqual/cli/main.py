@@ -18,6 +18,8 @@ COMMANDS = {
     "alerter": "callqual.cli.alerter",
     "train": "callqual.cli.train",
     "evaluate": "callqual.cli.evaluate",
+    "calls": "callqual.cli.calls",
+    "store": "callqual.cli.store",
     "ui": "callqual.cli.ui",
 }
 

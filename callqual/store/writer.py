@@ -11,6 +11,7 @@ they come out the same whichever of a call's record, streams, alerts or messages
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, and_, exists, func, select, text, update
@@ -79,6 +80,12 @@ class StoreWriter:
         self.max_messages_per_call = max_messages_per_call
         self._postgres = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self._postgres else sqlite.insert
+        #: Days whose PostgreSQL partitions this writer already made sure of
+        self._partition_days: set[date] = set()
+
+    def forget_partitions(self) -> None:
+        """After retention dropped partitions: check them again before the next insert."""
+        self._partition_days.clear()
 
     # -- entry points ---------------------------------------------------------
 
@@ -102,13 +109,20 @@ class StoreWriter:
     def write_batch(self, batch: Batch) -> WriteStats:
         """Write ``batch`` in one transaction: all of it is committed, or none."""
         with self.engine.begin() as conn:
-            return self.write_in(conn, batch)
+            stats = self.write_in(conn, batch)
+            made = conn.info.pop("callqual_partition_days", set())
+        self._partition_days |= made
+        return stats
 
     def write_in(self, conn: Connection, batch: Batch) -> WriteStats:
         """Write ``batch`` inside the caller's transaction."""
         if self._postgres:
-            days = {m.ts for m in batch.messages} | {r.last_ts for r in batch.intervals}
-            ensure_partitions(conn, {wire.utc(ts).date() for ts in days})
+            stamps = {m.ts for m in batch.messages} | {r.last_ts for r in batch.intervals}
+            days = {wire.utc(ts).date() for ts in stamps} - self._partition_days
+            if days:
+                ensure_partitions(conn, days)
+                # Remembered only once committed: a rolled-back CREATE leaves no partition.
+                conn.info.setdefault("callqual_partition_days", set()).update(days)
         stats = self._messages(conn, batch.messages)
         self._upsert(conn, streams, [wire.stream_row(s) for s in batch.streams], ("stream_id",))
         self._upsert(

@@ -6,7 +6,8 @@ fills a temporary store first), tests pass an engine over a store they filled.
 
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from importlib.resources import files
 
 from fastapi import FastAPI, Request, Response
@@ -23,7 +24,18 @@ from callqual.ui.store_access import open_store
 
 
 def create_app(settings: UiSettings, engine: Engine | None = None) -> FastAPI:
+    """The app over ``engine``, or over a store it opens from the settings (and closes at shutdown)."""
+    owned = engine is None
+    store = engine if engine is not None else open_store(settings.store_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            store.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="callqual UI",
         summary="Calls, alerts and SIP messages from the call store",
         docs_url=None,  # Swagger UI loads its script from a CDN; the schema is at /api/openapi.json
@@ -31,7 +43,7 @@ def create_app(settings: UiSettings, engine: Engine | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.settings = settings
-    app.state.engine = engine if engine is not None else open_store(settings.store_url)
+    app.state.engine = store
     app.state.templates = make_templates()
     #: Bad requests by kind, reported on /healthz
     app.state.errors = Counter()

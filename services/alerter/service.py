@@ -19,10 +19,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from callqual.alerter.grouping import Grouper, GroupingPolicy
@@ -291,12 +291,19 @@ def build_service(
     )
 
 
+class HasRegistry(Protocol):
+    """Anything whose metrics live in one registry (the alerter's, the store service's)."""
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+
 class MetricsServer:
     """``/metrics`` (Prometheus text format) and ``/healthz`` on a loopback or any address."""
 
     def __init__(
         self,
-        metrics: AlerterMetrics,
+        metrics: HasRegistry,
         host: str = "127.0.0.1",
         port: int = 0,
         healthy: Callable[[], bool] = lambda: True,

@@ -1,0 +1,398 @@
+"""``callqual store``: consume the pipeline's topics and keep everything in the call store.
+
+Reads SIP messages and interval reports from ``events`` and the detector's ``calls``,
+``streams`` and ``alerts``; writes them in batches (one transaction each) and acknowledges
+a batch's messages, then commits offsets, only after the transaction committed. Input is
+at-least-once and every row is an upsert, so a replay never doubles a row.
+
+Database down (connection refused, server restarting): the batch is kept, nothing is
+acknowledged, the write is retried with exponential backoff, ``callqual_store_db_up`` is 0
+and ``/healthz`` answers 503; when the database is back the batch is written and the
+service catches up from where it stood. A batch the database *rejects* (bad data) is
+written message by message and the rejected ones go to the dead-letter topic, counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+
+from callqual.schemas import Alert, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord, parse_event
+from callqual.store.engine import migrate, open_store
+from callqual.store.retention import apply_retention
+from callqual.store.writer import Batch, StoreWriter
+from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics
+
+log = logging.getLogger("callqual.store")
+
+#: The collector's progress markers on the events topic (ordering information, not data)
+COLLECTOR_MARKERS = frozenset({"watermark", "end"})
+
+
+class StoreSettings(BaseSettings):
+    """Settings of ``callqual store``: flags override ``CALLQUAL_STORE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLQUAL_STORE_", frozen=True)
+
+    #: sqlite:///calls.db or postgresql://user:password@host/db: a secret (it holds the password)
+    url: SecretStr
+    group_id: str = "callqual-store"
+    #: Messages per transaction: larger batches write faster, smaller ones commit offsets sooner
+    batch_size: int = Field(default=1000, ge=1)
+    #: A partial batch is written after this many seconds
+    batch_interval_s: float = Field(default=1.0, gt=0)
+    max_messages_per_call: int = Field(default=500, ge=1)
+    retention_days: int | None = Field(default=None, ge=1)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    listen_host: str = "127.0.0.1"
+    port: int = Field(default=9470, ge=0, le=65535)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    #: Stop after this many seconds with no input and nothing pending (batch jobs, tests)
+    exit_when_idle_s: float | None = Field(default=None, gt=0)
+
+
+class StoreMetrics:
+    """The store service's metrics, on their own registry (``/metrics``)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.messages_consumed = Counter(
+            "callqual_store_messages_consumed", "Messages read from Kafka", ["topic"], registry=r
+        )
+        self.rows_written = Counter(
+            "callqual_store_rows_written", "Records written, by kind", ["kind"], registry=r
+        )
+        self.sip_messages_over_bound = Counter(
+            "callqual_store_sip_messages_over_bound",
+            "SIP messages past the per-call bound, not kept",
+            registry=r,
+        )
+        self.batches = Counter("callqual_store_batches", "Transactions committed", registry=r)
+        self.db_errors = Counter(
+            "callqual_store_db_errors",
+            "Failed writes: unavailable (retried) or rejected (dead-lettered)",
+            ["kind"],
+            registry=r,
+        )
+        self.db_up = Gauge("callqual_store_db_up", "1 while the last write succeeded", registry=r)
+        self.pending = Gauge("callqual_store_pending_messages", "Consumed, not yet committed", registry=r)
+        self.undecodable = Counter("callqual_store_undecodable", "Messages that did not decode", registry=r)
+        self.dead_lettered = Counter(
+            "callqual_store_dead_lettered", "Messages sent to dead-letter", registry=r
+        )
+        self.write_seconds = Histogram(
+            "callqual_store_write_seconds",
+            "Time to write one batch",
+            registry=r,
+            buckets=(0.01, 0.05, 0.2, 1, 5),
+        )
+        self.consumer_lag_seconds = Gauge(
+            "callqual_consumer_lag_seconds", "Wall time minus the message timestamp", ["topic"], registry=r
+        )
+        self.partitions_dropped = Counter(
+            "callqual_store_partitions_dropped", "Daily partitions dropped by retention", registry=r
+        )
+        self.rows_expired = Counter("callqual_store_rows_expired", "Rows deleted by retention", registry=r)
+
+
+class StoreDeadLetter(BaseModel):
+    """A consumed message the store could not decode or the database rejected."""
+
+    kind: Literal["store_dead_letter"] = "store_dead_letter"
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    reason: str
+    value: str
+
+
+@dataclass
+class _Pending:
+    """Messages consumed since the last commit, and what they decode to."""
+
+    messages: list[Message] = field(default_factory=list)
+    items: list[tuple[Message, Batch]] = field(default_factory=list)
+    since: float = 0.0
+
+    def batch(self) -> Batch:
+        out = Batch()
+        for _, b in self.items:
+            out.calls += b.calls
+            out.streams += b.streams
+            out.intervals += b.intervals
+            out.alerts += b.alerts
+            out.messages += b.messages
+        return out
+
+
+def _kind(value: bytes) -> object:
+    """The ``kind`` of a JSON object (None for anything else); ValueError if not JSON at all."""
+    doc = json.loads(value)
+    return doc.get("kind") if isinstance(doc, dict) else None
+
+
+def _unavailable(exc: SQLAlchemyError) -> bool:
+    """The database could not be reached (retry), as opposed to refusing the data (do not)."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _error_text(exc: BaseException) -> str:
+    """The driver's message, first line: never statement parameters (or the URL)."""
+    origin = getattr(exc, "orig", None) or exc
+    text = str(origin).strip()
+    return text.splitlines()[0][:300] if text else type(origin).__name__
+
+
+class StoreService:
+    """Kafka records in, store rows out; ticked by ``run`` with an injectable monotonic clock."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: StoreSettings,
+        metrics: StoreMetrics,
+        *,
+        topics: Topics = TOPICS,
+        dead_letter: EventSink | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.metrics = metrics
+        self.topics = topics
+        self.dead_letter = dead_letter
+        self.writer = StoreWriter(engine, settings.max_messages_per_call)
+        self._monotonic = monotonic
+        self._wall = wall
+        self._pending = _Pending()
+        self._migrated = False
+        self._backoff = 0.0
+        self._next_retention = 0.0
+        self.heartbeat = monotonic()
+        self.running = False
+        self.db_up = False
+        self.failures = 0
+
+    @property
+    def pending_messages(self) -> int:
+        """Consumed and not yet written (and so not acknowledged)."""
+        return len(self._pending.messages)
+
+    def input_topics(self) -> list[str]:
+        return [self.topics.events, self.topics.calls, self.topics.streams, self.topics.alerts]
+
+    # -- input -----------------------------------------------------------------
+
+    def decode(self, message: Message) -> Batch:
+        """What one message adds to the store (empty for events the store does not keep)."""
+        t = self.topics
+        out = Batch()
+        if message.topic == t.events:
+            try:
+                event = parse_event(message.value)
+            except ValidationError:
+                if _kind(message.value) in COLLECTOR_MARKERS:
+                    return out
+                raise
+            if isinstance(event, SipMessageEvent):
+                out.messages.append(event)
+            elif isinstance(event, RtpStreamReport) and not event.final:
+                out.intervals.append(event)
+        elif message.topic == t.alerts:
+            out.alerts.append(Alert.model_validate_json(message.value))
+        elif message.topic in (t.calls, t.streams):
+            kind = _kind(message.value)
+            if kind == "call_record":
+                out.calls.append(CallRecord.model_validate_json(message.value))
+            elif kind == "stream_record":
+                out.streams.append(StreamRecord.model_validate_json(message.value))
+            else:
+                raise ValueError(f"unexpected kind {kind!r}")
+        return out
+
+    def handle(self, message: Message) -> None:
+        """Decode and queue one message; undecodable ones are dead-lettered (acked with the batch)."""
+        self.metrics.messages_consumed.labels(topic=message.topic).inc()
+        if message.timestamp_ms is not None:
+            lag = max(0.0, self._wall() - message.timestamp_ms / 1000.0)
+            self.metrics.consumer_lag_seconds.labels(topic=message.topic).set(lag)
+        if not self._pending.messages:
+            self._pending.since = self._monotonic()
+        self._pending.messages.append(message)
+        self.metrics.pending.set(len(self._pending.messages))
+        try:
+            batch = self.decode(message)
+        except (ValidationError, ValueError) as exc:
+            self.metrics.undecodable.inc()
+            self._dead_letter(message, f"undecodable: {type(exc).__name__}")
+            return
+        if len(batch):
+            self._pending.items.append((message, batch))
+
+    def _dead_letter(self, message: Message, reason: str) -> None:
+        log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
+        self.metrics.dead_lettered.inc()
+        if self.dead_letter is not None:
+            self.dead_letter.emit(
+                self.topics.deadletter,
+                message.key,
+                StoreDeadLetter(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    reason=reason,
+                    value=message.value[:65536].decode(errors="replace"),
+                ),
+            )
+
+    # -- output ----------------------------------------------------------------
+
+    def due(self) -> bool:
+        p = self._pending
+        if not p.messages:
+            return False
+        full = len(p.messages) >= self.settings.batch_size
+        return full or self._monotonic() - p.since >= self.settings.batch_interval_s
+
+    def flush(self, source: EventSource | None) -> bool:
+        """Write what is pending in one transaction, then acknowledge it; False if the DB is away."""
+        p = self._pending
+        if not p.messages:
+            return True
+        try:
+            if not self._migrated:
+                migrate(self.engine)
+                self._migrated = True
+            with self.metrics.write_seconds.time():
+                self._write(p)
+        except SQLAlchemyError as exc:
+            if not _unavailable(exc):
+                raise
+            self.failures += 1
+            self.db_up = False
+            self.metrics.db_up.set(0)
+            self.metrics.db_errors.labels(kind="unavailable").inc()
+            self._backoff = min(
+                self.settings.backoff_max_s, max(self.settings.backoff_initial_s, self._backoff * 2)
+            )
+            log.warning("store unavailable, retrying in %.1f s: %s", self._backoff, _error_text(exc))
+            return False
+        if not self.db_up:
+            log.info("store available")
+        self.db_up = True
+        self._backoff = 0.0
+        self.metrics.db_up.set(1)
+        if source is not None:
+            for message in p.messages:
+                source.ack(message)
+            commit = getattr(source, "commit", None)
+            if commit is not None:
+                commit()
+        self._pending = _Pending()
+        self.metrics.pending.set(0)
+        return True
+
+    def _write(self, p: _Pending) -> None:
+        batch = p.batch()
+        try:
+            stats = self.writer.write_batch(batch)
+        except SQLAlchemyError as exc:
+            if _unavailable(exc):
+                raise
+            # The database refused something in the batch: find it, keep the rest.
+            self.metrics.db_errors.labels(kind="rejected").inc()
+            log.warning("batch rejected (%s); writing message by message", _error_text(exc))
+            for message, single in p.items:
+                try:
+                    self._count(single, self.writer.write_batch(single).messages_dropped)
+                except SQLAlchemyError as one:
+                    if _unavailable(one):
+                        raise
+                    self._dead_letter(message, f"rejected: {_error_text(one)}")
+            self.metrics.batches.inc()
+            return
+        self._count(batch, stats.messages_dropped)
+        self.metrics.batches.inc()
+
+    def _count(self, batch: Batch, over_bound: int) -> None:
+        m = self.metrics.rows_written
+        m.labels(kind="call").inc(len(batch.calls))
+        m.labels(kind="stream").inc(len(batch.streams))
+        m.labels(kind="interval").inc(len(batch.intervals))
+        m.labels(kind="alert").inc(len(batch.alerts))
+        m.labels(kind="sip_message").inc(len(batch.messages) - over_bound)
+        self.metrics.sip_messages_over_bound.inc(over_bound)
+
+    def retention(self) -> None:
+        """Apply ``retention_days`` by the wall clock (hourly by default); errors wait for the next run."""
+        days = self.settings.retention_days
+        if days is None or self._monotonic() < self._next_retention:
+            return
+        self._next_retention = self._monotonic() + self.settings.retention_interval_s
+        try:
+            result = apply_retention(self.engine, datetime.fromtimestamp(self._wall(), UTC), days)
+        except SQLAlchemyError as exc:
+            log.warning("retention failed: %s", _error_text(exc))
+            return
+        self.writer.forget_partitions()
+        self.metrics.partitions_dropped.inc(result.partitions_dropped)
+        self.metrics.rows_expired.inc(sum(result.deleted.values()))
+
+    # -- loop ------------------------------------------------------------------
+
+    def run(self, source: EventSource, stop: threading.Event, *, poll_s: float = 0.2) -> int:
+        """Consume until ``stop`` (or idle, with ``exit_when_idle_s``); 0, or 1 if left unwritten."""
+        self.running = True
+        last_input = self._monotonic()
+        try:
+            while not stop.is_set():
+                self.heartbeat = self._monotonic()
+                if self._backoff and self._pending.messages:
+                    # The database is away: hold the batch (bounded), read nothing more until it is written.
+                    if stop.wait(self._backoff):
+                        break
+                    self.flush(source)
+                    continue
+                self.retention()
+                message = source.poll(poll_s)
+                if message is not None:
+                    last_input = self._monotonic()
+                    self.handle(message)
+                if self.due() or (message is None and self._pending.messages):
+                    self.flush(source)
+                idle = self._monotonic() - last_input
+                limit = self.settings.exit_when_idle_s
+                if limit is not None and not self._pending.messages and idle >= limit:
+                    log.info("idle for %.1f s, stopping", idle)
+                    break
+            return 0 if self.flush(source) else 1
+        finally:
+            self.running = False
+
+    def healthy(self, max_stall_s: float = 30.0) -> bool:
+        """Serving, the loop turning, and the last write reached the database."""
+        return self.running and self.db_up and self._monotonic() - self.heartbeat < max_stall_s
+
+
+def build_engine(settings: StoreSettings) -> Engine:
+    """The store's engine without touching the database (migrations run on the first write)."""
+    return open_store(settings.url.get_secret_value(), migrate=False)
