@@ -44,7 +44,7 @@ def test_ui_serves_a_capture_and_stops_on_sigterm() -> None:
         assert httpx.get(base + "/api/calls").json()["total"] == 4
         assert httpx.get(base + "/api/alerts").json()["total"] == 7
         page = httpx.get(base + "/")
-        assert page.status_code == 200 and '<span class="figure">4</span> calls' in page.text
+        assert page.status_code == 200 and 'id="calls-figure">4</span> calls' in page.text
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

@@ -117,3 +117,18 @@ def test_new_alerts_appear_on_an_open_error_log(page: Page, tmp_path: Path) -> N
         expect(page.locator("[data-live-status]")).to_have_text("live")
         _shot(page, "overview")
         page.goto("about:blank")  # close the event stream before the server goes
+
+
+def test_overview_updates_by_itself(page: Page, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    analyze_into_store(PCAPS / "rtp-pcap/sip-rtp-g722.pcap", url)
+    app = create_app(UiSettings(store_url=url, overview_hours=None, live_poll_s=0.1))
+    with serving(app) as base:
+        page.goto(base + "/")
+        expect(page.locator("[data-live-status]")).to_have_text("live")
+        calls = page.locator("#calls-figure")
+        expect(calls).to_have_text("1")
+        analyze_into_store(PCAPS / "rtp-pcap/aaa.pcap", url)
+        expect(page.locator("#alert-feed li")).to_have_count(7, timeout=20_000)  # pushed (SSE)
+        expect(calls).to_have_text("5", timeout=20_000)  # refreshed (every 10 s)
+        page.goto("about:blank")

@@ -30,7 +30,7 @@ def test_overview(http: httpx.Client) -> None:
     assert "default-src 'none'; script-src 'self'" in r.headers["content-security-policy"]
     _only_external_scripts(r.text)
     api = http.get("/api/overview").json()
-    assert f'<span class="figure">{api["calls"]}</span> calls' in r.text
+    assert f'<span class="figure" id="calls-figure">{api["calls"]}</span> calls' in r.text
     assert api["calls"] == 12
     cursor = int(re.search(r'sse-connect="/events/alerts\?after=(\d+)', r.text).group(1))  # type: ignore[union-attr]
     assert cursor == 9  # every stored alert is already on the page
