@@ -2,6 +2,7 @@
 
     callqual ui --store sqlite:///calls.db           # a store the services or `analyze --store` fill
     callqual ui capture.pcap                         # analysed into a temporary SQLite store first
+    callqual ui --interface eth1                     # live capture into a temporary SQLite store
 
 Binds 127.0.0.1 by default. Any other --host needs CALLQUAL_UI_TOKEN (bearer token for
 /api, login form for browsers) and refuses to start without it. Settings also come from
@@ -37,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "capture", nargs="?", type=Path, help="analyse this capture into a temporary store and serve it"
     )
     p.add_argument("--store", help="call store URL (sqlite:///path.db or postgresql://...)")
+    p.add_argument("--interface", metavar="IF", help="capture IF live into a temporary store (CAP_NET_RAW)")
+    p.add_argument("--bpf", help="capture filter for --interface (default: SIP and RTP)")
     p.add_argument("--host", help="address to bind (default 127.0.0.1; others need CALLQUAL_UI_TOKEN)")
     p.add_argument("--port", type=int, help="port (default 8080)")
     p.set_defaults(func=run)
@@ -46,14 +49,14 @@ def run(args: argparse.Namespace) -> int:
     from callqual.ui.settings import UiSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if (args.capture is None) == (args.store is None):
-        print("callqual ui: give either a capture file or --store URL", file=sys.stderr)
+    if sum(x is not None for x in (args.capture, args.store, args.interface)) != 1:
+        print("callqual ui: give one of a capture file, --store URL or --interface IF", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     overrides: dict[str, object] = {
         k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None
     }
     with tempfile.TemporaryDirectory(prefix="callqual-ui-") as tmp:
-        if args.capture is not None:
+        if args.store is None:
             url = f"sqlite:///{Path(tmp) / 'calls.db'}"
             overrides |= {"store_url": url, "overview_hours": None}
         else:
@@ -67,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
             code = _fill_from_capture(args.capture, settings.store_url)
             if code:
                 return code
+        if args.interface is not None:
+            return _serve_live(settings, args.interface, args.bpf)
         return _serve(settings)
 
 
@@ -85,6 +90,44 @@ def _fill_from_capture(capture: Path, url: str) -> int:
         return EXIT_BAD_INPUT
     summary = stored.report.summary
     print(f"callqual ui: {summary.calls} calls, {summary.alerts} alerts from {capture}", flush=True)
+    return 0
+
+
+def _serve_live(settings: object, interface: str, bpf: str | None) -> int:
+    """Capture in a thread into the store while the UI serves it; stopping the UI stops the capture."""
+    import threading
+
+    from callqual.collector.capture.live import LiveCapture, LiveCaptureError
+    from callqual.store.engine import open_store
+    from callqual.store.writer import StoreWriter
+    from callqual.ui.app import create_app
+    from callqual.ui.live_store import LiveStorer
+    from callqual.ui.server import UiServer
+    from callqual.ui.settings import UiSettings
+
+    assert isinstance(settings, UiSettings)
+    capture = LiveCapture(interface, bpf=bpf)
+    try:
+        capture.open()
+    except LiveCaptureError as exc:
+        print(f"callqual ui: cannot capture on {exc} (needs CAP_NET_RAW, CAP_NET_ADMIN)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    engine = open_store(settings.store_url)
+    storer = LiveStorer(StoreWriter(engine))
+    with capture:
+        consumer = threading.Thread(target=storer.run, args=(capture,), name="live-capture")
+        consumer.start()
+        server = UiServer(create_app(settings, engine), settings.host, settings.port)
+        print(f"callqual ui: capturing on {interface}", flush=True)
+        print(f"callqual ui: serving http://{settings.host}:{settings.port}/", flush=True)
+        try:
+            server.run()
+        finally:
+            capture.stop()
+            consumer.join()
+    engine.dispose()
+    if storer.dropped:
+        print(f"callqual ui: rows not stored: {dict(storer.dropped)}", file=sys.stderr)
     return 0
 
 

@@ -73,4 +73,4 @@ def test_ui_wants_a_capture_or_a_store() -> None:
         timeout=60,
         check=False,
     )
-    assert r.returncode == 2 and "either a capture file or --store" in r.stderr
+    assert r.returncode == 2 and "one of a capture file, --store URL or --interface IF" in r.stderr
