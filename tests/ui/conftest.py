@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from callqual.store.embedded import analyze_into_store
 from callqual.store.engine import open_store
 from callqual.ui.app import create_app
+from callqual.ui.model import SipMessage
 from callqual.ui.pcap_export import export_pcap
 from callqual.ui.settings import UiSettings
 from tests.shared_captures import PCAPS
@@ -30,20 +31,35 @@ STORE_CAPTURES = [
 ]
 SCRIPT = "<script>alert(1)</script>"
 SCRIPT_CALL_ID = "script-header-call@example.test"
+#: Characters a Call-ID may hold (RFC 3261 ``word``) that a URL path must escape
+ODD_CALL_ID = "a/b?c%41+(d)~e:f@example.test"
+
+
+def _recast(call_id: str, user_agent: str | None, display: str | None) -> list[SipMessage]:
+    """The g722 call under another Call-ID, with an extra User-Agent and From display name."""
+    messages, _ = captured_call("rtp-pcap/sip-rtp-g722.pcap")
+    out = []
+    for m in messages:
+        raw = m.raw
+        old = raw.split(b"Call-ID: ", 1)[1].split(b"\r\n", 1)[0]
+        raw = raw.replace(b"Call-ID: " + old, b"Call-ID: " + call_id.encode())
+        if user_agent is not None:
+            raw = raw.replace(b"\r\n\r\n", f"\r\nUser-Agent: {user_agent}\r\n\r\n".encode(), 1)
+        if display is not None:
+            raw = raw.replace(b'From: "G722/8000"', f'From: "{display}"'.encode())
+        out.append(replace(m, raw=raw))
+    return out
 
 
 def script_capture(path: Path) -> Path:
     """The g722 call with a hostile User-Agent and From display name (and its own Call-ID)."""
-    messages, _ = captured_call("rtp-pcap/sip-rtp-g722.pcap")
-    evil = []
-    for m in messages:
-        raw = m.raw
-        call_id = raw.split(b"Call-ID: ", 1)[1].split(b"\r\n", 1)[0]
-        raw = raw.replace(b"Call-ID: " + call_id, b"Call-ID: " + SCRIPT_CALL_ID.encode())
-        raw = raw.replace(b"\r\n\r\n", f"\r\nUser-Agent: {SCRIPT}\r\n\r\n".encode(), 1)
-        raw = raw.replace(b'From: "G722/8000"', f'From: "{SCRIPT}"'.encode())
-        evil.append(replace(m, raw=raw))
-    path.write_bytes(export_pcap(evil))
+    path.write_bytes(export_pcap(_recast(SCRIPT_CALL_ID, SCRIPT, SCRIPT)))
+    return path
+
+
+def odd_call_id_capture(path: Path) -> Path:
+    """The g722 call under a Call-ID full of URL-special characters."""
+    path.write_bytes(export_pcap(_recast(ODD_CALL_ID, None, None)))
     return path
 
 
@@ -54,6 +70,7 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     for name in STORE_CAPTURES:
         analyze_into_store(PCAPS / name, url)
     analyze_into_store(script_capture(tmp / "script.pcap"), url)
+    analyze_into_store(odd_call_id_capture(tmp / "odd.pcap"), url)
     return url
 
 

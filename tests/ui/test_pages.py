@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from callqual.ui.urls import call_url
-from tests.ui.conftest import SCRIPT, SCRIPT_CALL_ID
+from tests.ui.conftest import ODD_CALL_ID, SCRIPT, SCRIPT_CALL_ID
 
 FAILED_CALL = "11894297-4432a9f8@192.168.1.2"  # aaa.pcap: 480, call_failed + long_post_dial_delay
 G722_CALL = "1-2161@10.0.2.20"
@@ -31,9 +31,9 @@ def test_overview(http: httpx.Client) -> None:
     _only_external_scripts(r.text)
     api = http.get("/api/overview").json()
     assert f'<span class="figure" id="calls-figure">{api["calls"]}</span> calls' in r.text
-    assert api["calls"] == 12
+    assert api["calls"] == 13
     cursor = int(re.search(r'sse-connect="/events/alerts\?after=(\d+)', r.text).group(1))  # type: ignore[union-attr]
-    assert cursor == 9  # every stored alert is already on the page
+    assert cursor == 10  # every stored alert is already on the page
     assert r.text.count('class="sev-') == len(api["latest_alerts"]) > 0
     assert "MOS distribution" in r.text and "Calls per minute" in r.text
 
@@ -41,7 +41,7 @@ def test_overview(http: httpx.Client) -> None:
 def test_alerts_page_filters_and_evidence(http: httpx.Client) -> None:
     page = http.get("/alerts")
     assert page.status_code == 200
-    assert page.text.count('class="alert-row') == 9
+    assert page.text.count('class="alert-row') == 10
     failed = http.get("/alerts", params={"rule": "call_failed"})
     assert failed.text.count('class="alert-row') == 4
     critical = http.get("/api/alerts", params={"severity": "critical"}).json()
@@ -68,14 +68,14 @@ def test_bad_filter_is_a_counted_400(http: httpx.Client) -> None:
 
 def test_calls_search_facets_and_pagination(http: httpx.Client) -> None:
     api = http.get("/api/calls").json()
-    assert api["total"] == 12
-    assert api["facets"] == {"failed_auth": 2, "failed_network": 2, "failed_user": 1, "no_media": 2, "ok": 5}
+    assert api["total"] == 13
+    assert api["facets"] == {"failed_auth": 2, "failed_network": 2, "failed_user": 1, "no_media": 3, "ok": 5}
     html = http.get("/calls").text
     for category, count in api["facets"].items():
         assert re.search(rf">{category} <span class=\"count\">{count}</span>", html)
     problem_rows = html.count('<tr tabindex="0" data-href="/calls/') - html.count('class="">')
     assert html.index('class="problem"') < html.index('class="">')  # problem calls first
-    assert problem_rows == 7
+    assert problem_rows == 8
     ok = http.get("/calls", params={"category": "ok"}).text
     assert ok.count('data-href="/calls/') == 5
     by_ip = http.get("/api/calls", params={"ip": "10.33.6.101"}).json()
@@ -86,10 +86,10 @@ def test_calls_search_facets_and_pagination(http: httpx.Client) -> None:
 def test_pagination(http: httpx.Client, ui_small_pages: str) -> None:
     first = httpx.get(ui_small_pages + "/calls").text
     assert first.count('data-href="/calls/') == 5
-    assert "page 1 of 3 (12 in all)" in first
+    assert "page 1 of 3 (13 in all)" in first
     assert 'href="?page=2" rel="next"' in first
     third = httpx.get(ui_small_pages + "/calls?page=3").text
-    assert third.count('data-href="/calls/') == 2
+    assert third.count('data-href="/calls/') == 3
     assert 'rel="next"' not in third
 
 
@@ -130,7 +130,7 @@ def test_call_page_alerts_link_to_ladder_messages(http: httpx.Client) -> None:
 
 def test_call_page_quality_charts(http: httpx.Client) -> None:
     calls = http.get("/api/calls").json()["rows"]
-    with_intervals = [c for c in calls if http.get(f"/api/calls/{c['call_id']}").json()["intervals"]]
+    with_intervals = [c for c in calls if http.get("/api" + call_url(c["call_id"])).json()["intervals"]]
     assert with_intervals
     html = http.get(call_url(with_intervals[0]["call_id"])).text
     assert html.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 3
@@ -191,3 +191,19 @@ def test_api_and_openapi(http: httpx.Client) -> None:
     assert call["links"]["pcap"] == call_url(FAILED_CALL, ".pcap")
     assert http.get("/api/calls/nope").status_code == 404
     assert http.get("/healthz").json()["status"] == "ok"
+
+
+def test_call_ids_with_url_characters_reach_their_call(http: httpx.Client) -> None:
+    assert call_url(ODD_CALL_ID) == "/calls/a%2Fb%3Fc%2541+%28d%29~e:f@example.test"
+    assert ODD_CALL_ID in [c["call_id"] for c in http.get("/api/calls").json()["rows"]]
+    detail = http.get("/api" + call_url(ODD_CALL_ID)).json()
+    assert detail["call"]["call_id"] == ODD_CALL_ID and len(detail["messages"]) == 6
+    page = http.get(call_url(ODD_CALL_ID)).text
+    assert page.count('class="msg ') == 6
+    first = detail["messages"][0]["id"]
+    assert "INVITE sip:test@10.0.2.15:5060" in http.get(f"{call_url(ODD_CALL_ID)}/messages/{first}").text
+    assert http.get(call_url(ODD_CALL_ID, ".txt")).text.startswith(f"Call-ID: {ODD_CALL_ID}\n")
+    assert http.get(call_url(ODD_CALL_ID, ".pcap")).headers["content-disposition"] == (
+        'attachment; filename="a_b_c_41__d__e_f_example.test.pcap"'
+    )
+    assert http.get(call_url(ODD_CALL_ID, "/ladder.svg")).status_code == 200
