@@ -34,7 +34,8 @@ def _free_port() -> int:
 class PostgresServer:
     """One throwaway cluster; :meth:`stop`/:meth:`start` let fault tests take it away and back."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        """``durable=False`` (tests): no fsync, no synchronous commit; benchmarks keep the defaults."""
         for tool in ("initdb", "pg_ctl", "postgres"):
             if not (PG_BIN / tool).exists():
                 pytest.fail(f"PostgreSQL not installed: {PG_BIN / tool} missing (scripts/setup installs it)")
@@ -48,10 +49,10 @@ class PostgresServer:
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{self.root}'\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 50\n"
-                "shared_buffers = 128MB\n"
+                f"unix_socket_directories = '{self.root}'\nmax_connections = 50\nshared_buffers = 256MB\n"
             )
+            if not durable:
+                conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
         self.start()
 
     def _run(self, tool: str, *args: str) -> None:

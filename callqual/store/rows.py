@@ -42,6 +42,7 @@ CORRELATION_HEADERS: dict[str, tuple[bytes, ...]] = {
     "session_id": (b"session-id",),
     "p_charging_vector": (b"p-charging-vector",),
 }
+_WANTED = {name: column for column, names in CORRELATION_HEADERS.items() for name in names}
 _HEADER_LINE = re.compile(rb"^([A-Za-z0-9!%*_+`'~.-]+)[ \t]*:[ \t]*(.*?)[ \t]*$")
 _MAX_HEADER_VALUE = 512
 
@@ -70,14 +71,16 @@ def message_key(m: SipMessageEvent) -> int:
 
 def correlation_headers(raw: bytes) -> dict[str, str | None]:
     """X-CID, Session-ID and P-Charging-Vector as they appear in the message head (first occurrence)."""
-    wanted = {name: column for column, names in CORRELATION_HEADERS.items() for name in names}
     found: dict[str, str | None] = dict.fromkeys(CORRELATION_HEADERS)
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    lowered = head.lower()
+    if not any(name in lowered for name in _WANTED):
+        return found  # the common case: one substring scan, no per-line parsing
     for line in head.splitlines()[1:]:
         match = _HEADER_LINE.match(line)
         if match is None:
             continue
-        column = wanted.get(match.group(1).lower())
+        column = _WANTED.get(match.group(1).lower())
         if column is not None and found[column] is None:
             found[column] = match.group(2)[:_MAX_HEADER_VALUE].decode("utf-8", "backslashreplace")
     return found

@@ -43,9 +43,10 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the call store; use timezone-aware UTC")
-        value = value.astimezone(UTC)
+        if value.tzinfo is not UTC:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the call store; use timezone-aware UTC")
+            value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -240,5 +241,9 @@ sip_message_counts = Table(
     Column("stored", Integer, nullable=False),
     Column("dropped", Integer, nullable=False),
     Column("last_ts", UtcDateTime, nullable=False),
+    #: First leg-correlation headers seen in the call's messages (one lookup for the calls row)
+    Column("x_cid", Text),
+    Column("session_id", Text),
+    Column("p_charging_vector", Text),
     Index(None, "last_ts"),
 )

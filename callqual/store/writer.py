@@ -70,6 +70,23 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
+def _copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL ``COPY`` of rows known to be new (the bulk of the volume: SIP messages).
+
+    Several times faster than INSERT; a row another writer stored in the meantime makes the
+    transaction fail with a unique violation, and a retry skips it as already stored.
+    """
+    columns = [c.name for c in table.c]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
 class StoreWriter:
     """Upserts batches into the store behind ``engine`` (SQLite or PostgreSQL)."""
 
@@ -151,15 +168,25 @@ class StoreWriter:
     ) -> None:
         """Insert ``rows``; where ``key`` exists, overwrite every column but the key and ``keep``."""
         unique = list({tuple(r[k] for k in key): r for r in rows}.values())
-        for chunk in _chunks(unique):
-            stmt = self._insert(table).values(list(chunk))
-            update_cols = {c: stmt.excluded[c] for c in chunk[0] if c not in key and c not in keep}
-            conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols))
+        if not unique:
+            return
+        # One statement for all rows (executemany): compiled once and cached, sent in
+        # multi-row batches by the driver layer ("insertmanyvalues").
+        stmt = self._insert(table)
+        update_cols = {c: stmt.excluded[c] for c in unique[0] if c not in key and c not in keep}
+        conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols), unique)
 
-    def _existing(self, conn: Connection, column: Any, values: Iterable[Any]) -> set[Any]:
-        found: set[Any] = set()
-        for chunk in _chunks(list(values)):
-            found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    def _stored_message_ids(self, conn: Connection, rows: list[dict[str, Any]]) -> set[int]:
+        """Which of ``rows`` are stored already; bounded by the batch's time span, so PostgreSQL
+        only looks into the partitions of those days."""
+        if not rows:
+            return set()
+        m = sip_messages.c
+        low, high = min(r["ts"] for r in rows), max(r["ts"] for r in rows)
+        found: set[int] = set()
+        for chunk in _chunks([r["id"] for r in rows]):
+            query = select(m.id).where(m.ts >= low, m.ts <= high, m.id.in_(chunk))
+            found.update(conn.execute(query).scalars())
         return found
 
     def _messages(self, conn: Connection, events: list[SipMessageEvent]) -> WriteStats:
@@ -168,7 +195,7 @@ class StoreWriter:
         if not events:
             return stats
         by_id = {r["id"]: r for r in map(wire.message_row, events)}
-        stored_ids = self._existing(conn, sip_messages.c.id, by_id)
+        stored_ids = self._stored_message_ids(conn, list(by_id.values()))
         fresh = sorted((r for i, r in by_id.items() if i not in stored_ids), key=lambda r: (r["ts"], r["id"]))
         if not fresh:
             return stats
@@ -190,13 +217,27 @@ class StoreWriter:
             stats.messages_stored += len(kept)
             stats.messages_dropped += over
             count_rows.append(
-                {"call_id": call_id, "stored": len(kept), "dropped": over, "last_ts": rows[-1]["ts"]}
+                {
+                    "call_id": call_id,
+                    "stored": len(kept),
+                    "dropped": over,
+                    "last_ts": rows[-1]["ts"],
+                    # First value seen of each leg-correlation header (kept or not)
+                    **{
+                        h: next((r[h] for r in rows if r[h] is not None), None)
+                        for h in wire.CORRELATION_HEADERS
+                    },
+                }
             )
-        for chunk in _chunks(keep):
-            stmt = self._insert(sip_messages).values([{**r, "retransmission": False} for r in chunk])
-            conn.execute(stmt.on_conflict_do_nothing())
-        for chunk in _chunks(count_rows):
-            stmt = self._insert(sip_message_counts).values(list(chunk))
+        if keep:
+            for row in keep:
+                row["retransmission"] = False
+            if self._postgres:
+                _copy_rows(conn, sip_messages, keep)
+            else:
+                conn.execute(self._insert(sip_messages).on_conflict_do_nothing(), keep)
+        if count_rows:
+            stmt = self._insert(sip_message_counts)
             c = sip_message_counts.c
             conn.execute(
                 stmt.on_conflict_do_update(
@@ -207,8 +248,10 @@ class StoreWriter:
                         "last_ts": func.max(c.last_ts, stmt.excluded.last_ts)
                         if not self._postgres
                         else func.greatest(c.last_ts, stmt.excluded.last_ts),
+                        **{h: func.coalesce(c[h], stmt.excluded[h]) for h in wire.CORRELATION_HEADERS},
                     },
-                )
+                ),
+                count_rows,
             )
         self._mark_retransmissions(conn, list(per_call))
         return stats
@@ -256,17 +299,10 @@ class StoreWriter:
         if not call_ids:
             return
         c = calls.c
-        s, a, m = streams.c, alerts.c, sip_messages.c
+        s, a, n = streams.c, alerts.c, sip_message_counts.c
 
         def first_header(column: str) -> ColumnElement[Any]:
-            col = m[column]
-            return (
-                select(col)
-                .where(m.call_id == c.call_id, col.is_not(None))
-                .order_by(m.ts, m.id)
-                .limit(1)
-                .scalar_subquery()
-            )
+            return select(n[column]).where(n.call_id == c.call_id).scalar_subquery()
 
         values: dict[str, Any] = {
             "mean_mos": select(func.avg(s.mos))

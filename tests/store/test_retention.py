@@ -86,3 +86,35 @@ def test_sqlite_gives_pages_back(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one() == 2  # incremental
             assert conn.exec_driver_sql("PRAGMA freelist_count").scalar_one() == 0
             assert conn.exec_driver_sql("PRAGMA page_count").scalar_one() < pages_before
+
+
+def test_the_store_service_applies_retention_by_its_clock(tmp_path: Path) -> None:
+    """``callqual store --retention-days``: hourly by the (injected) wall and monotonic clocks."""
+    from prometheus_client import CollectorRegistry
+
+    from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine
+
+    url = f"sqlite:///{tmp_path / 'calls.db'}"
+    for name in [*OLD, NEW]:
+        analyze_into_store(capture(name), url)
+    clock = {"wall": datetime(2016, 11, 27, 10, 0, tzinfo=UTC).timestamp(), "mono": 0.0}
+    settings = StoreSettings(url=url, retention_days=1, retention_interval_s=3600)
+    engine = build_engine(settings)
+    metrics = StoreMetrics(CollectorRegistry())
+    service = StoreService(
+        engine, settings, metrics, wall=lambda: clock["wall"], monotonic=lambda: clock["mono"]
+    )
+    try:
+        service.retention()
+        new_report, _ = analyse(NEW)
+        assert _counts(url)["calls"] == new_report.summary.calls
+        clock["wall"] += 2 * 86400  # two days later, but within the hour: not yet
+        clock["mono"] += 60
+        service.retention()
+        assert _counts(url)["calls"] == new_report.summary.calls
+        clock["mono"] += 3600
+        service.retention()
+        assert _counts(url)["calls"] == 0
+        assert metrics.rows_expired._value.get() > 0
+    finally:
+        engine.dispose()

@@ -58,4 +58,31 @@ def test_migration_is_idempotent(postgres_url: str) -> None:
     with store(postgres_url):
         pass
     with store(postgres_url) as engine, engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_leg_correlation_headers_reach_the_call_row(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """heplify/sip_sctp.pcap: a Russian operator's INVITE with a P-Charging-Vector."""
+    url = f"sqlite:///{tmp_path / 'c.db'}" if engine == "sqlite" else request.getfixturevalue("postgres_url")
+    report = analyze_into_store(capture("heplify/sip_sctp.pcap"), url)
+    (call,) = report.report.calls
+    with store(url) as e, e.connect() as conn:
+        row = conn.execute(
+            select(calls.c.p_charging_vector, calls.c.x_cid).where(calls.c.call_id == call.call_id)
+        ).one()
+        first = (
+            conn.execute(
+                select(sip_messages.c.p_charging_vector)
+                .where(sip_messages.c.call_id == call.call_id)
+                .order_by(sip_messages.c.ts)
+            )
+            .scalars()
+            .first()
+        )
+    assert row.p_charging_vector == first
+    assert row.p_charging_vector is not None and row.p_charging_vector.startswith("icid-value=l3IAkHDw")
+    assert "orig-ioi=astrakhan.megafonvolga.ru" in row.p_charging_vector
+    assert row.x_cid is None
