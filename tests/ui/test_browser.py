@@ -5,6 +5,7 @@ Screenshots are test artefacts under ``bench/out/screenshots`` (gitignored).
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from callqual.simulator import simulate
 from callqual.store.embedded import analyze_into_store
 from callqual.ui.app import create_app
 from callqual.ui.settings import UiSettings
@@ -132,3 +134,39 @@ def test_overview_updates_by_itself(page: Page, tmp_path: Path) -> None:
         expect(page.locator("#alert-feed li")).to_have_count(7, timeout=20_000)  # pushed (SSE)
         expect(calls).to_have_text("5", timeout=20_000)  # refreshed (every 10 s)
         page.goto("about:blank")
+
+
+@pytest.mark.tshark
+def test_overview_to_alert_to_ladder_to_raw_packet_to_pcap(page: Page, tmp_path: Path) -> None:
+    """The issue's "done when", as a new user walks it on the demo capture."""
+    demo = tmp_path / "demo.pcap"
+    simulate("demo", demo, seed=7)
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    analyze_into_store(demo, url)
+    with serving(create_app(UiSettings(store_url=url, overview_hours=None))) as base:
+        page.goto(base + "/")
+        page.get_by_role("link", name="All alerts →").click()
+        page.get_by_label("Rule").fill("packet_loss")
+        page.get_by_role("button", name="Filter").click()
+        row = page.locator("tr.alert-row").first
+        row.get_by_role("button", name="Error packets").click()
+        evidence = page.locator(".evidence").first
+        expect(evidence.locator("pre .hit").first).to_be_visible()
+        evidence.get_by_role("link", name="open the call").click()
+        ladder = page.locator("svg.ladder")
+        expect(ladder).to_be_visible()
+        arrows = ladder.locator(".msg")
+        count = arrows.count()
+        assert count >= 6
+        arrows.nth(0).click()
+        expect(page.locator("#raw-message pre")).to_contain_text("INVITE sip:")
+        with page.expect_download() as download:
+            page.get_by_role("link", name="pcap").click()
+        saved = tmp_path / "call.pcap"
+        download.value.save_as(saved)
+        page.goto("about:blank")
+    out = subprocess.run(
+        ["tshark", "-r", str(saved), "-Y", "sip", "-T", "fields", "-e", "sip.Call-ID"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert len(out) == count and len(set(out)) == 1
