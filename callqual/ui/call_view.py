@@ -86,6 +86,7 @@ def build_call_view(detail: CallDetail) -> CallView:
         s.stream_id: f"{s.codec or '?'} {endpoint(s.src_ip, s.src_port)}→{endpoint(s.dst_ip, s.dst_port)}"
         for s in detail.streams
     }
+    # Markup: render_ladder and the chart writers escape every piece of text they place.
     charts = {k: Markup(v) for k, v in quality_charts(detail.intervals, names).items()}
     alerts = [AlertView(a, evidence_links(a, detail.messages)) for a in detail.alerts]
     model = next((a for a in detail.alerts if a.rule == MODEL_RULE), None)

@@ -93,6 +93,11 @@ def bar_chart(title: str, bars: Sequence[tuple[str, int]]) -> str:
     return "".join(out)
 
 
+def minute_label(minute: datetime, days: int) -> str:
+    """``HH:MM``, with the date in front when the series spans several days."""
+    return minute.strftime("%m-%d %H:%M" if days > 1 else "%H:%M")
+
+
 def _seconds(ts: datetime, start: datetime) -> float:
     return (ts - start).total_seconds()
 

@@ -72,10 +72,14 @@ def test_pages_go_through_the_login_form(guarded: str) -> None:
         assert right.status_code == 303 and right.headers["location"] == "/calls"
         cookie = right.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and TOKEN not in cookie
-        assert browser.get("/calls").status_code == 200
+        calls = browser.get("/calls")
+        assert calls.status_code == 200 and 'action="/logout"' in calls.text
         assert browser.get("/api/calls").status_code == 200  # the session also opens the API
         offsite = browser.post("/login", data={"token": TOKEN, "next": "//evil.example"})
         assert offsite.headers["location"] == "/"
+        out = browser.post("/logout")
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert browser.get("/calls").status_code == 303  # the cookie is gone
 
 
 def test_security_headers_on_every_response(guarded: str) -> None:

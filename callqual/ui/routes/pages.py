@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from callqual.ui.call_view import build_call_view, evidence_lines
-from callqual.ui.charts import bar_chart
+from callqual.ui.charts import bar_chart, minute_label
 from callqual.ui.filters import AlertQuery, CallQuery
 from callqual.ui.routes.common import Conn, overview_window, render, settings_of
 from callqual.ui.store_access import (
@@ -26,9 +26,10 @@ router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 def overview_page(request: Request, conn: Conn) -> Response:
     since, until = overview_window(request)
     view = overview(conn, since, until)
-    per_minute = Markup(
-        bar_chart("Calls per minute", [(m.minute.strftime("%H:%M"), m.calls) for m in view.calls_per_minute])
-    )
+    days = len({m.minute.date() for m in view.calls_per_minute})
+    minutes = [(minute_label(m.minute, days), m.calls) for m in view.calls_per_minute]
+    # Markup: the chart writers escape every label themselves.
+    per_minute = Markup(bar_chart("Calls per minute", minutes))
     mos = Markup(
         bar_chart("MOS distribution", [(f"{b.low:.1f}-{b.high:.1f}", b.calls) for b in view.mos_histogram])
     )
