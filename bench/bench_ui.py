@@ -1,6 +1,6 @@
-"""Web UI timings over a SQLite call store, each beside its reference (the store query alone).
+"""Web UI timings over a call store, each beside its reference (the store query alone).
 
-    python bench/bench_ui.py [--alerts 100000] [--repeat 30]
+    python bench/bench_ui.py [--alerts 100000] [--repeat 30] [--engine sqlite|postgresql]
 
 1. A call page with 500 SIP messages (a demo call topped up with in-dialog INFO/200 pairs):
    GET /calls/{id} over HTTP vs ``call_detail`` alone (and ``render_ladder`` alone).
@@ -8,7 +8,8 @@
    ``search_alerts`` alone.
 3. Live feed: an SSE client on /events/alerts; time from the writer's commit returning to the
    event arriving (default poll 0.25 s).
-The server is uvicorn in a thread of this process, the client httpx; medians and p95 in ms.
+The store is SQLite, or PostgreSQL in a cluster of its own (``--engine postgresql``). The server
+is uvicorn in a thread of this process, the client httpx; medians and p95 in ms.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from callqual.ui.app import create_app  # noqa: E402
 from callqual.ui.ladder import render_ladder  # noqa: E402
 from callqual.ui.settings import UiSettings  # noqa: E402
 from callqual.ui.urls import call_url  # noqa: E402
+from tests.postgres_server import PostgresServer  # noqa: E402
 from tests.ui.ui_server import serving  # noqa: E402
 
 RULES = ["call_failed", "packet_loss", "low_mos", "high_jitter", "sip_scanner", "no_media"]
@@ -148,69 +150,75 @@ def sse_latency(base: str, writer: StoreWriter, cursor: int, count: int) -> list
     return sorted((received[k] - t) * 1000 for k, t in committed.items() if k in received)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--alerts", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--capture", type=Path, default=ROOT / "bench/out/demo.pcap")
-    args = parser.parse_args()
-    n = args.repeat
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        analyze_into_store(args.capture, url)
-        engine = open_store(url)
-        writer = StoreWriter(engine)
-        detail = long_call(engine, writer, 500)
-        fill_s = fill_alerts(writer, args.alerts)
-        with engine.connect() as conn:
-            total = q.search_alerts(conn, q.AlertFilter(limit=1)).total
-            cursor = q.latest_alert_cursor(conn)
-        print(
-            f"store: a call with {len(detail.messages)} messages; {total} alerts (written in {fill_s:.1f} s)"
-        )
-        settings = UiSettings(store_url=url, overview_hours=None)
-        rows: list[tuple[str, Timing, Timing | None]] = []
+def measure(url: str, capture: Path, alerts: int, n: int) -> None:
+    """Fill the store at ``url`` and print the table (see the module docstring)."""
+    analyze_into_store(capture, url)
+    engine = open_store(url)
+    writer = StoreWriter(engine)
+    detail = long_call(engine, writer, 500)
+    fill_s = fill_alerts(writer, alerts)
+    with engine.connect() as conn:
+        total = q.search_alerts(conn, q.AlertFilter(limit=1)).total
+        cursor = q.latest_alert_cursor(conn)
+    print(
+        f"{engine.dialect.name}: a call with {len(detail.messages)} messages; {total} alerts ({fill_s:.1f} s)"
+    )
+    settings = UiSettings(store_url=url, overview_hours=None)
+    rows: list[tuple[str, Timing, Timing | None]] = []
 
-        def query(fn: Callable[..., object], *a: object) -> Callable[[], object]:
-            def run() -> object:
-                with engine.connect() as conn:
-                    return fn(conn, *a)
+    def query(fn: Callable[..., object], *a: object) -> Callable[[], object]:
+        def run() -> object:
+            with engine.connect() as conn:
+                return fn(conn, *a)
 
-            return run
+        return run
 
-        with serving(create_app(settings, engine)) as base, httpx.Client(base_url=base, timeout=60) as http:
-            page = call_url(detail.call.call_id)
-            assert http.get(page).text.count('class="msg ') == 500
-            ui = timed(lambda: http.get(page), n)
-            rows.append(("call page, 500 messages", ui, timed(query(q.call_detail, detail.call.call_id), n)))
-            rows.append(
-                (
-                    "  its ladder SVG alone",
-                    timed(lambda: render_ladder(detail.messages, detail.streams), n),
-                    None,
-                )
-            )
-            cases = [
-                ("alerts, page 1", {}, q.AlertFilter()),
-                ("alerts, page 1000", {"page": 1000}, q.AlertFilter(offset=999 * 50)),
-                ("alerts, rule+severity", {"rule": "low_mos", "severity": "critical"},
-                 q.AlertFilter(rule="low_mos", severity="critical")),
-            ]  # fmt: skip
-            for label, params, f in cases:
-                assert http.get("/alerts", params=params).status_code == 200
-                ui = timed(lambda p=params: http.get("/alerts", params=p), n)  # type: ignore[misc]
-                rows.append((f"{label} of {total}", ui, timed(query(q.search_alerts, f), n)))
-            latencies = sse_latency(base, writer, cursor, n)
-        engine.dispose()
-    print(f"\n{'':34} {'UI median':>9} {'p95':>7} {'query median':>12} {'p95':>7} {'UI/query':>8}")
+    with serving(create_app(settings, engine)) as base, httpx.Client(base_url=base, timeout=60) as http:
+        page = call_url(detail.call.call_id)
+        assert http.get(page).text.count('class="msg ') == 500
+        ui = timed(lambda: http.get(page), n)
+        rows.append(("call page, 500 messages", ui, timed(query(q.call_detail, detail.call.call_id), n)))
+        ladder = timed(lambda: render_ladder(detail.messages, detail.streams), n)
+        rows.append(("  its ladder SVG alone", ladder, None))
+        cases = [
+            ("alerts, page 1", {}, q.AlertFilter()),
+            ("alerts, page 1000", {"page": 1000}, q.AlertFilter(offset=999 * 50)),
+            ("alerts, rule+severity", {"rule": "low_mos", "severity": "critical"},
+             q.AlertFilter(rule="low_mos", severity="critical")),
+        ]  # fmt: skip
+        for label, params, f in cases:
+            assert http.get("/alerts", params=params).status_code == 200
+            ui = timed(lambda p=params: http.get("/alerts", params=p), n)  # type: ignore[misc]
+            rows.append((f"{label} of {total}", ui, timed(query(q.search_alerts, f), n)))
+        latencies = sse_latency(base, writer, cursor, n)
+    engine.dispose()
+    print(f"\n{'ms':34} {'UI median':>9} {'p95':>7} {'query median':>12} {'p95':>7} {'UI/query':>8}")
     for label, (ui_med, ui_p95), ref in rows:
-        tail = f"{ref[0]:12.1f} {ref[1]:7.1f} {ui_med / ref[0]:8.1f}" if ref else f"{'':12} {'':7} {'':8}"
-        print(f"{label:34} {ui_med:9.1f} {ui_p95:7.1f} {tail}")
+        tail = f"{ref[0]:12.1f} {ref[1]:7.1f} {ui_med / ref[0]:8.1f}" if ref else ""
+        print(f"{label:34} {ui_med:9.1f} {ui_p95:7.1f} {tail}".rstrip())
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
     print(
         f"\nSSE, commit -> event ({len(latencies)}/{n} alerts, poll {settings.live_poll_s * 1000:.0f} ms): "
         f"median {statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms"
     )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--alerts", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--capture", type=Path, default=ROOT / "bench/out/demo.pcap")
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    if args.engine == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            measure(f"sqlite:///{Path(tmp) / 'bench.db'}", args.capture, args.alerts, args.repeat)
+        return 0
+    server = PostgresServer(durable=True)  # a cluster of its own in a temporary directory (Debian's binaries)
+    try:
+        measure(server.create_database(), args.capture, args.alerts, args.repeat)
+    finally:
+        server.close()
     return 0
 
 
