@@ -20,6 +20,7 @@ COMMANDS = {
     "evaluate": "callqual.cli.evaluate",
     "calls": "callqual.cli.calls",
     "store": "callqual.cli.store",
+    "ui": "callqual.cli.ui",
 }
 
 

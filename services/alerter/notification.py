@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,6 +81,13 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def call_page_url(ui_base_url: str | None, call_id: str | None) -> str | None:
+    """The web UI's page of a call (``CALLQUAL_UI_BASE_URL`` + ``/calls/<id>``), the Call-ID escaped."""
+    if not ui_base_url or not call_id:
+        return None
+    return f"{ui_base_url.rstrip('/')}/calls/{urllib.parse.quote(call_id, safe='')}"
+
+
 def _call_context(call: CallRecord) -> dict[str, Any]:
     return {
         "call_id": call.call_id,
@@ -102,13 +110,19 @@ def _call_context(call: CallRecord) -> dict[str, Any]:
     }
 
 
-def webhook_payload(n: Notification) -> dict[str, Any]:
-    """The generic webhook document (``PAYLOAD_VERSION``); see the README for the field list."""
+def webhook_payload(n: Notification, *, ui_base_url: str | None = None) -> dict[str, Any]:
+    """The generic webhook document (``PAYLOAD_VERSION``); see the README for the field list.
+
+    With ``ui_base_url`` each alert carries ``call_url``, its call's page in the web UI.
+    """
     alerts = []
     for alert in n.alerts:
         doc = alert.model_dump(mode="json")
         call = n.calls.get(alert.call_id) if alert.call_id else None
         doc["call"] = _call_context(call) if call is not None else None
+        url = call_page_url(ui_base_url, alert.call_id)
+        if url is not None:
+            doc["call_url"] = url
         alerts.append(doc)
     return {
         "version": PAYLOAD_VERSION,
@@ -178,7 +192,7 @@ def _key_numbers(alert: Alert) -> str:
     return ", ".join(parts[:6])
 
 
-def slack_payload(n: Notification) -> dict[str, Any]:
+def slack_payload(n: Notification, *, ui_base_url: str | None = None) -> dict[str, Any]:
     emoji = _SEVERITY_EMOJI.get(n.severity, "")
     head = f"{emoji} [{n.severity.upper()}] {n.rule}: {n.summary}"
     fields: list[dict[str, str]] = [
@@ -196,9 +210,11 @@ def slack_payload(n: Notification) -> dict[str, Any]:
         elif alert.call_id:
             who = f"{who}, call {alert.call_id}"
         numbers = _key_numbers(alert)
+        url = call_page_url(ui_base_url, alert.call_id)
         lines.append(
             f"• {_iso(alert.first_ts)} {_slack_escape(who)}: {_slack_escape(alert.summary)}"
             + (f" _({_slack_escape(numbers)})_" if numbers else "")
+            + (f" <{url}|call page>" if url else "")
         )
     if n.count > len(n.alerts):
         lines.append(f"… and {n.count - len(n.alerts)} more")

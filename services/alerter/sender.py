@@ -59,15 +59,17 @@ class Receiver:
     url: SecretStr
     #: HMAC-SHA256 key of the generic webhook
     secret: SecretStr | None = None
+    #: The web UI (``CALLQUAL_UI_BASE_URL``): payloads link each alert to its call's page
+    ui_base_url: str | None = None
 
     def request(self, n: Notification, now_epoch: float) -> tuple[str, dict[str, str], bytes]:
         """URL, headers and body of one attempt; only the signature timestamp changes between attempts."""
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         doc: Any
         if self.kind == "webhook":
-            doc = webhook_payload(n)
+            doc = webhook_payload(n, ui_base_url=self.ui_base_url)
         elif self.kind == "slack":
-            doc = slack_payload(n)
+            doc = slack_payload(n, ui_base_url=self.ui_base_url)
         else:
             doc = alertmanager_payload(n)
         body = encode(doc)
@@ -233,7 +235,7 @@ class ReceiverWorker:
             count=n.count,
             attempts=attempts,
             reason=reason,
-            payload=webhook_payload(n),
+            payload=webhook_payload(n, ui_base_url=self.receiver.ui_base_url),
         )
         self.dead_letter.emit(self.dead_letter_topic, n.notification_id, letter)
         self._count("dead_lettered")

@@ -252,12 +252,19 @@ def feed_report(service: AlerterService, report: AnalysisReport) -> None:
 
 def build_receivers(settings: AlerterSettings) -> list[Receiver]:
     receivers: list[Receiver] = []
+    ui = settings.ui_base_url
     if settings.webhook_url:
         receivers.append(
-            Receiver("webhook", "webhook", SecretStr(settings.webhook_url), secret=settings.webhook_secret)
+            Receiver(
+                "webhook",
+                "webhook",
+                SecretStr(settings.webhook_url),
+                secret=settings.webhook_secret,
+                ui_base_url=ui,
+            )
         )
     if settings.slack_webhook_url is not None:
-        receivers.append(Receiver("slack", "slack", settings.slack_webhook_url))
+        receivers.append(Receiver("slack", "slack", settings.slack_webhook_url, ui_base_url=ui))
     if settings.alertmanager_url:
         receivers.append(Receiver("alertmanager", "alertmanager", SecretStr(settings.alertmanager_url)))
     return receivers

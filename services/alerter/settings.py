@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 9469
@@ -34,6 +34,11 @@ class AlerterSettings(BaseSettings):
     webhook_secret: SecretStr | None = None
     slack_webhook_url: SecretStr | None = None
     alertmanager_url: str | None = None
+    #: The web UI's address (shared with Grafana's links, hence no ALERTER prefix): webhook and
+    #: Slack payloads then link each alert to its call's page
+    ui_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CALLQUAL_UI_BASE_URL", "ui_base_url")
+    )
 
     group_wait_s: float = Field(default=10.0, ge=0)
     group_interval_s: float = Field(default=300.0, gt=0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from callqual.alerter.grouping import Grouper, GroupingPolicy
 from callqual.alerter.notification import (
     PAYLOAD_VERSION,
@@ -17,6 +19,8 @@ from callqual.alerter.notification import (
     verify,
     webhook_payload,
 )
+from callqual.alerter.service import build_receivers
+from callqual.alerter.settings import AlerterSettings
 from callqual.schemas import AnalysisReport
 from tests.alerter.conftest import make_alert
 
@@ -91,3 +95,26 @@ def test_alertmanager_payload_labels_are_low_cardinality() -> None:
     assert doc["labels"] == {"alertname": "call_failed", "severity": "warning", "service": "callqual"}
     assert doc["annotations"]["count"] == "3"
     assert doc["startsAt"].endswith("Z")
+
+
+def test_payloads_link_each_alert_to_its_call_page(demo_report: AnalysisReport) -> None:
+    n = single(demo_report)
+    (alert,) = n.alerts
+    assert alert.call_id
+    base = "https://ui.example.net:8080/"
+    expected = "https://ui.example.net:8080/calls/" + alert.call_id.replace("@", "%40")
+    (doc,) = webhook_payload(n, ui_base_url=base)["alerts"]
+    assert doc["call_url"] == expected
+    assert "call_url" not in webhook_payload(n)["alerts"][0]
+    slack = json.dumps(slack_payload(n, ui_base_url=base))
+    assert f"<{expected}|call page>" in slack
+    assert "call page" not in json.dumps(slack_payload(n))
+
+
+def test_ui_base_url_comes_from_its_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLQUAL_UI_BASE_URL", "http://10.0.0.5:8080")
+    monkeypatch.setenv("CALLQUAL_ALERTER_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    settings = AlerterSettings()
+    assert settings.ui_base_url == "http://10.0.0.5:8080"
+    (webhook,) = build_receivers(settings)
+    assert webhook.ui_base_url == "http://10.0.0.5:8080"

@@ -16,6 +16,11 @@ PURE = [
     "callqual.detector.feature_ranges",
     "callqual.detector.emodel",
     "callqual.store.rows",
+    "callqual.ui.ladder",
+    "callqual.ui.call_flow_text",
+    "callqual.ui.pcap_export",
+    "callqual.ui.charts",
+    "callqual.ui.call_view",
 ]
 ADAPTERS = [
     "confluent_kafka",
@@ -27,6 +32,8 @@ ADAPTERS = [
     "callqual.transport.kafka",
     "sqlalchemy",
     "psycopg",
+    "fastapi",
+    "uvicorn",
 ]
 
 _CHECK = f"""

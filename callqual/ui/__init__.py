@@ -1,0 +1,1 @@
+"""The web UI over the call store: pages, the SIP ladder, exports (issue #13)."""

@@ -1,0 +1,90 @@
+"""A call's SIP messages as a pcap file Wireshark and sngrep open (``/calls/{id}.pcap``).
+
+The store keeps each message's exact bytes, addresses, ports, transport and capture time,
+not the frames around it; this module wraps every message again in Ethernet, IPv4 or IPv6
+and UDP or TCP (with valid checksums, via dpkt) at its original timestamp. TCP-borne
+messages (TLS and WebSocket ones are stored decrypted and unframed) become one segment
+each, with sequence numbers that continue per direction, so dissectors read them as a
+stream; SCTP ones go out as UDP, which Wireshark's SIP dissector reads as well.
+"""
+
+import io
+import ipaddress
+from collections.abc import Iterable
+
+import dpkt
+
+from callqual.ui.model import SipMessageLike
+
+_MAC_SRC = bytes.fromhex("020000000001")
+_MAC_DST = bytes.fromhex("020000000002")
+_TCP_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
+_TCP_FIRST_SEQ = 1
+#: TCP segment payloads are bounded by the 16-bit IP length; a longer SIP message is
+#: split into segments of this size (a stream reassembler joins them again).
+_MAX_SEGMENT = 60_000
+
+
+#: (src ip, src port, dst ip, dst port): one direction of a TCP connection
+_FlowKey = tuple[str, int, str, int]
+
+
+def _transport_segments(m: SipMessageLike, tcp_seq: dict[_FlowKey, int]) -> list[dpkt.Packet]:
+    if m.transport.lower() not in _TCP_TRANSPORTS:
+        return [dpkt.udp.UDP(sport=m.src_port, dport=m.dst_port, ulen=8 + len(m.raw), data=m.raw)]
+    key = (m.src_ip, m.src_port, m.dst_ip, m.dst_port)
+    segments = []
+    for start in range(0, max(len(m.raw), 1), _MAX_SEGMENT):
+        chunk = m.raw[start : start + _MAX_SEGMENT]
+        seq = tcp_seq.get(key, _TCP_FIRST_SEQ)
+        tcp_seq[key] = seq + len(chunk)
+        segments.append(
+            dpkt.tcp.TCP(
+                sport=m.src_port,
+                dport=m.dst_port,
+                seq=seq,
+                ack=tcp_seq.get((m.dst_ip, m.dst_port, m.src_ip, m.src_port), _TCP_FIRST_SEQ),
+                flags=dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH,
+                win=65535,
+                data=chunk,
+            )
+        )
+    return segments
+
+
+def _ip_packet(m: SipMessageLike, segment: dpkt.Packet) -> tuple[dpkt.Packet, int]:
+    proto = dpkt.ip.IP_PROTO_TCP if isinstance(segment, dpkt.tcp.TCP) else dpkt.ip.IP_PROTO_UDP
+    src, dst = ipaddress.ip_address(m.src_ip), ipaddress.ip_address(m.dst_ip)
+    if src.version == 6 or dst.version == 6:
+        ip6 = dpkt.ip6.IP6(
+            src=_v6(src).packed,
+            dst=_v6(dst).packed,
+            nxt=proto,
+            hlim=64,
+            plen=len(bytes(segment)),
+            data=segment,
+        )
+        return ip6, dpkt.ethernet.ETH_TYPE_IP6
+    ip4 = dpkt.ip.IP(src=src.packed, dst=dst.packed, p=proto, ttl=64, data=segment)
+    return ip4, dpkt.ethernet.ETH_TYPE_IP
+
+
+def _v6(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv6Address:
+    """One IPv4 end of a mixed pair (a dual-stack proxy) as IPv4-mapped, so both fit one header."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return ipaddress.IPv6Address(f"::ffff:{address}")
+    return address
+
+
+def export_pcap(messages: Iterable[SipMessageLike]) -> bytes:
+    """The messages, in the order given, as a nanosecond pcap (link type Ethernet)."""
+    buffer = io.BytesIO()
+    writer = dpkt.pcap.Writer(buffer, snaplen=262_144, linktype=dpkt.pcap.DLT_EN10MB, nano=True)
+    tcp_seq: dict[_FlowKey, int] = {}
+    for m in messages:
+        when = m.ts.timestamp()
+        for segment in _transport_segments(m, tcp_seq):
+            ip, ethertype = _ip_packet(m, segment)
+            frame = dpkt.ethernet.Ethernet(src=_MAC_SRC, dst=_MAC_DST, type=ethertype, data=ip)
+            writer.writepkt(bytes(frame), ts=when)
+    return buffer.getvalue()
