@@ -19,9 +19,10 @@ import logging
 import threading
 from pathlib import Path
 
-from callqual.alerter.metrics import AlerterMetrics
-from callqual.alerter.service import MetricsServer, build_service, feed_report, record_topics
+from callqual.alerter.service import build_service, feed_report, record_topics
 from callqual.alerter.settings import AlerterSettings
+from callqual.observability.http_server import MetricsServer
+from callqual.observability.metrics import AlerterMetrics
 from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.transport import EventSink, EventSource, InProcessBus
 

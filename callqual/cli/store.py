@@ -64,7 +64,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from callqual.alerter.service import MetricsServer
+    from callqual.observability.http_server import MetricsServer
     from callqual.pipeline.stop_signals import stop_on_signals
     from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine
     from callqual.transport.kafka import KafkaEventSink, KafkaEventSource, ensure_service_topics

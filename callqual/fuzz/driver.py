@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from pydantic import SecretStr
 
-from callqual.alerter.metrics import AlerterMetrics
 from callqual.alerter.notification import Notification
 from callqual.alerter.sender import Notifier, Receiver
 from callqual.alerter.service import AlerterService
@@ -30,6 +29,7 @@ from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.packet import Frame, RecordBatch
 from callqual.detector.service import output_key
 from callqual.fuzz.mutators import Mutation, apply_plan, is_sip
+from callqual.observability.metrics import AlerterMetrics
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.schemas import Alert, AnalysisReport, AnyEvent, CallRecord, StreamRecord, parse_event
 from callqual.transport import TOPICS, InProcessBus, Message

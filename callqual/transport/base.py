@@ -8,6 +8,7 @@ Kafka client.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -16,6 +17,40 @@ from pydantic import BaseModel
 
 class TransportError(RuntimeError):
     """A transport failure the caller cannot retry its way out of (bad config, fatal client error)."""
+
+
+class MessageRefusedError(TransportError):
+    """The bus refused this one message (too large...); the sink itself is fine: dead-letter and go on."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        #: Short name of why, e.g. ``too_large``
+        self.reason = reason
+
+
+#: Message headers in the order they were written (a name may repeat)
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass
+class SinkStats:
+    """Counters of a sink; ``emitted = delivered + failed + in flight``, ``dropped`` never left."""
+
+    emitted: int = 0
+    delivered: int = 0
+    failed: int = 0
+    #: Refused locally because the buffer was full (never sent)
+    dropped: int = 0
+    #: Errors of the connection, not of one message (broker down: retried by the client)
+    broker_errors: int = 0
+    last_error: str | None = None
+    #: The client reported a fatal error: this sink can send nothing more
+    fatal: bool = False
+
+    @property
+    def lost(self) -> int:
+        """What the topic is missing of what was handed to the sink."""
+        return self.dropped + self.failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +69,7 @@ class Message:
     value: bytes
     #: Producer or broker timestamp in ms since the epoch, when the transport has one
     timestamp_ms: int | None = None
+    headers: Headers = ()
 
 
 @runtime_checkable
@@ -74,3 +110,76 @@ class EventSource(Protocol):
     def close(self) -> None:
         """Release the source, persisting acknowledged positions where the transport has any."""
         ...
+
+
+@runtime_checkable
+class PartitionedSink(EventSink, Protocol):
+    """A sink that also writes raw bytes with headers to a chosen partition (the collector's events
+    and markers), and tells how its delivery goes."""
+
+    stats: SinkStats
+
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: str | None = None,
+        headers: Headers = (),
+        partition: int | None = None,
+        progress: bool = False,
+    ) -> bool:
+        """Queue without blocking; False: dropped (buffer full, counted). Raises MessageRefusedError.
+
+        ``progress``: a marker, not data; it is left out of the counters, and when lost the
+        next one supersedes it.
+        """
+        ...
+
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (markers go to each)."""
+        ...
+
+    def in_flight(self) -> int:
+        """Messages queued and not yet acknowledged by the bus."""
+        ...
+
+    def service(self) -> None:
+        """Serve delivery reports without waiting."""
+        ...
+
+    def close(self, timeout: float) -> int:
+        """Flush for up to ``timeout`` s, give up on the rest (counted as failed); return it."""
+        ...
+
+
+#: Called with partition numbers when the group hands partitions to this member or takes them away
+Rebalance = Callable[[list[int]], None]
+
+
+@runtime_checkable
+class PartitionedSource(Protocol):
+    """One topic read by a member of a group, with the positions to resume from chosen by the caller.
+
+    The caller, not the source, decides which offset is safe to commit per partition
+    (a detector holds a call's first event until the call is delivered), hence
+    :meth:`store` instead of per-message acks. Assignment changes reach the
+    ``on_assign`` / ``on_revoke`` callbacks given at construction, from within
+    :meth:`poll_batch`.
+    """
+
+    topic: str
+
+    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+        """Up to ``max_messages`` messages (in partition order), waiting at most ``timeout`` s."""
+        ...
+
+    def store(self, positions: Mapping[int, int], *, commit: bool = False) -> None:
+        """Record, per partition, the next offset to read after a restart; ``commit`` now if asked."""
+        ...
+
+    def lag(self) -> int | None:
+        """Messages between this member's positions and the end of its partitions (None: unknown)."""
+        ...
+
+    def close(self) -> None: ...

@@ -13,19 +13,23 @@ Semantics, deliberately close to one Kafka consumer group:
 - when a topic's queue is full, ``emit`` drops the new message and counts it,
   instead of blocking the producer (a live capture cannot be paused);
 - ``ack`` is a no-op: the queue dies with the process, so there is nothing to
-  replay after a restart.
+  replay after a restart;
+- messages carry a partition number (the key's hash over ``partitions``, or the
+  one asked for) and headers, as on Kafka, so code that merges partitions can be
+  tested here; the order stays the total order of publication.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-from callqual.transport.base import Message
+from callqual.transport.base import Headers, Message, SinkStats
 from callqual.transport.codec import encode
 
 DEFAULT_MAX_MESSAGES_PER_TOPIC = 10_000
@@ -34,10 +38,15 @@ DEFAULT_MAX_MESSAGES_PER_TOPIC = 10_000
 class InProcessBus:
     """Bounded per-topic queues shared by any number of sinks and sources (thread-safe)."""
 
-    def __init__(self, max_messages_per_topic: int = DEFAULT_MAX_MESSAGES_PER_TOPIC) -> None:
+    def __init__(
+        self, max_messages_per_topic: int = DEFAULT_MAX_MESSAGES_PER_TOPIC, partitions: int = 1
+    ) -> None:
         if max_messages_per_topic < 1:
             raise ValueError("max_messages_per_topic must be at least 1")
+        if partitions < 1:
+            raise ValueError("partitions must be at least 1")
         self.max_messages_per_topic = max_messages_per_topic
+        self.partitions = partitions
         self._queues: dict[str, deque[Message]] = {}
         self._next_offset: dict[str, int] = {}
         self._emitted: dict[str, int] = {}
@@ -48,8 +57,20 @@ class InProcessBus:
 
     # -- producing ---------------------------------------------------------
 
-    def publish(self, topic: str, key: str | None, value: bytes) -> bool:
+    def publish(
+        self,
+        topic: str,
+        key: str | None,
+        value: bytes,
+        *,
+        headers: Headers = (),
+        partition: int | None = None,
+    ) -> bool:
         """Append a raw message; return ``False`` (and count a drop) if the topic is full."""
+        if partition is None:
+            partition = zlib.crc32(key.encode()) % self.partitions if key is not None else 0
+        elif not 0 <= partition < self.partitions:
+            raise ValueError(f"no partition {partition} (the bus has {self.partitions})")
         with self._cond:
             queue = self._queues.setdefault(topic, deque())
             if len(queue) >= self.max_messages_per_topic:
@@ -61,11 +82,12 @@ class InProcessBus:
             queue.append(
                 Message(
                     topic=topic,
-                    partition=0,
+                    partition=partition,
                     offset=offset,
                     key=key,
                     value=value,
                     timestamp_ms=time.time_ns() // 1_000_000,
+                    headers=tuple(headers),
                 )
             )
             self._cond.notify_all()
@@ -119,16 +141,47 @@ class InProcessBus:
 
 
 class InProcessSink:
-    """:class:`~callqual.transport.base.EventSink` onto an :class:`InProcessBus`."""
+    """:class:`~callqual.transport.base.PartitionedSink` onto an :class:`InProcessBus`."""
 
     def __init__(self, bus: InProcessBus) -> None:
         self.bus = bus
+        self.stats = SinkStats()
 
     def emit(self, topic: str, key: str | None, value: BaseModel) -> None:
-        self.bus.publish(topic, key, encode(value))
+        self.send(topic, encode(value), key=key)
+
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: str | None = None,
+        headers: Headers = (),
+        partition: int | None = None,
+        progress: bool = False,
+    ) -> bool:
+        # Delivery is the append itself: what is not dropped is delivered.
+        if not self.bus.publish(topic, key, value, headers=headers, partition=partition):
+            self.stats.dropped += 0 if progress else 1
+            return False
+        if not progress:
+            self.stats.emitted += 1
+            self.stats.delivered += 1
+        return True
+
+    def partitions(self, topic: str) -> int:
+        return self.bus.partitions
+
+    def in_flight(self) -> int:
+        return 0
+
+    def service(self) -> None:
+        return None
 
     def flush(self, timeout: float) -> int:
-        # Delivery is the append itself: nothing is ever in flight.
+        return 0
+
+    def close(self, timeout: float = 0.0) -> int:
         return 0
 
 

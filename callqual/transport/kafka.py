@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -21,25 +20,26 @@ from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from pydantic import BaseModel
 
-from callqual.transport.base import Message, TransportError
+from callqual.transport.base import (
+    Headers,
+    Message,
+    MessageRefusedError,
+    Rebalance,
+    SinkStats,
+    TransportError,
+)
 from callqual.transport.codec import encode
 from callqual.transport.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SinkStats:
-    """Counters of a :class:`KafkaEventSink`; ``emitted = delivered + failed + in flight``."""
-
-    emitted: int = 0
-    delivered: int = 0
-    failed: int = 0
-    #: Refused locally because the producer's buffer was full (never sent)
-    dropped: int = 0
-    last_error: str | None = None
-    #: librdkafka reported a fatal error: this producer can send nothing more
-    fatal: bool = False
+#: At most one log line per this many seconds about transient broker errors
+ERROR_LOG_EVERY_S = 5.0
+#: Serve delivery reports every this many sends (each poll costs a lock round-trip)
+_POLL_EVERY = 256
+#: Producer refusals that concern one message, not the producer
+_MESSAGE_ERRORS = {KafkaError.MSG_SIZE_TOO_LARGE: "too_large"}
 
 
 class KafkaEventSink:
@@ -50,14 +50,22 @@ class KafkaEventSink:
     capture loop would lose far more packets than the dropped events.
     """
 
-    def __init__(self, settings: KafkaSettings, *, producer: Producer | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        producer: Producer | None = None,
+        client_logger: logging.Logger | None = None,
+    ) -> None:
         self.settings = settings
         self.stats = SinkStats()
         # Delivery callbacks run in whichever thread calls poll/flush.
         self._lock = threading.Lock()
         self._closed = False
+        self._unpolled = 0
+        self._next_error_log = 0.0
         self._producer = producer or Producer(
-            {**settings.producer_config(), "error_cb": self._on_error, "log_level": 3}
+            _with_logger(settings.producer_config(), client_logger, self._on_error)
         )
 
     def emit(self, topic: str, key: str | None, value: BaseModel) -> None:
@@ -82,6 +90,60 @@ class KafkaEventSink:
             return
         with self._lock:
             self.stats.emitted += 1
+        self._producer.poll(0)
+
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: str | None = None,
+        headers: Headers = (),
+        partition: int | None = None,
+        progress: bool = False,
+    ) -> bool:
+        if self._closed:
+            raise TransportError("send() on a closed sink")
+        extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        if not progress:
+            extra["on_delivery"] = self._on_delivery
+        try:
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key.encode() if key is not None else None,
+                headers=list(headers),
+                **extra,
+            )
+        except BufferError:
+            if not progress:
+                with self._lock:
+                    self.stats.dropped += 1
+            self._producer.poll(0)
+            return False
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            reason = _MESSAGE_ERRORS.get(err.code()) if isinstance(err, KafkaError) else None
+            if reason is None:
+                raise TransportError(f"kafka refused a message for {topic}: {exc}") from exc
+            raise MessageRefusedError(reason, str(exc)) from exc
+        if not progress:
+            with self._lock:
+                self.stats.emitted += 1
+        self._unpolled += 1
+        if self._unpolled >= _POLL_EVERY:
+            self._unpolled = 0
+            self._producer.poll(0)
+        return True
+
+    def partitions(self, topic: str) -> int:
+        meta = self._producer.list_topics(topic, timeout=30)
+        return len(meta.topics[topic].partitions)
+
+    def in_flight(self) -> int:
+        return 0 if self._closed else len(self._producer)
+
+    def service(self) -> None:
         self._producer.poll(0)
 
     def flush(self, timeout: float) -> int:
@@ -121,12 +183,35 @@ class KafkaEventSink:
         # Transient errors (broker down, all brokers down) are retried by
         # librdkafka; only fatal ones (e.g. idempotence state lost) end the producer.
         with self._lock:
+            self.stats.broker_errors += 1
             self.stats.last_error = err.str()
             self.stats.fatal = self.stats.fatal or err.fatal()
         if err.fatal():
             log.error("fatal kafka producer error: %s", err.str())
-        else:
-            log.warning("kafka producer error: %s", err.str())
+            return
+        # While the broker is away librdkafka reports every reconnect attempt: one line per
+        # ERROR_LOG_EVERY_S says the same, with how many were folded into it.
+        now = time.monotonic()
+        if now >= self._next_error_log:
+            self._next_error_log = now + ERROR_LOG_EVERY_S
+            log.warning(
+                "kafka producer error (retrying): %s",
+                err.str(),
+                extra={"error": err.str(), "errors_so_far": self.stats.broker_errors},
+            )
+
+
+def _with_logger(conf: dict[str, Any], logger: logging.Logger | None, error_cb: Any = None) -> dict[str, Any]:
+    """librdkafka's own log lines through ``logger`` (stderr stays JSON lines), critical ones only.
+
+    Without a logger the client logs errors only, on stderr. Errors reach ``error_cb``.
+    """
+    out: dict[str, Any] = {**conf, "log_level": 3 if logger is None else 2}
+    if logger is not None:
+        out["logger"] = logger
+    if error_cb is not None:
+        out["error_cb"] = error_cb
+    return out
 
 
 class KafkaEventSource:
@@ -169,19 +254,7 @@ class KafkaEventSource:
             self.errors += 1
             log.warning("kafka consumer error: %s", err.str())
             return None
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        if topic is None or partition is None or offset is None:
-            raise TransportError("kafka returned a message without a position")
-        raw_key = msg.key()
-        ts_type, ts = msg.timestamp()
-        return Message(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=raw_key.decode(errors="replace") if raw_key is not None else None,
-            value=msg.value() or b"",
-            timestamp_ms=ts if ts_type != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
-        )
+        return _message_of(msg)
 
     def ack(self, message: Message) -> None:
         # The committed offset is the *next* one to read, hence +1.
@@ -210,6 +283,106 @@ class KafkaEventSource:
             return
         self._closed = True
         # Consumer.close() commits the stored offsets and leaves the group.
+        self._consumer.close()
+
+
+def _message_of(msg: KafkaMessage) -> Message:
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise TransportError("kafka returned a message without a position")
+    raw_key = msg.key()
+    ts_type, ts = msg.timestamp()
+    return Message(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=raw_key.decode(errors="replace") if raw_key is not None else None,
+        value=msg.value() or b"",
+        timestamp_ms=ts if ts_type != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
+        # A header without a value carries nothing we read: left out.
+        headers=_headers_of(msg),
+    )
+
+
+def _headers_of(msg: KafkaMessage) -> Headers:
+    """Consumed headers come as a list of ``(str, bytes | None)``; a header without a value is left out."""
+    raw: Any = msg.headers() or []
+    return tuple((str(k), v) for k, v in raw if isinstance(v, bytes))
+
+
+class KafkaPartitionedSource:
+    """:class:`~callqual.transport.base.PartitionedSource` on a ``confluent_kafka.Consumer``.
+
+    librdkafka's auto-commit commits only what :meth:`store` stored, so a member that
+    crashes resumes (or its successor does) where the caller said nothing is still needed.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        group_id: str,
+        *,
+        on_assign: Rebalance,
+        on_revoke: Rebalance,
+        client_logger: logging.Logger | None = None,
+    ) -> None:
+        self.topic = topic
+        self.errors = 0
+        self._consumer = Consumer(_with_logger(settings.consumer_config(group_id), client_logger))
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._consumer.subscribe(
+            [topic],
+            on_assign=lambda _c, tps: on_assign([tp.partition for tp in tps]),
+            on_revoke=lambda _c, tps: on_revoke([tp.partition for tp in tps]),
+            on_lost=lambda _c, tps: on_revoke([tp.partition for tp in tps]),
+        )
+        self._closed = False
+
+    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+        out: list[Message] = []
+        for msg in self._consumer.consume(num_messages=max_messages, timeout=timeout):
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise TransportError(f"fatal kafka consumer error: {err.str()}")
+                if err.code() != KafkaError._PARTITION_EOF:
+                    self.errors += 1
+                    log.warning("kafka consumer error: %s", err.str())
+                continue
+            out.append(_message_of(msg))
+        return out
+
+    def store(self, positions: Mapping[int, int], *, commit: bool = False) -> None:
+        offsets = [TopicPartition(self.topic, p, o) for p, o in positions.items()]
+        if not offsets:
+            return
+        try:
+            self._consumer.store_offsets(offsets=offsets)
+            if commit:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Typically revoked meanwhile: the new owner replays from the last commit.
+            log.info("offsets not stored: %s", exc)
+
+    def lag(self) -> int | None:
+        behind = 0
+        try:
+            for tp in self._consumer.assignment():
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                (pos,) = self._consumer.position([tp])
+                if high >= 0 and pos.offset >= 0:
+                    behind += max(0, high - pos.offset)
+        except KafkaException as exc:  # best-effort: a rebalance can pull partitions away mid-way
+            log.debug("consumer lag unavailable: %s", exc)
+            return None
+        return behind
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._consumer.close()
 
 

@@ -29,7 +29,6 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from callqual.alerter.metrics import AlerterMetrics
 from callqual.alerter.notification import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
@@ -42,6 +41,7 @@ from callqual.alerter.notification import (
     webhook_payload,
 )
 from callqual.alerter.retry import RetryPolicy, decide
+from callqual.observability.metrics import AlerterMetrics
 from callqual.transport import EventSink
 
 log = logging.getLogger(__name__)

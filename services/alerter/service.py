@@ -3,10 +3,10 @@
 :class:`AlerterService` is transport-agnostic: it reads an
 :class:`~callqual.transport.EventSource` (Kafka in production, the in-process
 bus embedded or in tests) and is ticked with a monotonic clock, so the same
-object serves ``callqual alerter`` and the tests. :class:`MetricsServer` is
-the HTTP adapter for Prometheus (``/metrics``) and orchestrators
-(``/healthz``). :func:`feed_report` pushes an ``analyze_file`` result through
-the same path a Kafka message takes.
+object serves ``callqual alerter`` and the tests. Its ``/metrics`` and
+``/healthz`` are served by :mod:`callqual.observability.http_server`.
+:func:`feed_report` pushes an ``analyze_file`` result through the same path a
+Kafka message takes.
 """
 
 from __future__ import annotations
@@ -17,19 +17,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError
 
 from callqual.alerter.grouping import Grouper, GroupingPolicy
-from callqual.alerter.metrics import AlerterMetrics, export_summary, observe
 from callqual.alerter.notification import Notification
 from callqual.alerter.retry import RetryPolicy
 from callqual.alerter.sender import Notifier, Receiver, ReceiverWorker
 from callqual.alerter.settings import AlerterSettings
+from callqual.observability.metrics import AlerterMetrics, export_summary, observe
 from callqual.schemas import Alert, AnalysisReport, CallRecord, StreamRecord
 from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics, TransportError
 from callqual.transport.codec import UnserialisableError
@@ -309,69 +307,3 @@ def build_service(
         dead_letter=dead_letter,
         call_cache_size=settings.call_cache_size,
     )
-
-
-class HasRegistry(Protocol):
-    """Anything whose metrics live in one registry (the alerter's, the store service's)."""
-
-    @property
-    def registry(self) -> CollectorRegistry: ...
-
-
-class MetricsServer:
-    """``/metrics`` (Prometheus text format) and ``/healthz`` on a loopback or any address."""
-
-    def __init__(
-        self,
-        metrics: HasRegistry,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        healthy: Callable[[], bool] = lambda: True,
-    ) -> None:
-        registry = metrics.registry
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
-                elif path == "/healthz":
-                    ok = healthy()
-                    self._send(200 if ok else 503, "text/plain", b"ok\n" if ok else b"stalled\n")
-                else:
-                    self._send(404, "text/plain", b"not found\n")
-
-            def _send(self, code: int, ctype: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return None  # scrapes every 15 s would drown the real log lines
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self.host = host
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="alerter-http", daemon=True)
-
-    def start(self) -> MetricsServer:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-def start_metrics_server(host: str, port: int) -> tuple[AlerterMetrics, MetricsServer]:
-    """A fresh registry of the project's metrics, served on ``host:port`` (0: any free port).
-
-    What the collector and detector services call for their ``--metrics-port``: the same
-    metric names as the alerter's, so the dashboards need one vocabulary.
-    """
-    metrics = AlerterMetrics()
-    return metrics, MetricsServer(metrics, host, port).start()

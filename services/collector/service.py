@@ -41,7 +41,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from confluent_kafka import KafkaError, KafkaException
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -50,24 +49,17 @@ from callqual.collector.config import CollectorConfig
 from callqual.collector.packet import Frame, RecordBatch
 from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.schemas import AnyEvent, MalformedSipEvent, RtcpEvent, RtpStreamReport, SipMessageEvent
+from callqual.transport.base import MessageRefusedError, PartitionedSink, SinkStats
 from callqual.transport.codec import UnserialisableError, encode
-from callqual.transport.kafka import SinkStats
+from callqual.transport.ordering import Marker, event_headers, marker_headers
 from callqual.transport.settings import KafkaSettings
 
 if TYPE_CHECKING:
-    from callqual.alerter.metrics import AlerterMetrics
-    from callqual.alerter.service import MetricsServer
+    from callqual.observability.http_server import MetricsServer
+    from callqual.observability.metrics import AlerterMetrics
 
 log = logging.getLogger("callqual.collector.service")
 
-#: Header names of the collector -> detector contract (see the module docstring).
-H_SEQ = "seq"
-H_CLOCK = "clock"
-H_MARKER = "callqual-marker"
-H_RUN = "run"
-
-#: At most one log line per this many seconds about transient broker errors
-ERROR_LOG_EVERY_S = 5.0
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -152,17 +144,12 @@ def event_key(event: AnyEvent) -> str:
 
 
 @dataclass
-class PublishStats(SinkStats):
-    """A Kafka sink's counters, plus the collector's markers and broker-level errors."""
+class PublishCounts:
+    """What the publisher adds to its sink's counters."""
 
     markers: int = 0
-    broker_errors: int = 0
-    #: Events that could not be encoded or were refused by the producer, written to dead letters
+    #: Events that could not be encoded or were refused by the bus, written to dead letters
     dead_lettered: int = 0
-
-    @property
-    def lost(self) -> int:
-        return self.dropped + self.failed
 
 
 class UnpublishedEvent(BaseModel):
@@ -182,72 +169,47 @@ class UnpublishedEvent(BaseModel):
     excerpt: str
 
 
-#: Producer refusals that concern one message, not the producer: dead-letter it and go on.
-_MESSAGE_ERRORS = {KafkaError.MSG_SIZE_TOO_LARGE: "collector.too_large"}
-
-
 class EventPublisher:
     """Publishes collector events with the ordering headers; never blocks the capture loop."""
 
-    def __init__(
-        self, producer: Any, topic: str, partitions: int, run_id: str, deadletter: str | None = None
-    ) -> None:
-        self.producer = producer
+    def __init__(self, sink: PartitionedSink, topic: str, run_id: str, deadletter: str | None = None) -> None:
+        self.sink = sink
         self.topic = topic
         self.deadletter = deadletter
         #: Events dead-lettered, by reason (exported as parse_errors{reason})
         self.unpublished: Counter[str] = Counter()
-        self.partitions = partitions
+        self.partitions = sink.partitions(topic)
         self.run = run_id.encode()
-        self.stats = PublishStats()
+        self.counts = PublishCounts()
         self.seq = 0
         self.clock = float("-inf")
-        self._lock = threading.Lock()
-        self._unpolled = 0
-        self._next_error_log = 0.0
+
+    @property
+    def stats(self) -> SinkStats:
+        return self.sink.stats
 
     def publish(self, event: AnyEvent, clock: float | None) -> None:
         if clock is not None and clock > self.clock:
             self.clock = clock
         seq = self.seq
         self.seq = seq + 1
-        headers = [(H_SEQ, str(seq).encode()), (H_CLOCK, repr(self.clock).encode()), (H_RUN, self.run)]
         try:
             value = encode(event)
-            self.producer.produce(
+            self.sink.send(
                 self.topic,
-                value=value,
-                key=event_key(event).encode(),
-                headers=headers,
-                on_delivery=self._on_delivery,
+                value,
+                key=event_key(event),
+                headers=event_headers(seq, self.clock, self.run),
             )
         except UnserialisableError as exc:
             self._dead_letter(event, "collector.unserialisable", exc, repr(event))
-            return
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            reason = _MESSAGE_ERRORS.get(err.code()) if isinstance(err, KafkaError) else None
-            if reason is None:
-                raise
-            self._dead_letter(event, reason, exc, value[:2000].decode(errors="replace"))
-            return
-        except BufferError:
-            with self._lock:
-                self.stats.dropped += 1
-            self.producer.poll(0)
-            return
-        with self._lock:
-            self.stats.emitted += 1
-        self._unpolled += 1
-        if self._unpolled >= 256:
-            self._unpolled = 0
-            self.producer.poll(0)
+        except MessageRefusedError as exc:
+            self._dead_letter(event, f"collector.{exc.reason}", exc, value[:2000].decode(errors="replace"))
 
     def _dead_letter(self, event: AnyEvent, reason: str, exc: Exception, excerpt: str) -> None:
         """Count an event that cannot be published and write what identifies it to dead letters."""
         self.unpublished[reason] += 1
-        with self._lock:
-            self.stats.dead_lettered += 1
+        self.counts.dead_lettered += 1
         frame = getattr(event, "frame", None)
         if frame is None:
             frame = getattr(event, "first_frame", None)
@@ -263,74 +225,48 @@ class EventPublisher:
             excerpt=excerpt[:2000],
         )
         try:
-            self.producer.produce(self.deadletter, value=encode(letter), on_delivery=self._on_delivery)
-        except (BufferError, KafkaException, UnserialisableError):
-            with self._lock:
-                self.stats.dropped += 1
+            self.sink.send(self.deadletter, encode(letter))
+        except (MessageRefusedError, UnserialisableError):
+            self.sink.stats.dropped += 1
 
-    def marker(self, kind: str) -> None:
+    def marker(self, kind: Marker) -> None:
         """A ``watermark`` or ``end`` marker on every partition (not counted as events).
 
         Markers are progress information, not data: one refused by a full
         queue is simply skipped, the next one supersedes it.
         """
-        value = json.dumps({"kind": kind, "clock": self.clock, "seq": self.seq}).encode()
-        headers = [
-            (H_MARKER, kind.encode()),
-            (H_SEQ, str(self.seq).encode()),
-            (H_CLOCK, repr(self.clock).encode()),
-            (H_RUN, self.run),
-        ]
+        value = json.dumps({"kind": kind.value, "clock": self.clock, "seq": self.seq}).encode()
+        headers = marker_headers(kind, self.seq, self.clock, self.run)
         for partition in range(self.partitions):
-            try:
-                self.producer.produce(self.topic, value=value, partition=partition, headers=headers)
-            except BufferError:
-                continue
-            self.stats.markers += 1
-        self.producer.poll(0)
+            if self.sink.send(self.topic, value, headers=headers, partition=partition, progress=True):
+                self.counts.markers += 1
+        self.sink.service()
 
     def service(self) -> None:
-        self.producer.poll(0)
+        self.sink.service()
 
-    def _on_delivery(self, err: Any, msg: Any) -> None:
-        with self._lock:
-            if err is None:
-                self.stats.delivered += 1
-            else:
-                self.stats.failed += 1
-                self.stats.last_error = err.str()
-
-    def on_error(self, err: Any) -> None:
-        # Broker down, all brokers down...: librdkafka retries; only fatal errors end the producer.
-        with self._lock:
-            self.stats.broker_errors += 1
-            self.stats.last_error = err.str()
-            self.stats.fatal = self.stats.fatal or bool(err.fatal())
-        if err.fatal():
-            log.error("fatal kafka producer error", extra={"error": err.str()})
-            return
-        # While the broker is away librdkafka reports every reconnect attempt: one line per
-        # ERROR_LOG_EVERY_S says the same, with how many were folded into it.
-        now = time.monotonic()
-        if now >= self._next_error_log:
-            self._next_error_log = now + ERROR_LOG_EVERY_S
-            log.warning(
-                "kafka producer error (retrying)",
-                extra={"error": err.str(), "errors_so_far": self.stats.broker_errors},
-            )
+    def summary(self) -> dict[str, Any]:
+        """The counters for a log line."""
+        return {
+            **asdict(self.sink.stats),
+            **asdict(self.counts),
+            "events": self.seq,
+            "in_queue": self.sink.in_flight(),
+            "lost": self.sink.stats.lost,
+        }
 
 
 class CollectorService:
     """Runs one capture through the collector core and publishes what it emits."""
 
-    def __init__(self, settings: CollectorServiceSettings, producer: Any = None) -> None:
+    def __init__(self, settings: CollectorServiceSettings, sink: PartitionedSink | None = None) -> None:
         self.settings = settings
         self.kafka = settings.kafka()
         self.topics = self.kafka.topics()
         self.run_id = uuid.uuid4().hex[:12]
         self._stop = threading.Event()
         self.on_stop: Callable[[], None] | None = None
-        self._producer = producer
+        self._sink = sink
         self.publisher: EventPublisher | None = None
         self.collector = Collector(self._emit, CollectorConfig(heuristic_rtp=settings.heuristic_rtp))
         self._next_marker = float("-inf")
@@ -341,7 +277,7 @@ class CollectorService:
 
     def start_metrics(self, host: str, port: int) -> int:
         """Serve /metrics (and /healthz) for this collector; returns the bound port."""
-        from callqual.alerter.service import start_metrics_server
+        from callqual.observability.http_server import start_metrics_server
 
         self.metrics, self.metrics_server = start_metrics_server(host, port)
         return self.metrics_server.port
@@ -350,7 +286,7 @@ class CollectorService:
         """Bring the metrics up to the collector's and the producer's running totals."""
         if self.metrics is None:
             return
-        from callqual.alerter.metrics import export_counters
+        from callqual.observability.metrics import export_counters
 
         c = self.collector
         pub = self.publisher
@@ -363,7 +299,7 @@ class CollectorService:
             dropped=c.all_dropped(),
         )
         if pub is not None:
-            self.metrics.kafka_queue_depth.labels(service="collector").set(len(pub.producer))
+            self.metrics.kafka_queue_depth.labels(service="collector").set(pub.sink.in_flight())
             errors = pub.stats.failed + pub.stats.dropped
             if errors > self._kafka_errors_seen:
                 self.metrics.kafka_produce_errors.labels(service="collector").inc(
@@ -375,42 +311,20 @@ class CollectorService:
 
     def connect(self) -> None:
         """Create the topics (idempotent) and the producer; fails fast on a bad configuration."""
-        from confluent_kafka import Producer
+        if self._sink is None:
+            from callqual.transport.kafka import KafkaEventSink, ensure_service_topics
 
-        from callqual.transport.kafka import ensure_service_topics
-
-        created = ensure_service_topics(self.kafka, self.topics.pipeline())
-        if created:
-            log.info("created topics", extra={"topics": created})
-        publisher_box: list[EventPublisher] = []
-
-        def on_error(err: Any) -> None:
-            if publisher_box:
-                publisher_box[0].on_error(err)
-
-        if self._producer is None:
-            self._producer = Producer(
-                {
-                    **self.kafka.producer_config(),
-                    "error_cb": on_error,
-                    # librdkafka's own log lines through logging, so stderr stays JSON lines only
-                    "logger": logging.getLogger("callqual.kafka"),
-                    # Errors reach error_cb (rate-limited above); librdkafka's log: critical only.
-                    "log_level": 2,
-                }
-            )
-        meta = self._producer.list_topics(self.topics.events, timeout=30)
-        partitions = len(meta.topics[self.topics.events].partitions)
-        self.publisher = EventPublisher(
-            self._producer, self.topics.events, partitions, self.run_id, self.topics.deadletter
-        )
-        publisher_box.append(self.publisher)
+            created = ensure_service_topics(self.kafka, self.topics.pipeline())
+            if created:
+                log.info("created topics", extra={"topics": created})
+            self._sink = KafkaEventSink(self.kafka, client_logger=logging.getLogger("callqual.kafka"))
+        self.publisher = EventPublisher(self._sink, self.topics.events, self.run_id, self.topics.deadletter)
         log.info(
             "collector connected",
             extra={
                 "bootstrap_servers": self.kafka.bootstrap_servers,
                 "topic": self.topics.events,
-                "partitions": partitions,
+                "partitions": self.publisher.partitions,
                 "run": self.run_id,
                 "buffer_max_messages": self.settings.buffer_max_messages,
             },
@@ -476,7 +390,7 @@ class CollectorService:
         last = self.collector.last_ts
         if last is not None and last >= self._next_marker:
             pub.clock = max(pub.clock, last)
-            pub.marker("watermark")
+            pub.marker(Marker.WATERMARK)
             self._next_marker = last + self.settings.marker_interval_s
         now = time.monotonic()
         if now >= self._next_stats:
@@ -490,10 +404,7 @@ class CollectorService:
         c = self.collector
         extra: dict[str, Any] = {"frames": c.frames, "bytes": c.bytes, "run": self.run_id}
         if pub is not None:
-            extra.update(asdict(pub.stats))
-            extra["events"] = pub.seq
-            extra["in_queue"] = len(pub.producer)
-            extra["lost"] = pub.stats.lost
+            extra.update(pub.summary())
         log.log(level, msg, extra=extra)
 
     def run(self, frames: Iterable[Frame]) -> int:
@@ -505,12 +416,9 @@ class CollectorService:
         finally:
             # Even when interrupted: final stream reports, the end marker, then drain.
             self.collector.finish()
-            pub.marker("end")
-            remaining = pub.producer.flush(self.settings.flush_timeout_s)
-            if remaining:
-                # Purged messages get failed delivery reports: they are counted as lost.
-                pub.producer.purge()
-                pub.producer.flush(0)
+            pub.marker(Marker.END)
+            # What is still undelivered then is purged and counted as failed: lost.
+            pub.sink.close(self.settings.flush_timeout_s)
         self.export_metrics()
         stopped = "interrupted" if self._stop.is_set() else "finished"
         lost = pub.stats.lost

@@ -61,6 +61,10 @@ class CallAssembler:
     def __len__(self) -> int:
         return len(self._calls)
 
+    def __contains__(self, call_id: object) -> bool:
+        """Whether ``call_id`` is an open call (a consumer holds its input until it is not)."""
+        return call_id in self._calls
+
     def on_sip(self, ev: SipMessageEvent) -> list[CallContext]:
         """Apply one SIP message; returns calls evicted to make room (usually none)."""
         call = self._calls.get(ev.call_id)

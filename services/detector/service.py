@@ -55,8 +55,8 @@ from callqual.transport.codec import UnserialisableError, encode
 from callqual.transport.settings import KafkaSettings
 
 if TYPE_CHECKING:
-    from callqual.alerter.metrics import AlerterMetrics
-    from callqual.alerter.service import MetricsServer
+    from callqual.observability.http_server import MetricsServer
+    from callqual.observability.metrics import AlerterMetrics
 
 log = logging.getLogger("callqual.detector.service")
 
@@ -187,7 +187,7 @@ class DetectorService:
 
     def start_metrics(self, host: str, port: int) -> int:
         """Serve /metrics (and /healthz) for this detector; returns the bound port."""
-        from callqual.alerter.service import start_metrics_server
+        from callqual.observability.http_server import start_metrics_server
 
         self.metrics, self.metrics_server = start_metrics_server(host, port)
         return self.metrics_server.port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from callqual.alerter.metrics import (
+from callqual.observability.metrics import (
     AlerterMetrics,
     export_capture_stats,
     export_summary,

@@ -12,9 +12,9 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from callqual.alerter.metrics import AlerterMetrics
 from callqual.alerter.service import build_service, record_topics
 from callqual.alerter.settings import AlerterSettings
+from callqual.observability.metrics import AlerterMetrics
 from callqual.pipeline.embedded import analyze_file
 from callqual.transport.kafka import KafkaEventSink, KafkaEventSource, ensure_service_topics
 from callqual.transport.settings import KafkaSettings

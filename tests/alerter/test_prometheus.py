@@ -20,9 +20,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from callqual.alerter.metrics import AlerterMetrics
-from callqual.alerter.service import AlerterService, MetricsServer, build_service, feed_report
+from callqual.alerter.service import AlerterService, build_service, feed_report
 from callqual.alerter.settings import AlerterSettings
+from callqual.observability.http_server import MetricsServer
+from callqual.observability.metrics import AlerterMetrics
 from callqual.schemas import AnalysisReport
 from tests.alerter.receiver import Receiver, free_port
 

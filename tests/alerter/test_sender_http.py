@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from callqual.alerter.grouping import Grouper, GroupingPolicy
-from callqual.alerter.metrics import AlerterMetrics
 from callqual.alerter.notification import (
     IDEMPOTENCY_HEADER,
     PAYLOAD_VERSION,
@@ -25,6 +24,7 @@ from callqual.alerter.notification import (
 )
 from callqual.alerter.retry import RetryPolicy
 from callqual.alerter.sender import Receiver, ReceiverWorker
+from callqual.observability.metrics import AlerterMetrics
 from callqual.transport import InProcessBus
 from tests.alerter.conftest import make_alert
 from tests.alerter.receiver import Receiver as HttpReceiver

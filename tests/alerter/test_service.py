@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
-from callqual.alerter.metrics import AlerterMetrics
-from callqual.alerter.service import MetricsServer, build_service
+from callqual.alerter.service import build_service
 from callqual.alerter.settings import AlerterSettings
+from callqual.observability.http_server import MetricsServer
+from callqual.observability.metrics import AlerterMetrics
 from callqual.schemas import AnalysisReport
 from callqual.transport import TOPICS, InProcessBus
 from tests.alerter.conftest import make_alert

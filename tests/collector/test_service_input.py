@@ -4,14 +4,14 @@
 housekeeping (watermarks, metrics). The wrapper must not hide the source's
 ``record_batches()``: without pacing a classic pcap file (and a live capture)
 takes the collector's numpy chunk path, and must publish exactly the events the
-per-frame path publishes. The producer here is a stand-in that records what
-would go to Kafka (the Kafka round trip is tests/pipeline/test_kafka_pipeline.py).
+per-frame path publishes. The sink here is the in-process bus, read back whole
+(the Kafka round trip is tests/pipeline/test_kafka_pipeline.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,60 +22,41 @@ from callqual.collector.collector import Collector
 from callqual.collector.packet import Frame, RecordBatch
 from callqual.collector.service import (
     EXIT_OK,
-    H_MARKER,
     CollectorService,
     CollectorServiceSettings,
     EventPublisher,
 )
 from callqual.schemas import AnyEvent
 from callqual.simulator import simulate
+from callqual.transport import InProcessBus, Message
+from callqual.transport.ordering import H_MARKER
 from tests.collector.event_equality import assert_same
 
 
-class RecordingProducer:
-    """What a confluent_kafka Producer is asked to do, recorded; every message is delivered."""
+class RecordingBus:
+    """The in-process bus with 3 partitions, read back whole: what the collector published, in order."""
 
     def __init__(self) -> None:
-        self.messages: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+        self.bus = InProcessBus(max_messages_per_topic=10_000_000, partitions=3)
+        self._messages: list[Message] = []
 
-    def produce(
-        self,
-        topic: str,
-        *,
-        value: bytes,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-        on_delivery: Callable[[Any, Any], None] | None = None,
-    ) -> None:
-        self.messages.append((key, value, dict(headers or [])))
-        if on_delivery is not None:
-            on_delivery(None, None)
-
-    def poll(self, timeout: float) -> int:
-        return 0
-
-    def flush(self, timeout: float | None = None) -> int:
-        return 0
-
-    def purge(self) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return 0
+    def _drain(self) -> list[Message]:
+        while (m := self.bus.take(["events"], 0)) is not None:
+            self._messages.append(m)
+        return self._messages
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(v) for _, v, h in self.messages if H_MARKER not in h]
+        return [json.loads(m.value) for m in self._drain() if H_MARKER not in dict(m.headers)]
 
     def markers(self) -> list[str]:
-        return [h[H_MARKER].decode() for _, _, h in self.messages if H_MARKER in h]
+        return [dict(m.headers)[H_MARKER].decode() for m in self._drain() if H_MARKER in dict(m.headers)]
 
 
-def _service(pcap: Path, **settings: Any) -> tuple[CollectorService, RecordingProducer, list[int]]:
-    """A service publishing to a recording producer, and the sizes of the batches its core ran."""
-    producer = RecordingProducer()
-    service = CollectorService(CollectorServiceSettings(pcap=pcap, **settings), producer=producer)
-    service.publisher = EventPublisher(producer, "events", 3, service.run_id)
+def _service(pcap: Path, **settings: Any) -> tuple[CollectorService, RecordingBus, list[int]]:
+    """A service publishing to the in-process bus, and the sizes of the batches its core ran."""
+    producer = RecordingBus()
+    service = CollectorService(CollectorServiceSettings(pcap=pcap, **settings), sink=producer.bus.sink())
+    service.publisher = EventPublisher(producer.bus.sink(), "events", service.run_id)
     sizes: list[int] = []
     run_batch = service.collector._run_batch
 

@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from callqual.alerter.service import MetricsServer
+from callqual.observability.http_server import MetricsServer
 from callqual.schemas import AnalysisReport
 from callqual.simulator import simulate
 from callqual.store.embedded import analyze_into_store
