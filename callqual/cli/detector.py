@@ -37,6 +37,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def run(args: argparse.Namespace) -> int:
+    from callqual.detector.rules.settings import RuleSettings
     from callqual.detector.service import DetectorServiceSettings, serve
 
     fields = (
@@ -46,4 +47,4 @@ def run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     settings = DetectorServiceSettings(**overrides)
     jsonlog.setup("detector", settings.log_level)
-    return serve(settings)
+    return serve(settings, RuleSettings())

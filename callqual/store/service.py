@@ -34,11 +34,12 @@ from callqual.store.engine import migrate, open_store
 from callqual.store.retention import apply_retention
 from callqual.store.writer import Batch, StoreWriter
 from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics
+from callqual.transport.ordering import Marker
 
 log = logging.getLogger("callqual.store")
 
 #: The collector's progress markers on the events topic (ordering information, not data)
-COLLECTOR_MARKERS = frozenset({"watermark", "end"})
+COLLECTOR_MARKERS = frozenset(m.value for m in Marker)
 
 
 class StoreSettings(BaseSettings):

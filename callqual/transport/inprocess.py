@@ -48,7 +48,8 @@ class InProcessBus:
         self.max_messages_per_topic = max_messages_per_topic
         self.partitions = partitions
         self._queues: dict[str, deque[Message]] = {}
-        self._next_offset: dict[str, int] = {}
+        #: Offsets count per partition, as on Kafka
+        self._next_offset: dict[tuple[str, int], int] = {}
         self._emitted: dict[str, int] = {}
         self._dropped: dict[str, int] = {}
         # One condition for the whole bus: a source waiting on several topics
@@ -76,8 +77,8 @@ class InProcessBus:
             if len(queue) >= self.max_messages_per_topic:
                 self._dropped[topic] = self._dropped.get(topic, 0) + 1
                 return False
-            offset = self._next_offset.get(topic, 0)
-            self._next_offset[topic] = offset + 1
+            offset = self._next_offset.get((topic, partition), 0)
+            self._next_offset[topic, partition] = offset + 1
             self._emitted[topic] = self._emitted.get(topic, 0) + 1
             queue.append(
                 Message(

@@ -43,8 +43,9 @@ class EngineCounters:
 
 
 class RuleEngine:
-    def __init__(self, settings: RuleSettings | None = None) -> None:
-        self.settings = settings if settings is not None else RuleSettings()
+    def __init__(self, settings: RuleSettings) -> None:
+        # Given, never read here: settings come from the environment only at the edges (cli/).
+        self.settings = settings
         s = self.settings
         self.call_rules = build_call_rules(s)
         self.source_rules = build_source_rules(s)

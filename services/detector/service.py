@@ -36,11 +36,8 @@ process once nothing has arrived for that long.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -51,7 +48,10 @@ from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
 from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.schemas import AnyEvent, CallRecord, SipMessageEvent, StreamRecord, parse_event
+from callqual.transport.base import Message, PartitionedSink, PartitionedSource
 from callqual.transport.codec import UnserialisableError, encode
+from callqual.transport.ordering import header_dict, marker_of, position_of
+from callqual.transport.partition_merge import PartitionMerge
 from callqual.transport.settings import KafkaSettings
 
 if TYPE_CHECKING:
@@ -60,19 +60,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("callqual.detector.service")
 
-H_SEQ = "seq"
-H_CLOCK = "clock"
-H_MARKER = "callqual-marker"
-#: The collector's marker kinds (see callqual.collector.service)
-_MARKERS = (b"watermark", b"end")
-
 EXIT_OK = 0
 EXIT_FATAL = 1
 #: Outputs could not be delivered: offsets were not committed, a restart replays
 EXIT_UNDELIVERED = 6
-
-Position = tuple[float, float]
-_END: Position = (float("inf"), float("inf"))
 
 
 class DetectorServiceSettings(BaseSettings):
@@ -109,43 +100,6 @@ class DetectorServiceSettings(BaseSettings):
         return KafkaSettings(**overrides)
 
 
-@dataclass(slots=True)
-class _Item:
-    offset: int
-    position: Position
-    event: AnyEvent | None  # None: a marker
-    marker: str | None = None
-
-
-@dataclass
-class _Partition:
-    """What the service holds of one assigned partition."""
-
-    pending: deque[_Item] = field(default_factory=deque)
-    #: Every later message of this partition is positioned after this
-    progress: Position | None = None
-    #: Offset of the last message taken off ``pending`` (applied, or a marker)
-    last_done: int | None = None
-    #: Call-ID -> offset of the event that opened the call, for calls still in memory
-    open_calls: dict[str, int] = field(default_factory=dict)
-    ended: bool = False
-    pid: int = 0
-
-
-def _headers(raw: list[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
-    # Kafka headers may be repeated (the last wins, as in dict()) or have no value at all.
-    return {k: v for k, v in raw if v is not None} if raw else {}
-
-
-def _position(h: dict[str, bytes]) -> Position | None:
-    """The collector's ``(clock, seq)``; None when absent or not finite numbers (a foreign producer)."""
-    try:
-        position = (float(h[H_CLOCK]), float(h[H_SEQ]))
-    except (KeyError, ValueError):
-        return None
-    return position if all(map(math.isfinite, position)) else None
-
-
 def output_key(out: Output) -> str | None:
     if isinstance(out, CallRecord):
         return out.call_id
@@ -155,14 +109,17 @@ def output_key(out: Output) -> str | None:
 
 
 class DetectorService:
-    def __init__(self, settings: DetectorServiceSettings) -> None:
+    """One group member: the merge of its partitions, the detector core, and the checkpoints."""
+
+    def __init__(self, settings: DetectorServiceSettings, rules: RuleSettings, sink: PartitionedSink) -> None:
         self.settings = settings
+        self.rules = rules
         self.kafka = settings.kafka()
         self.topics = self.kafka.topics()
+        self._sink = sink
+        self._source: PartitionedSource | None = None
         self._stop = threading.Event()
-        self.parts: dict[int, _Partition] = {}
-        #: Call-ID -> partition, for the calls of ``open_calls``
-        self._call_partition: dict[str, int] = {}
+        self.merge: PartitionMerge[AnyEvent] = PartitionMerge(settings.max_pending)
         self.detector = self._new_detector()
         self.counters: dict[str, int] = {
             "messages": 0,
@@ -176,10 +133,7 @@ class DetectorService:
             "rebalances": 0,
             "runs_finished": 0,
         }
-        self._consumer: Any = None
-        self._sink: Any = None
         self._fatal: str | None = None
-        self._dirty = False
         self._assigned_once = False
         self._exported_errors: dict[str, int] = {}
         self.metrics: AlerterMetrics | None = None
@@ -203,23 +157,12 @@ class DetectorService:
             if grown > 0:
                 m.parse_errors.labels(reason=f"detector.{counter}").inc(grown)
                 self._exported_errors[counter] = self.counters[counter]
-        consumer = self._consumer
-        if consumer is None:
-            return
-        behind = 0
-        try:
-            for tp in consumer.assignment():
-                _, high = consumer.get_watermark_offsets(tp, cached=True)
-                (pos,) = consumer.position([tp])
-                if high >= 0 and pos.offset >= 0:
-                    behind += max(0, high - pos.offset)
-        except Exception as exc:  # lag is best-effort: a rebalance can pull partitions away mid-way
-            log.debug("consumer lag unavailable", extra={"error": str(exc)})
-            return
-        m.consumer_lag.labels(topic=self.topics.events).set(behind)
+        lag = self._source.lag() if self._source is not None else None
+        if lag is not None:
+            m.consumer_lag.labels(topic=self.topics.events).set(lag)
 
     def _new_detector(self) -> Detector:
-        return Detector(self._on_output, RuleEngine(RuleSettings()))
+        return Detector(self._on_output, RuleEngine(self.rules))
 
     # -- outputs ---------------------------------------------------------------
 
@@ -233,111 +176,68 @@ class DetectorService:
         )
         self._sink.emit(topic, output_key(out), out)
         self.counters["outputs"] += 1
-        self._dirty = True
         if isinstance(out, CallRecord):
-            p = self._call_partition.pop(out.call_id, None)
-            if p is not None and p in self.parts:
-                self.parts[p].open_calls.pop(out.call_id, None)
+            self.merge.release(out.call_id)
 
     # -- input -----------------------------------------------------------------
 
-    def receive(self, partition: int, offset: int, headers: dict[str, bytes], value: bytes) -> None:
-        part = self.parts.get(partition)
-        if part is None:  # a message from a partition revoked since the fetch
+    def receive(self, message: Message) -> None:
+        partition, offset, value = message.partition, message.offset, message.value
+        if partition not in self.merge.partitions:  # revoked since the fetch
             return
         self.counters["messages"] += 1
-        position = _position(headers)
-        marker = headers.get(H_MARKER)
-        if marker is not None and marker not in _MARKERS:
-            exc = ValueError(f"unknown marker {marker[:40]!r}")
+        headers = header_dict(message.headers)
+        position = position_of(headers)
+        try:
+            marker = marker_of(headers)
+        except ValueError as exc:
             self._dead_letter("undecodable", partition, offset, exc, value.decode(errors="replace"))
-            part.pending.append(_Item(offset, part.progress or (float("-inf"), -1.0), None))
+            self.merge.push(partition, offset, None, None)
             return
         if marker is not None:
             self.counters["markers"] += 1
-            pos = _END if marker == b"end" else position
-            if pos is not None:
-                # All later events have seq >= the marker's: a strict lower bound is seq - 1.
-                bound = pos if pos == _END else (pos[0], pos[1] - 1)
-                part.progress = bound if part.progress is None else max(part.progress, bound)
-            kind = marker.decode(errors="replace")
-            part.pending.append(_Item(offset, part.progress or (float("-inf"), -1.0), None, kind))
+            self.merge.push_marker(partition, offset, marker, position)
             return
+        event: AnyEvent | None
         try:
             event = parse_event(value)
         except ValidationError as exc:  # not JSON, not UTF-8, unknown kind, fields out of the schema
             self._dead_letter("undecodable", partition, offset, exc, value.decode(errors="replace"))
             event = None
-        if position is None:
+        if position is None and event is not None:
             # A producer without the headers: keep partition order, position by capture time.
             ts: Any = getattr(event, "ts", None) or getattr(event, "last_ts", None) or 0.0
             position = (ts, float(offset))
-        if part.progress is None or position > part.progress:
-            part.progress = position
-        part.pending.append(_Item(offset, position, event))
+        self.merge.push(partition, offset, position, event)
 
     def apply_ready(self, force: bool = False) -> int:
         """Apply, in ``(clock, seq)`` order, every pending event no partition can still precede."""
-        parts = self.parts
         applied = 0
-        while True:
-            best: _Partition | None = None
-            best_pos: Position | None = None
-            bound: Position = _END
-            for part in parts.values():
-                while part.pending and part.pending[0].event is None:
-                    self._take(part)
-                if part.pending:
-                    head = part.pending[0].position
-                    if best_pos is None or head < best_pos:
-                        if best is not None and best_pos is not None:
-                            bound = min(bound, best_pos)
-                        best, best_pos = part, head
-                    else:
-                        bound = min(bound, head)
-                elif part.progress is not None:
-                    bound = min(bound, part.progress)
-                else:
-                    bound = min(bound, (float("-inf"), -1.0))
-            if best is None or best_pos is None:
-                break
-            if best_pos > bound and not force:
-                if sum(len(p.pending) for p in parts.values()) <= self.settings.max_pending:
-                    break
-                self.counters["forced"] += 1
-            self._take(best)
+        forced = self.merge.counters["forced"]
+        for ready in self.merge.pop_ready(force):
+            self._apply(ready.partition, ready.offset, ready.payload)
             applied += 1
-        if all(p.ended for p in parts.values()) and parts and not any(p.pending for p in parts.values()):
+        self.counters["forced"] += self.merge.counters["forced"] - forced
+        if self.merge.all_ended():
             self._finish_run()
         return applied
 
-    def _take(self, part: _Partition) -> None:
-        item = part.pending.popleft()
-        part.last_done = item.offset
-        if item.event is None:
-            if item.marker == "end":
-                part.ended = True
-            return
-        event = item.event
-        p = part.pid
+    def _apply(self, partition: int, offset: int, event: AnyEvent) -> None:
         try:
             self.detector.handle(event)
         except (*_APPLY_ERRORS, UnserialisableError) as exc:
             # Valid by the schema, yet the rules (or an output's encoding) raised: a defect to fix,
             # but one event must not stop every call behind it. Logged with its traceback and kept.
-            log.exception("event not applied", extra={"partition": p, "offset": item.offset})
-            self._dead_letter("apply_failed", p, item.offset, exc, _wire_text(event))
+            log.exception("event not applied", extra={"partition": partition, "offset": offset})
+            self._dead_letter("apply_failed", partition, offset, exc, _wire_text(event))
             return
         self.counters["applied"] += 1
         if isinstance(event, SipMessageEvent):
-            cid = event.call_id
-            if _is_open(self.detector, cid):
-                if cid not in part.open_calls:
-                    part.open_calls[cid] = item.offset
-                    self._call_partition[cid] = p
-            elif cid in part.open_calls:
-                part.open_calls.pop(cid, None)
-                self._call_partition.pop(cid, None)
+            # Until its record is out, a call needs its events from its first one on.
+            if event.call_id in self.detector.assembler:
+                self.merge.hold(event.call_id, partition, offset)
+            else:
+                self.merge.release(event.call_id)
 
     def _dead_letter(self, reason: str, partition: int, offset: int, exc: Exception, value: str) -> None:
         """Count ``reason`` and write the message to the dead-letter topic with where it came from."""
@@ -360,109 +260,63 @@ class DetectorService:
         """Every assigned partition reached the collector's end marker: end of input, as embedded."""
         self.detector.finish()
         self.counters["runs_finished"] += 1
-        for part in self.parts.values():
-            part.open_calls.clear()
-            part.ended = False
-            part.progress = None
-        self._call_partition.clear()
+        self.merge.start_next_run()
         self.detector = self._new_detector()
         log.info("end of capture: all open calls finished", extra=dict(self.counters))
 
     # -- offsets ---------------------------------------------------------------
 
-    def commit_positions(self) -> dict[int, int]:
-        """Per partition, the offset a restart must resume from (nothing before it is needed)."""
-        out: dict[int, int] = {}
-        for p, part in self.parts.items():
-            if part.last_done is None:
-                continue
-            candidates = [part.last_done + 1]
-            if part.pending:
-                candidates.append(part.pending[0].offset)
-            if part.open_calls:
-                candidates.append(min(part.open_calls.values()))
-            out[p] = min(candidates)
-        return out
-
     def checkpoint(self, commit: bool = False) -> bool:
         """Deliver outputs, then store the safe offsets; False if outputs could not be delivered."""
-        from confluent_kafka import KafkaException, TopicPartition
-
-        sink = self._sink
-        before = sink.stats.failed + sink.stats.dropped
-        pending = sink.flush(30.0)
-        if pending or sink.stats.failed + sink.stats.dropped > 0 or sink.stats.fatal:
+        stats = self._sink.stats
+        before = stats.failed + stats.dropped
+        pending = self._sink.flush(30.0)
+        if pending or stats.failed + stats.dropped > 0 or stats.fatal:
             self._fatal = (
-                f"outputs not delivered (pending {pending}, failed {sink.stats.failed}, "
-                f"dropped {sink.stats.dropped}, before {before}): {sink.stats.last_error}"
+                f"outputs not delivered (pending {pending}, failed {stats.failed}, "
+                f"dropped {stats.dropped}, before {before}): {stats.last_error}"
             )
             return False
-        positions = self.commit_positions()
-        if positions:
-            offsets = [TopicPartition(self.topics.events, p, o) for p, o in positions.items()]
-            try:
-                self._consumer.store_offsets(offsets=offsets)
-                if commit:
-                    self._consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                log.info("offsets not stored", extra={"error": str(exc)})
-        self._dirty = False
+        if self._source is not None:
+            self._source.store(self.merge.commit_positions(), commit=commit)
         self.counters["checkpoints"] += 1
         return True
 
     # -- rebalance -------------------------------------------------------------
 
-    def on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+    def on_assign(self, partitions: list[int]) -> None:
         self._assigned_once = self._assigned_once or bool(partitions)
-        for tp in partitions:
-            self.parts.setdefault(tp.partition, _Partition(pid=tp.partition))
-        log.info("partitions assigned", extra={"partitions": sorted(self.parts)})
+        self.merge.assign(partitions)
+        log.info("partitions assigned", extra={"partitions": self.merge.partitions})
 
-    def on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+    def on_revoke(self, partitions: list[int]) -> None:
         self.counters["rebalances"] += 1
-        if self.parts:
+        if self.merge.partitions:
             self.checkpoint(commit=True)
         # Drop everything: retained partitions resume from their committed offsets.
-        self.parts.clear()
-        self._call_partition.clear()
+        self.merge.clear()
         self.detector = self._new_detector()
-        log.info(
-            "partitions revoked; state dropped", extra={"partitions": [tp.partition for tp in partitions]}
-        )
+        log.info("partitions revoked; state dropped", extra={"partitions": partitions})
 
     # -- running ---------------------------------------------------------------
 
     def stop(self) -> None:
         self._stop.set()
 
-    def serve(self) -> int:
-        from confluent_kafka import Consumer, KafkaError, Producer
+    def close(self) -> None:
+        """Release the sink (what it could not deliver is counted as failed)."""
+        self._sink.close(5.0)
 
-        from callqual.transport.kafka import KafkaEventSink, ensure_service_topics
+    def attach(self, source: PartitionedSource) -> None:
+        """Where checkpoints store offsets and lag is read; :meth:`run` attaches its source."""
+        self._source = source
 
-        created = ensure_service_topics(self.kafka, self.topics.pipeline())
-        if created:
-            log.info("created topics", extra={"topics": created})
-        kafka_log = logging.getLogger("callqual.kafka")
-        sinks: list[KafkaEventSink] = []
-        producer = Producer(
-            {
-                **self.kafka.producer_config(),
-                "error_cb": lambda err: sinks[0]._on_error(err) if sinks else None,
-                # librdkafka's own log lines through logging, so stderr stays JSON lines only
-                "logger": kafka_log,
-                "log_level": 2,
-            }
-        )
-        self._sink = KafkaEventSink(self.kafka, producer=producer)
-        sinks.append(self._sink)
-        conf = self.kafka.consumer_config(self.settings.group_id)
-        # Replay after a crash must be rebuilt exactly: re-read from the stored offsets only.
-        self._consumer = Consumer({**conf, "logger": kafka_log, "log_level": 2})
-        self._consumer.subscribe([self.topics.events], on_assign=self.on_assign, on_revoke=self.on_revoke)
+    def run(self, source: PartitionedSource) -> int:
+        """Consume ``source`` until stopped (or idle, if asked); returns the process exit code."""
+        self.attach(source)
         log.info(
             "detector started",
-            extra={"group_id": self.settings.group_id, "topic": self.topics.events},
+            extra={"group_id": self.settings.group_id, "topic": source.topic},
         )
         s = self.settings
         last_message = time.monotonic()
@@ -472,18 +326,12 @@ class DetectorService:
         code = EXIT_OK
         try:
             while not self._stop.is_set():
-                batch = self._consumer.consume(num_messages=1000, timeout=0.2)
+                batch = source.poll_batch(1000, 0.2)
                 now = time.monotonic()
-                for msg in batch:
-                    err = msg.error()
-                    if err is not None:
-                        if err.fatal():
-                            raise RuntimeError(f"fatal kafka consumer error: {err.str()}")
-                        if err.code() != KafkaError._PARTITION_EOF:
-                            log.warning("kafka consumer error", extra={"error": err.str()})
-                        continue
+                if batch:
                     last_message = now
-                    self.receive(msg.partition(), msg.offset(), _headers(msg.headers()), msg.value() or b"")
+                for message in batch:
+                    self.receive(message)
                 self.apply_ready()
                 idle = now - last_message
                 if idle >= s.idle_flush_s:
@@ -509,23 +357,17 @@ class DetectorService:
                     break
             if code == EXIT_OK and not self.checkpoint(commit=True):
                 code = EXIT_UNDELIVERED
-        except Exception as exc:
+        except Exception as exc:  # a dead member must say why and exit for its supervisor
             log.exception("detector failed", extra={"error": str(exc)})
             code = EXIT_FATAL
         finally:
             if code == EXIT_UNDELIVERED:
                 log.error("stopping without committing", extra={"error": self._fatal})
-            try:
-                self._consumer.close()
-            finally:
-                self._sink.close(timeout=5.0)
+            self.export_metrics()  # the last figures stay on /metrics until the server stops
+            self._source = None
+            source.close()
         log.info("detector stopped", extra={**self.counters, "exit_code": code})
         return code
-
-
-def _is_open(detector: Detector, call_id: str) -> bool:
-    # The assembler has no public membership test; its table is the authority on open calls.
-    return call_id in detector.assembler._calls
 
 
 #: What applying a schema-valid event can still raise on odd values (never a transport error).
@@ -552,14 +394,45 @@ class DeadLetter(BaseModel):
     value: str
 
 
-def serve(settings: DetectorServiceSettings) -> int:
-    service = DetectorService(settings)
+def kafka_service(settings: DetectorServiceSettings, rules: RuleSettings) -> DetectorService:
+    """A member publishing to Kafka, its topics created (idempotent)."""
+    from callqual.transport.kafka import KafkaEventSink, ensure_service_topics
+
+    kafka = settings.kafka()
+    created = ensure_service_topics(kafka, kafka.topics().pipeline())
+    if created:
+        log.info("created topics", extra={"topics": created})
+    return DetectorService(settings, rules, KafkaEventSink(kafka, client_logger=_CLIENT_LOG))
+
+
+def kafka_source(service: DetectorService) -> PartitionedSource:
+    """The group's ``events`` partitions for ``service``; replay starts at the stored offsets only."""
+    from callqual.transport.kafka import KafkaPartitionedSource
+
+    return KafkaPartitionedSource(
+        service.kafka,
+        service.topics.events,
+        service.settings.group_id,
+        on_assign=service.on_assign,
+        on_revoke=service.on_revoke,
+        client_logger=_CLIENT_LOG,
+    )
+
+
+#: librdkafka's own log lines go through logging, so stderr stays JSON lines only
+_CLIENT_LOG = logging.getLogger("callqual.kafka")
+
+
+def serve(settings: DetectorServiceSettings, rules: RuleSettings) -> int:
+    """``callqual detector``: one member on Kafka, until a signal (or idle, if asked)."""
+    service = kafka_service(settings, rules)
     stop_on_signals(service.stop)
     if settings.metrics_port is not None:
         port = service.start_metrics(settings.metrics_host, settings.metrics_port)
         log.info("serving metrics", extra={"host": settings.metrics_host, "port": port})
     try:
-        return service.serve()
+        return service.run(kafka_source(service))
     finally:
+        service.close()
         if service.metrics_server is not None:
             service.metrics_server.close()

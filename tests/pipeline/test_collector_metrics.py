@@ -42,7 +42,8 @@ def test_collector_metrics_count_frames_parse_errors_and_kafka_queue(
 
 
 def test_detector_metrics_report_lag_and_active_calls(kafka_bootstrap: str, tmp_path: Path) -> None:
-    from callqual.detector.service import DetectorService, DetectorServiceSettings
+    from callqual.detector.rules.settings import RuleSettings
+    from callqual.detector.service import DetectorServiceSettings, kafka_service, kafka_source
 
     pcap = tmp_path / "demo.pcap"
     simulate("demo", pcap, seed=6)
@@ -53,15 +54,16 @@ def test_detector_metrics_report_lag_and_active_calls(kafka_bootstrap: str, tmp_
     collector.connect()
     with open_capture(pcap) as capture:
         assert collector.run(capture) == 0
-    detector = DetectorService(
+    detector = kafka_service(
         DetectorServiceSettings(
             bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, group_id=f"g{prefix}", exit_when_idle_s=3
-        )
+        ),
+        RuleSettings(),
     )
     port = detector.start_metrics("127.0.0.1", 0)
     try:
-        assert detector.serve() == 0
-        detector.export_metrics()
+        assert detector.run(kafka_source(detector)) == 0
+        detector.close()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
             text = resp.read().decode()
     finally:

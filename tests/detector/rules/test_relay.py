@@ -34,7 +34,7 @@ def feed(engine: RuleEngine, events: list[SipMessageEvent]) -> list[Alert]:
 
 
 def test_a_relayed_invite_flood_is_charged_to_its_origin_once() -> None:
-    engine = RuleEngine()
+    engine = RuleEngine(RuleSettings())
     events = [e for i in range(400) for e in relayed("INVITE", i, i * 0.01)]
     alerts = feed(engine, events)
     assert [(a.rule, a.source_ip) for a in alerts] == [("sip_flood", ATTACKER[0])]
@@ -52,7 +52,7 @@ def test_a_relayed_scan_names_the_scanner_not_the_proxy() -> None:
 
 def test_the_proxys_own_requests_still_count() -> None:
     """Keep-alive OPTIONS the proxy originates (its own Call-IDs) are its own traffic."""
-    engine = RuleEngine()
+    engine = RuleEngine(RuleSettings())
     own = [
         request("OPTIONS", ts=i * 0.01, src=PROXY, dst=UA, call_id=f"ka{i}", cseq_num=1) for i in range(400)
     ]
@@ -108,7 +108,7 @@ def _bent(i: int, src: tuple[str, int], dst: tuple[str, int]) -> list[SipMessage
 
 
 def test_bent_requests_a_proxy_relays_are_the_fuzzers_malformed_sip_not_the_proxys() -> None:
-    engine = RuleEngine()
+    engine = RuleEngine(RuleSettings())
     alerts: list[Alert] = []
     for i in range(30):
         for ev in [*_bent(i, ATTACKER, PROXY), *_bent(i, PROXY, UA)]:
@@ -122,7 +122,7 @@ def test_bent_requests_a_proxy_relays_are_the_fuzzers_malformed_sip_not_the_prox
 
 def test_guesses_relayed_to_an_upstream_registrar_are_the_guessers_brute_force() -> None:
     """REGISTERs relayed by the proxy to a registrar; its 401s come back through the proxy."""
-    engine = RuleEngine()
+    engine = RuleEngine(RuleSettings())
     registrar = ("203.0.113.60", 5060)
     events: list[SipMessageEvent] = []
     for i in range(40):

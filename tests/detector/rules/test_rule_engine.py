@@ -12,7 +12,7 @@ from tests.shared_captures import PCAPS
 
 
 def test_on_call_runs_rules_and_categorises() -> None:
-    engine = RuleEngine()
+    engine = RuleEngine(RuleSettings())
     alerts, category = engine.on_call(ctx(streams=[stream(mos=2.9, mean_jitter_ms=45.0)]))
     assert [a.rule for a in alerts] == ["one_way_audio", "low_mos", "high_jitter"]
     assert category == "one_way"
@@ -24,7 +24,7 @@ def test_on_call_runs_rules_and_categorises() -> None:
 
 
 def test_call_from_a_scanning_source_is_suspicious() -> None:
-    engine = RuleEngine()
+    engine = RuleEngine(RuleSettings())
     alerts = engine.on_sip(request("OPTIONS", ts=990.0, src=CALLER, user_agent="friendly-scanner"))
     assert [a.rule for a in alerts] == ["sip_scanner"]
     assert engine.on_call(ctx())[1] == "suspicious"
@@ -37,7 +37,7 @@ def test_call_from_a_scanning_source_is_suspicious() -> None:
 
 
 def test_toll_fraud_marks_the_account_not_the_pbx() -> None:
-    engine = RuleEngine()
+    engine = RuleEngine(RuleSettings())
     pbx = ("198.51.100.10", 5060)
     invite = request(
         "INVITE", user="+88212345", ts=999.0, src=pbx, call_id="fraud", from_uri="sip:mallory@pbx"
@@ -49,7 +49,7 @@ def test_toll_fraud_marks_the_account_not_the_pbx() -> None:
 
 
 def test_malformed_event_and_counters() -> None:
-    engine = RuleEngine()
+    engine = RuleEngine(RuleSettings())
     out: list[Alert] = []
     for i in range(12):
         ev = MalformedSipEvent(
@@ -98,7 +98,7 @@ def _replay(path: Path) -> list[Alert]:
         for frame in frames:
             collector.feed(frame)
     collector.finish()
-    engine = RuleEngine()
+    engine = RuleEngine(RuleSettings())
     alerts: list[Alert] = []
     for e in events:
         if isinstance(e, SipMessageEvent):
