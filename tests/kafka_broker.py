@@ -98,8 +98,11 @@ def _run_script(args: list[str], env: dict[str, str], timeout: float) -> subproc
     )
 
 
-def start_local_broker(run_dir: Path) -> Broker:
-    """Start a throwaway broker with kafka-local.sh on free ports under ``run_dir``."""
+def start_local_broker(run_dir: Path, extra_env: dict[str, str] | None = None) -> Broker:
+    """Start a throwaway broker with kafka-local.sh on free ports under ``run_dir``.
+
+    ``extra_env``: more of the script's settings (e.g. its SASL_SSL listener).
+    """
     port, controller_port = _free_port(), _free_port()
     while controller_port == port:
         controller_port = _free_port()
@@ -108,6 +111,7 @@ def start_local_broker(run_dir: Path) -> Broker:
         "CALLQUAL_KAFKA_PORT": str(port),
         "CALLQUAL_KAFKA_CONTROLLER_PORT": str(controller_port),
         "CALLQUAL_KAFKA_RUN_DIR": str(run_dir),
+        **(extra_env or {}),
     }
     # Two cores shared with the test session itself: allow a slow JVM start.
     env.setdefault("CALLQUAL_KAFKA_START_TIMEOUT", "120")

@@ -426,7 +426,11 @@ def ensure_topics(
     wanted = list(dict.fromkeys(topics))
     if not wanted:
         return []
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        # Unreachable, refused TLS or refused credentials: the client says which in its message.
+        raise TransportError(f"cannot read the cluster's topics: {exc}") from exc
     missing = [t for t in wanted if t not in existing]
     if not missing:
         return []
