@@ -2,8 +2,9 @@
 
 Every module under ``callqual/`` (the services and schemas through their symlinks) is
 parsed, and each ``import`` is checked against the table below. A layer is a package,
-except that a service's wiring (``<service>.service``), the capture adapters and the Kafka
-adapter are layers of their own: the pure cores must not reach them.
+except that a service's wiring (``<service>.service``, and the detector's ``stages``), the
+capture adapters and the Kafka adapter are layers of their own: the pure cores must not reach
+them.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def layer(module: str) -> str:
     if len(parts) == 1:
         return "callqual"
     sub = parts[2] if len(parts) > 2 else ""
-    if parts[1] in {"collector", "detector", "alerter", "store"} and sub == "service":
+    if parts[1] in {"collector", "detector", "alerter", "store"} and sub in {"service", "stages"}:
         return f"{parts[1]}.service"
     if (parts[1], sub) in {("collector", "capture"), ("transport", "kafka")}:
         return f"{parts[1]}.{sub}"

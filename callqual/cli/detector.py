@@ -32,6 +32,19 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         help="exit once no event arrived for this long (batch runs, tests)",
     )
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics and /healthz on this port")
+    p.add_argument(
+        "--stage",
+        choices=["calls", "sources", "both"],
+        help="calls: per-call work (partitioned by Call-ID); sources: the per-source rules "
+        "(partitioned by source); both (default): the two in one process",
+    )
+    p.add_argument(
+        "--source-horizon",
+        dest="source_horizon_s",
+        type=float,
+        metavar="SECONDS",
+        help="capture seconds a source-stage member replays after a takeover (default 3600)",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     p.set_defaults(func=run)
 
@@ -42,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     fields = (
         *("bootstrap_servers", "group_id", "topic_prefix", "partitions", "exit_when_idle_s"),
-        *("log_level", "metrics_port"),
+        *("log_level", "metrics_port", "stage", "source_horizon_s"),
     )
     overrides: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     settings = DetectorServiceSettings(**overrides)

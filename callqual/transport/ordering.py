@@ -19,6 +19,8 @@ H_SEQ = "seq"
 H_CLOCK = "clock"
 H_MARKER = "callqual-marker"
 H_RUN = "run"
+#: On the detector's ``sources`` topic: the ``events`` partition an observation came from
+H_ORIGIN = "origin"
 
 #: ``(clock, seq)``: the order events were emitted in
 Position = tuple[float, float]

@@ -12,7 +12,7 @@ held (an open call), whichever comes first.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
@@ -27,6 +27,7 @@ class Ready(NamedTuple, Generic[T]):
     partition: int
     offset: int
     payload: T
+    position: Position
 
 
 @dataclass(slots=True)
@@ -52,8 +53,14 @@ class _Partition(Generic[T]):
 class PartitionMerge(Generic[T]):
     """K-way merge of assigned partitions by ``(clock, seq)``, with safe commit positions."""
 
-    def __init__(self, max_pending: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        max_pending: int = 1_000_000,
+        on_marker: Callable[[int, Marker, Position], None] | None = None,
+    ) -> None:
         self.max_pending = max_pending
+        #: Told of each marker as it is passed, in merge order (a stage forwards them downstream)
+        self._on_marker = on_marker
         self._parts: dict[int, _Partition[T]] = {}
         self._held_in: dict[str, int] = {}
         #: ``forced``: heads released past the bound because ``max_pending`` was exceeded
@@ -116,7 +123,7 @@ class PartitionMerge(Generic[T]):
             bound: Position = END_POSITION
             for pid, part in self._parts.items():
                 while part.pending and part.pending[0].payload is None:
-                    self._take(part)
+                    self._take(part, pid)
                 if part.pending:
                     head = part.pending[0].position
                     if best_pos is None or head < best_pos:
@@ -135,14 +142,30 @@ class PartitionMerge(Generic[T]):
                 self.counters["forced"] += 1
             item = self._take(self._parts[best])
             if item.payload is not None:
-                yield Ready(best, item.offset, item.payload)
+                yield Ready(best, item.offset, item.payload, item.position)
 
-    def _take(self, part: _Partition[T]) -> _Item[T]:
+    def _take(self, part: _Partition[T], pid: int | None = None) -> _Item[T]:
         item = part.pending.popleft()
         part.last_done = item.offset
         if item.marker is Marker.END:
             part.ended = True
+        if item.marker is not None and self._on_marker is not None and pid is not None:
+            self._on_marker(pid, item.marker, item.position)
         return item
+
+    def low_marks(self) -> dict[int, Position]:
+        """Per partition with known progress: a position no message still to be released is before.
+
+        What a stage forwards downstream as its own watermark: the head still waiting, or just
+        after the last position this partition showed.
+        """
+        out: dict[int, Position] = {}
+        for pid, part in self._parts.items():
+            if part.pending:
+                out[pid] = part.pending[0].position
+            elif part.progress is not None and part.progress < END_POSITION:
+                out[pid] = (part.progress[0], part.progress[1] + 1)
+        return out
 
     def all_ended(self) -> bool:
         """Every assigned partition reached its end marker and nothing waits: the input is over."""

@@ -25,6 +25,9 @@ class Topics:
     - ``calls``: detector -> alerter and storage, one record per finished call.
     - ``streams``: detector -> storage, one record per finished RTP stream.
     - ``alerts``: detector -> alerter.
+    - ``sources``: the detector's call stage -> its source stage: what the per-source rules
+      need, keyed by source (address, account), so that every member of the source stage sees
+      all of a source's traffic however the calls were spread.
     - ``deadletter``: messages a consumer could not decode or apply, kept for inspection.
     """
 
@@ -35,6 +38,7 @@ class Topics:
     streams: str
     alerts: str
     deadletter: str
+    sources: str
 
     @classmethod
     def with_prefix(cls, prefix: str = DEFAULT_TOPIC_PREFIX) -> Topics:
@@ -46,6 +50,7 @@ class Topics:
             streams=f"{prefix}streams",
             alerts=f"{prefix}alerts",
             deadletter=f"{prefix}deadletter",
+            sources=f"{prefix}sources",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -54,7 +59,7 @@ class Topics:
 
     def pipeline(self) -> tuple[str, ...]:
         """The topics the collector and detector services use (and create at start-up)."""
-        return (self.events, self.calls, self.streams, self.alerts, self.deadletter)
+        return (self.events, self.calls, self.streams, self.alerts, self.deadletter, self.sources)
 
 
 #: The default deployment's topics: ``callqual.sip``, ``callqual.media``, ...

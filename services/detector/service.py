@@ -36,21 +36,43 @@ process once nothing has arrived for that long.
 from __future__ import annotations
 
 import logging
+import math
 import threading
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callqual.detector.detector import Detector, Output
 from callqual.detector.rule_engine import RuleEngine
+from callqual.detector.rules import SOURCE_RULES
+from callqual.detector.rules.relay import RelayTracker
 from callqual.detector.rules.settings import RuleSettings
+from callqual.detector.source_routing import observation_partitions
+from callqual.detector.stages.member_loop import EXIT_FATAL, EXIT_OK, EXIT_UNDELIVERED, run_member
+from callqual.detector.stages.source_service import SourceStageService
 from callqual.pipeline.stop_signals import stop_on_signals
-from callqual.schemas import AnyEvent, CallRecord, SipMessageEvent, StreamRecord, parse_event
+from callqual.schemas import (
+    Alert,
+    AnyEvent,
+    CallRecord,
+    MalformedSipEvent,
+    SipMessageEvent,
+    StreamRecord,
+    parse_event,
+)
 from callqual.transport.base import Message, PartitionedSink, PartitionedSource
 from callqual.transport.codec import UnserialisableError, encode
-from callqual.transport.ordering import header_dict, marker_of, position_of
+from callqual.transport.ordering import (
+    H_ORIGIN,
+    Marker,
+    Position,
+    event_headers,
+    header_dict,
+    marker_headers,
+    marker_of,
+    position_of,
+)
 from callqual.transport.partition_merge import PartitionMerge
 from callqual.transport.settings import KafkaSettings
 
@@ -60,10 +82,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("callqual.detector.service")
 
-EXIT_OK = 0
-EXIT_FATAL = 1
-#: Outputs could not be delivered: offsets were not committed, a restart replays
-EXIT_UNDELIVERED = 6
+__all__ = ["EXIT_FATAL", "EXIT_OK", "EXIT_UNDELIVERED", "DetectorService", "DetectorServiceSettings"]
+
+Stage = Literal["calls", "sources", "both"]
 
 
 class DetectorServiceSettings(BaseSettings):
@@ -88,6 +109,15 @@ class DetectorServiceSettings(BaseSettings):
     #: Serve /metrics and /healthz here (consumer lag, active calls, Kafka producer); None: no server
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    #: ``calls``: per-call work, forwarding what the per-source rules need to ``sources``;
+    #: ``sources``: the per-source rules over ``sources``; ``both``: the two in one process
+    stage: Stage = "both"
+    #: Capture seconds of ``sources`` a restarted source-stage member replays to rebuild windows
+    source_horizon_s: float = Field(default=3600.0, ge=0)
+
+    @property
+    def sources_group_id(self) -> str:
+        return f"{self.group_id}-sources"
 
     def kafka(self) -> KafkaSettings:
         overrides: dict[str, Any] = {"client_id": "callqual-detector", "group_id": self.group_id}
@@ -111,6 +141,8 @@ def output_key(out: Output) -> str | None:
 class DetectorService:
     """One group member: the merge of its partitions, the detector core, and the checkpoints."""
 
+    name = "detector"
+
     def __init__(self, settings: DetectorServiceSettings, rules: RuleSettings, sink: PartitionedSink) -> None:
         self.settings = settings
         self.rules = rules
@@ -119,7 +151,12 @@ class DetectorService:
         self._sink = sink
         self._source: PartitionedSource | None = None
         self._stop = threading.Event()
-        self.merge: PartitionMerge[AnyEvent] = PartitionMerge(settings.max_pending)
+        # The source stage raises the per-source alerts; here those rules only categorise calls.
+        self._sources_partitions = sink.partitions(self.topics.sources)
+        self._flood_methods = frozenset(rules.flood_methods)
+        self._relays = RelayTracker(rules.relay_max_transactions, rules.relay_window_s)
+        self._forwarded_low: dict[int, Position] = {}
+        self.merge: PartitionMerge[AnyEvent] = PartitionMerge(settings.max_pending, self._forward_marker)
         self.detector = self._new_detector()
         self.counters: dict[str, int] = {
             "messages": 0,
@@ -132,9 +169,10 @@ class DetectorService:
             "checkpoints": 0,
             "rebalances": 0,
             "runs_finished": 0,
+            "forwarded": 0,
         }
-        self._fatal: str | None = None
-        self._assigned_once = False
+        self.fatal: str | None = None
+        self.assigned_once = False
         self._exported_errors: dict[str, int] = {}
         self.metrics: AlerterMetrics | None = None
         self.metrics_server: MetricsServer | None = None
@@ -174,6 +212,8 @@ class DetectorService:
             if isinstance(out, StreamRecord)
             else self.topics.alerts
         )
+        if isinstance(out, Alert) and out.rule in _SOURCE_RULE_IDS:
+            return  # the source stage's to raise, from every partition's traffic
         self._sink.emit(topic, output_key(out), out)
         self.counters["outputs"] += 1
         if isinstance(out, CallRecord):
@@ -215,14 +255,16 @@ class DetectorService:
         applied = 0
         forced = self.merge.counters["forced"]
         for ready in self.merge.pop_ready(force):
-            self._apply(ready.partition, ready.offset, ready.payload)
+            self._apply(ready.partition, ready.offset, ready.payload, ready.position)
             applied += 1
         self.counters["forced"] += self.merge.counters["forced"] - forced
+        if applied:
+            self._forward_progress()
         if self.merge.all_ended():
             self._finish_run()
         return applied
 
-    def _apply(self, partition: int, offset: int, event: AnyEvent) -> None:
+    def _apply(self, partition: int, offset: int, event: AnyEvent, position: Position) -> None:
         try:
             self.detector.handle(event)
         except (*_APPLY_ERRORS, UnserialisableError) as exc:
@@ -232,12 +274,48 @@ class DetectorService:
             self._dead_letter("apply_failed", partition, offset, exc, _wire_text(event))
             return
         self.counters["applied"] += 1
+        if isinstance(event, SipMessageEvent | MalformedSipEvent):
+            self._forward(partition, event, position)
         if isinstance(event, SipMessageEvent):
             # Until its record is out, a call needs its events from its first one on.
             if event.call_id in self.detector.assembler:
                 self.merge.hold(event.call_id, partition, offset)
             else:
                 self.merge.release(event.call_id)
+
+    def _forward(self, origin: int, event: SipMessageEvent | MalformedSipEvent, position: Position) -> None:
+        """An observation to the ``sources`` partitions of its keys; a proxy's relayed copy is not one."""
+        relayed = (
+            self._relays.is_relayed(event)
+            if isinstance(event, SipMessageEvent)
+            else self._relays.is_relayed_malformed(event)
+        )
+        if relayed:
+            return
+        value = encode(event)
+        headers = (*event_headers(int(position[1]), position[0], b""), (H_ORIGIN, str(origin).encode()))
+        for p in observation_partitions(event, self._flood_methods, self._sources_partitions):
+            self._sink.send(self.topics.sources, value, headers=headers, partition=p)
+        self.counters["forwarded"] += 1
+
+    def _forward_progress(self) -> None:
+        """How far each origin got, so source lanes need not wait for the collector's next marker."""
+        for origin, low in self.merge.low_marks().items():
+            if math.isfinite(low[0]) and self._forwarded_low.get(origin) != low:
+                self._forwarded_low[origin] = low
+                self._forward_marker(origin, Marker.WATERMARK, low)
+
+    def _forward_marker(self, origin: int, kind: Marker, position: Position) -> None:
+        """The collector's progress on ``origin``, to every ``sources`` partition (lanes wait on it)."""
+        # An end marker's position means nothing; a watermark's is finite once the origin spoke.
+        seq, clock = (
+            (0, 0.0)
+            if kind is Marker.END or not math.isfinite(position[0])
+            else (int(position[1]), position[0])
+        )
+        headers = (*marker_headers(kind, seq, clock, b""), (H_ORIGIN, str(origin).encode()))
+        for p in range(self._sources_partitions):
+            self._sink.send(self.topics.sources, b"{}", headers=headers, partition=p, progress=True)
 
     def _dead_letter(self, reason: str, partition: int, offset: int, exc: Exception, value: str) -> None:
         """Count ``reason`` and write the message to the dead-letter topic with where it came from."""
@@ -259,6 +337,8 @@ class DetectorService:
     def _finish_run(self) -> None:
         """Every assigned partition reached the collector's end marker: end of input, as embedded."""
         self.detector.finish()
+        self._relays.clear()
+        self._forwarded_low.clear()
         self.counters["runs_finished"] += 1
         self.merge.start_next_run()
         self.detector = self._new_detector()
@@ -272,7 +352,7 @@ class DetectorService:
         before = stats.failed + stats.dropped
         pending = self._sink.flush(30.0)
         if pending or stats.failed + stats.dropped > 0 or stats.fatal:
-            self._fatal = (
+            self.fatal = (
                 f"outputs not delivered (pending {pending}, failed {stats.failed}, "
                 f"dropped {stats.dropped}, before {before}): {stats.last_error}"
             )
@@ -285,7 +365,7 @@ class DetectorService:
     # -- rebalance -------------------------------------------------------------
 
     def on_assign(self, partitions: list[int]) -> None:
-        self._assigned_once = self._assigned_once or bool(partitions)
+        self.assigned_once = self.assigned_once or bool(partitions)
         self.merge.assign(partitions)
         log.info("partitions assigned", extra={"partitions": self.merge.partitions})
 
@@ -295,6 +375,8 @@ class DetectorService:
             self.checkpoint(commit=True)
         # Drop everything: retained partitions resume from their committed offsets.
         self.merge.clear()
+        self._relays.clear()
+        self._forwarded_low.clear()
         self.detector = self._new_detector()
         log.info("partitions revoked; state dropped", extra={"partitions": partitions})
 
@@ -313,65 +395,17 @@ class DetectorService:
 
     def run(self, source: PartitionedSource) -> int:
         """Consume ``source`` until stopped (or idle, if asked); returns the process exit code."""
-        self.attach(source)
-        log.info(
-            "detector started",
-            extra={"group_id": self.settings.group_id, "topic": source.topic},
-        )
-        s = self.settings
-        last_message = time.monotonic()
-        next_checkpoint = last_message + s.checkpoint_interval_s
-        next_stats = last_message + s.stats_interval_s
-        next_metrics = last_message
-        code = EXIT_OK
         try:
-            while not self._stop.is_set():
-                batch = source.poll_batch(1000, 0.2)
-                now = time.monotonic()
-                if batch:
-                    last_message = now
-                for message in batch:
-                    self.receive(message)
-                self.apply_ready()
-                idle = now - last_message
-                if idle >= s.idle_flush_s:
-                    self.apply_ready(force=True)
-                if now >= next_checkpoint:
-                    next_checkpoint = now + s.checkpoint_interval_s
-                    if not self.checkpoint():
-                        code = EXIT_UNDELIVERED
-                        break
-                if now >= next_metrics:
-                    next_metrics = now + 1.0
-                    self.export_metrics()
-                if now >= next_stats:
-                    next_stats = now + s.stats_interval_s
-                    log.info("detector progress", extra=dict(self.counters))
-                if not self._assigned_once:
-                    # Idle means "assigned and nothing more to read": a member waiting for the
-                    # group to drop a crashed predecessor has not even started.
-                    last_message = now
-                elif s.exit_when_idle_s is not None and idle >= s.exit_when_idle_s:
-                    self.apply_ready(force=True)
-                    log.info("idle, exiting", extra={"idle_s": round(idle, 1)})
-                    break
-            if code == EXIT_OK and not self.checkpoint(commit=True):
-                code = EXIT_UNDELIVERED
-        except Exception as exc:  # a dead member must say why and exit for its supervisor
-            log.exception("detector failed", extra={"error": str(exc)})
-            code = EXIT_FATAL
+            return run_member(self, source, self.settings, self._stop)
         finally:
-            if code == EXIT_UNDELIVERED:
-                log.error("stopping without committing", extra={"error": self._fatal})
-            self.export_metrics()  # the last figures stay on /metrics until the server stops
             self._source = None
-            source.close()
-        log.info("detector stopped", extra={**self.counters, "exit_code": code})
-        return code
 
 
 #: What applying a schema-valid event can still raise on odd values (never a transport error).
 _APPLY_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError)
+
+
+_SOURCE_RULE_IDS = frozenset(r.id for r in SOURCE_RULES)
 
 
 def _wire_text(event: AnyEvent) -> str:
@@ -423,16 +457,74 @@ def kafka_source(service: DetectorService) -> PartitionedSource:
 _CLIENT_LOG = logging.getLogger("callqual.kafka")
 
 
+def kafka_source_stage(settings: DetectorServiceSettings, rules: RuleSettings) -> SourceStageService:
+    """A source-stage member publishing its alerts to Kafka (topics as for the call stage)."""
+    from callqual.transport.kafka import KafkaEventSink, ensure_service_topics
+
+    kafka = settings.kafka()
+    ensure_service_topics(kafka, kafka.topics().pipeline())
+    return SourceStageService(settings, rules, KafkaEventSink(kafka, client_logger=_CLIENT_LOG))
+
+
+def kafka_sources(member: SourceStageService) -> PartitionedSource:
+    """The ``sources`` partitions of the source stage's own group."""
+    from callqual.transport.kafka import KafkaPartitionedSource
+
+    s = member.settings
+    return KafkaPartitionedSource(
+        s.kafka(),
+        member.topics.sources,
+        s.sources_group_id,
+        on_assign=member.on_assign,
+        on_revoke=member.on_revoke,
+        client_logger=_CLIENT_LOG,
+    )
+
+
 def serve(settings: DetectorServiceSettings, rules: RuleSettings) -> int:
-    """``callqual detector``: one member on Kafka, until a signal (or idle, if asked)."""
-    service = kafka_service(settings, rules)
-    stop_on_signals(service.stop)
-    if settings.metrics_port is not None:
-        port = service.start_metrics(settings.metrics_host, settings.metrics_port)
+    """``callqual detector``: one member of the call stage, the source stage, or both, until a
+    signal (or idle, if asked). With both, the source stage runs on a thread of its own."""
+    calls = kafka_service(settings, rules) if settings.stage != "sources" else None
+    # In one process the source stage outlives the call stage's last forward: it is stopped
+    # after the call stage ended and it stayed idle, not by its own idle timer.
+    together = settings.stage == "both" and settings.exit_when_idle_s is not None
+    src_settings = settings.model_copy(update={"exit_when_idle_s": None}) if together else settings
+    sources = kafka_source_stage(src_settings, rules) if settings.stage != "calls" else None
+    members: list[DetectorService | SourceStageService] = [m for m in (calls, sources) if m is not None]
+
+    def stop_all() -> None:
+        for m in members:
+            m.stop()
+
+    stop_on_signals(stop_all)
+    if calls is not None and settings.metrics_port is not None:
+        port = calls.start_metrics(settings.metrics_host, settings.metrics_port)
         log.info("serving metrics", extra={"host": settings.metrics_host, "port": port})
+    codes: list[int] = []
+    thread: threading.Thread | None = None
     try:
-        return service.run(kafka_source(service))
+        if sources is not None and calls is not None:
+            source_member = sources
+            thread = threading.Thread(
+                target=lambda: codes.append(source_member.run(kafka_sources(source_member))),
+                name="source-stage",
+                daemon=True,
+            )
+            thread.start()
+        if calls is not None:
+            codes.append(calls.run(kafka_source(calls)))
+        else:
+            assert sources is not None
+            codes.append(sources.run(kafka_sources(sources)))
+        if thread is not None and sources is not None:
+            if together and settings.exit_when_idle_s is not None:
+                sources.wait_idle(settings.exit_when_idle_s)
+            sources.stop()
+            thread.join()
     finally:
-        service.close()
-        if service.metrics_server is not None:
-            service.metrics_server.close()
+        for m in members:
+            m.stop()
+            m.close()
+        if calls is not None and calls.metrics_server is not None:
+            calls.metrics_server.close()
+    return max(codes) if codes else EXIT_FATAL

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.service import CollectorService, CollectorServiceSettings
+from callqual.detector.rules.settings import RuleSettings
+from callqual.detector.service import DetectorService, DetectorServiceSettings
+from callqual.detector.stages.source_service import SourceStageService
+from callqual.schemas import Alert
 from callqual.transport import InProcessBus, Message
 from callqual.transport.base import Rebalance
 
@@ -86,3 +90,118 @@ class ReplaySource:
     def close(self) -> None:
         # Closing a Kafka consumer commits what was stored.
         self.committed.update(self.stored)
+
+
+PARTITIONS = 6
+SETTINGS = DetectorServiceSettings(topic_prefix="t.", exit_when_idle_s=0.2, idle_flush_s=0.1)
+
+
+def _shares(members: int) -> list[list[int]]:
+    return [[p for p in range(PARTITIONS) if p % members == i] for i in range(members)]
+
+
+def _drain(bus: InProcessBus, topic: str) -> dict[int, list[Message]]:
+    log: dict[int, list[Message]] = {p: [] for p in range(PARTITIONS)}
+    while (m := bus.take([topic], 0)) is not None:
+        log[m.partition].append(m)
+    return log
+
+
+def _alert_ids(bus: InProcessBus) -> tuple[set[str], list[str]]:
+    ids = [Alert.model_validate_json(m.value).alert_id for m in _drain(bus, "t.alerts").values() for m in m]
+    return set(ids), ids
+
+
+def _call_stage(log: dict[int, list[Message]], bus: InProcessBus, members: int, *, kill: bool) -> None:
+    """The call-stage members side by side (a batch each in turn), as concurrent processes would be.
+
+    With ``kill``, the first member stops after half of its input, having checkpointed only in
+    its first third, and a successor takes its partitions over from the stored offsets.
+    """
+    running: list[tuple[DetectorService, ReplaySource]] = []
+    for i, share in enumerate(_shares(members)):
+        part = {p: log[p] for p in share}
+        member = DetectorService(SETTINGS, RuleSettings(), bus.sink())
+        total = sum(len(m) for m in part.values())
+        source = ReplaySource(
+            part,
+            member.on_assign,
+            member.on_revoke,
+            seed=i,
+            stop_after=total // 2 if kill and i == 0 else None,
+        )
+        member.attach(source)
+        running.append((member, source))
+    killed = running[0][0] if kill else None
+    read = 0
+    while running:
+        for member, source in list(running):
+            batch = source.poll_batch(50, 0)
+            for message in batch:
+                member.receive(message)
+            member.apply_ready()
+            if member is killed:
+                read += len(batch)
+                if read < sum(len(m) for m in source._log.values()) // 3:
+                    assert member.checkpoint()
+            if batch:
+                continue
+            running.remove((member, source))
+            if member is killed:
+                assert source.stored, "the killed member had stored no offsets"
+                successor = DetectorService(SETTINGS, RuleSettings(), bus.sink())
+                replay = ReplaySource(
+                    source._log, successor.on_assign, successor.on_revoke, seed=99, start=source.stored
+                )
+                successor.attach(replay)
+                running.append((successor, replay))
+            else:
+                member.apply_ready(force=True)
+                assert member.checkpoint(commit=True)
+
+
+def _kill_mid_stream(
+    member: DetectorService | SourceStageService, log: dict[int, list[Message]], seed: int
+) -> dict[int, int]:
+    """Read half, checkpoint after a third, then vanish (no final checkpoint): as SIGKILL.
+
+    Returns the offsets it had stored, where its successor starts.
+    """
+    total = sum(len(m) for m in log.values())
+    source = ReplaySource(log, member.on_assign, member.on_revoke, seed=seed, stop_after=total // 2)
+    member.attach(source)
+    read = 0
+    while batch := source.poll_batch(50, 0):
+        for message in batch:
+            member.receive(message)
+        member.apply_ready()
+        read += len(batch)
+        if read < total // 3:
+            assert member.checkpoint()
+    assert source.stored
+    return dict(source.stored)
+
+
+def _source_stage(bus: InProcessBus, members: int, *, kill: bool) -> None:
+    log = _drain(bus, "t.sources")
+    for i, share in enumerate(_shares(members)):
+        part = {p: log[p] for p in share}
+        member = SourceStageService(SETTINGS, RuleSettings(), bus.sink())
+        start = None
+        if kill and i == 0:
+            start = _kill_mid_stream(member, part, seed=20 + i)
+            member = SourceStageService(SETTINGS, RuleSettings(), bus.sink())
+        source = ReplaySource(part, member.on_assign, member.on_revoke, seed=100 + i, start=start)
+        assert member.run(source) == 0
+
+
+def two_stage_alert_ids(
+    log: dict[int, list[Message]], calls: int, sources: int, *, kill: bool = False
+) -> list[str]:
+    """Every alert id the two stages published (duplicates kept), ``calls`` and ``sources`` members."""
+    bus = InProcessBus(max_messages_per_topic=10_000_000, partitions=PARTITIONS)
+    _call_stage(log, bus, calls, kill=kill)
+    _source_stage(bus, sources, kill=kill)
+    return [
+        Alert.model_validate_json(m.value).alert_id for ms in _drain(bus, "t.alerts").values() for m in ms
+    ]

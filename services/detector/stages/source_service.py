@@ -1,0 +1,142 @@
+"""A source-stage member as a service: ``sources`` partitions -> :class:`SourceStage` -> alerts.
+
+Decoding, dead letters, checkpoints and rebalances as in the call stage
+(:mod:`callqual.detector.service`); the loop is :func:`run_member`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from callqual.detector.rules.settings import RuleSettings
+from callqual.detector.stages.member_loop import run_member
+from callqual.detector.stages.source_stage import SourceStage
+from callqual.schemas import Alert, MalformedSipEvent, SipMessageEvent, parse_event
+from callqual.transport.base import Message, PartitionedSink, PartitionedSource
+from callqual.transport.ordering import H_ORIGIN, header_dict, marker_of, position_of
+
+if TYPE_CHECKING:
+    from callqual.detector.service import DetectorServiceSettings
+
+log = logging.getLogger("callqual.detector.service")
+
+
+class SourceStageService:
+    name = "source stage"
+
+    def __init__(self, settings: DetectorServiceSettings, rules: RuleSettings, sink: PartitionedSink) -> None:
+        self.settings = settings
+        self.topics = settings.kafka().topics()
+        self._sink = sink
+        self._source: PartitionedSource | None = None
+        self._stop = threading.Event()
+        self.stage = SourceStage(
+            rules,
+            partitions=sink.partitions(self.topics.sources),
+            origins=sink.partitions(self.topics.events),
+            emit=self._emit,
+            horizon_s=settings.source_horizon_s,
+            max_pending=settings.max_pending,
+        )
+        self.counters: dict[str, int] = {"messages": 0, "markers": 0, "undecodable": 0, "alerts": 0}
+        self.counters.update({"checkpoints": 0, "rebalances": 0})
+        self.assigned_once = False
+        self.fatal: str | None = None
+        self.last_activity = time.monotonic()
+
+    def wait_idle(self, idle_s: float, timeout_s: float = 600.0) -> None:
+        """Block until no message arrived for ``idle_s`` (wall time), or ``timeout_s`` passed."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and time.monotonic() - self.last_activity < idle_s:
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self._sink.close(5.0)
+
+    def _emit(self, alert: Alert) -> None:
+        self._sink.emit(self.topics.alerts, alert.alert_id, alert)
+        self.counters["alerts"] += 1
+
+    # -- input -------------------------------------------------------------------
+
+    def receive(self, message: Message) -> None:
+        self.last_activity = time.monotonic()
+        p = message.partition
+        headers = header_dict(message.headers)
+        position = position_of(headers)
+        try:
+            origin = int(headers[H_ORIGIN])
+            marker = marker_of(headers)
+            if not 0 <= origin < self.stage.origins:
+                raise ValueError(f"origin {origin} out of range")
+        except (KeyError, ValueError) as exc:
+            self._undecodable(message, exc)
+            return
+        self.counters["messages"] += 1
+        if marker is not None:
+            self.counters["markers"] += 1
+            self.stage.push_marker(p, origin, message.offset, marker, position or (0.0, 0.0))
+            return
+        try:
+            event = parse_event(message.value)
+            if position is None or not isinstance(event, SipMessageEvent | MalformedSipEvent):
+                raise ValueError("not an observation with its position")
+        except (ValidationError, ValueError) as exc:
+            self._undecodable(message, exc)
+            return
+        self.stage.push(p, origin, message.offset, position, event)
+
+    def _undecodable(self, message: Message, exc: Exception) -> None:
+        # Only the call stage writes here: a foreign message is counted and skipped.
+        self.counters["undecodable"] += 1
+        log.warning(
+            "sources message skipped",
+            extra={"partition": message.partition, "offset": message.offset, "error": str(exc)[:300]},
+        )
+
+    def apply_ready(self, force: bool = False) -> int:
+        return self.stage.apply_ready(force)
+
+    # -- offsets, rebalance, metrics -----------------------------------------------
+
+    def attach(self, source: PartitionedSource) -> None:
+        self._source = source
+
+    def checkpoint(self, commit: bool = False) -> bool:
+        pending = self._sink.flush(30.0)
+        stats = self._sink.stats
+        if pending or stats.failed + stats.dropped > 0 or stats.fatal:
+            self.fatal = (
+                f"alerts not delivered (pending {pending}, failed {stats.failed}): {stats.last_error}"
+            )
+            return False
+        if self._source is not None:
+            self._source.store(self.stage.commit_positions(), commit=commit)
+        self.counters["checkpoints"] += 1
+        return True
+
+    def on_assign(self, partitions: list[int]) -> None:
+        self.assigned_once = self.assigned_once or bool(partitions)
+        self.stage.assign(partitions)
+
+    def on_revoke(self, partitions: list[int]) -> None:
+        self.counters["rebalances"] += 1
+        self.checkpoint(commit=True)
+        self.stage.clear()
+
+    def export_metrics(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, source: PartitionedSource) -> int:
+        try:
+            return run_member(self, source, self.settings, self._stop)
+        finally:
+            self._source = None
