@@ -105,7 +105,8 @@ def test_detector_dead_letters_poison_and_reports_the_next_call(kafka_bootstrap:
     finally:
         code, dlog = finish(det)
     assert code == 0, dlog[-3:]
-    assert dlog[-1]["undecodable"] == len(poison) and dlog[-1]["apply_failed"] == 0
+    stopped = next(line for line in reversed(dlog) if line["msg"] == "detector stopped")
+    assert stopped["undecodable"] == len(poison) and stopped["apply_failed"] == 0
 
     calls, _ = outputs(kafka_bootstrap, prefix)
     assert calls == analyze_file(GOOD_CALL).calls

@@ -100,7 +100,10 @@ class SourceStageService:
         )
 
     def apply_ready(self, force: bool = False) -> int:
-        return self.stage.apply_ready(force)
+        """Never forced by silence: a lane is silent while its call-stage owner is being replaced
+        (a rebalance), and applying past it then would reorder the rules' input. Only the
+        merge's ``max_pending`` bound forces (counted)."""
+        return self.stage.apply_ready()
 
     # -- offsets, rebalance, metrics -----------------------------------------------
 
