@@ -273,7 +273,7 @@ def lookups(url: str, base: list[dict[str, Any]], total: int, samples: int = 100
     for name, values in (("call_id", by_call), ("number", by_number)):
         values.sort()
         out[name] = {"median_ms": statistics.median(values), "p95_ms": values[int(0.95 * len(values)) - 1]}
-    out["table_gb"] = round(((size[0] if size else 0) + (parts[0] if parts else 0)) / 1e9, 2)
+    out["table_gb"] = round(float((size[0] if size else 0) + (parts[0] if parts else 0)) / 1e9, 2)
     return out
 
 
