@@ -77,7 +77,10 @@ def notification_id(group_key: str, alert_ids: Sequence[str]) -> str:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):  # past year 9999: a pcapng clock can say so
+        return f"{ts:.6g} s since 1970"
 
 
 def _call_context(call: CallRecord) -> dict[str, Any]:

@@ -13,7 +13,6 @@ wall clock.
 """
 
 import math
-from datetime import UTC, datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -122,8 +121,8 @@ def extract(ctx: CallContext) -> CallFeatures:
     codec = _codec(ctx)
     onehot = {f"codec_{c}": 1.0 if codec == c else 0.0 for c in CODECS}
     onehot["codec_other"] = 1.0 if codec is not None and codec not in CODECS else 0.0
-    hour = datetime.fromtimestamp(rec.start_ts, UTC)
-    angle = 2 * math.pi * (hour.hour + hour.minute / 60 + hour.second / 3600) / 24
+    # Whole seconds into the UTC day, as datetime would say, for any capture time (even past year 9999).
+    angle = 2 * math.pi * (math.floor(rec.start_ts) % 86_400) / 86_400
     return CallFeatures(
         answered=1.0 if rec.answer_ts is not None else 0.0,
         post_dial_delay_ms=max(rec.post_dial_delay_ms or 0.0, 0.0),
