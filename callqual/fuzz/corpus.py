@@ -26,7 +26,7 @@ def pcap_bytes(frames: Sequence[Frame], snaplen: int = 262_144) -> bytes:
     linktype = frames[0].linktype if frames else 1
     parts = [_PCAP_HEADER.pack(_MAGIC_US, 2, 4, 0, 0, snaplen, linktype)]
     for f in frames:
-        us = round(f.ts * 1e6)
+        us = min(max(round(f.ts * 1e6), 0), 0xFFFFFFFF * 1_000_000)  # what 32-bit seconds can hold
         parts.append(_RECORD.pack(us // 1_000_000, us % 1_000_000, len(f.data), max(f.orig_len, len(f.data))))
         parts.append(f.data)
     return b"".join(parts)
