@@ -54,6 +54,7 @@ from callqual.collector.packet import Frame, Payload, RecordBatch
 from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
 from callqual.collector.sip.sdp import parse_sdp, sdp_body
 from callqual.schemas import AnyEvent, MalformedSipEvent, SdpMedia, SipMessageEvent
+from callqual.schemas.base import SCHEMA_VERSION
 from callqual.schemas.events import Transport
 from callqual.schemas.packet_content import MAX_SIP_MESSAGE_BYTES, packet_text
 
@@ -901,6 +902,8 @@ def _sip_event(p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None) -> SipMe
     ``tests/collector/test_sip_event_construct.py`` holds it equal to the validated model.
     """
     return SipMessageEvent.model_construct(
+        kind="sip_message",
+        schema_version=SCHEMA_VERSION,
         frame=p.frame,
         ts=p.ts,
         src_ip=p.src_ip,
