@@ -150,7 +150,7 @@ def parse_sdp(body: bytes, anomalies: list[str] | None = None) -> list[SdpMedia]
     # Built without re-validation: the text is ``packet_text``'s (no surrogates), the numbers were
     # range-checked above; validating again was a tenth of the per-message cost (issue 14).
     return [
-        SdpMedia.model_construct(
+        SdpMedia.trusted(
             media=m.media,
             connection_ip=m.connection if m.connection is not None else session_connection,
             port=m.port,
