@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callqual.cli.gc_tuning import tune_gc_for_throughput
 from callqual.cli.text_report import render
 from callqual.collector.capture.pcap_file import CaptureFile, open_capture
 from callqual.collector.config import CollectorConfig
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.retention_days is not None:
         overrides["retention_days"] = args.retention_days
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
+    tune_gc_for_throughput()
     scorer = None
     if args.model is not None:
         from callqual.cli.train import load_model_or_exit
