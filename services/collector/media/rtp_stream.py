@@ -89,6 +89,9 @@ _TS_HALF: Final[int] = 0x80000000
 #: numbers is taken as a wrap with the wrapping packets lost, not a very late
 #: packet (Wireshark issue 5958).
 _WRAP_GUESS: Final[int] = 0xFF00
+#: Largest forward sequence gap (lost packets + 1) a clean column batch may contain: a loss burst,
+#: counted by Wireshark as one sequence error; larger jumps take the packet loop.
+_MAX_CLEAN_GAP: Final[int] = 1000
 
 
 #: Queued packets per stream before they are applied in one batch (see RtpStream.drain):
@@ -356,24 +359,27 @@ class RtpStream:
         """Whether a batch of ``n`` packets from ``seq0`` to ``last_seq`` may be clean, by the stream's state.
 
         The per-packet half of the test (one payload type, no marker,
-        consecutive sequence numbers, no -1 ms delta) is done on the columns.
+        sequence numbers rising by 1 to ``_MAX_CLEAN_GAP``, no -1 ms delta) is
+        done on the columns. Forward gaps (lost packets) are clean: each is one
+        Wireshark sequence error and zeros in the received map, nothing else.
         """
         pt = self._pt
         info = self._clock_by_pt.get(pt)
         bitmap = self._bitmap
         start = self._start_seq
+        seq_num = self._seq_num
         return (
             self._total > 0
             and info is not None
             and bool(info[0])
             and not info[2]
             and pt not in CN_PAYLOAD_TYPES
-            and seq0 == (self._seq_num + 1) & 0xFFFF
-            and (bitmap is None or (bool(bitmap) and seq0 == (self._hi_seq + 1) & 0xFFFF))
-            and (bitmap is None or len(bitmap) + n <= _MAX_SEQ_MAP)
-            # no wrap (0 excluded) and no state change of the wrap latch
-            and seq0 > 0
-            and last_seq == seq0 + n - 1
+            and seq_num < seq0 <= seq_num + _MAX_CLEAN_GAP
+            # the received map's highest number is Wireshark's last in-order one (no reordering pending)
+            and (bitmap is None or (bool(bitmap) and self._hi_seq & 0xFFFF == seq_num))
+            and (bitmap is None or len(bitmap) + (last_seq - seq_num) <= _MAX_SEQ_MAP)
+            # no wrap (0 excluded: seq0 > seq_num >= 0) and no state change of the wrap latch
+            and last_seq >= seq0 + n - 1
             and (last_seq <= start if self._under else seq0 >= start)
         )
 
@@ -763,8 +769,12 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
     now = (ts - first_ts[seg]) * 1000.0
     delta = _segment_steps(now, starts, times)
     bad = ints[:, COL_B1] != pts[seg]
-    bad[1:] |= np.diff(seq) != 1
+    seq_step = np.diff(seq)
+    bad[1:] |= (seq_step < 1) | (seq_step > _MAX_CLEAN_GAP)
+    gap = np.zeros(len(seq), dtype=bool)  # a forward jump: lost packets before this one
+    gap[1:] = seq_step > 1
     bad[starts] = ints[starts, COL_B1] != pts
+    gap[starts] = [first > s._seq_num + 1 for s, first in zip(todo, first_seqs, strict=True)]
     bad |= delta == -1.0
     # packet-rtp.c calculate_extended_timestamp, as steps from the previous packet: the
     # low 32 bits of an extended timestamp are the RTP timestamp itself.
@@ -777,6 +787,7 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
     since_first = ext - np.array([s._first_ext for s in todo], dtype=np.int64)[seg]
     bad |= (since_first < 0) | (since_first >= _TS_HALF)
     bad_segments = np.bincount(seg[bad], minlength=len(todo)).tolist()
+    gap_segments = np.bincount(seg[gap], minlength=len(todo)).tolist()
     for i, s in enumerate(todo):
         if clean[i] and bad_segments[i]:
             clean[i] = False
@@ -825,10 +836,22 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
         s._seq_ts = last_ext[i]
         s._nom_ts = last_ext[i]
         s._payload_bytes += payload[i]
+        gaps = gap_segments[i]
+        if gaps:
+            s._seq_errors += gaps  # packet-rtp's "wrong sequence number", once per forward jump
+            s.problem = True
         bitmap = s._bitmap
         if bitmap is not None:
-            bitmap.extend(b"\x01" * n)
-            s._hi_seq += n
+            if gaps:
+                base = s._hi_seq & 0xFFFF  # == the previous _seq_num (see _clean_start)
+                span = last_seqs[i] - base
+                received = np.zeros(span, dtype=np.uint8)
+                received[seq[starts[i] : ends[i]] - base - 1] = 1
+                bitmap.extend(received.tobytes())
+                s._hi_seq += span
+            else:
+                bitmap.extend(b"\x01" * n)
+                s._hi_seq += n
 
 
 def _segment_jitter(j0: FloatColumn, x: FloatColumn, seg: Index, starts: Index, counts: Index) -> FloatColumn:
