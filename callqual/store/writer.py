@@ -11,20 +11,30 @@ they come out the same whichever of a call's record, streams, alerts or messages
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, exists, func, select, text, update
+from sqlalchemy import Connection, Engine, Table, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
 from callqual.schemas import Alert, AnalysisReport, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord
 from callqual.store import rows as wire
 from callqual.store.partitions import ensure_partitions
-from callqual.store.schema import alerts, calls, sip_message_counts, sip_messages, stream_intervals, streams
+from callqual.store.schema import (
+    UtcDateTime,
+    alerts,
+    calls,
+    sip_message_counts,
+    sip_messages,
+    stream_intervals,
+    streams,
+)
 
 #: Rows per INSERT statement: under SQLite's bound-parameter limit for our widest table.
 _CHUNK = 500
+#: How far back a repeated message counts as a retransmission (RFC 3261: 64*T1 = 32 s, doubled)
+RETRANSMISSION_WINDOW = timedelta(seconds=64)
 #: Columns the writer derives after the batch, never taken from the incoming call row.
 _DERIVED = (
     "mean_mos",
@@ -59,10 +69,13 @@ class WriteStats:
 
     messages_stored: int = 0
     messages_dropped: int = 0
+    #: Call-IDs whose new messages carried leg-correlation headers (their call rows are refreshed)
+    header_calls: set[str] = field(default_factory=set)
 
     def add(self, other: "WriteStats") -> None:
         self.messages_stored += other.messages_stored
         self.messages_dropped += other.messages_dropped
+        self.header_calls |= other.header_calls
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -85,6 +98,25 @@ def _copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> No
     ):
         for row in rows:
             copy.write_row([row[c] for c in columns])
+
+
+#: How SQLAlchemy's SQLite dialect stores a DateTime (text that sorts as time does)
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _sqlite_insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """SQLite ``INSERT OR IGNORE`` straight through the driver: SQLAlchemy's per-value
+    processing cost more than SQLite itself for the widest, most numerous rows."""
+    columns = [c.name for c in table.c]
+    times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
+    values = [
+        [row[c].astimezone(UTC).strftime(_SQLITE_DATETIME) if c in times else row[c] for c in columns]
+        for row in rows
+    ]
+    marks = ", ".join("?" for _ in columns)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.executemany(f"INSERT OR IGNORE INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", values)
 
 
 class StoreWriter:
@@ -147,11 +179,12 @@ class StoreWriter:
         )
         self._alerts(conn, batch.alerts)
         self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
+        # Messages change a call row only through leg-correlation headers: most need no refresh.
         touched = (
             {c.call_id for c in batch.calls}
             | {s.call_id for s in batch.streams if s.call_id is not None}
             | {a.call_id for a in batch.alerts if a.call_id is not None}
-            | {m.call_id for m in batch.messages}
+            | stats.header_calls
         )
         self._refresh_calls(conn, touched)
         return stats
@@ -216,6 +249,8 @@ class StoreWriter:
             keep.extend(kept)
             stats.messages_stored += len(kept)
             stats.messages_dropped += over
+            if any(r[h] is not None for r in rows for h in wire.CORRELATION_HEADERS):
+                stats.header_calls.add(call_id)
             count_rows.append(
                 {
                     "call_id": call_id,
@@ -230,12 +265,11 @@ class StoreWriter:
                 }
             )
         if keep:
-            for row in keep:
-                row["retransmission"] = False
+            self._flag_retransmissions(conn, keep)
             if self._postgres:
                 _copy_rows(conn, sip_messages, keep)
             else:
-                conn.execute(self._insert(sip_messages).on_conflict_do_nothing(), keep)
+                _sqlite_insert_rows(conn, sip_messages, keep)
         if count_rows:
             stmt = self._insert(sip_message_counts)
             c = sip_message_counts.c
@@ -253,24 +287,44 @@ class StoreWriter:
                 ),
                 count_rows,
             )
-        self._mark_retransmissions(conn, list(per_call))
         return stats
 
-    def _mark_retransmissions(self, conn: Connection, call_ids: list[str]) -> None:
-        """A message repeating an earlier one of its call (same transaction, direction, start) is one."""
-        earlier = sip_messages.alias("earlier")
+    def _flag_retransmissions(self, conn: Connection, fresh: list[dict[str, Any]]) -> None:
+        """Set ``retransmission`` on ``fresh`` rows, and on stored rows a late arrival precedes.
+
+        A message is a retransmission when an earlier stored message of its call has the same
+        transaction, direction and start line (``txn_key``) at most RETRANSMISSION_WINDOW
+        before it. The window (RFC 3261 timers end transactions within 64*T1 = 32 s) bounds
+        the rows looked at, and makes the flag independent of how input was cut into batches.
+        """
+        if not fresh:
+            return
+        window = RETRANSMISSION_WINDOW
+        low = min(r["ts"] for r in fresh) - window
+        high = max(r["ts"] for r in fresh) + window
         m = sip_messages.c
-        repeats = exists().where(
-            and_(
-                earlier.c.call_id == m.call_id,
-                earlier.c.txn_key == m.txn_key,
-                (earlier.c.ts < m.ts) | and_(earlier.c.ts == m.ts, earlier.c.id < m.id),
+        groups: dict[tuple[str, int], list[tuple[Any, int, dict[str, Any] | None, bool]]] = defaultdict(list)
+        for chunk in _chunks(sorted({r["call_id"] for r in fresh})):
+            query = select(m.call_id, m.txn_key, m.ts, m.id, m.retransmission).where(
+                m.ts >= low, m.ts <= high, m.call_id.in_(chunk)
             )
-        )
-        for chunk in _chunks(call_ids):
+            for call_id, txn_key, ts, id_, flagged in conn.execute(query):
+                groups[(call_id, txn_key)].append((ts, id_, None, bool(flagged)))
+        for new in fresh:
+            groups[(new["call_id"], new["txn_key"])].append((new["ts"], new["id"], new, False))
+        newly: list[int] = []
+        for items in groups.values():
+            items.sort(key=lambda item: (item[0], item[1]))
+            for k, (ts, id_, target, flagged) in enumerate(items):
+                repeat = k > 0 and ts - items[k - 1][0] <= window
+                if target is not None:
+                    target["retransmission"] = repeat
+                elif repeat and not flagged:
+                    newly.append(id_)
+        for chunk in _chunks(newly):
             conn.execute(
                 update(sip_messages)
-                .where(m.call_id.in_(chunk), m.retransmission.is_(False), repeats)
+                .where(m.ts >= low, m.ts <= high, m.id.in_(chunk))
                 .values(retransmission=True)
             )
 
