@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from callqual.cli.report_json import write_report_json
-from callqual.pipeline.embedded import analyze_file
+from callqual.collector.capture.pcap_file import open_capture
+from callqual.pipeline.embedded import EmbeddedPipeline, analyze_file
+from callqual.pipeline.report_json import write_report_json
 from callqual.simulator import simulate
 from tests.shared_captures import PCAPS
 
@@ -32,3 +33,24 @@ def test_shared_captures_including_empty_lists(name: str) -> None:
     if path.is_dir():
         path = sorted(path.glob("*.pcap*"))[0]
     _check(path)
+
+
+def _json_of(path: Path, *, compact: bool) -> bytes:
+    pipeline = EmbeddedPipeline(compact_outputs=compact)
+    with open_capture(path) as capture:
+        pipeline.run(capture)
+        pipeline.finish()
+        out = io.BytesIO()
+        pipeline.write_json_report(out, str(path), capture.truncated, capture.errors)
+    return out.getvalue()
+
+
+def test_compact_outputs_write_the_same_report(tmp_path: Path) -> None:
+    """What ``analyze --format json`` keeps (records as JSON) reports exactly what the models do."""
+    path = tmp_path / "demo.pcap"
+    simulate("demo", path)
+    compact = _json_of(path, compact=True)
+    assert compact == _json_of(path, compact=False)
+    assert compact == (analyze_file(path).model_dump_json(indent=2) + "\n").encode()
+    with pytest.raises(TypeError):
+        EmbeddedPipeline(compact_outputs=True).report("x")
