@@ -23,6 +23,7 @@ PRIVATE_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=8192)  # pure; asked about every SDP address of every finished call
 def is_private(ip: str | None) -> bool:
     if not ip:
         return False
