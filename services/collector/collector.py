@@ -37,6 +37,7 @@ from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
+from callqual.collector.media.rtp_columns import drain_columns
 from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp, parse_rtp
 from callqual.collector.media.rtp_stream import (
     COL_B1,
@@ -47,7 +48,6 @@ from callqual.collector.media.rtp_stream import (
     N_COLUMNS,
     PENDING_LIMIT,
     RtpStream,
-    drain_columns,
 )
 from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
 from callqual.collector.packet import Frame, Payload, RecordBatch

@@ -12,7 +12,8 @@ import random
 import numpy as np
 import pytest
 
-from callqual.collector.media.rtp_stream import N_COLUMNS, RtpStream, drain_columns
+from callqual.collector.media.rtp_columns import drain_columns
+from callqual.collector.media.rtp_stream import N_COLUMNS, RtpStream
 
 T0 = 1_700_000_000.0
 Pkt = tuple[float, int, int, int, bool, int, int]  # ts, seq, rtp ts, pt, marker, payload len, first byte
