@@ -122,9 +122,16 @@ class Detector:
         self.advance(ts)
 
     def advance(self, ts: float) -> None:
-        """Move capture time forward (an event, or a watermark): judges live calls, finishes ended ones."""
+        """Move capture time forward: judges live calls, finishes ended ones."""
         self._judge_live()
         self._clock(ts)
+
+    def judge_live(self) -> None:
+        """The input so far is complete (a transport's watermark): judge the calls still up.
+
+        Without it a batch of interval reports waits for the next other event.
+        """
+        self._judge_live()
 
     def _clock(self, ts: float) -> None:
         self._now = max(self._now, ts)

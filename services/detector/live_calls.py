@@ -22,6 +22,8 @@ class StreamInterval:
     stream: StreamRecord
     expected: int
     lost: int
+    #: capture time the interval began: the previous report's last packet, or the stream's first
+    since_ts: float
 
 
 @dataclass(slots=True)
@@ -29,6 +31,7 @@ class _LiveStream:
     latest: StreamRecord
     expected_before: int = 0
     lost_before: int = 0
+    since_ts: float | None = None
 
 
 @dataclass(slots=True)
@@ -77,6 +80,7 @@ class LiveCalls:
             call.streams[key] = _LiveStream(stream)
         else:
             seen.expected_before, seen.lost_before = seen.latest.expected, _lost(seen.latest)
+            seen.since_ts = seen.latest.last_ts
             seen.latest = stream
         call.fresh.add(key)
         self._pending[call_id] = None
@@ -122,6 +126,7 @@ class LiveCalls:
                 s.latest,
                 s.latest.expected - s.expected_before,
                 _lost(s.latest) - s.lost_before,
+                s.latest.first_ts if s.since_ts is None else s.since_ts,
             )
             for key, s in call.streams.items()
             if key in call.fresh

@@ -1,5 +1,8 @@
 """Mid-call rules: what can be judged of a call that is still up, from its interval reports.
 
+Every mid-call alert says since when the problem shows in ``details["since_ts"]`` (capture
+time: the silent direction's last packet, the answer, the judged interval's start).
+
 Each shares its id with the whole-call rule it anticipates (``one_way_audio``,
 ``no_media``, ``packet_loss``), so its alert has the same ``alert_id`` as the
 one the finished call would raise: the final record refines it (``in_progress``
@@ -143,7 +146,7 @@ class LiveOneWayAudio(LiveRule):
             {
                 "flowing_direction": flowing,
                 "silent_direction": quiet,
-                "silent_since_ts": quiet_since,
+                "since_ts": quiet_since,
                 "silent_s": round(silent_s, 3),
                 "streams": len(ctx.streams),
             },
@@ -175,7 +178,7 @@ class LiveNoMedia(LiveRule):
         return self.alert(
             view,
             f"answered call with no RTP for {since:.0f} s",
-            {"talk_time_s": round(since, 3), "streams": 0},
+            {"talk_time_s": round(since, 3), "streams": 0, "since_ts": answer_ts},
             sdp_messages(ctx),
         )
 
@@ -210,6 +213,7 @@ class LiveHeavyLoss(LiveRule):
                 "interval_expected": worst.expected,
                 "ssrc": st.ssrc,
                 "threshold": s.live_packet_loss_ratio,
+                "since_ts": worst.since_ts,
             },
             sdp_messages(view.ctx),
         )
