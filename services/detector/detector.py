@@ -17,10 +17,12 @@ from typing import Protocol
 
 from callqual.detector.call_assembler import AssemblerConfig, CallAssembler
 from callqual.detector.call_context import CallContext
+from callqual.detector.call_state import CallStatePublisher, CallStateSink
 from callqual.detector.emodel import stream_mos
 from callqual.detector.live_calls import LiveCalls
 from callqual.detector.rules.failure_classes import RETRIED_BY_UA, failure_class
 from callqual.detector.rules.in_progress import IN_PROGRESS_SUFFIX, LiveView
+from callqual.detector.sip_dialog import SipDialog
 from callqual.schemas import (
     Alert,
     AnyEvent,
@@ -57,6 +59,19 @@ class CallScorer(Protocol):
     def score(self, ctx: CallContext) -> Alert | None: ...
 
 
+def _credentials_refused(dialog: SipDialog) -> bool:
+    """A second challenge in one call: the UA's credentials were refused (an auth loop), no retry.
+
+    A UA answers a challenge once with credentials; challenged again, they were wrong (a stale
+    nonce, RFC 7616 ``stale=true``, is the rare exception the finished call then corrects).
+    """
+    return dialog.responses.get("401", 0) + dialog.responses.get("407", 0) >= _CHALLENGES_IN_A_LOOP
+
+
+#: Challenges in one call that make an auth loop
+_CHALLENGES_IN_A_LOOP = 2
+
+
 class Detector:
     def __init__(
         self,
@@ -64,6 +79,7 @@ class Detector:
         rules: RuleEvaluator,
         config: AssemblerConfig | None = None,
         scorer: CallScorer | None = None,
+        on_call_state: CallStateSink | None = None,
     ) -> None:
         self._emit = emit
         self._rules = rules
@@ -77,8 +93,14 @@ class Detector:
         self.live = LiveCalls(self.assembler.config.max_calls)
         #: Alerts raised before their call finished, per Call-ID: the final record refines them
         self._raised: dict[str, dict[str, Alert]] = {}
-        #: Answered calls still up, by Call-ID (answer time): judged by the clock too, for no_media
+        #: Answered calls still up, by Call-ID (answer time): judged at every batch, for no_media
         self._answered: dict[str, float] = {}
+        #: Compact updates about calls in flight, for live views (the service publishes them)
+        self.call_state = (
+            None
+            if on_call_state is None
+            else CallStatePublisher(on_call_state, self.assembler.config.max_calls)
+        )
 
     @property
     def now(self) -> float:
@@ -102,6 +124,9 @@ class Detector:
             for ctx in self.assembler.on_sip(event):
                 self._finish_call(ctx)
             self._on_dialog_progress(event)
+            dialog = self.assembler.dialog(event.call_id)
+            if self.call_state is not None and dialog is not None:
+                self.call_state.on_dialog(dialog, event.ts)
             self._emit_all(self._rules.on_sip(event))
             ts = event.ts
         elif isinstance(event, RtcpEvent):
@@ -163,7 +188,7 @@ class Detector:
             dialog.answer_ts is None
             and dialog.end_ts == event.ts
             and dialog.final_status == event.status_code
-            and event.status_code not in RETRIED_BY_UA
+            and (event.status_code not in RETRIED_BY_UA or _credentials_refused(dialog))
         ):
             ctx = self.assembler.snapshot(event.call_id, self._now)
             if ctx is not None:
@@ -198,6 +223,10 @@ class Detector:
         view = LiveView(ctx, self._now, intervals, self.live.has_reports(call_id), self.live.batch_tick)
         already = set(self._raised.get(call_id, ()))
         self._raise_early(call_id, self._rules.on_call_live(view, already))
+        if self.call_state is not None:
+            streams = self.live.streams(call_id)
+            raised = list(self._raised.get(call_id, ()))
+            self.call_state.on_quality(dialog, self._now, streams, intervals, raised)
 
     def _raise_early(self, call_id: str, alerts: list[Alert]) -> None:
         if not alerts:
@@ -219,6 +248,8 @@ class Detector:
         raised = self._raised.pop(ctx.record.call_id, {})
         self._answered.pop(ctx.record.call_id, None)
         self.live.forget(ctx.record.call_id)
+        if self.call_state is not None:
+            self.call_state.forget(ctx.record.call_id)
         final_rules = {a.rule for a in alerts}
         closing = ctx.record.end_ts if ctx.record.end_ts is not None else ctx.closed_ts
         for rule, early in raised.items():

@@ -107,7 +107,7 @@ def test_failed_calls_are_alerted_at_their_final_response() -> None:
 
 
 def test_a_challenge_answered_by_a_successful_retry_is_no_failure(tmp_path: Path) -> None:
-    """The demo's 407-then-200 call never raises call_failed; its auth loops do, after the retry window."""
+    """The demo's 407-then-200 call never raises call_failed; its auth loops do, at the second challenge."""
     capture = tmp_path / "demo.pcap"
     simulate("demo", capture, seed=5)
     run = replay(capture)
@@ -118,6 +118,7 @@ def test_a_challenge_answered_by_a_successful_retry_is_no_failure(tmp_path: Path
     loops = [c for c in run.report.calls if c.final_status in (401, 407)]
     assert len(loops) == 2
     for call in loops:
-        at, _ = run.versions("call_failed", call.call_id)[0]
-        # not at the challenge: once the retry window (or, here, the capture) ran out
-        assert at - call.end_ts > 10.0
+        # every credential refused: the second challenge is the failure, alerted at once
+        at, first = run.versions("call_failed", call.call_id)[0]
+        assert call.end_ts is not None and 0.0 <= call.end_ts - at < 1.0
+        assert first.details["failure_class"] == "auth"
