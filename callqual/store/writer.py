@@ -18,7 +18,15 @@ from sqlalchemy import Connection, Engine, Table, and_, exists, func, select, te
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
-from callqual.schemas import Alert, AnalysisReport, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord
+from callqual.schemas import (
+    Alert,
+    AnalysisReport,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    SipMessageEvent,
+    StreamRecord,
+)
 from callqual.store import rows as wire
 from callqual.store.partitions import ensure_partitions
 from callqual.store.schema import alerts, calls, sip_message_counts, sip_messages, stream_intervals, streams
@@ -46,11 +54,18 @@ class Batch:
     intervals: list[RtpStreamReport] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     messages: list[SipMessageEvent] = field(default_factory=list)
+    call_states: list[CallStateUpdate] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return (
-            len(self.calls) + len(self.streams) + len(self.intervals) + len(self.alerts) + len(self.messages)
+        kinds: tuple[list[Any], ...] = (
+            self.calls,
+            self.streams,
+            self.intervals,
+            self.alerts,
+            self.messages,
+            self.call_states,
         )
+        return sum(len(k) for k in kinds)
 
 
 @dataclass(slots=True)
@@ -146,6 +161,7 @@ class StoreWriter:
             conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
         )
         self._alerts(conn, batch.alerts)
+        self._live_calls(conn, batch.call_states)
         self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
         touched = (
             {c.call_id for c in batch.calls}
@@ -175,6 +191,19 @@ class StoreWriter:
         stmt = self._insert(table)
         update_cols = {c: stmt.excluded[c] for c in unique[0] if c not in key and c not in keep}
         conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols), unique)
+
+    def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
+        """Rows for calls in flight; a row its call's record wrote already is never overwritten."""
+        latest = {u.call_id: u for u in sorted(updates, key=lambda u: u.ts)}
+        rows = [wire.live_call_row(u) for u in latest.values()]
+        if not rows:
+            return
+        stmt = self._insert(calls)
+        update_cols = {c: stmt.excluded[c] for c in rows[0] if c != "call_id"}
+        still_live = calls.c.closed_by == wire.LIVE_CALL
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["call_id"], set_=update_cols, where=still_live), rows
+        )
 
     def _stored_message_ids(self, conn: Connection, rows: list[dict[str, Any]]) -> set[int]:
         """Which of ``rows`` are stored already; bounded by the batch's time span, so PostgreSQL

@@ -50,7 +50,15 @@ from callqual.detector.detector import Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
 from callqual.pipeline.stop_signals import stop_on_signals
-from callqual.schemas import AnyEvent, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord, parse_event
+from callqual.schemas import (
+    AnyEvent,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    SipMessageEvent,
+    StreamRecord,
+    parse_event,
+)
 from callqual.transport.codec import UnserialisableError, encode
 from callqual.transport.settings import KafkaSettings
 
@@ -221,7 +229,11 @@ class DetectorService:
         m.consumer_lag.labels(topic=self.topics.events).set(behind)
 
     def _new_detector(self) -> Detector:
-        return Detector(self._on_output, RuleEngine(RuleSettings()))
+        return Detector(self._on_output, RuleEngine(RuleSettings()), on_call_state=self._on_call_state)
+
+    def _on_call_state(self, update: CallStateUpdate) -> None:
+        self._sink.emit(self.topics.call_state, update.call_id, update)
+        self.counters["outputs"] += 1
 
     # -- outputs ---------------------------------------------------------------
 

@@ -47,9 +47,9 @@ class RuleSettings(BaseSettings):
     #: because of comfort-noise and keep-alive packets).
     one_way_min_ratio: float = 0.05
     #: Mid-call one-way audio: one direction silent this long (seconds) while the other flowed
-    #: throughout. With the collector's 10 s interval reports the alert comes 5-15 s after the
-    #: media stopped; DTX/silence suppression still sends comfort noise at least every few seconds.
-    live_one_way_quiet_s: float = 5.0
+    #: throughout (continuous, see ``live_one_way_continuous_s``). With the collector's 10 s
+    #: interval reports the alert comes 4-14 s after the media stopped.
+    live_one_way_quiet_s: float = 4.0
     #: A stream that sent this long without a pause does not suppress silence: a talker's
     #: first spurt can last 5 s, hardly 10 s without a breath.
     live_one_way_continuous_s: float = 10.0
@@ -60,8 +60,8 @@ class RuleSettings(BaseSettings):
     #: answer even with silence suppression (comfort noise), so a shorter wait is as safe.
     live_one_way_never_s: float = 3.0
     #: Mid-call no media: a collector report tick this long after answer without one stream
-    #: report for the call. With 10 s intervals the alert comes 4-14 s after answer.
-    live_no_media_after_s: float = 4.0
+    #: report for the call. With 10 s intervals the alert comes 3-13 s after answer.
+    live_no_media_after_s: float = 3.0
     #: Mid-call heavy loss: loss over one interval report (at least ``quality_min_packets``
     #: expected) above this ratio; lower, and one bursty interval would cry wolf.
     live_packet_loss_ratio: float = 0.05
