@@ -61,9 +61,8 @@ class EmbeddedPipeline:
         on_event: Callable[[AnyEvent], None] | None = None,
     ) -> None:
         self._out = _Outputs()
-        self.detector = Detector(
-            self._out.add, RuleEngine(rule_settings or RuleSettings()), assembler_config, scorer
-        )
+        self.rules = RuleEngine(rule_settings or RuleSettings())
+        self.detector = Detector(self._out.add, self.rules, assembler_config, scorer)
         self._on_event = on_event
         self.collector = Collector(self._deliver, collector_config)
         self.sip_messages = 0
@@ -104,11 +103,16 @@ class EmbeddedPipeline:
             alerts=len(alerts),
             calls_by_category=dict(sorted(by_category.items())),
             errors=dict(sorted(errors.items())),
-            skipped=dict(sorted(c.all_skipped().items())),
+            skipped=dict(sorted((c.all_skipped() + _relayed(self.rules)).items())),
             dropped=dict(sorted((c.all_dropped() + _dropped(self.detector.assembler.counters)).items())),
             truncated=truncated,
         )
         return AnalysisReport(summary=summary, calls=calls, streams=streams, alerts=alerts)
+
+
+def _relayed(rules: RuleEngine) -> Counter[str]:
+    """A proxy's relayed copies, which the source rules deliberately did not count."""
+    return Counter({"sip.relayed": rules.counters.relayed})
 
 
 def _dropped(counters: Counter[str]) -> Counter[str]:

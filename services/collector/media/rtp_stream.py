@@ -470,9 +470,9 @@ class RtpStream:
             now = (ts - first_ts) * 1000.0
             last_ts = ts
             # tap-rtp-analysis.c "in_time_sequence": a timestamp before the first packet's, or 2^31
-            # or more after it (a corrupt or reset clock), is a timestamp error (STAT_FLAG_WRONG_TIMESTAMP):
-            # the packet is counted but moves neither the sequence state nor delta and jitter.
-            in_time = 0 <= ext - first_ext < _TS_HALF
+            # or more after it, modulo 2^32 (a corrupt or reset clock), is a timestamp error
+            # (STAT_FLAG_WRONG_TIMESTAMP): counted, but moves neither sequence state nor delta/jitter.
+            in_time = (ext - first_ext) & 0xFFFFFFFF < _TS_HALF
 
             # Sequence cycles with the "under" latch, then Wireshark's sequence-error count.
             if not in_time:
@@ -512,7 +512,9 @@ class RtpStream:
             divisor = info[0]
             current_jitter = 0.0
             if divisor:
-                diff = delta - (ext - nom_ts) / divisor
+                # modulo 2^32, as the tap's 32-bit timestamps: the unwrapping above can be a cycle
+                # off after a corrupt timestamp, the difference to the last analysed one is not
+                diff = delta - (((ext - nom_ts + _TS_HALF) & 0xFFFFFFFF) - _TS_HALF) / divisor
                 nom_ts = ext
                 if diff < 0.0:
                     diff = -diff
@@ -774,8 +776,8 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
     ext = np.cumsum(step)
     ext += (ext_ts - (ext[starts] - step[starts]))[seg]
     # every packet within 2^31 after the stream's first timestamp (tshark's "in_time_sequence")
-    since_first = ext - np.array([s._first_ext for s in todo], dtype=np.int64)[seg]
-    bad |= (since_first < 0) | (since_first >= _TS_HALF)
+    since_first = (ext - np.array([s._first_ext for s in todo], dtype=np.int64)[seg]) & 0xFFFFFFFF
+    bad |= since_first >= _TS_HALF
     bad_segments = np.bincount(seg[bad], minlength=len(todo)).tolist()
     for i, s in enumerate(todo):
         if clean[i] and bad_segments[i]:
@@ -786,7 +788,7 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
         return
 
     # Every packet has the clock rate, so the nominal reference is the previous packet's.
-    nominal = _segment_steps(ext, starts, nom_ts) / divisors[seg]
+    nominal = (((_segment_steps(ext, starts, nom_ts) + _TS_HALF) & 0xFFFFFFFF) - _TS_HALF) / divisors[seg]
     jitters = _segment_jitter(jitter0, np.abs(delta - nominal), seg, starts, counts)
 
     delta_sum = np.add.reduceat(delta, starts).tolist()
