@@ -19,7 +19,15 @@ from sqlalchemy import JSON, Connection, Engine, Table, func, select, text, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
-from callqual.schemas import Alert, AnalysisReport, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord
+from callqual.schemas import (
+    Alert,
+    AnalysisReport,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    SipMessageEvent,
+    StreamRecord,
+)
 from callqual.store import rows as wire
 from callqual.store.partitions import ensure_partitions
 from callqual.store.schema import (
@@ -57,11 +65,18 @@ class Batch:
     intervals: list[RtpStreamReport] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     messages: list[SipMessageEvent] = field(default_factory=list)
+    call_states: list[CallStateUpdate] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return (
-            len(self.calls) + len(self.streams) + len(self.intervals) + len(self.alerts) + len(self.messages)
+        kinds: tuple[list[Any], ...] = (
+            self.calls,
+            self.streams,
+            self.intervals,
+            self.alerts,
+            self.messages,
+            self.call_states,
         )
+        return sum(len(k) for k in kinds)
 
 
 @dataclass(slots=True)
@@ -211,6 +226,7 @@ class StoreWriter:
             conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
         )
         self._alerts(conn, batch.alerts)
+        self._live_calls(conn, batch.call_states)
         self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
         # Messages change a call row only through leg-correlation headers: most need no refresh.
         touched = (
@@ -245,6 +261,19 @@ class StoreWriter:
         stmt = self._insert(table)
         update_cols = {c: stmt.excluded[c] for c in unique[0] if c not in key and c not in keep}
         conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols), unique)
+
+    def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
+        """Rows for calls in flight; a row its call's record wrote already is never overwritten."""
+        latest = {u.call_id: u for u in sorted(updates, key=lambda u: u.ts)}
+        rows = [wire.live_call_row(u) for u in latest.values()]
+        if not rows:
+            return
+        stmt = self._insert(calls)
+        update_cols = {c: stmt.excluded[c] for c in rows[0] if c != "call_id"}
+        still_live = calls.c.closed_by == wire.LIVE_CALL
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["call_id"], set_=update_cols, where=still_live), rows
+        )
 
     def _stored_message_ids(self, conn: Connection, rows: list[dict[str, Any]]) -> set[int]:
         """Which of ``rows`` are stored already; bounded by the batch's time span, so PostgreSQL
