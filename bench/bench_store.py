@@ -116,9 +116,9 @@ def copy_of(k: int, msgs: list[SipMessageEvent], ivs: list[RtpStreamReport], r: 
     )
 
 
-def split(batch: Batch) -> list[Batch]:
-    """Batches of ~BATCH_MESSAGES messages, each with its share of the other rows."""
-    parts = max(1, len(batch.messages) // BATCH_MESSAGES)
+def split(batch: Batch, size: int) -> list[Batch]:
+    """Batches of ~``size`` messages, each with its share of the other rows."""
+    parts = max(1, len(batch.messages) // size)
 
     def share(items: list[Any], i: int) -> list[Any]:
         return items[i * len(items) // parts : (i + 1) * len(items) // parts]
@@ -273,7 +273,7 @@ def lookups(url: str, base: list[dict[str, Any]], total: int, samples: int = 100
     for name, values in (("call_id", by_call), ("number", by_number)):
         values.sort()
         out[name] = {"median_ms": statistics.median(values), "p95_ms": values[int(0.95 * len(values)) - 1]}
-    out["table_gb"] = round(((size[0] if size else 0) + (parts[0] if parts else 0)) / 1e9, 2)
+    out["table_gb"] = round(float((size[0] if size else 0) + (parts[0] if parts else 0)) / 1e9, 2)
     return out
 
 
@@ -285,7 +285,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--capture", type=Path, help="traffic to ingest (default: simulated day, seed 101)")
     ap.add_argument("--copies", type=int, default=8, help="copies of the traffic ingested (default 8)")
-    ap.add_argument("--sizes", default="100000,1000000", help="sip_messages sizes for lookups")
+    ap.add_argument("--sizes", default="100000,1000000", help="sip_messages sizes for lookups ('' for none)")
+    ap.add_argument("--batch-messages", type=int, default=BATCH_MESSAGES, help="SIP messages per transaction")
     ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
@@ -298,7 +299,11 @@ def main() -> int:
     server = PostgresServer(durable=True)
     try:
         if not args.skip_ingest:
-            batches = [b for k in range(args.copies) for b in split(copy_of(k, msgs, ivs, report))]
+            batches = [
+                b
+                for k in range(args.copies)
+                for b in split(copy_of(k, msgs, ivs, report), args.batch_messages)
+            ]
             lite = work / "ours.db"
             results["sqlite"] = ingest_writer(f"sqlite:///{lite}", batches)
             results["sqlite_reference"] = ingest_reference(
@@ -309,7 +314,8 @@ def main() -> int:
             for engine in ("sqlite", "postgresql"):
                 ours, ref = results[engine], results[f"{engine}_reference"]
                 print(
-                    f"ingest {engine:10s} {ours['messages']:>7} msgs + {ours['other_rows']} other rows: "
+                    f"ingest {engine:10s} batches of {args.batch_messages}: "
+                    f"{ours['messages']:>7} msgs + {ours['other_rows']} other rows: "
                     f"{ours['per_s']:>8.0f} msg/s ({ours['seconds']:.1f} s, CPU {ours['cpu_s']:.1f} s); "
                     f"reference {ref['per_s']:>8.0f} msg/s; ratio {ref['per_s'] / ours['per_s']:.2f}x",
                     flush=True,
@@ -323,7 +329,7 @@ def main() -> int:
             base.append(row)
         filled = 0
         results["lookups"] = {}
-        for size in sorted(int(s) for s in args.sizes.split(",")):
+        for size in sorted(int(s) for s in args.sizes.split(",") if s):
             seconds = fill(url, base, filled, size)
             filled = size
             res = lookups(url, base, size)

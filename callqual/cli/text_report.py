@@ -23,7 +23,10 @@ _CATEGORY_RANK = {
 def _ts(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except (OverflowError, OSError, ValueError):  # past year 9999: a pcapng clock can say so
+        return f"{ts:.6g} s since 1970"
 
 
 def _num(value: float | int | None, fmt: str = "{:.1f}") -> str:

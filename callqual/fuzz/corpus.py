@@ -26,7 +26,7 @@ def pcap_bytes(frames: Sequence[Frame], snaplen: int = 262_144) -> bytes:
     linktype = frames[0].linktype if frames else 1
     parts = [_PCAP_HEADER.pack(_MAGIC_US, 2, 4, 0, 0, snaplen, linktype)]
     for f in frames:
-        us = round(f.ts * 1e6)
+        us = min(max(round(f.ts * 1e6), 0), 0xFFFFFFFF * 1_000_000)  # what 32-bit seconds can hold
         parts.append(_RECORD.pack(us // 1_000_000, us % 1_000_000, len(f.data), max(f.orig_len, len(f.data))))
         parts.append(f.data)
     return b"".join(parts)
@@ -78,6 +78,7 @@ def broken_files(rng: random.Random, capture: bytes) -> Iterator[tuple[str, byte
             ("caplen_past_snaplen", 8, 300_000),
             ("orig_len_0", 12, 0),
             ("ts_usec_over", 4, 2_000_000),
+            ("ts_sec_max", 0, 0xFFFFFFFF),
         ):
             out = bytearray(capture)
             _u32_at(out, at + field, value)
@@ -88,6 +89,24 @@ def broken_files(rng: random.Random, capture: bytes) -> Iterator[tuple[str, byte
             out = bytearray(capture)
             _u32_at(out, first_len + 4, value)
             yield name, bytes(out)
+        packet = _first_block(capture, 6)
+        if packet is not None:  # an enhanced packet's timestamp, 64 bits: past year 9999
+            out = bytearray(capture)
+            _u32_at(out, packet + 12, 0xFFFFFFF0)
+            yield "ts_far_future", bytes(out)
+
+
+def _first_block(capture: bytes, block_type: int) -> int | None:
+    """Offset of the first pcapng block of ``block_type`` (little-endian files), if any."""
+    at = 0
+    while at + 8 <= len(capture):
+        kind, length = struct.unpack_from("<II", capture, at)
+        if kind == block_type:
+            return at
+        if length < 12:
+            return None
+        at += length
+    return None
 
 
 def write_corpus(directory: Path, files: Iterator[tuple[str, bytes]]) -> list[Path]:

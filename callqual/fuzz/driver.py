@@ -161,9 +161,14 @@ def notify(report: AnalysisReport) -> list[Notification]:
         raise PathDefectError(f"the alerter dead-lettered {bus.emitted(TOPICS.deadletter)} detector outputs")
     notifications = service.flush()
     for n in notifications:
-        for receiver in _RECEIVERS:
-            receiver.request(n, 0.0)
+        render_notification(n)
     return notifications
+
+
+def render_notification(n: Notification) -> None:
+    """``n`` as every receiver kind would send it (URL, headers, signed body); never sent."""
+    for receiver in _RECEIVERS:
+        receiver.request(n, 0.0)
 
 
 def drive_plan(capture: Capture, plan: Sequence[Mutation], batch_size: int | None) -> tuple[DriveResult, int]:

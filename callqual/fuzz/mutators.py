@@ -67,8 +67,8 @@ def truncate(rng: random.Random, frame: Frame) -> Frame | None:
 
 
 def time_jump(rng: random.Random, frame: Frame) -> Frame:
-    """Capture clocks step (NTP), and merged captures interleave: time going back or far ahead."""
-    shift = rng.choice((-86_400.0, -3_600.0, -1.0, -1e-6, 1e-6, 30.0, 86_400.0))
+    """Capture clocks step (NTP), merged captures interleave, pcapng clocks reach past year 9999."""
+    shift = rng.choice((-86_400.0, -3_600.0, -1.0, -1e-6, 1e-6, 30.0, 86_400.0, 1.8e13))
     return _with_data(frame, frame.data, ts=max(0.0, frame.ts + shift))
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
@@ -18,6 +19,8 @@ from callqual.detector.call_assembler import AssemblerConfig
 from callqual.detector.detector import CallScorer, Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
+from callqual.pipeline.compact_outputs import CompactOutputs
+from callqual.pipeline.report_json import write_report_frame, write_report_json
 from callqual.schemas import (
     Alert,
     AnalysisReport,
@@ -33,15 +36,19 @@ class _Outputs:
     calls: list[CallRecord] = field(default_factory=list)
     streams: list[StreamRecord] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
-    alert_ids: set[str] = field(default_factory=set)
+    #: alert id -> its index in ``alerts``: a later version of an alert (the finished call's
+    #: refinement of a mid-call alert) replaces the earlier one, as the store's upsert does
+    alert_ids: dict[str, int] = field(default_factory=dict)
 
     def add(self, out: Output) -> None:
         if isinstance(out, CallRecord):
             self.calls.append(out)
         elif isinstance(out, StreamRecord):
             self.streams.append(out)
-        elif out.alert_id not in self.alert_ids:
-            self.alert_ids.add(out.alert_id)
+        elif out.alert_id in self.alert_ids:
+            self.alerts[self.alert_ids[out.alert_id]] = out
+        else:
+            self.alert_ids[out.alert_id] = len(self.alerts)
             self.alerts.append(out)
 
 
@@ -55,11 +62,14 @@ class EmbeddedPipeline:
         assembler_config: AssemblerConfig | None = None,
         scorer: CallScorer | None = None,
         on_event: Callable[[AnyEvent], None] | None = None,
+        *,
+        compact_outputs: bool = False,
     ) -> None:
-        self._out = _Outputs()
-        self.detector = Detector(
-            self._out.add, RuleEngine(rule_settings or RuleSettings()), assembler_config, scorer
-        )
+        #: With ``compact_outputs`` finished records are kept as report JSON: only
+        #: :meth:`write_json_report` can then report (what ``analyze --format json`` needs).
+        self._out: _Outputs | CompactOutputs = CompactOutputs() if compact_outputs else _Outputs()
+        self.rules = RuleEngine(rule_settings or RuleSettings())
+        self.detector = Detector(self._out.add, self.rules, assembler_config, scorer)
         self._on_event = on_event
         self.collector = Collector(self._deliver, collector_config)
         self.sip_messages = 0
@@ -82,29 +92,62 @@ class EmbeddedPipeline:
         self, source: str, truncated: bool = False, reader_errors: Counter[str] | None = None
     ) -> AnalysisReport:
         out = self._out
+        if not isinstance(out, _Outputs):
+            raise TypeError("a pipeline with compact outputs reports through write_json_report")
         calls = sorted(out.calls, key=lambda c: (c.start_ts, c.call_id))
         streams = sorted(out.streams, key=lambda s: (s.first_ts, s.first_frame, s.ssrc))
         alerts = sorted(out.alerts, key=lambda a: (a.first_ts, a.rule, a.alert_id))
+        by_category: Counter[str] = Counter(call.category for call in calls)
+        counts = (len(calls), len(streams), len(alerts))
+        summary = self._summary(source, truncated, reader_errors, counts=counts, by_category=by_category)
+        return AnalysisReport(summary=summary, calls=calls, streams=streams, alerts=alerts)
+
+    def write_json_report(
+        self, out: BinaryIO, source: str, truncated: bool = False, reader_errors: Counter[str] | None = None
+    ) -> None:
+        """The report as ``report(...).model_dump_json(indent=2)`` plus a newline, in either output mode."""
+        kept = self._out
+        if isinstance(kept, _Outputs):
+            write_report_json(self.report(source, truncated, reader_errors), out)
+            return
+        lists = kept.sorted_lists()
+        counts = (len(lists["calls"]), len(lists["streams"]), len(lists["alerts"]))
+        summary = self._summary(source, truncated, reader_errors, counts=counts, by_category=kept.categories)
+        write_report_frame(AnalysisReport(summary=summary, calls=[], streams=[], alerts=[]), lists, out)
+
+    def _summary(
+        self,
+        source: str,
+        truncated: bool,
+        reader_errors: Counter[str] | None,
+        *,
+        counts: tuple[int, int, int],
+        by_category: Counter[str],
+    ) -> Summary:
+        """The summary for a report of ``counts`` (calls, streams, alerts)."""
         c = self.collector
         errors = c.all_errors() + (reader_errors or Counter())
-        by_category = Counter(call.category for call in calls)
-        summary = Summary(
+        return Summary(
             source=source,
             frames=c.frames,
             bytes=c.bytes,
             first_ts=c.first_ts,
             last_ts=c.last_ts,
             sip_messages=self.sip_messages,
-            calls=len(calls),
-            streams=len(streams),
-            alerts=len(alerts),
+            calls=counts[0],
+            streams=counts[1],
+            alerts=counts[2],
             calls_by_category=dict(sorted(by_category.items())),
             errors=dict(sorted(errors.items())),
-            skipped=dict(sorted(c.all_skipped().items())),
+            skipped=dict(sorted((c.all_skipped() + _relayed(self.rules)).items())),
             dropped=dict(sorted((c.all_dropped() + _dropped(self.detector.assembler.counters)).items())),
             truncated=truncated,
         )
-        return AnalysisReport(summary=summary, calls=calls, streams=streams, alerts=alerts)
+
+
+def _relayed(rules: RuleEngine) -> Counter[str]:
+    """A proxy's relayed copies, which the source rules deliberately did not count."""
+    return Counter({"sip.relayed": rules.counters.relayed})
 
 
 def _dropped(counters: Counter[str]) -> Counter[str]:

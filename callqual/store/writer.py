@@ -8,23 +8,42 @@ score, leg-correlation headers) are refreshed from the stored rows after every b
 they come out the same whichever of a call's record, streams, alerts or messages came last.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, exists, func, select, text, update
+from sqlalchemy import JSON, Connection, Engine, Table, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
-from callqual.schemas import Alert, AnalysisReport, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord
+from callqual.schemas import (
+    Alert,
+    AnalysisReport,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    SipMessageEvent,
+    StreamRecord,
+)
 from callqual.store import rows as wire
 from callqual.store.partitions import ensure_partitions
-from callqual.store.schema import alerts, calls, sip_message_counts, sip_messages, stream_intervals, streams
+from callqual.store.schema import (
+    UtcDateTime,
+    alerts,
+    calls,
+    sip_message_counts,
+    sip_messages,
+    stream_intervals,
+    streams,
+)
 
 #: Rows per INSERT statement: under SQLite's bound-parameter limit for our widest table.
 _CHUNK = 500
+#: How far back a repeated message counts as a retransmission (RFC 3261: 64*T1 = 32 s, doubled)
+RETRANSMISSION_WINDOW = timedelta(seconds=64)
 #: Columns the writer derives after the batch, never taken from the incoming call row.
 _DERIVED = (
     "mean_mos",
@@ -46,11 +65,18 @@ class Batch:
     intervals: list[RtpStreamReport] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     messages: list[SipMessageEvent] = field(default_factory=list)
+    call_states: list[CallStateUpdate] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return (
-            len(self.calls) + len(self.streams) + len(self.intervals) + len(self.alerts) + len(self.messages)
+        kinds: tuple[list[Any], ...] = (
+            self.calls,
+            self.streams,
+            self.intervals,
+            self.alerts,
+            self.messages,
+            self.call_states,
         )
+        return sum(len(k) for k in kinds)
 
 
 @dataclass(slots=True)
@@ -59,10 +85,14 @@ class WriteStats:
 
     messages_stored: int = 0
     messages_dropped: int = 0
+    #: Call-IDs whose new messages carried leg-correlation headers (their call rows are refreshed)
+    header_calls: set[str] = field(default_factory=set)
 
     def add(self, other: "WriteStats") -> None:
         self.messages_stored += other.messages_stored
         self.messages_dropped += other.messages_dropped
+        # header_calls is per write (it drives that write's refresh): not accumulated, so a
+        # long run's totals stay small.
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -85,6 +115,56 @@ def _copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> No
     ):
         for row in rows:
             copy.write_row([row[c] for c in columns])
+
+
+def _pg_upsert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...], update: dict[str, str]
+) -> None:
+    """PostgreSQL upsert of all ``rows`` in one statement: one array per column, ``unnest``ed.
+
+    executemany would run (pipelined) one INSERT per row; a batch holds thousands of interval,
+    call and stream rows. ``update``: column -> SQL expression for ON CONFLICT DO UPDATE.
+    """
+    columns = [c for c in table.c if c.name in rows[0]]
+    arrays = []
+    casts = []
+    for column in columns:
+        values = [row[column.name] for row in rows]
+        if isinstance(column.type, JSON):
+            values = [None if v is None else json.dumps(v) for v in values]
+        arrays.append(values)
+        casts.append(f"%b::{column.type.compile(dialect=conn.dialect)}[]")  # binary: no text escaping
+    names = ", ".join(c.name for c in columns)
+    conflict = (
+        f"DO UPDATE SET {', '.join(f'{c} = {e}' for c, e in update.items())}" if update else "DO NOTHING"
+    )
+    sql = (
+        f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({', '.join(casts)}) "
+        f"ON CONFLICT ({', '.join(key)}) {conflict}"
+    )
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(sql, arrays)
+
+
+#: How SQLAlchemy's SQLite dialect stores a DateTime (text that sorts as time does)
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _sqlite_insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """SQLite ``INSERT OR IGNORE`` straight through the driver: SQLAlchemy's per-value
+    processing cost more than SQLite itself for the widest, most numerous rows."""
+    columns = [c.name for c in table.c]
+    times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
+    values = [
+        [row[c].astimezone(UTC).strftime(_SQLITE_DATETIME) if c in times else row[c] for c in columns]
+        for row in rows
+    ]
+    marks = ", ".join("?" for _ in columns)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.executemany(f"INSERT OR IGNORE INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", values)
 
 
 class StoreWriter:
@@ -146,12 +226,14 @@ class StoreWriter:
             conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
         )
         self._alerts(conn, batch.alerts)
+        self._live_calls(conn, batch.call_states)
         self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
+        # Messages change a call row only through leg-correlation headers: most need no refresh.
         touched = (
             {c.call_id for c in batch.calls}
             | {s.call_id for s in batch.streams if s.call_id is not None}
             | {a.call_id for a in batch.alerts if a.call_id is not None}
-            | {m.call_id for m in batch.messages}
+            | stats.header_calls
         )
         self._refresh_calls(conn, touched)
         return stats
@@ -170,11 +252,28 @@ class StoreWriter:
         unique = list({tuple(r[k] for k in key): r for r in rows}.values())
         if not unique:
             return
+        if self._postgres:
+            update = {c: f"EXCLUDED.{c}" for c in unique[0] if c not in key and c not in keep}
+            _pg_upsert(conn, table, unique, key, update)
+            return
         # One statement for all rows (executemany): compiled once and cached, sent in
         # multi-row batches by the driver layer ("insertmanyvalues").
         stmt = self._insert(table)
         update_cols = {c: stmt.excluded[c] for c in unique[0] if c not in key and c not in keep}
         conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols), unique)
+
+    def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
+        """Rows for calls in flight; a row its call's record wrote already is never overwritten."""
+        latest = {u.call_id: u for u in sorted(updates, key=lambda u: u.ts)}
+        rows = [wire.live_call_row(u) for u in latest.values()]
+        if not rows:
+            return
+        stmt = self._insert(calls)
+        update_cols = {c: stmt.excluded[c] for c in rows[0] if c != "call_id"}
+        still_live = calls.c.closed_by == wire.LIVE_CALL
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["call_id"], set_=update_cols, where=still_live), rows
+        )
 
     def _stored_message_ids(self, conn: Connection, rows: list[dict[str, Any]]) -> set[int]:
         """Which of ``rows`` are stored already; bounded by the batch's time span, so PostgreSQL
@@ -216,6 +315,8 @@ class StoreWriter:
             keep.extend(kept)
             stats.messages_stored += len(kept)
             stats.messages_dropped += over
+            if any(r[h] is not None for r in rows for h in wire.CORRELATION_HEADERS):
+                stats.header_calls.add(call_id)
             count_rows.append(
                 {
                     "call_id": call_id,
@@ -230,13 +331,26 @@ class StoreWriter:
                 }
             )
         if keep:
-            for row in keep:
-                row["retransmission"] = False
+            self._flag_retransmissions(conn, keep)
             if self._postgres:
                 _copy_rows(conn, sip_messages, keep)
             else:
-                conn.execute(self._insert(sip_messages).on_conflict_do_nothing(), keep)
-        if count_rows:
+                _sqlite_insert_rows(conn, sip_messages, keep)
+        if count_rows and self._postgres:
+            headers = {h: f"coalesce(sip_message_counts.{h}, EXCLUDED.{h})" for h in wire.CORRELATION_HEADERS}
+            _pg_upsert(
+                conn,
+                sip_message_counts,
+                count_rows,
+                ("call_id",),
+                {
+                    "stored": "sip_message_counts.stored + EXCLUDED.stored",
+                    "dropped": "sip_message_counts.dropped + EXCLUDED.dropped",
+                    "last_ts": "greatest(sip_message_counts.last_ts, EXCLUDED.last_ts)",
+                    **headers,
+                },
+            )
+        elif count_rows:
             stmt = self._insert(sip_message_counts)
             c = sip_message_counts.c
             conn.execute(
@@ -253,24 +367,44 @@ class StoreWriter:
                 ),
                 count_rows,
             )
-        self._mark_retransmissions(conn, list(per_call))
         return stats
 
-    def _mark_retransmissions(self, conn: Connection, call_ids: list[str]) -> None:
-        """A message repeating an earlier one of its call (same transaction, direction, start) is one."""
-        earlier = sip_messages.alias("earlier")
+    def _flag_retransmissions(self, conn: Connection, fresh: list[dict[str, Any]]) -> None:
+        """Set ``retransmission`` on ``fresh`` rows, and on stored rows a late arrival precedes.
+
+        A message is a retransmission when an earlier stored message of its call has the same
+        transaction, direction and start line (``txn_key``) at most RETRANSMISSION_WINDOW
+        before it. The window (RFC 3261 timers end transactions within 64*T1 = 32 s) bounds
+        the rows looked at, and makes the flag independent of how input was cut into batches.
+        """
+        if not fresh:
+            return
+        window = RETRANSMISSION_WINDOW
+        low = min(r["ts"] for r in fresh) - window
+        high = max(r["ts"] for r in fresh) + window
         m = sip_messages.c
-        repeats = exists().where(
-            and_(
-                earlier.c.call_id == m.call_id,
-                earlier.c.txn_key == m.txn_key,
-                (earlier.c.ts < m.ts) | and_(earlier.c.ts == m.ts, earlier.c.id < m.id),
+        groups: dict[tuple[str, int], list[tuple[Any, int, dict[str, Any] | None, bool]]] = defaultdict(list)
+        for chunk in _chunks(sorted({r["call_id"] for r in fresh})):
+            query = select(m.call_id, m.txn_key, m.ts, m.id, m.retransmission).where(
+                m.ts >= low, m.ts <= high, m.call_id.in_(chunk)
             )
-        )
-        for chunk in _chunks(call_ids):
+            for call_id, txn_key, ts, id_, flagged in conn.execute(query):
+                groups[(call_id, txn_key)].append((ts, id_, None, bool(flagged)))
+        for new in fresh:
+            groups[(new["call_id"], new["txn_key"])].append((new["ts"], new["id"], new, False))
+        newly: list[int] = []
+        for items in groups.values():
+            items.sort(key=lambda item: (item[0], item[1]))
+            for k, (ts, id_, target, flagged) in enumerate(items):
+                repeat = k > 0 and ts - items[k - 1][0] <= window
+                if target is not None:
+                    target["retransmission"] = repeat
+                elif repeat and not flagged:
+                    newly.append(id_)
+        for chunk in _chunks(newly):
             conn.execute(
                 update(sip_messages)
-                .where(m.call_id.in_(chunk), m.retransmission.is_(False), repeats)
+                .where(m.ts >= low, m.ts <= high, m.id.in_(chunk))
                 .values(retransmission=True)
             )
 

@@ -167,6 +167,16 @@ class PartitionMerge(Generic[T]):
                 out[pid] = (part.progress[0], part.progress[1] + 1)
         return out
 
+    def frontier(self) -> Position | None:
+        """The earliest position any partition may still release; None until each has shown one."""
+        heads: list[Position] = []
+        for part in self._parts.values():
+            head = part.pending[0].position if part.pending else part.progress
+            if head is None:
+                return None
+            heads.append(head)
+        return min(heads) if heads else None
+
     def all_ended(self) -> bool:
         """Every assigned partition reached its end marker and nothing waits: the input is over."""
         parts = self._parts.values()

@@ -28,6 +28,8 @@ class Topics:
     - ``sources``: the detector's call stage -> its source stage: what the per-source rules
       need, keyed by source (address, account), so that every member of the source stage sees
       all of a source's traffic however the calls were spread.
+    - ``call_state``: detector -> alerter and storage, compact updates about calls in flight
+      (``CallStateUpdate``, keyed by Call-ID); the call's record on ``calls`` supersedes them.
     - ``deadletter``: messages a consumer could not decode or apply, kept for inspection.
     """
 
@@ -39,6 +41,7 @@ class Topics:
     alerts: str
     deadletter: str
     sources: str
+    call_state: str = "callqual.callstate"
 
     @classmethod
     def with_prefix(cls, prefix: str = DEFAULT_TOPIC_PREFIX) -> Topics:
@@ -51,6 +54,7 @@ class Topics:
             alerts=f"{prefix}alerts",
             deadletter=f"{prefix}deadletter",
             sources=f"{prefix}sources",
+            call_state=f"{prefix}callstate",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -59,7 +63,15 @@ class Topics:
 
     def pipeline(self) -> tuple[str, ...]:
         """The topics the collector and detector services use (and create at start-up)."""
-        return (self.events, self.calls, self.streams, self.alerts, self.deadletter, self.sources)
+        return (
+            self.events,
+            self.calls,
+            self.streams,
+            self.alerts,
+            self.deadletter,
+            self.sources,
+            self.call_state,
+        )
 
 
 #: The default deployment's topics: ``callqual.sip``, ``callqual.media``, ...

@@ -78,7 +78,10 @@ def notification_id(group_key: str, alert_ids: Sequence[str]) -> str:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):  # past year 9999: a pcapng clock can say so
+        return f"{ts:.6g} s since 1970"
 
 
 def call_page_url(ui_base_url: str | None, call_id: str | None) -> str | None:

@@ -9,6 +9,8 @@ responses only echo the transaction id, so the caller maps one to the other.
 
 from dataclasses import dataclass
 
+from callqual.schemas.packet_content import packet_text
+
 #: RFC 3435 2.3 command verbs (plus the NCS/PacketCable ones that appear in the field)
 _VERBS = frozenset({b"EPCF", b"CRCX", b"MDCX", b"DLCX", b"RQNT", b"NTFY", b"AUEP", b"AUCX", b"RSIP", b"MESG"})
 MGCP_PORTS = frozenset({2427, 2727})
@@ -52,7 +54,7 @@ def parse_mgcp(data: bytes) -> MgcpMessage | None:
     for raw in head_bytes.split(b"\n")[1:]:
         line = raw.strip()
         if line[:2].upper() == b"C:":
-            call_id = line[2:].strip().decode("ascii", errors="replace") or None
+            call_id = packet_text(line[2:].strip()) or None
             break
     return MgcpMessage(
         is_command=is_command,

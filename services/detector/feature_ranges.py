@@ -25,6 +25,7 @@ baseline: one rarer than ``rare_share`` is as odd as a value off the range.
 Pure numpy: no I/O, no clock.
 """
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,15 +43,25 @@ MAX_RATIO = 100.0
 #: is no evidence of normal.
 MIN_CATEGORY_CALLS = 3
 _DAY_H = 24.0
+#: The hours of the day a baseline must cover before the hour of a call is judged at all.
+MIN_HOUR_SPAN_H = 6.0
 
 
 def hour_cut(hours: Matrix) -> float:
-    """Where to open the day's circle: the middle of the longest stretch without any baseline call."""
+    """Where to open the day's circle: the middle of the longest stretch without any baseline call.
+
+    NaN when the baseline covers less than ``MIN_HOUR_SPAN_H`` of the day
+    (an hour-long lab capture says nothing about which hours are normal, and
+    another capture taken later would be all "odd hours"): the hour is then
+    not judged at all.
+    """
     h = np.sort(np.mod(hours[np.isfinite(hours)], _DAY_H))
     if len(h) == 0:
-        return 0.0
+        return math.nan
     gaps = np.diff(np.append(h, h[0] + _DAY_H))
     i = int(np.argmax(gaps))
+    if _DAY_H - gaps[i] < MIN_HOUR_SPAN_H:
+        return math.nan
     return float(np.mod(h[i] + gaps[i] / 2, _DAY_H))
 
 

@@ -22,7 +22,6 @@ never the wall clock.
 
 import math
 import re
-from datetime import UTC, datetime
 from typing import ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -210,7 +209,8 @@ def extract(ctx: CallContext) -> CallFeatures:
         (rev if stream_direction(ctx, s) == "callee_to_caller" else fwd).append(s)
     f, r = _direction_stats(fwd), _direction_stats(rev)
     busier = max(f.packets or 0.0, r.packets or 0.0)
-    start = datetime.fromtimestamp(rec.start_ts, UTC)
+    # Seconds into the UTC day, as datetime would say, for any capture time (even past year 9999).
+    day_s = math.floor(rec.start_ts) % 86_400
     answered = rec.answer_ts is not None
     return CallFeatures(
         answered=1.0 if answered else 0.0,
@@ -236,7 +236,7 @@ def extract(ctx: CallContext) -> CallFeatures:
         rev_mos=r.mos,
         direction_balance=min(f.packets or 0.0, r.packets or 0.0) / busier if busier > 0 else None,
         dtmf_events=float(sum(len(s.events) for s in ctx.streams)),
-        hour=start.hour + start.minute / 60 + start.second / 3600,
+        hour=day_s / 3600,
         codec=_codec(ctx) or "",
         user_agent=user_agent_product(rec.user_agent),
     )

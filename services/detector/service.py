@@ -56,7 +56,9 @@ from callqual.schemas import (
     Alert,
     AnyEvent,
     CallRecord,
+    CallStateUpdate,
     MalformedSipEvent,
+    RtpStreamReport,
     SipMessageEvent,
     StreamRecord,
     parse_event,
@@ -173,6 +175,8 @@ class DetectorService:
         }
         self.fatal: str | None = None
         self.assigned_once = False
+        #: the collector clock of the last stream report applied (see ``_apply``)
+        self._report_clock = float("-inf")
         self._exported_errors: dict[str, int] = {}
         self.metrics: AlerterMetrics | None = None
         self.metrics_server: MetricsServer | None = None
@@ -200,7 +204,11 @@ class DetectorService:
             m.consumer_lag.labels(topic=self.topics.events).set(lag)
 
     def _new_detector(self) -> Detector:
-        return Detector(self._on_output, RuleEngine(self.rules))
+        return Detector(self._on_output, RuleEngine(self.rules), on_call_state=self._on_call_state)
+
+    def _on_call_state(self, update: CallStateUpdate) -> None:
+        self._sink.emit(self.topics.call_state, update.call_id, update)
+        self.counters["outputs"] += 1
 
     # -- outputs ---------------------------------------------------------------
 
@@ -260,11 +268,26 @@ class DetectorService:
         self.counters["forced"] += self.merge.counters["forced"] - forced
         if applied:
             self._forward_progress()
+        self._judge_live_calls()
         if self.merge.all_ended():
             self._finish_run()
         return applied
 
+    def _judge_live_calls(self) -> None:
+        """Judge the calls still up once every partition is past the last stream report's tick.
+
+        One collector tick's reports share its clock: when no partition can still deliver an
+        event at that clock, the batch is complete (watermarks move quiet partitions on).
+        """
+        if self._report_clock == float("-inf"):
+            return
+        frontier = self.merge.frontier()
+        if frontier is not None and frontier[0] > self._report_clock:
+            self.detector.judge_live()
+
     def _apply(self, partition: int, offset: int, event: AnyEvent, position: Position) -> None:
+        if isinstance(event, RtpStreamReport):
+            self._report_clock = position[0]
         try:
             self.detector.handle(event)
         except (*_APPLY_ERRORS, UnserialisableError) as exc:

@@ -41,3 +41,8 @@ def test_not_mgcp() -> None:
         b"\x80\x08abc",
     ):
         assert parse_mgcp(data) is None
+
+
+def test_a_call_id_that_is_not_ascii_is_escaped_packet_text() -> None:
+    msg = parse_mgcp(CRCX.replace(b"ABCD000068", b"ABCD\xff\xfe68"))
+    assert msg is not None and msg.call_id == "ABCD\\xff\\xfe68"

@@ -132,6 +132,13 @@ def test_hour_is_circular_and_opened_where_the_baseline_is_quiet() -> None:
     assert r[0] < 1.0 and r[1] < 1.0 and r[2] > 1.0
 
 
+def test_a_baseline_of_a_few_hours_does_not_judge_the_hour() -> None:
+    """A 2 h lab capture: another capture taken in the evening is not all 'odd hours'."""
+    lab = FeatureRanges.learn(_matrix([[h] for h in np.linspace(14.0, 16.0, 60)]), ["hour"])
+    assert lab.ratios(_matrix([[20.0], [3.0]]), 1.0).max() == 0.0
+    assert lab.z(_matrix([[20.0]]))[0, 0] == 0.0
+
+
 def test_a_feature_the_baseline_never_had_constrains_nothing() -> None:
     ranges = FeatureRanges.learn(_matrix([[float("nan")]] * 10), ["fwd_mos"])
     assert ranges.ratios(_matrix([[1.0]]), 1.0)[0, 0] == 0.0

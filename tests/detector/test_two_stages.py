@@ -45,9 +45,7 @@ def test_any_number_of_members_gives_the_alerts_of_analyze(
         "sip_flood",
         "toll_fraud",
     }
-    assert ids == expected
-    if not kill:
-        assert len(published) == len(ids)
+    assert ids == expected  # republished alerts (a mid-call alert refined at the end) keep their id
 
 
 def test_the_source_stage_commits_no_later_than_its_horizon_of_capture_time() -> None:

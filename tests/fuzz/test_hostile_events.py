@@ -1,4 +1,4 @@
-"""The detector on hostile events: the schema refuses them (dead letter) or the rules apply them."""
+"""Hostile events and records: the schema refuses them (dead letter) or detector and alerter apply them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callqual.fuzz.driver import load_capture
-from callqual.fuzz.events import drive_events, events_of, mutate_events
+from callqual.fuzz.events import drive_events, drive_records, events_of, mutate_events, records_of
+from callqual.pipeline.embedded import analyze_file
 from tests.shared_captures import PCAPS
 
 STREAMS = [
@@ -40,3 +41,18 @@ def test_hostile_events_are_refused_or_applied_never_raised(stream: int, seed: i
     events = STREAMS[stream]
     applied, refused = drive_events(mutate_events(random.Random(seed), events, n))
     assert applied + refused == len(events) and refused <= n
+
+
+REPORTS = [
+    records_of(analyze_file(PCAPS / name)) for name in ("rtp-pcap/aaa.pcap", "rtp-pcap/SIP_DTMF2.pcap")
+]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(report=st.sampled_from(range(len(REPORTS))), seed=st.integers(0, 2**32 - 1), n=st.integers(1, 8))
+def test_hostile_records_are_refused_or_notified_never_raised(report: int, seed: int, n: int) -> None:
+    """Calls, streams and alerts with hostile fields through the alerter and every payload."""
+    topics, objects = zip(*REPORTS[report], strict=True)
+    values = mutate_events(random.Random(seed), list(objects), n)
+    _, refused = drive_records(list(zip(topics, values, strict=True)))
+    assert refused <= n

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import struct
 from pathlib import Path
 
+import pytest
+
+from callqual.cli.main import main
 from callqual.collector.packet import Frame
-from callqual.fuzz.driver import drive, load_capture
+from callqual.fuzz.corpus import broken_files
+from callqual.fuzz.driver import drive, load_capture, notify
 from callqual.fuzz.layers import is_rtcp, locate, looks_like_rtp_or_rtcp
 from callqual.pipeline.embedded import analyze_file
 from tests.shared_captures import PCAPS
@@ -42,3 +47,24 @@ def test_a_capture_of_empty_records_is_analysed(tmp_path: Path) -> None:
     report = analyze_file(path)
     assert report.summary.frames == 3
     assert report.summary.errors == {"link.truncated": 3}
+
+
+def test_a_pcapng_clock_past_year_9999_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ValueError (year 586524 is out of range) rendering the text report: a traceback, exit 1."""
+    source = (PCAPS / "nDPI/rtp.pcapng").read_bytes()
+    variants = dict(broken_files(random.Random(0), source))
+    path = tmp_path / "far-future.pcapng"
+    path.write_bytes(variants["ts_far_future"])
+    assert main(["analyze", str(path), "--no-progress"]) == 0
+    assert "s since 1970 .. 2022-02-01" in capsys.readouterr().out
+    report = analyze_file(path)
+    assert report.summary.first_ts is not None and report.summary.first_ts > 253_402_300_800  # year 10000
+
+
+def test_notifications_render_alerts_stamped_past_year_9999() -> None:
+    """Was: OverflowError/OSError in the payloads' ISO timestamps (the receiver's worker gave up)."""
+    report = analyze_file(PCAPS / "rtp-pcap/aaa.pcap")
+    late = [a.model_copy(update={"first_ts": 1.8e13, "last_ts": 1e300}) for a in report.alerts]
+    assert late and len(notify(report.model_copy(update={"alerts": late}))) >= 1

@@ -263,3 +263,50 @@ def test_poison_messages_are_dead_lettered_and_counted(
     assert all(d["reason"].startswith("undecodable") for d in letters)
     rows = dump(url)
     assert [r[0] for r in rows["calls"]] == [report.calls[0].call_id]
+
+
+def test_the_service_process_reports_an_unreachable_database_and_stops_on_sigterm(
+    pipeline: Pipeline, kafka_bootstrap: str
+) -> None:
+    """``callqual store`` as a supervisor runs it, with its database never reachable."""
+    import os
+    import signal
+
+    from tests.alerter.receiver import free_port
+
+    prefix, _, _ = pipeline
+    port = free_port()
+    secret = "pw-3e9d"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "callqual", "store", "--bootstrap-servers", kafka_bootstrap),
+            *("--topic-prefix", prefix, "--group-id", f"down-{uuid.uuid4().hex[:8]}", "--port", str(port)),
+        ],
+        env={**os.environ, "CALLQUAL_STORE_URL": f"postgresql://callqual:{secret}@127.0.0.1:9/callqual"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def unavailable() -> bool:
+            try:
+                text = httpx.get(f"{base}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                return False
+            return 'callqual_store_db_errors_total{kind="unavailable"}' in text and "db_up 0.0" in text
+
+        _wait(unavailable, 60, "the service to report the database down")
+        assert httpx.get(f"{base}/healthz", timeout=2).status_code == 503
+        assert secret not in httpx.get(f"{base}/metrics", timeout=2).text
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The batch was never written: exit 1, offsets not committed (a restart replays it).
+    assert proc.returncode == 1
+    log = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert any("store unavailable" in entry["msg"] for entry in log)
+    assert secret not in err

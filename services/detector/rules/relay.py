@@ -55,7 +55,7 @@ class RelayTracker:
         return relayed
 
     def is_relayed_malformed(self, event: MalformedSipEvent) -> bool:
-        """A bent request (it parsed, with anomalies) that its sender had received from elsewhere first.
+        """A bent message (it parsed, with anomalies) that is a relayed copy, as in :meth:`is_relayed`.
 
         Proxies pass on what they can parse, non-UTF-8 headers included: the
         proxy's copy must not count as its own malformed SIP. Read-only: the
@@ -64,7 +64,12 @@ class RelayTracker:
         if event.call_id is None:
             return False  # unparseable: a proxy cannot relay what it cannot parse either
         txn = self._table.get(f"{event.call_id}\x1f{event.cseq_num}\x1f{event.cseq_method}")
-        relayed = txn is not None and event.src_ip != txn.origin and event.src_ip in txn.reached
+        if txn is None:
+            relayed = False
+        elif event.excerpt.startswith("SIP/"):  # a response: on the relayed leg when it goes to a relay
+            relayed = event.dst_ip in txn.relays
+        else:
+            relayed = event.src_ip != txn.origin and event.src_ip in txn.reached
         self.relayed += relayed
         return relayed
 

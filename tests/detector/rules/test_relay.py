@@ -136,3 +136,26 @@ def test_guesses_relayed_to_an_upstream_registrar_are_the_guessers_brute_force()
         ]
     alerts = feed(engine, events)
     assert [(a.rule, a.source_ip) for a in alerts] == [("register_bruteforce", ATTACKER[0])]
+
+
+def test_a_bent_answer_straight_back_to_the_caller_is_no_relay() -> None:
+    """zeek/invalid-content-length.pcap: INVITE A -> B, then B's 200 with a short body: B's own error."""
+    tracker = RelayTracker(max_transactions=100, window_s=32.0)
+    assert not tracker.is_relayed(request("INVITE", src=ATTACKER, dst=UA, call_id="x", cseq_num=1))
+    bent_200 = MalformedSipEvent(
+        frame=2,
+        ts=1000.1,
+        src_ip=UA[0],
+        src_port=UA[1],
+        dst_ip=ATTACKER[0],
+        dst_port=ATTACKER[1],
+        transport="udp",
+        reason="sip.content_length_mismatch",
+        excerpt="SIP/2.0 200 OK",
+        size=300,
+        call_id="x",
+        cseq_num=1,
+        cseq_method="INVITE",
+    )
+    assert not tracker.is_relayed_malformed(bent_200)
+    assert tracker.relayed == 0

@@ -1,0 +1,78 @@
+"""An event the rules raise on is dead-lettered and counted; the detector service goes on with the next call.
+
+No rule is known to raise any more (the fuzz harness looks for them), so a rule
+with a planted defect stands in for the next one. Messages enter through the
+service's own ``receive``/``apply_ready``, with the collector's real events and
+headers; dead letters and outputs go to the in-process bus.
+"""
+
+from __future__ import annotations
+
+import json
+
+from confluent_kafka import TopicPartition
+
+from callqual.detector.detector import Detector
+from callqual.detector.rule_engine import RuleEngine
+from callqual.detector.rules.settings import RuleSettings
+from callqual.detector.service import DetectorService, DetectorServiceSettings
+from callqual.fuzz.driver import load_capture
+from callqual.fuzz.events import events_of
+from callqual.pipeline.embedded import analyze_file
+from callqual.schemas import Alert, CallRecord, SipMessageEvent
+from callqual.transport import InProcessBus
+from tests.shared_captures import PCAPS
+
+BROKEN_CALL = "1-2161@10.0.2.20"  # sip-rtp-g722.pcap
+NEXT_CALL = PCAPS / "rtp-pcap/sip-rtp-g729a.pcap"
+
+
+class DefectiveRule:
+    """A per-source rule with a defect that shows on one Call-ID only."""
+
+    def observe(self, event: SipMessageEvent) -> list[Alert]:
+        if event.call_id == BROKEN_CALL:
+            raise ZeroDivisionError("a rule's defect")
+        return []
+
+    def flush(self) -> list[Alert]:
+        return []
+
+
+class DetectorWithADefect(DetectorService):
+    def _new_detector(self) -> Detector:
+        engine = RuleEngine(RuleSettings())
+        engine.source_rules.append(DefectiveRule())  # type: ignore[arg-type]
+        return Detector(self._on_output, engine)
+
+
+def test_an_event_the_rules_raise_on_is_dead_lettered_and_the_next_call_reported() -> None:
+    bus = InProcessBus()
+    service = DetectorWithADefect(DetectorServiceSettings())
+    service._sink = bus.sink()
+    service.on_assign(None, [TopicPartition(service.topics.events, 0)])
+    events = [
+        *events_of(load_capture(PCAPS / "rtp-pcap/sip-rtp-g722.pcap").frames),
+        *events_of(load_capture(NEXT_CALL).frames),
+    ]
+    for seq, event in enumerate(events):
+        clock = event.get("ts", event.get("last_ts"))
+        headers = {"seq": str(seq).encode(), "clock": repr(clock).encode()}
+        service.receive(0, seq, headers, json.dumps(event).encode())
+    service.receive(0, len(events), {"callqual-marker": b"end"}, b"{}")
+    service.apply_ready()
+
+    broken = sum(1 for e in events if e.get("call_id") == BROKEN_CALL and e["kind"] == "sip_message")
+    assert service.counters["apply_failed"] == broken
+    assert service.counters["runs_finished"] == 1
+    letters = [json.loads(m.value) for m in iter(lambda: bus.take([service.topics.deadletter], 0), None)]
+    assert len(letters) == broken
+    assert all(d["reason"] == "detector.apply_failed" for d in letters)
+    assert all(d["error"] == "ZeroDivisionError: a rule's defect" for d in letters)
+    assert {json.loads(d["value"])["call_id"] for d in letters} == {BROKEN_CALL}
+    calls = [
+        CallRecord.model_validate_json(m.value)
+        for m in iter(lambda: bus.take([service.topics.calls], 0), None)
+    ]
+    (expected,) = analyze_file(NEXT_CALL).calls
+    assert [c for c in calls if c.call_id == expected.call_id] == [expected]
