@@ -213,6 +213,8 @@ class PartitionMerge(Generic[T]):
         out: dict[int, int] = {}
         for p, part in self._parts.items():
             if part.last_done is None:
+                if part.pending:  # received, none taken yet: nothing of it may be skipped
+                    out[p] = part.pending[0].offset
                 continue
             candidates = [part.last_done + 1]
             if part.pending:

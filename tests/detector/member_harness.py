@@ -202,6 +202,10 @@ def two_stage_alert_ids(
     bus = InProcessBus(max_messages_per_topic=10_000_000, partitions=PARTITIONS)
     _call_stage(log, bus, calls, kill=kill)
     _source_stage(bus, sources, kill=kill)
-    return [
-        Alert.model_validate_json(m.value).alert_id for ms in _drain(bus, "t.alerts").values() for m in ms
-    ]
+    alerts = [Alert.model_validate_json(m.value) for ms in _drain(bus, "t.alerts").values() for m in ms]
+    LAST_ALERTS[:] = alerts
+    return [a.alert_id for a in alerts]
+
+
+#: The alerts of the last :func:`two_stage_alert_ids` run, for a failing test to describe
+LAST_ALERTS: list[Alert] = []

@@ -27,7 +27,7 @@ from callqual.detector.rules import SECURITY_RULES
 from callqual.detector.rules.settings import RuleSettings
 from callqual.pipeline.embedded import EmbeddedPipeline, analyze_file
 from callqual.schemas import Alert, AnalysisReport
-from tests.detector.member_harness import publish_capture, two_stage_alert_ids
+from tests.detector.member_harness import LAST_ALERTS, publish_capture, two_stage_alert_ids
 from tests.detector.sip_lab import (
     CALLEE_IP,
     CALLER_IP,
@@ -350,4 +350,13 @@ def test_describe_the_run(lab: Lab) -> None:
 def test_two_stages_on_several_members_give_the_alerts_of_analyze(lab: Lab) -> None:
     """The real tools' capture through 3 call-stage and 2 source-stage members (a kill in each)."""
     published = two_stage_alert_ids(publish_capture(lab.pcap, partitions=6), 3, 2, kill=True)
-    assert set(published) == {a.alert_id for a in lab.report.alerts}
+    expected = {a.alert_id: a for a in lab.report.alerts}
+    assert set(published) == set(expected), _two_stage_diff(published, expected)
+
+
+def _two_stage_diff(published: list[str], expected: dict[str, Alert]) -> str:
+    missing = [f"{a.rule} {a.source_ip} {a.first_ts}" for i, a in expected.items() if i not in published]
+    extra = [
+        f"{a.rule} {a.source_ip} {a.first_ts} {a.details}" for a in LAST_ALERTS if a.alert_id not in expected
+    ]
+    return f"missing {missing}, extra {extra}"

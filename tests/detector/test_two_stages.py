@@ -75,3 +75,23 @@ def test_a_mixed_day_gives_the_alerts_of_analyze_over_both_stages(tmp_path: Path
     assert {"sip_scanner", "malformed_sip", "toll_fraud", "call_failed"} <= rules
     published = two_stage_alert_ids(publish_capture(pcap, partitions=PARTITIONS), 2, 3, kill=True)
     assert set(published) == {a.alert_id for a in report.alerts}
+
+
+def test_an_observation_reaching_a_member_on_two_partitions_is_applied_once_and_held_by_both() -> None:
+    from callqual.detector.stages.source_stage import SourceStage
+    from callqual.schemas import MalformedSipEvent
+
+    stage = SourceStage(RuleSettings(), partitions=2, origins=1, emit=lambda a: None, horizon_s=30.0)
+    stage.assign([0, 1])
+    event = MalformedSipEvent(
+        frame=1, ts=10.0, src_ip="192.0.2.9", src_port=5060, dst_ip="192.0.2.1", dst_port=5060,
+        transport="udp", reason="sip.bad_start_line", excerpt="XYZ", size=3,
+    )  # fmt: skip
+    stage.push(0, 0, 0, (10.0, 1.0), event)
+    stage.push(1, 0, 5, (10.0, 1.0), event)  # the same observation, for a key of partition 1
+    for p, offset in ((0, 1), (1, 6)):
+        stage.push_marker(p, 0, offset, Marker.WATERMARK, (20.0, 9.0))
+    assert stage.apply_ready() == 1
+    assert stage.counters["same_observation"] == 1
+    # A successor taking over either partition alone must replay the observation.
+    assert stage.commit_positions() == {0: 0, 1: 5}

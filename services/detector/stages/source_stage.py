@@ -56,6 +56,10 @@ class SourceStage:
         #: sources partition -> (clock, offset) of applied observations within the horizon
         self._recent: dict[int, deque[tuple[float, int]]] = {}
         self._clock = float("-inf")
+        #: The last position applied: an observation sent to several of this member's
+        #: partitions (its source's and its destination's...) comes out of the merge once per
+        #: partition, back to back; it is applied once.
+        self._applied: Position | None = None
         self.counters: Counter[str] = Counter()
 
     def lane(self, partition: int, origin: int) -> int:
@@ -77,6 +81,7 @@ class SourceStage:
         self.merge.clear()
         self.engine = RuleEngine(self.rules)
         self._clock = float("-inf")
+        self._applied = None
 
     # -- input ------------------------------------------------------------------
 
@@ -100,6 +105,13 @@ class SourceStage:
         for ready in self.merge.pop_ready(force):
             partition = ready.partition // self.origins
             obs = ready.payload
+            if self._applied is not None and ready.position <= self._applied:
+                # Already applied through another partition, but this partition's keys depend on
+                # it too: a takeover of this partition alone must replay it.
+                self.counters["same_observation"] += 1
+                self._recent[partition].append((ready.position[0], ready.offset))
+                continue
+            self._applied = ready.position
             alerts = (
                 self.engine.on_sip(obs)
                 if isinstance(obs, SipMessageEvent)
@@ -114,6 +126,7 @@ class SourceStage:
             self.engine = RuleEngine(self.rules)
             self.merge.start_next_run()
             self._last.clear()
+            self._applied = None
             self.counters["runs_finished"] += 1
         return applied
 
@@ -137,5 +150,6 @@ class SourceStage:
             recent = self._recent[p]
             while recent and recent[0][0] < self._clock - self.horizon_s:
                 recent.popleft()
-            out[p] = min(lanes) if not recent else min(*lanes, recent[0][1])
+            # Lanes interleave in a partition, so what was applied first is not the lowest offset.
+            out[p] = min([*lanes, *(offset for _, offset in recent)])
         return out
