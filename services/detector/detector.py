@@ -158,6 +158,14 @@ class Detector:
         """
         self._judge_live()
 
+    def clock_to(self, ts: float) -> None:
+        """Move capture time forward from outside the event stream (a wall clock on an idle link).
+
+        Finishes calls whose timers ran out, but judges no live call: a batch of interval
+        reports may be half-way in when another thread calls this.
+        """
+        self._clock(ts)
+
     def _clock(self, ts: float) -> None:
         self._now = max(self._now, ts)
         if self._now >= self._next_expire:
