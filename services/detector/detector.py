@@ -5,10 +5,11 @@ Kafka detector service feeds it from a consumer. Both therefore produce the
 same records and alerts for the same capture.
 
 Alerts do not all wait for the call to end: a final failure response is judged
-when it is seen (challenges and redirects, which the UA answers with a retry,
-wait for the retry window), and a call still up is judged after each batch of
-interval reports. The finished call then re-sends those alerts, same id,
-``in_progress`` false: downstream keeps the latest version of each id.
+when it is seen (a challenge or redirect, which the UA answers with a retry,
+waits for the retry window unless it is the second challenge: an auth loop),
+and a call still up is judged after each batch of interval reports. The finished
+call then re-sends those alerts, same id, ``in_progress`` false: downstream keeps
+the latest version of each id.
 """
 
 from collections import Counter
