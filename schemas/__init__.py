@@ -20,7 +20,7 @@ from callqual.schemas.events import (
     SipMessageEvent,
     parse_event,
 )
-from callqual.schemas.records import CallCategory, CallRecord, StreamRecord
+from callqual.schemas.records import CallCategory, CallRecord, CallStateUpdate, LiveCallState, StreamRecord
 from callqual.schemas.report import AnalysisReport, Summary
 
 __all__ = [
@@ -30,8 +30,10 @@ __all__ = [
     "AnyEvent",
     "CallCategory",
     "CallRecord",
+    "CallStateUpdate",
     "Event",
     "EvidenceMessage",
+    "LiveCallState",
     "MalformedSipEvent",
     "RtcpEvent",
     "RtcpReportBlock",

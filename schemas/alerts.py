@@ -35,3 +35,7 @@ class Alert(WireModel):
     summary: PacketText
     details: dict[str, float | int | PacketText | None] = Field(default_factory=dict)
     evidence: list[EvidenceMessage] = Field(default_factory=list)
+    #: True while the call it is about is still up (a mid-call quality alert). The call's final
+    #: record re-sends the alert with the same ``alert_id``, ``in_progress`` false and refined
+    #: details: consumers keep the latest version per id (the alerter notifies the first only).
+    in_progress: bool = False

@@ -13,7 +13,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from callqual.schemas.alerts import Alert
 from callqual.schemas.events import Event
-from callqual.schemas.records import CallRecord, StreamRecord
+from callqual.schemas.records import CallRecord, CallStateUpdate, StreamRecord
 from callqual.schemas.report import AnalysisReport
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
@@ -24,6 +24,7 @@ def schemas() -> dict[str, dict[str, object]]:
     models: dict[str, type[BaseModel]] = {
         "alert": Alert,
         "call-record": CallRecord,
+        "call-state": CallStateUpdate,
         "stream-record": StreamRecord,
         "analysis-report": AnalysisReport,
     }

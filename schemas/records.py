@@ -84,3 +84,37 @@ class CallRecord(WireModel):
     #: Why the record was closed: signalling (BYE, final failure), timeout (no BYE, no media),
     #: end_of_input (still open when the capture ended), evicted (call table full)
     closed_by: Literal["signalling", "timeout", "end_of_input", "evicted"] = "signalling"
+
+
+LiveCallState = Literal["trying", "ringing", "answered"]
+
+
+class CallStateUpdate(WireModel):
+    """A call in flight, as the detector knows it now: published on state changes and, once
+    answered, with its current quality after each interval report (at most one per
+    ``min_interval`` per call). The call's :class:`CallRecord` supersedes it when it ends.
+    """
+
+    kind: Literal["call_state"] = "call_state"
+    schema_version: int = SCHEMA_VERSION
+    call_id: PacketText
+    #: capture time of this update
+    ts: float
+    state: LiveCallState
+    from_uri: PacketText | None = None
+    to_uri: PacketText | None = None
+    caller_ip: str | None = None
+    callee_ip: str | None = None
+    user_agent: PacketText | None = None
+    start_ts: float
+    ringing_ts: float | None = None
+    answer_ts: float | None = None
+    first_frame: int = 0
+    #: live streams of the call and their worst current figures (whole stream so far)
+    streams: int = 0
+    mos: float | None = None
+    #: worst loss ratio over the streams' last interval
+    loss_ratio: float | None = None
+    jitter_ms: float | None = None
+    #: rules that alerted while the call is up
+    problems: list[str] = Field(default_factory=list)

@@ -36,15 +36,19 @@ class _Outputs:
     calls: list[CallRecord] = field(default_factory=list)
     streams: list[StreamRecord] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
-    alert_ids: set[str] = field(default_factory=set)
+    #: alert id -> its index in ``alerts``: a later version of an alert (the finished call's
+    #: refinement of a mid-call alert) replaces the earlier one, as the store's upsert does
+    alert_ids: dict[str, int] = field(default_factory=dict)
 
     def add(self, out: Output) -> None:
         if isinstance(out, CallRecord):
             self.calls.append(out)
         elif isinstance(out, StreamRecord):
             self.streams.append(out)
-        elif out.alert_id not in self.alert_ids:
-            self.alert_ids.add(out.alert_id)
+        elif out.alert_id in self.alert_ids:
+            self.alerts[self.alert_ids[out.alert_id]] = out
+        else:
+            self.alert_ids[out.alert_id] = len(self.alerts)
             self.alerts.append(out)
 
 

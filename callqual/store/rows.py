@@ -11,7 +11,15 @@ from typing import Any
 
 from callqual.detector.emodel import loss_ratio, stream_mos
 from callqual.detector.rules.base import SECURITY_RULES, uri_user
-from callqual.schemas import Alert, CallRecord, RtpStreamReport, RtpStreamStats, SipMessageEvent, StreamRecord
+from callqual.schemas import (
+    Alert,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    RtpStreamStats,
+    SipMessageEvent,
+    StreamRecord,
+)
 
 Row = dict[str, Any]
 
@@ -120,6 +128,42 @@ def call_row(c: CallRecord) -> Row:
         "first_frame": c.first_frame,
         "worst_mos": c.mos,
         "record": c.model_dump(mode="json"),
+    }
+
+
+#: ``closed_by`` of a call row written from a call-state update: the call is still up, and only
+#: another update or the call's record may overwrite the row.
+LIVE_CALL = "live"
+
+
+def live_call_row(u: CallStateUpdate) -> Row:
+    """A call in flight: its row from the INVITE on, with what is known so far."""
+    return {
+        "call_id": u.call_id,
+        "start_ts": utc(u.start_ts),
+        "answer_ts": None if u.answer_ts is None else utc(u.answer_ts),
+        "end_ts": None,
+        "method": "INVITE",
+        "from_uri": u.from_uri,
+        "to_uri": u.to_uri,
+        "from_user": uri_user(u.from_uri),
+        "to_user": uri_user(u.to_uri),
+        "caller_ip": u.caller_ip,
+        "callee_ip": u.callee_ip,
+        "user_agent": u.user_agent,
+        "state": "answered" if u.state == "answered" else "in_progress",
+        "category": "ok",
+        "problems": list(u.problems),
+        "problem": bool(u.problems),
+        "post_dial_delay_ms": None if u.ringing_ts is None else (u.ringing_ts - u.start_ts) * 1000.0,
+        "setup_time_ms": None if u.answer_ts is None else (u.answer_ts - u.start_ts) * 1000.0,
+        "messages": 0,
+        "retransmissions": 0,
+        "unreliable": False,
+        "closed_by": LIVE_CALL,
+        "first_frame": u.first_frame,
+        "worst_mos": u.mos,
+        "record": u.model_dump(mode="json"),
     }
 
 

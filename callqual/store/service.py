@@ -29,7 +29,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
-from callqual.schemas import Alert, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord, parse_event
+from callqual.schemas import (
+    Alert,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    SipMessageEvent,
+    StreamRecord,
+    parse_event,
+)
 from callqual.store.engine import migrate, open_store
 from callqual.store.retention import apply_retention
 from callqual.store.writer import Batch, StoreWriter
@@ -137,6 +145,7 @@ class _Pending:
             out.intervals += b.intervals
             out.alerts += b.alerts
             out.messages += b.messages
+            out.call_states += b.call_states
         return out
 
 
@@ -197,7 +206,8 @@ class StoreService:
         return len(self._pending.messages)
 
     def input_topics(self) -> list[str]:
-        return [self.topics.events, self.topics.calls, self.topics.streams, self.topics.alerts]
+        t = self.topics
+        return [t.events, t.calls, t.streams, t.alerts, t.call_state]
 
     # -- input -----------------------------------------------------------------
 
@@ -218,6 +228,8 @@ class StoreService:
                 out.intervals.append(event)
         elif message.topic == t.alerts:
             out.alerts.append(Alert.model_validate_json(message.value))
+        elif message.topic == t.call_state:
+            out.call_states.append(CallStateUpdate.model_validate_json(message.value))
         elif message.topic in (t.calls, t.streams):
             kind = _kind(message.value)
             if kind == "call_record":
@@ -336,6 +348,7 @@ class StoreService:
     def _count(self, batch: Batch, over_bound: int) -> None:
         m = self.metrics.rows_written
         m.labels(kind="call").inc(len(batch.calls))
+        m.labels(kind="call_state").inc(len(batch.call_states))
         m.labels(kind="stream").inc(len(batch.streams))
         m.labels(kind="interval").inc(len(batch.intervals))
         m.labels(kind="alert").inc(len(batch.alerts))

@@ -8,17 +8,26 @@ score, leg-correlation headers) are refreshed from the stored rows after every b
 they come out the same whichever of a call's record, streams, alerts or messages came last.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select, text, update
+from sqlalchemy import JSON, Connection, Engine, Table, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
-from callqual.schemas import Alert, AnalysisReport, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord
+from callqual.schemas import (
+    Alert,
+    AnalysisReport,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    SipMessageEvent,
+    StreamRecord,
+)
 from callqual.store import rows as wire
 from callqual.store.partitions import ensure_partitions
 from callqual.store.schema import (
@@ -56,11 +65,18 @@ class Batch:
     intervals: list[RtpStreamReport] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     messages: list[SipMessageEvent] = field(default_factory=list)
+    call_states: list[CallStateUpdate] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return (
-            len(self.calls) + len(self.streams) + len(self.intervals) + len(self.alerts) + len(self.messages)
+        kinds: tuple[list[Any], ...] = (
+            self.calls,
+            self.streams,
+            self.intervals,
+            self.alerts,
+            self.messages,
+            self.call_states,
         )
+        return sum(len(k) for k in kinds)
 
 
 @dataclass(slots=True)
@@ -75,7 +91,8 @@ class WriteStats:
     def add(self, other: "WriteStats") -> None:
         self.messages_stored += other.messages_stored
         self.messages_dropped += other.messages_dropped
-        self.header_calls |= other.header_calls
+        # header_calls is per write (it drives that write's refresh): not accumulated, so a
+        # long run's totals stay small.
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -98,6 +115,37 @@ def _copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> No
     ):
         for row in rows:
             copy.write_row([row[c] for c in columns])
+
+
+def _pg_upsert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...], update: dict[str, str]
+) -> None:
+    """PostgreSQL upsert of all ``rows`` in one statement: one array per column, ``unnest``ed.
+
+    executemany would run (pipelined) one INSERT per row; a batch holds thousands of interval,
+    call and stream rows. ``update``: column -> SQL expression for ON CONFLICT DO UPDATE.
+    """
+    columns = [c for c in table.c if c.name in rows[0]]
+    arrays = []
+    casts = []
+    for column in columns:
+        values = [row[column.name] for row in rows]
+        if isinstance(column.type, JSON):
+            values = [None if v is None else json.dumps(v) for v in values]
+        arrays.append(values)
+        casts.append(f"%b::{column.type.compile(dialect=conn.dialect)}[]")  # binary: no text escaping
+    names = ", ".join(c.name for c in columns)
+    conflict = (
+        f"DO UPDATE SET {', '.join(f'{c} = {e}' for c, e in update.items())}" if update else "DO NOTHING"
+    )
+    sql = (
+        f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({', '.join(casts)}) "
+        f"ON CONFLICT ({', '.join(key)}) {conflict}"
+    )
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(sql, arrays)
 
 
 #: How SQLAlchemy's SQLite dialect stores a DateTime (text that sorts as time does)
@@ -178,6 +226,7 @@ class StoreWriter:
             conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
         )
         self._alerts(conn, batch.alerts)
+        self._live_calls(conn, batch.call_states)
         self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
         # Messages change a call row only through leg-correlation headers: most need no refresh.
         touched = (
@@ -203,11 +252,28 @@ class StoreWriter:
         unique = list({tuple(r[k] for k in key): r for r in rows}.values())
         if not unique:
             return
+        if self._postgres:
+            update = {c: f"EXCLUDED.{c}" for c in unique[0] if c not in key and c not in keep}
+            _pg_upsert(conn, table, unique, key, update)
+            return
         # One statement for all rows (executemany): compiled once and cached, sent in
         # multi-row batches by the driver layer ("insertmanyvalues").
         stmt = self._insert(table)
         update_cols = {c: stmt.excluded[c] for c in unique[0] if c not in key and c not in keep}
         conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols), unique)
+
+    def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
+        """Rows for calls in flight; a row its call's record wrote already is never overwritten."""
+        latest = {u.call_id: u for u in sorted(updates, key=lambda u: u.ts)}
+        rows = [wire.live_call_row(u) for u in latest.values()]
+        if not rows:
+            return
+        stmt = self._insert(calls)
+        update_cols = {c: stmt.excluded[c] for c in rows[0] if c != "call_id"}
+        still_live = calls.c.closed_by == wire.LIVE_CALL
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["call_id"], set_=update_cols, where=still_live), rows
+        )
 
     def _stored_message_ids(self, conn: Connection, rows: list[dict[str, Any]]) -> set[int]:
         """Which of ``rows`` are stored already; bounded by the batch's time span, so PostgreSQL
@@ -270,7 +336,21 @@ class StoreWriter:
                 _copy_rows(conn, sip_messages, keep)
             else:
                 _sqlite_insert_rows(conn, sip_messages, keep)
-        if count_rows:
+        if count_rows and self._postgres:
+            headers = {h: f"coalesce(sip_message_counts.{h}, EXCLUDED.{h})" for h in wire.CORRELATION_HEADERS}
+            _pg_upsert(
+                conn,
+                sip_message_counts,
+                count_rows,
+                ("call_id",),
+                {
+                    "stored": "sip_message_counts.stored + EXCLUDED.stored",
+                    "dropped": "sip_message_counts.dropped + EXCLUDED.dropped",
+                    "last_ts": "greatest(sip_message_counts.last_ts, EXCLUDED.last_ts)",
+                    **headers,
+                },
+            )
+        elif count_rows:
             stmt = self._insert(sip_message_counts)
             c = sip_message_counts.c
             conn.execute(

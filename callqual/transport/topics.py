@@ -25,6 +25,8 @@ class Topics:
     - ``calls``: detector -> alerter and storage, one record per finished call.
     - ``streams``: detector -> storage, one record per finished RTP stream.
     - ``alerts``: detector -> alerter.
+    - ``call_state``: detector -> alerter and storage, compact updates about calls in flight
+      (``CallStateUpdate``, keyed by Call-ID); the call's record on ``calls`` supersedes them.
     - ``deadletter``: messages a consumer could not decode or apply, kept for inspection.
     """
 
@@ -35,6 +37,7 @@ class Topics:
     streams: str
     alerts: str
     deadletter: str
+    call_state: str = "callqual.callstate"
 
     @classmethod
     def with_prefix(cls, prefix: str = DEFAULT_TOPIC_PREFIX) -> Topics:
@@ -46,6 +49,7 @@ class Topics:
             streams=f"{prefix}streams",
             alerts=f"{prefix}alerts",
             deadletter=f"{prefix}deadletter",
+            call_state=f"{prefix}callstate",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -54,7 +58,7 @@ class Topics:
 
     def pipeline(self) -> tuple[str, ...]:
         """The topics the collector and detector services use (and create at start-up)."""
-        return (self.events, self.calls, self.streams, self.alerts, self.deadletter)
+        return (self.events, self.calls, self.streams, self.alerts, self.deadletter, self.call_state)
 
 
 #: The default deployment's topics: ``callqual.sip``, ``callqual.media``, ...

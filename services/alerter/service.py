@@ -30,13 +30,13 @@ from callqual.alerter.notification import Notification
 from callqual.alerter.retry import RetryPolicy
 from callqual.alerter.sender import Notifier, Receiver, ReceiverWorker
 from callqual.alerter.settings import AlerterSettings
-from callqual.schemas import Alert, AnalysisReport, CallRecord, StreamRecord
+from callqual.schemas import Alert, AnalysisReport, CallRecord, CallStateUpdate, StreamRecord
 from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics, TransportError
 from callqual.transport.codec import UnserialisableError
 
 log = logging.getLogger(__name__)
 
-Record = CallRecord | StreamRecord | Alert
+Record = CallRecord | StreamRecord | Alert | CallStateUpdate
 
 
 class UndecodableMessage(BaseModel):
@@ -55,8 +55,8 @@ class UndecodableMessage(BaseModel):
 
 
 #: Call and stream records share topics; ``kind`` says which (a non-object or unknown kind fails).
-_RECORD: TypeAdapter[CallRecord | StreamRecord] = TypeAdapter(
-    Annotated[CallRecord | StreamRecord, Field(discriminator="kind")]
+_RECORD: TypeAdapter[CallRecord | StreamRecord | CallStateUpdate] = TypeAdapter(
+    Annotated[CallRecord | StreamRecord | CallStateUpdate, Field(discriminator="kind")]
 )
 #: What applying a schema-valid record can still raise on odd values (never a transport error).
 _APPLY_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError)
@@ -90,6 +90,10 @@ class AlerterService:
         self._monotonic = monotonic
         self._wall = wall
         self._calls: OrderedDict[str, CallRecord] = OrderedDict()
+        #: Calls in flight by their latest state update (bounded like the call cache), and the
+        #: answered ones among them: ``callqual_active_calls``. A call's record removes it.
+        self._live: OrderedDict[str, CallStateUpdate] = OrderedDict()
+        self._answered: set[str] = set()
         self._call_cache_size = call_cache_size
         self._lock = threading.Lock()
         #: Monotonic time of the last loop iteration, for /healthz
@@ -107,12 +111,31 @@ class AlerterService:
                 else:
                     self.metrics.alerts_duplicate.inc()
                 return
+            if isinstance(record, CallStateUpdate):
+                self._track_live(record)
+                return
             observe(self.metrics, record)
+            if isinstance(record, CallRecord):
+                self._forget_live(record.call_id)
             if isinstance(record, CallRecord) and self._call_cache_size:
                 self._calls[record.call_id] = record
                 self._calls.move_to_end(record.call_id)
                 while len(self._calls) > self._call_cache_size:
                     self._calls.popitem(last=False)
+
+    def _track_live(self, update: CallStateUpdate) -> None:
+        self._live[update.call_id] = update
+        self._live.move_to_end(update.call_id)
+        if update.state == "answered":
+            self._answered.add(update.call_id)
+        while len(self._live) > max(1, self._call_cache_size):
+            self._forget_live(next(iter(self._live)))
+        self.metrics.active_calls.set(len(self._answered))
+
+    def _forget_live(self, call_id: str) -> None:
+        if self._live.pop(call_id, None) is not None:
+            self._answered.discard(call_id)
+            self.metrics.active_calls.set(len(self._answered))
 
     def handle(self, message: Message) -> None:
         """Decode one transport message by topic (and ``kind`` on the calls topic), then apply it."""
@@ -225,9 +248,9 @@ class AlerterService:
 
 
 def record_topics(topics: Topics) -> tuple[str, ...]:
-    """Topics carrying call and stream records: ``calls``, and ``streams`` where the deployment has one."""
-    streams = getattr(topics, "streams", None)
-    return (topics.calls, streams) if isinstance(streams, str) else (topics.calls,)
+    """Topics carrying call records, stream records and call-state updates (where the deployment has them)."""
+    optional = (getattr(topics, name, None) for name in ("streams", "call_state"))
+    return (topics.calls, *(t for t in optional if isinstance(t, str)))
 
 
 def feed_report(service: AlerterService, report: AnalysisReport) -> None:

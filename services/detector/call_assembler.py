@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from callqual.detector.call_context import CallContext
+from callqual.detector.rules.failure_classes import RETRIED_BY_UA
 from callqual.detector.sip_dialog import SipDialog
 from callqual.schemas import CallRecord, SipMessageEvent, StreamRecord
 
@@ -102,6 +103,35 @@ class CallAssembler:
         if call is not None:
             call.last_activity = max(call.last_activity, ts)
 
+    def dialog(self, call_id: str | None) -> SipDialog | None:
+        """The open call's dialog as it stands (read-only use), None when no open call has this id."""
+        call = self._calls.get(call_id) if call_id else None
+        return None if call is None else call.dialog
+
+    def snapshot(
+        self, call_id: str, now: float, streams: list[StreamRecord] | None = None
+    ) -> CallContext | None:
+        """An open call judged as it stands at ``now``, with ``streams`` (its live ones) when given.
+
+        The call stays open: the rules see what a finished call would show so far, for alerts
+        that must not wait for the end (a final failure, mid-call quality).
+        """
+        call = self._calls.get(call_id)
+        if call is None:
+            return None
+        view = (
+            call
+            if streams is None
+            else _OpenCall(
+                call.dialog,
+                call.messages,
+                [*call.streams, *streams],
+                call.messages_truncated,
+                call.last_activity,
+            )
+        )
+        return self._context(view, "signalling", now)
+
     def expire(self, now: float) -> list[CallContext]:
         """Calls that are finished as of capture time ``now``."""
         # Every way of finishing waits at least this long after the call's last activity: most open
@@ -136,11 +166,7 @@ class CallAssembler:
         ended = d.ended_ts
         cfg = self.config
         if ended is not None:
-            retryable = (
-                d.answer_ts is None
-                and d.final_status is not None
-                and (d.final_status in (401, 407) or 300 <= d.final_status < 400)
-            )
+            retryable = d.answer_ts is None and d.final_status in RETRIED_BY_UA
             wait = max(cfg.linger_s, cfg.retry_window_s) if retryable else cfg.linger_s
             return now - max(ended, call.last_activity) >= wait
         if d.answer_ts is None:

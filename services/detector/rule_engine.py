@@ -6,7 +6,7 @@ and calls security alerts named, so a call that finishes later can be
 categorised ``suspicious`` even though its own rules saw nothing wrong.
 """
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from callqual.detector.call_context import CallContext
@@ -20,9 +20,14 @@ from callqual.detector.rules import (
     build_source_rules,
     uri_user,
 )
+from callqual.detector.rules.call_failed import CallFailed
+from callqual.detector.rules.in_progress import LiveView, build_live_rules
 from callqual.detector.rules.relay import RelayTracker
 from callqual.detector.rules.windows import SourceTable
 from callqual.schemas import Alert, CallCategory, MalformedSipEvent, SipMessageEvent
+
+#: Bound of the early-counted ids (about one per open call with an alert); the oldest go first.
+_MAX_COUNTED_EARLY = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,11 @@ class RuleEngine:
         self._calls = 0
         self._marks = SourceTable[Alert](s.max_sources, s.suspicious_source_ttl_s)
         self._relays = RelayTracker(s.relay_max_transactions, s.relay_window_s)
+        self.live_rules = build_live_rules(s)
+        #: rules whose verdict on a failed call needs nothing after its final response
+        self._at_failure = [r for r in self.call_rules if isinstance(r, CallFailed)]
+        #: ids already counted before their call finished (the final copy is not counted again)
+        self._counted_early: OrderedDict[str, None] = OrderedDict()
 
     # ------------------------------------------------------------------ inputs
     def on_sip(self, event: SipMessageEvent) -> list[Alert]:
@@ -103,12 +113,26 @@ class RuleEngine:
             excerpt=event.excerpt,
         )
 
+    def on_call_failure(self, ctx: CallContext) -> list[Alert]:
+        """A call whose final failure response was just seen: the alerts that need no more."""
+        alerts: list[Alert] = []
+        for rule in self._at_failure:
+            alerts.extend(rule.evaluate(ctx))
+        return self._record_early(alerts)
+
+    def on_call_live(self, view: LiveView, already: set[str]) -> list[Alert]:
+        """A call still up, after its latest interval reports: mid-call alerts of rules not in ``already``."""
+        alerts = [a for r in self.live_rules if r.id not in already and (a := r.judge(view)) is not None]
+        return self._record_early(alerts)
+
     def on_call(self, ctx: CallContext) -> tuple[list[Alert], CallCategory]:
         self._calls += 1
         alerts: list[Alert] = []
         for rule in self.call_rules:
             alerts.extend(rule.evaluate(ctx))
-        self._record(alerts)
+        self._record([a for a in alerts if a.alert_id not in self._counted_early])
+        for a in alerts:
+            self._counted_early.pop(a.alert_id, None)
         category = categorize(ctx, [*alerts, *self._security_for(ctx)])
         self._categories[category] += 1
         return alerts, category
@@ -122,6 +146,13 @@ class RuleEngine:
         return self._record(alerts)
 
     # ----------------------------------------------------------------- helpers
+    def _record_early(self, alerts: list[Alert]) -> list[Alert]:
+        for a in alerts:
+            self._counted_early[a.alert_id] = None
+        while len(self._counted_early) > _MAX_COUNTED_EARLY:
+            self._counted_early.popitem(last=False)
+        return self._record(alerts)
+
     def _record(self, alerts: list[Alert]) -> list[Alert]:
         for a in alerts:
             self._alerts[a.rule] += 1

@@ -50,7 +50,15 @@ from callqual.detector.detector import Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
 from callqual.pipeline.stop_signals import stop_on_signals
-from callqual.schemas import AnyEvent, CallRecord, SipMessageEvent, StreamRecord, parse_event
+from callqual.schemas import (
+    AnyEvent,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    SipMessageEvent,
+    StreamRecord,
+    parse_event,
+)
 from callqual.transport.codec import UnserialisableError, encode
 from callqual.transport.settings import KafkaSettings
 
@@ -181,6 +189,8 @@ class DetectorService:
         self._fatal: str | None = None
         self._dirty = False
         self._assigned_once = False
+        #: the collector clock of the last stream report applied (see ``_take``)
+        self._report_clock = float("-inf")
         self._exported_errors: dict[str, int] = {}
         self.metrics: AlerterMetrics | None = None
         self.metrics_server: MetricsServer | None = None
@@ -219,7 +229,11 @@ class DetectorService:
         m.consumer_lag.labels(topic=self.topics.events).set(behind)
 
     def _new_detector(self) -> Detector:
-        return Detector(self._on_output, RuleEngine(RuleSettings()))
+        return Detector(self._on_output, RuleEngine(RuleSettings()), on_call_state=self._on_call_state)
+
+    def _on_call_state(self, update: CallStateUpdate) -> None:
+        self._sink.emit(self.topics.call_state, update.call_id, update)
+        self.counters["outputs"] += 1
 
     # -- outputs ---------------------------------------------------------------
 
@@ -307,9 +321,25 @@ class DetectorService:
                 self.counters["forced"] += 1
             self._take(best)
             applied += 1
+        self._judge_live_calls()
         if all(p.ended for p in parts.values()) and parts and not any(p.pending for p in parts.values()):
             self._finish_run()
         return applied
+
+    def _judge_live_calls(self) -> None:
+        """Judge the calls still up once every partition is past the last stream report's tick.
+
+        One collector tick's reports share its clock: when no partition can still deliver an
+        event at that clock, the batch is complete (watermarks move quiet partitions on).
+        """
+        parts = self.parts.values()
+        if not parts or self._report_clock == float("-inf"):
+            return
+        for part in parts:
+            head = part.pending[0].position if part.pending else part.progress
+            if head is None or head[0] <= self._report_clock:
+                return
+        self.detector.judge_live()
 
     def _take(self, part: _Partition) -> None:
         item = part.pending.popleft()
@@ -320,6 +350,8 @@ class DetectorService:
             return
         event = item.event
         p = part.pid
+        if isinstance(event, RtpStreamReport):
+            self._report_clock = item.position[0]
         try:
             self.detector.handle(event)
         except (*_APPLY_ERRORS, UnserialisableError) as exc:

@@ -130,8 +130,12 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, dict[str, bytes]
 def outputs(bootstrap: str, prefix: str) -> tuple[list[CallRecord], list[Alert]]:
     topics = Topics.with_prefix(prefix)
     calls = [CallRecord.model_validate_json(v) for v, _ in read_topic(bootstrap, topics.calls)]
-    alerts = [Alert.model_validate_json(v) for v, _ in read_topic(bootstrap, topics.alerts)]
-    return calls, alerts
+    # An alert raised before its call ended is re-sent, same id, when the call finishes (keyed by
+    # alert id, so in order): a consumer keeps the latest version of each id.
+    latest = {
+        a.alert_id: a for a in (Alert.model_validate_json(v) for v, _ in read_topic(bootstrap, topics.alerts))
+    }
+    return calls, list(latest.values())
 
 
 def assert_same_as_embedded(report: AnalysisReport, calls: list[CallRecord], alerts: list[Alert]) -> None:

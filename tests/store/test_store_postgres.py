@@ -58,7 +58,9 @@ def test_migration_is_idempotent(postgres_url: str) -> None:
     with store(postgres_url):
         pass
     with store(postgres_url) as engine, engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+        options = conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'calls'")).scalar_one()
+        assert options == ["fillfactor=70"]
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])

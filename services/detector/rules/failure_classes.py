@@ -51,6 +51,11 @@ FAILURE_CLASS_BY_HUNDRED: Mapping[int, FailureClass] = MappingProxyType(
     {3: "redirect", 4: "other", 5: "server", 6: "other"}
 )
 
+#: Final responses a UA answers with a new INVITE in the same Call-ID (RFC 3261 22.2 challenges,
+#: 8.1.3.4 redirects, RFC 4028 422 Session Interval Too Small, RFC 3261 14.1 491 Request Pending):
+#: no failure by themselves, so they are judged only once the retry window has passed.
+RETRIED_BY_UA: frozenset[int] = frozenset({401, 407, 422, 491, *range(300, 400)})
+
 #: Outcomes the callee or caller chose: normal, no alert unless configured.
 USER_OUTCOMES: frozenset[FailureClass] = frozenset({"busy", "cancelled", "declined"})
 

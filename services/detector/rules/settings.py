@@ -46,6 +46,25 @@ class RuleSettings(BaseSettings):
     #: the stronger one's packets (silence suppression alone stays above ~10 %
     #: because of comfort-noise and keep-alive packets).
     one_way_min_ratio: float = 0.05
+    #: Mid-call one-way audio: one direction silent this long (seconds) while the other flowed
+    #: throughout (continuous, see ``live_one_way_continuous_s``). With the collector's 10 s
+    #: interval reports the alert comes 4-14 s after the media stopped.
+    live_one_way_quiet_s: float = 4.0
+    #: A stream that sent this long without a pause does not suppress silence: a talker's
+    #: first spurt can last 5 s, hardly 10 s without a breath.
+    live_one_way_continuous_s: float = 10.0
+    #: ... when that direction paused before (silence suppression, a listener's spurts): a
+    #: listener may stay quiet for a while, so a stop is called only after this long.
+    live_one_way_pausing_quiet_s: float = 15.0
+    #: ... and when that direction never sent a packet since answer: a UA starts its RTP at
+    #: answer even with silence suppression (comfort noise), so a shorter wait is as safe.
+    live_one_way_never_s: float = 3.0
+    #: Mid-call no media: a collector report tick this long after answer without one stream
+    #: report for the call. With 10 s intervals the alert comes 3-13 s after answer.
+    live_no_media_after_s: float = 3.0
+    #: Mid-call heavy loss: loss over one interval report (at least ``quality_min_packets``
+    #: expected) above this ratio; lower, and one bursty interval would cry wolf.
+    live_packet_loss_ratio: float = 0.05
     #: Q.850 causes in a BYE's Reason header that mean an ordinary hang-up
     #: (16 normal clearing, 31 normal unspecified).
     dropped_call_normal_q850_causes: list[int] = Field(default_factory=lambda: [16, 31])

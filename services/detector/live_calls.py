@@ -1,0 +1,139 @@
+"""Calls still up, as the collector's interval reports show them: the state mid-call rules judge.
+
+The collector reports every live stream once per report interval (10 s), all
+streams of one tick back to back. A call is judged once the whole batch is in
+(the detector flushes on the next event that is not an interval report, or a
+watermark), never half-way through it: a stream whose report of this tick is
+still to come would look silent. Bounded like the call table: entries go when
+their call finishes.
+"""
+
+from dataclasses import dataclass, field
+
+from callqual.schemas import StreamRecord
+
+StreamKey = tuple[int, str, int, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInterval:
+    """A stream's latest report and what changed since its previous one (or its start)."""
+
+    stream: StreamRecord
+    expected: int
+    lost: int
+    #: capture time the interval began: the previous report's last packet, or the stream's first
+    since_ts: float
+
+
+@dataclass(slots=True)
+class _LiveStream:
+    latest: StreamRecord
+    expected_before: int = 0
+    lost_before: int = 0
+    since_ts: float | None = None
+
+
+@dataclass(slots=True)
+class _LiveCall:
+    streams: dict[StreamKey, _LiveStream] = field(default_factory=dict)
+    #: keys reported since the call was last judged
+    fresh: set[StreamKey] = field(default_factory=set)
+
+
+def _key(s: StreamRecord) -> StreamKey:
+    return (s.ssrc, s.src_ip, s.src_port, s.dst_ip, s.dst_port)
+
+
+def _lost(s: StreamRecord) -> int:
+    """RFC 3550 loss when the collector kept it (robust to wraps and duplicates), else Wireshark's."""
+    return s.lost_rfc3550 if s.lost_rfc3550 is not None else max(0, s.lost)
+
+
+class LiveCalls:
+    """Interval reports per open call, and which calls have news to judge."""
+
+    def __init__(self, max_calls: int) -> None:
+        self._calls: dict[str, _LiveCall] = {}
+        self._pending: dict[str, None] = {}
+        self.max_calls = max_calls
+        self.dropped = 0
+        #: The latest packet time of any report in the current batch: just before the collector's
+        #: tick, when every stream with a packet in the last interval reported, of any call.
+        self.batch_tick = float("-inf")
+        self._batch_open = False
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def on_report(self, call_id: str, stream: StreamRecord) -> None:
+        self.note_tick(stream.last_ts)
+        call = self._calls.get(call_id)
+        if call is None:
+            if len(self._calls) >= self.max_calls:
+                self.dropped += 1
+                return
+            call = self._calls[call_id] = _LiveCall()
+        key = _key(stream)
+        seen = call.streams.get(key)
+        if seen is None:
+            call.streams[key] = _LiveStream(stream)
+        else:
+            seen.expected_before, seen.lost_before = seen.latest.expected, _lost(seen.latest)
+            seen.since_ts = seen.latest.last_ts
+            seen.latest = stream
+        call.fresh.add(key)
+        self._pending[call_id] = None
+
+    def on_final(self, stream: StreamRecord) -> None:
+        """A stream ended: its final record now belongs to the call itself, not to the live view."""
+        call = self._calls.get(stream.call_id or "")
+        if call is not None:
+            call.streams.pop(_key(stream), None)
+            call.fresh.discard(_key(stream))
+
+    def note_tick(self, ts: float) -> None:
+        """A report of a stream no open call owns: still proof that the collector ticked."""
+        self.batch_tick = max(self.batch_tick, ts)
+        self._batch_open = True
+
+    def has_reports(self, call_id: str) -> bool:
+        return call_id in self._calls
+
+    def streams(self, call_id: str) -> list[StreamRecord]:
+        call = self._calls.get(call_id)
+        return [] if call is None else [s.latest for s in call.streams.values()]
+
+    def take_pending(self) -> list[str]:
+        """Calls with reports since they were last judged (each once), oldest news first."""
+        out = list(self._pending)
+        self._pending.clear()
+        self._batch_open = False
+        return out
+
+    @property
+    def has_pending(self) -> bool:
+        """A batch of reports (of any stream) came since the last judgement."""
+        return self._batch_open
+
+    def intervals(self, call_id: str) -> list[StreamInterval]:
+        """The freshly reported streams' last intervals; consumes the freshness."""
+        call = self._calls.get(call_id)
+        if call is None:
+            return []
+        out = [
+            StreamInterval(
+                s.latest,
+                s.latest.expected - s.expected_before,
+                _lost(s.latest) - s.lost_before,
+                s.latest.first_ts if s.since_ts is None else s.since_ts,
+            )
+            for key, s in call.streams.items()
+            if key in call.fresh
+        ]
+        call.fresh.clear()
+        return out
+
+    def forget(self, call_id: str) -> None:
+        self._calls.pop(call_id, None)
+        self._pending.pop(call_id, None)

@@ -1,0 +1,226 @@
+"""Mid-call rules: what can be judged of a call that is still up, from its interval reports.
+
+Every mid-call alert says since when the problem shows in ``details["since_ts"]`` (capture
+time: the silent direction's last packet, the answer, the judged interval's start).
+
+Each shares its id with the whole-call rule it anticipates (``one_way_audio``,
+``no_media``, ``packet_loss``), so its alert has the same ``alert_id`` as the
+one the finished call would raise: the final record refines it (``in_progress``
+false, details of the whole call) instead of adding a second alert. A rule
+that is not sure says nothing and leaves the verdict to the end of the call.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from callqual.detector.call_context import CallContext
+from callqual.detector.live_calls import StreamInterval
+from callqual.detector.rules.base import evidence_from, make_alert_id
+from callqual.detector.rules.media import (
+    MediaDirection,
+    audio,
+    bidirectional_intended,
+    media_negotiated,
+    sdp_messages,
+    stream_direction,
+)
+from callqual.detector.rules.settings import RuleSettings
+from callqual.schemas import Alert, Severity, SipMessageEvent, StreamRecord
+
+#: What a mid-call alert's summary ends with (the finished call's version drops it)
+IN_PROGRESS_SUFFIX = " (call in progress)"
+
+#: A stream sending fewer packets than this share of one per 20 ms over its life pauses (silence
+#: suppression: RTP sequence numbers and Wireshark's deltas do not show the pauses, time does).
+#: A 30 ms packetisation counts as pausing too: the conservative side.
+_CONTINUOUS_DENSITY = 0.9
+_NOMINAL_PTIME_S = 0.020
+
+
+def _continuous(st: StreamRecord, s: RuleSettings) -> bool:
+    """Sent long enough, without pauses, to show it does not suppress silence."""
+    span = st.last_ts - st.first_ts
+    return span >= s.live_one_way_continuous_s and st.packets >= _CONTINUOUS_DENSITY * span / _NOMINAL_PTIME_S
+
+
+#: A stream still flowing reports a last packet within this much of the report tick.
+_FLOWING_WITHIN_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class LiveView:
+    """An answered call, not ended, at capture time ``now``: its context (live streams included)."""
+
+    ctx: CallContext
+    now: float
+    #: the streams reported in the latest batch, with their last interval
+    intervals: list[StreamInterval]
+    #: any interval or final stream report seen for the call
+    has_media_reports: bool
+    #: the collector's latest report tick (see ``LiveCalls.batch_tick``): every stream with a
+    #: packet in the interval before it has reported by now
+    tick: float
+
+
+class LiveRule(ABC):
+    id: ClassVar[str]
+    severity: ClassVar[Severity]
+
+    def __init__(self, settings: RuleSettings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def judge(self, view: LiveView) -> Alert | None: ...
+
+    def alert(
+        self,
+        view: LiveView,
+        summary: str,
+        details: dict[str, float | int | str | None],
+        evidence: Iterable[SipMessageEvent],
+        severity: Severity | None = None,
+    ) -> Alert:
+        rec = view.ctx.record
+        return Alert(
+            alert_id=make_alert_id(self.id, rec.call_id, rec.first_frame),
+            rule=self.id,
+            severity=severity or self.severity,
+            call_id=rec.call_id,
+            source_ip=rec.caller_ip,
+            first_ts=rec.start_ts,
+            last_ts=max(view.now, rec.start_ts),
+            summary=summary + IN_PROGRESS_SUFFIX,
+            details=details,
+            evidence=evidence_from(evidence, self.settings.evidence_limit),
+            in_progress=True,
+        )
+
+
+class LiveOneWayAudio(LiveRule):
+    """One direction silent while the other flows, SDP saying two-way.
+
+    Silent for ``live_one_way_quiet_s`` after it had sent continuously (for at least
+    ``live_one_way_continuous_s``, a packet every 20 ms), ``live_one_way_pausing_quiet_s`` after
+    it had paused or sent too briefly to tell, which is what silence suppression looks like; or
+    ``live_one_way_never_s`` after answer when it never sent.
+    """
+
+    id = "one_way_audio"
+    severity = "critical"
+
+    def judge(self, view: LiveView) -> Alert | None:
+        ctx, s = view.ctx, self.settings
+        answer_ts = ctx.record.answer_ts
+        if answer_ts is None or not ctx.streams:
+            return None
+        if not (media_negotiated(ctx) and bidirectional_intended(ctx)):
+            return None
+        last: dict[MediaDirection, float] = {}
+        pausing: dict[MediaDirection, bool] = {}
+        for st in ctx.streams:
+            direction = stream_direction(ctx, st)
+            if direction is None or st.unreliable:
+                return None  # addresses SDP does not explain, or a sensor that dropped: wait for the end
+            last[direction] = max(last.get(direction, st.last_ts), st.last_ts)
+            pausing[direction] = pausing.get(direction, False) or not _continuous(st, s)
+        flowing = max(last, key=last.__getitem__)
+        quiet: MediaDirection = "callee_to_caller" if flowing == "caller_to_callee" else "caller_to_callee"
+        if view.now - last[flowing] > _FLOWING_WITHIN_S:
+            return None  # both directions stopped: not one-way (a hang-up is coming, or no_media)
+        quiet_since = max(last.get(quiet, answer_ts), answer_ts)
+        silent_s = last[flowing] - quiet_since
+        if quiet not in last:
+            needed = s.live_one_way_never_s
+        elif pausing[quiet]:
+            needed = s.live_one_way_pausing_quiet_s
+        else:
+            needed = s.live_one_way_quiet_s
+        if silent_s < needed:
+            return None
+        return self.alert(
+            view,
+            f"one-way audio: no RTP {quiet.replace('_', ' ')} for {silent_s:.0f} s "
+            f"while {flowing.replace('_', ' ')} flows",
+            {
+                "flowing_direction": flowing,
+                "silent_direction": quiet,
+                "since_ts": quiet_since,
+                "silent_s": round(silent_s, 3),
+                "streams": len(ctx.streams),
+            },
+            sdp_messages(ctx),
+        )
+
+
+class LiveNoMedia(LiveRule):
+    """Not one stream report for the call at a collector tick ``live_no_media_after_s`` after answer.
+
+    A stream with any packet in the interval before a tick reports at that tick, so a tick
+    without one for this call, less than an interval after its answer, proves no RTP since.
+    """
+
+    id = "no_media"
+    severity = "critical"
+
+    def judge(self, view: LiveView) -> Alert | None:
+        ctx = view.ctx
+        answer_ts = ctx.record.answer_ts
+        if answer_ts is None or view.has_media_reports or ctx.streams:
+            return None
+        since = view.tick - answer_ts
+        if since < self.settings.live_no_media_after_s:
+            return None
+        answer = ctx.record.answered_media
+        if answer and all(m.direction == "inactive" for m in audio(answer)):
+            return None
+        return self.alert(
+            view,
+            f"answered call with no RTP for {since:.0f} s",
+            {"talk_time_s": round(since, 3), "streams": 0, "since_ts": answer_ts},
+            sdp_messages(ctx),
+        )
+
+
+class LiveHeavyLoss(LiveRule):
+    """A stream lost more than ``live_packet_loss_ratio`` of what its last interval expected."""
+
+    id = "packet_loss"
+    severity = "critical"
+
+    def judge(self, view: LiveView) -> Alert | None:
+        s = self.settings
+        judged = [
+            iv
+            for iv in view.intervals
+            if iv.expected >= s.quality_min_packets and not iv.stream.unreliable and iv.lost > 0
+        ]
+        if not judged:
+            return None
+        worst = max(judged, key=lambda iv: iv.lost / iv.expected)
+        ratio = worst.lost / worst.expected
+        if ratio <= s.live_packet_loss_ratio:
+            return None
+        st = worst.stream
+        return self.alert(
+            view,
+            f"{ratio:.1%} packet loss over the last interval on stream {st.src_ip}:{st.src_port} -> "
+            f"{st.dst_ip}:{st.dst_port}",
+            {
+                "interval_loss_ratio": round(ratio, 5),
+                "interval_lost": worst.lost,
+                "interval_expected": worst.expected,
+                "ssrc": st.ssrc,
+                "threshold": s.live_packet_loss_ratio,
+                "since_ts": worst.since_ts,
+            },
+            sdp_messages(view.ctx),
+        )
+
+
+LIVE_RULES: tuple[type[LiveRule], ...] = (LiveNoMedia, LiveOneWayAudio, LiveHeavyLoss)
+
+
+def build_live_rules(settings: RuleSettings) -> list[LiveRule]:
+    return [r(settings) for r in LIVE_RULES if r.id not in settings.disabled_rules]
