@@ -10,18 +10,21 @@ Exit codes say what happened, so scripts can tell "bad calls" from "bad input":
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callqual.cli.gc_tuning import tune_gc_for_throughput
 from callqual.cli.text_report import render
 from callqual.collector.capture.pcap_file import CaptureFile, open_capture
 from callqual.collector.config import CollectorConfig
 from callqual.collector.errors import CaptureFormatError
 from callqual.detector.detector import CallScorer
 from callqual.pipeline.embedded import EmbeddedPipeline
+from callqual.pipeline.report_json import write_report_json
 from callqual.schemas import AnalysisReport
 
 if TYPE_CHECKING:
@@ -105,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.retention_days is not None:
         overrides["retention_days"] = args.retention_days
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
+    tune_gc_for_throughput()
     scorer = None
     if args.model is not None:
         from callqual.cli.train import load_model_or_exit
@@ -122,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_STORE
         pipeline = storing.pipeline
     else:
-        pipeline = EmbeddedPipeline(collector_config, scorer=scorer)
+        # A file's JSON report is only written out: finished records kept as their JSON (issue 14).
+        compact = settings.format == "json" and args.interface is None
+        pipeline = EmbeddedPipeline(collector_config, scorer=scorer, compact_outputs=compact)
     if storing is None:
         return _analyze(args, settings, pipeline, None)
     from sqlalchemy.exc import SQLAlchemyError
@@ -198,10 +204,14 @@ def _analyze(
         else:
             pipeline.run(capture)
         pipeline.finish()
-        report = pipeline.report(str(args.capture), capture.truncated, capture.errors)
-    _print(args, settings.format, report)
-    if storing is not None:
-        _store(storing, report, settings.retention_days)
+        if storing is None and settings.format == "json":
+            source, truncated, errors = str(args.capture), capture.truncated, capture.errors
+            _write_json(args, lambda out: pipeline.write_json_report(out, source, truncated, errors))
+        else:
+            report = pipeline.report(str(args.capture), capture.truncated, capture.errors)
+            _print(args, settings.format, report)
+            if storing is not None:
+                _store(storing, report, settings.retention_days)
     if capture.truncated:
         print(f"callqual: {args.capture}: capture truncated; analysed what was readable", file=sys.stderr)
         return EXIT_TRUNCATED
@@ -222,8 +232,22 @@ def _run_with_progress(pipeline: EmbeddedPipeline, capture: CaptureFile) -> None
         bar.update(capture.bytes_read - done)
 
 
+def _write_json(args: argparse.Namespace, write: Callable[[BinaryIO], None]) -> None:
+    """Record by record, as UTF-8 bytes: the report of 30,000 calls is ~100 MB (report_json)."""
+    if args.output:
+        with args.output.open("wb") as out:
+            write(out)
+    else:
+        sys.stdout.flush()
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+
+
 def _print(args: argparse.Namespace, fmt: str, report: AnalysisReport) -> None:
-    text = report.model_dump_json(indent=2) + "\n" if fmt == "json" else render(report)
+    if fmt == "json":
+        _write_json(args, lambda out: write_report_json(report, out))
+        return
+    text = render(report)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
@@ -18,6 +19,8 @@ from callqual.detector.call_assembler import AssemblerConfig
 from callqual.detector.detector import CallScorer, Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
+from callqual.pipeline.compact_outputs import CompactOutputs
+from callqual.pipeline.report_json import write_report_frame, write_report_json
 from callqual.schemas import (
     Alert,
     AnalysisReport,
@@ -59,8 +62,12 @@ class EmbeddedPipeline:
         assembler_config: AssemblerConfig | None = None,
         scorer: CallScorer | None = None,
         on_event: Callable[[AnyEvent], None] | None = None,
+        *,
+        compact_outputs: bool = False,
     ) -> None:
-        self._out = _Outputs()
+        #: With ``compact_outputs`` finished records are kept as report JSON: only
+        #: :meth:`write_json_report` can then report (what ``analyze --format json`` needs).
+        self._out: _Outputs | CompactOutputs = CompactOutputs() if compact_outputs else _Outputs()
         self.rules = RuleEngine(rule_settings or RuleSettings())
         self.detector = Detector(self._out.add, self.rules, assembler_config, scorer)
         self._on_event = on_event
@@ -85,29 +92,57 @@ class EmbeddedPipeline:
         self, source: str, truncated: bool = False, reader_errors: Counter[str] | None = None
     ) -> AnalysisReport:
         out = self._out
+        if not isinstance(out, _Outputs):
+            raise TypeError("a pipeline with compact outputs reports through write_json_report")
         calls = sorted(out.calls, key=lambda c: (c.start_ts, c.call_id))
         streams = sorted(out.streams, key=lambda s: (s.first_ts, s.first_frame, s.ssrc))
         alerts = sorted(out.alerts, key=lambda a: (a.first_ts, a.rule, a.alert_id))
+        by_category: Counter[str] = Counter(call.category for call in calls)
+        counts = (len(calls), len(streams), len(alerts))
+        summary = self._summary(source, truncated, reader_errors, counts=counts, by_category=by_category)
+        return AnalysisReport(summary=summary, calls=calls, streams=streams, alerts=alerts)
+
+    def write_json_report(
+        self, out: BinaryIO, source: str, truncated: bool = False, reader_errors: Counter[str] | None = None
+    ) -> None:
+        """The report as ``report(...).model_dump_json(indent=2)`` plus a newline, in either output mode."""
+        kept = self._out
+        if isinstance(kept, _Outputs):
+            write_report_json(self.report(source, truncated, reader_errors), out)
+            return
+        lists = kept.sorted_lists()
+        counts = (len(lists["calls"]), len(lists["streams"]), len(lists["alerts"]))
+        summary = self._summary(source, truncated, reader_errors, counts=counts, by_category=kept.categories)
+        write_report_frame(AnalysisReport(summary=summary, calls=[], streams=[], alerts=[]), lists, out)
+
+    def _summary(
+        self,
+        source: str,
+        truncated: bool,
+        reader_errors: Counter[str] | None,
+        *,
+        counts: tuple[int, int, int],
+        by_category: Counter[str],
+    ) -> Summary:
+        """The summary for a report of ``counts`` (calls, streams, alerts)."""
         c = self.collector
         errors = c.all_errors() + (reader_errors or Counter())
-        by_category = Counter(call.category for call in calls)
-        summary = Summary(
+        return Summary(
             source=source,
             frames=c.frames,
             bytes=c.bytes,
             first_ts=c.first_ts,
             last_ts=c.last_ts,
             sip_messages=self.sip_messages,
-            calls=len(calls),
-            streams=len(streams),
-            alerts=len(alerts),
+            calls=counts[0],
+            streams=counts[1],
+            alerts=counts[2],
             calls_by_category=dict(sorted(by_category.items())),
             errors=dict(sorted(errors.items())),
             skipped=dict(sorted((c.all_skipped() + _relayed(self.rules)).items())),
             dropped=dict(sorted((c.all_dropped() + _dropped(self.detector.assembler.counters)).items())),
             truncated=truncated,
         )
-        return AnalysisReport(summary=summary, calls=calls, streams=streams, alerts=alerts)
 
 
 def _relayed(rules: RuleEngine) -> Counter[str]:

@@ -499,6 +499,19 @@ class SipMessage:
             out.extend(split_header_values(value))
         return out
 
+    def _first(self, key: str) -> str | None:
+        """First value of the header indexed as ``key`` (already canonical, lower case)."""
+        values = self._index.get(key)
+        return values[0] if values else None
+
+    def _first_element(self, key: str) -> str | None:
+        """``header_list(key)[0]`` without splitting every line: the hot path wants the top one only."""
+        for value in self._index.get(key, ()):
+            parts = split_header_values(value)
+            if parts:
+                return parts[0]
+        return None
+
     @property
     def from_uri(self) -> str:
         return self.from_addr.uri
@@ -541,38 +554,38 @@ class SipMessage:
 
     @property
     def via_branch(self) -> str | None:
-        vias = self.via
-        if not vias:
+        top = self._first_element("via")
+        if top is None:
             return None
         try:
-            return parse_via(vias[0]).branch
+            return parse_via(top).branch
         except ValueError:
             return None
 
     @property
     def user_agent(self) -> str | None:
         """User-Agent of a request, or Server of a response (either if present)."""
-        return self.header("User-Agent") or self.header("Server")
+        return self._first("user-agent") or self._first("server")
 
     @property
     def contact_uri(self) -> str | None:
-        contacts = self.header_list("Contact")
-        if not contacts:
+        contact = self._first_element("contact")
+        if contact is None:
             return None
-        if contacts[0] == "*":
+        if contact == "*":
             return "*"
         try:
-            return parse_name_addr(contacts[0]).uri
+            return parse_name_addr(contact).uri
         except ValueError:
             return None
 
     @property
     def reason_header(self) -> str | None:
-        return self.header("Reason")
+        return self._first("reason")
 
     @property
     def content_type(self) -> str | None:
-        return self.header("Content-Type")
+        return self._first("content-type")
 
     @property
     def max_forwards(self) -> int | None:
@@ -728,12 +741,14 @@ def parse_sip(
             anomaly("sip.not_utf8", f"byte {exc.start}")
         # Each stray byte as its \xNN escape (see packet_content); the exact bytes go on in the event.raw.
         head = packet_text(data[:head_end])
-    lines = head.split("\n")
+    # CRLF -> LF once, rather than a test per line; a lone CR stays, as before.
+    lines = head.replace("\r\n", "\n").split("\n")
+    if lines[-1].endswith("\r"):  # a cut message's last line: its CR still ends it
+        lines[-1] = lines[-1][:-1]
 
     headers: list[tuple[str, str]] = []
     index: dict[str, list[str]] = {}
-    for raw in lines[1:]:
-        line = raw[:-1] if raw.endswith("\r") else raw
+    for line in lines[1:]:
         if not line:
             continue
         if line[0] in " \t":

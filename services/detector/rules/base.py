@@ -6,6 +6,7 @@ Rules are pure: no I/O, no wall clock; the only time is the capture time in
 the events, so replaying a capture yields the same alerts with the same ids.
 """
 
+import functools
 import hashlib
 import ipaddress
 from abc import ABC, abstractmethod
@@ -72,6 +73,7 @@ def evidence_from(messages: Iterable[SipMessageEvent], limit: int = 5) -> list[E
     return out
 
 
+@functools.lru_cache(maxsize=8192)  # pure; the rules ask it about the same URIs per message of a call
 def uri_user(uri: str | None) -> str | None:
     """The user part of a SIP/tel URI (``"Bob" <sip:+4930123@h;x=y>`` -> ``+4930123``).
 

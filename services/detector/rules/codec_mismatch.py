@@ -105,6 +105,8 @@ class CodecMismatch(CallRule):
         return during
 
     def evaluate(self, ctx: CallContext) -> list[Alert]:
+        if not ctx.streams:
+            return []  # nothing to judge; skips building the periods (issue 14: a signalling-only hot spot)
         allowed_for = self._allowed_for(ctx)
         ignored = set(self.settings.codec_mismatch_ignored_payload_types)
         bad: dict[int, int] = {}  # payload type -> packets of streams carrying it

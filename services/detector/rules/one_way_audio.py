@@ -30,6 +30,8 @@ class OneWayAudio(CallRule):
 
     def evaluate(self, ctx: CallContext) -> list[Alert]:
         s = self.settings
+        if not ctx.streams:
+            return []  # first: the cheapest of the checks that all end in no alert
         if not (answered(ctx) and media_negotiated(ctx) and bidirectional_intended(ctx)):
             return []
         talk = talk_time_s(ctx)

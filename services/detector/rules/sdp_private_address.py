@@ -7,6 +7,7 @@ RFC 1918, RFC 6598 (carrier-grade NAT) and IPv6 ULA (fc00::/7); public
 means a globally routable signalling source.
 """
 
+import functools
 import ipaddress
 
 from callqual.detector.call_context import CallContext
@@ -22,6 +23,7 @@ PRIVATE_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=8192)  # pure; asked about every SDP address of every finished call
 def is_private(ip: str | None) -> bool:
     if not ip:
         return False
@@ -42,6 +44,7 @@ DOCUMENTATION_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...
 )
 
 
+@functools.lru_cache(maxsize=8192)  # pure, and each call asks it about the same few addresses
 def is_public(ip: str) -> bool:
     """Globally routable, or a documentation address standing in for one.
 

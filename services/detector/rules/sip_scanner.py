@@ -40,6 +40,8 @@ REACHED_STATUSES = frozenset({180, 183, 486, 487, 600, 603, *range(200, 300)})
 _MAX_CONTACTS = 200_000
 #: RFC 3261 17.1.1.1 T1: a UAC retransmits an unanswered request after it.
 _T1_S = 0.5
+#: Distinct User-Agents remembered by ``_tool`` before the memo starts over
+_TOOLS_SEEN_LIMIT = 4096
 
 
 @dataclass(slots=True)
@@ -69,6 +71,8 @@ class SipScanner(SourceRule):
         #: (deadline, source): when a source's pending targets are next due for judging
         self._due: deque[tuple[float, str]] = deque()
         self._now = float("-inf")
+        #: User-Agent -> the scanner it names (or None): a few agents carry nearly all traffic
+        self._tools_seen: dict[str, str | None] = {}
 
     def _new(self) -> _State:
         s = self.settings
@@ -77,8 +81,14 @@ class SipScanner(SourceRule):
     def _tool(self, ua: str | None) -> str | None:
         if not ua:
             return None
+        if ua in self._tools_seen:
+            return self._tools_seen[ua]
         low = ua.lower()
-        return next((a for a in self._agents if a in low), None)
+        tool = next((a for a in self._agents if a in low), None)
+        if len(self._tools_seen) >= _TOOLS_SEEN_LIMIT:
+            self._tools_seen.clear()  # bounded: User-Agents are the sender's to choose
+        self._tools_seen[ua] = tool
+        return tool
 
     def observe(self, event: SipMessageEvent) -> list[Alert]:
         self._now = max(self._now, event.ts)

@@ -12,7 +12,8 @@ import random
 import numpy as np
 import pytest
 
-from callqual.collector.media.rtp_stream import N_COLUMNS, RtpStream, drain_columns
+from callqual.collector.media.rtp_columns import drain_columns
+from callqual.collector.media.rtp_stream import N_COLUMNS, RtpStream
 
 T0 = 1_700_000_000.0
 Pkt = tuple[float, int, int, int, bool, int, int]  # ts, seq, rtp ts, pt, marker, payload len, first byte
@@ -155,3 +156,36 @@ def test_streams_drained_together_match_tuples(seed: int) -> None:
     drain_columns(streams)
     for stream, packets in zip(streams, flows, strict=True):
         _same(_state(stream), _state(_tuples(packets)))
+
+
+def _lossy(rng: random.Random, packets: list[Pkt]) -> list[Pkt]:
+    """Random loss (2 %), a few bursts of 2-30, and one jump past the clean-gap bound."""
+    out = [p for i, p in enumerate(packets) if i in (0, len(packets) - 1) or rng.random() >= 0.02]
+    for _ in range(3):
+        k = rng.randrange(1, len(out) - 40)
+        del out[k : k + rng.randint(2, 30)]
+    k = rng.randrange(1, len(out) - 1)
+    return out[:k] + [(p[0], (p[1] + 1500) & 0xFFFF, *p[2:]) for p in out[k:]]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lost_packets_stay_on_the_vectorised_path_and_match_tuples(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forward sequence gaps are clean (issue 14): the figures are the packet loop's all the same."""
+    rng = random.Random(2000 + seed)
+    packets = _lossy(rng, _regular(rng, 3000, rng.choice((1000, 60000, rng.randrange(65536))), 5))
+    slow: list[int] = []
+    original = RtpStream._apply_columns
+
+    def counting(self: RtpStream, ts: np.ndarray, ints: np.ndarray) -> None:
+        slow.append(len(ts))
+        original(self, ts, ints)
+
+    monkeypatch.setattr(RtpStream, "_apply_columns", counting)
+    stream = _columns(packets, rng)
+    reference = _tuples(packets)
+    _same(_state(stream), _state(reference))
+    assert reference.lost > 40
+    # Only the batches holding the 1,500 jump or a sequence wrap may take the packet loop.
+    assert sum(slow) <= 2 * 700 + 700

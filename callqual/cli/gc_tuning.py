@@ -1,0 +1,23 @@
+"""Cyclic garbage collection tuned for a pipeline that allocates millions of short-lived objects.
+
+Nearly everything the analysis allocates (parsed messages, events, per-packet
+tuples) is freed by reference counting the moment it is done with; the cyclic
+collector still scans the young generation every 700 container allocations and
+the older ones as the report's records pile up, about a fifth of the time on a
+signalling-only capture (issue 14, ``bench/RESULTS.md``). Objects loaded at
+start-up (modules, schemas) are frozen out of every scan, and the young
+generation is scanned every 50,000 allocations instead: cycles are still
+collected, later. The CLI sets this for ``analyze``; the pure modules never do.
+"""
+
+import gc
+
+#: (young, middle, old) thresholds: the young generation is scanned every this many allocations
+THROUGHPUT_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc_for_throughput() -> None:
+    """Freeze what is loaded so far and scan for cycles less often (see the module docstring)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*THROUGHPUT_THRESHOLDS)
