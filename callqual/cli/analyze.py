@@ -6,6 +6,7 @@ Exit codes say what happened, so scripts can tell "bad calls" from "bad input":
 * 3 - the input could not be read at all (missing file, not a pcap/pcapng)
 * 4 - the capture was truncated: what was readable is analysed and reported
 * 5 - ``--store``: the call store could not be opened or written (the report is still printed)
+* 6 - the report could not be written where ``-o`` points (a directory, no permission, disk full)
 """
 
 import argparse
@@ -34,6 +35,11 @@ EXIT_OK = 0
 EXIT_UNREADABLE = 3
 EXIT_TRUNCATED = 4
 EXIT_STORE = 5
+EXIT_OUTPUT = 6
+
+
+class ReportWriteError(Exception):
+    """The report could not be written to ``-o``: an output problem, told apart from bad input."""
 
 
 class AnalyzeSettings(BaseSettings):
@@ -129,8 +135,21 @@ def run(args: argparse.Namespace) -> int:
         # A file's JSON report is only written out: finished records kept as their JSON (issue 14).
         compact = settings.format == "json" and args.interface is None
         pipeline = EmbeddedPipeline(collector_config, scorer=scorer, compact_outputs=compact)
-    if storing is None:
-        return _analyze(args, settings, pipeline, None)
+    try:
+        if storing is None:
+            return _analyze(args, settings, pipeline, None)
+        return _analyze_storing(args, settings, pipeline, storing)
+    except ReportWriteError as exc:
+        print(f"callqual: cannot write the report to {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
+
+
+def _analyze_storing(
+    args: argparse.Namespace,
+    settings: "AnalyzeSettings",
+    pipeline: EmbeddedPipeline,
+    storing: "StoringPipeline",
+) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
@@ -235,8 +254,11 @@ def _run_with_progress(pipeline: EmbeddedPipeline, capture: CaptureFile) -> None
 def _write_json(args: argparse.Namespace, write: Callable[[BinaryIO], None]) -> None:
     """Record by record, as UTF-8 bytes: the report of 30,000 calls is ~100 MB (report_json)."""
     if args.output:
-        with args.output.open("wb") as out:
-            write(out)
+        try:
+            with args.output.open("wb") as out:
+                write(out)
+        except OSError as exc:
+            raise ReportWriteError(f"{args.output}: {exc.strerror or exc}") from exc
     else:
         sys.stdout.flush()
         write(sys.stdout.buffer)
@@ -249,7 +271,10 @@ def _print(args: argparse.Namespace, fmt: str, report: AnalysisReport) -> None:
         return
     text = render(report)
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ReportWriteError(f"{args.output}: {exc.strerror or exc}") from exc
     else:
         sys.stdout.write(text)
 

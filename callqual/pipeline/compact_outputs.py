@@ -20,12 +20,17 @@ _KEY = itemgetter(0)
 
 @dataclass(slots=True)
 class CompactOutputs:
-    """The detector's outputs as (sort key, report JSON) pairs; alerts deduplicated by id."""
+    """The detector's outputs as (sort key, report JSON) pairs, kept as ``embedded._Outputs`` keeps them.
+
+    A later version of an alert (the finished call's refinement of a mid-call
+    alert, same id) replaces the earlier one in place.
+    """
 
     calls: list[tuple[tuple[float, str], bytes]] = field(default_factory=list)
     streams: list[tuple[tuple[float, int, int], bytes]] = field(default_factory=list)
     alerts: list[tuple[tuple[float, str, str], bytes]] = field(default_factory=list)
-    alert_ids: set[str] = field(default_factory=set)
+    #: alert id -> its index in ``alerts``
+    alert_ids: dict[str, int] = field(default_factory=dict)
     categories: Counter[str] = field(default_factory=Counter)
 
     def add(self, out: Output) -> None:
@@ -34,9 +39,14 @@ class CompactOutputs:
             self.categories[out.category] += 1
         elif isinstance(out, StreamRecord):
             self.streams.append(((out.first_ts, out.first_frame, out.ssrc), element_json(out)))
-        elif out.alert_id not in self.alert_ids:
-            self.alert_ids.add(out.alert_id)
-            self.alerts.append(((out.first_ts, out.rule, out.alert_id), element_json(out)))
+        else:
+            kept = ((out.first_ts, out.rule, out.alert_id), element_json(out))
+            index = self.alert_ids.get(out.alert_id)
+            if index is None:
+                self.alert_ids[out.alert_id] = len(self.alerts)
+                self.alerts.append(kept)
+            else:
+                self.alerts[index] = kept
 
     def sorted_lists(self) -> dict[str, list[bytes]]:
         """Each list in the report's order (stable: ties keep arrival order, as ``sorted`` does)."""

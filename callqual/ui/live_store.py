@@ -2,7 +2,8 @@
 
 The collector and detector run in the capture's consumer thread, as in ``callqual analyze
 --interface``, but their output (SIP messages, interval reports, calls, streams, alerts) is
-queued for a writer thread that commits it every ``flush_interval_s``: the capture never
+queued for a writer thread that commits it every ``flush_interval_s`` (call-state updates too,
+so a call's row is there from its INVITE on): the capture never
 waits on the database, and a call's rows appear within a flush of its last message. The
 queue is bounded; what does not fit is dropped and counted, never silently.
 
@@ -24,7 +25,14 @@ from callqual.detector.detector import Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
 from callqual.pipeline.live import loss_notifier
-from callqual.schemas import AnyEvent, CallRecord, RtpStreamReport, SipMessageEvent, StreamRecord
+from callqual.schemas import (
+    AnyEvent,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    SipMessageEvent,
+    StreamRecord,
+)
 from callqual.store.writer import Batch, StoreWriter
 
 log = logging.getLogger(__name__)
@@ -48,7 +56,9 @@ class LiveStorer:
         #: Rows not stored, by kind (queue full) and write failures
         self.dropped: Counter[str] = Counter()
         self.collector = Collector(self._event)
-        self.detector = Detector(self._output, RuleEngine(rule_settings or RuleSettings()))
+        self.detector = Detector(
+            self._output, RuleEngine(rule_settings or RuleSettings()), on_call_state=self._call_state
+        )
         self._lock = threading.Lock()
         self._detector_lock = threading.Lock()
         self._pending = Batch()
@@ -77,6 +87,10 @@ class LiveStorer:
         else:
             self._add("alerts", self._pending.alerts, out)
 
+    def _call_state(self, update: CallStateUpdate) -> None:
+        """A call in flight: its row appears (and its live quality updates) before it ends."""
+        self._add("call_states", self._pending.call_states, update)
+
     def flush(self) -> None:
         """Commit what is pending (from any thread); a failed write is counted and logged, not fatal."""
         with self._lock:
@@ -92,7 +106,7 @@ class LiveStorer:
     def _flush_loop(self) -> None:
         while not self._done.wait(self.flush_interval_s):
             with self._detector_lock:
-                self.detector.advance(time.time())  # live packets are stamped with the wall clock
+                self.detector.clock_to(time.time())  # live packets are stamped with the wall clock
             self.flush()
 
     def run(self, capture: LiveCapture) -> None:

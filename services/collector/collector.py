@@ -51,12 +51,10 @@ from callqual.collector.media.rtp_stream import (
 )
 from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
 from callqual.collector.packet import Frame, Payload, RecordBatch
+from callqual.collector.sip.events import malformed_sip_event, sip_message_event
 from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
 from callqual.collector.sip.sdp import parse_sdp, sdp_body
-from callqual.schemas import AnyEvent, MalformedSipEvent, SdpMedia, SipMessageEvent
-from callqual.schemas.base import SCHEMA_VERSION
-from callqual.schemas.events import Transport
-from callqual.schemas.packet_content import MAX_SIP_MESSAGE_BYTES, packet_text
+from callqual.schemas import AnyEvent, SdpMedia
 
 EventSink = Callable[[AnyEvent], None]
 
@@ -771,7 +769,7 @@ class Collector:
         if sdp:
             self.media.learn(call_id, sdp)
         self._track_call_end(msg, p.ts)
-        self._emit(_sip_event(p, msg, sdp))
+        self._emit(sip_message_event(p, msg, sdp))
 
     def _on_mgcp(self, p: Payload) -> bool:
         """Learn media endpoints from MGCP SDP; True when the datagram was MGCP."""
@@ -793,24 +791,7 @@ class Collector:
 
     def _malformed(self, p: Payload, reason: str, usable: SipMessage | None = None) -> None:
         self.errors[reason] += 1
-        self._emit(
-            MalformedSipEvent(
-                frame=p.frame,
-                ts=p.ts,
-                src_ip=p.src_ip,
-                src_port=p.src_port,
-                dst_ip=p.dst_ip,
-                dst_port=p.dst_port,
-                transport=_transport(p.transport),
-                reason=reason,
-                excerpt=_excerpt(p.data),
-                size=len(p.data),
-                raw=p.data[:MAX_SIP_MESSAGE_BYTES],
-                call_id=usable.call_id if usable is not None else None,
-                cseq_num=usable.cseq_num if usable is not None else None,
-                cseq_method=usable.cseq_method if usable is not None else None,
-            )
-        )
+        self._emit(malformed_sip_event(p, reason, usable))
 
     def _sdp_of(self, msg: SipMessage) -> list[SdpMedia] | None:
         anomalies: list[str] = []
@@ -872,64 +853,3 @@ class Collector:
             if flow.last_ts >= start:
                 for stream in flow.streams.values():
                     stream.unreliable = True
-
-
-_TRANSPORTS: dict[str, Transport] = {
-    "udp": "udp",
-    "tcp": "tcp",
-    "sctp": "sctp",
-    "ws": "ws",
-    "wss": "wss",
-    "tls": "tls",
-}
-
-
-def _transport(name: str) -> Transport:
-    return _TRANSPORTS.get(name, "udp")
-
-
-def _excerpt(data: bytes) -> str:
-    line = data.split(b"\n", 1)[0][:200]
-    return packet_text(line).rstrip("\r")
-
-
-def _sip_event(p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None) -> SipMessageEvent:
-    """The event, built without validation: every field is already what the schema demands.
-
-    Text comes from ``parse_sip``'s one decode (strict UTF-8, or ``packet_text``'s escapes), so
-    it cannot hold a surrogate; ``raw`` is cut to its bound here; the rest are parser ints and the
-    decoder's addresses. Validating again cost a sixth of the per-message time (issue 14);
-    ``tests/collector/test_sip_event_construct.py`` holds it equal to the validated model.
-    """
-    return SipMessageEvent.trusted(
-        kind="sip_message",
-        schema_version=SCHEMA_VERSION,
-        frame=p.frame,
-        ts=p.ts,
-        src_ip=p.src_ip,
-        src_port=p.src_port,
-        dst_ip=p.dst_ip,
-        dst_port=p.dst_port,
-        transport=_transport(p.transport),
-        first_line=msg.first_line,
-        is_request=msg.is_request,
-        method=msg.method,
-        request_uri=msg.request_uri,
-        status_code=msg.status_code,
-        reason_phrase=msg.reason_phrase,
-        call_id=msg.call_id or "",
-        cseq_num=msg.cseq_num,
-        cseq_method=msg.cseq_method,
-        from_uri=msg.from_uri,
-        from_tag=msg.from_tag,
-        to_uri=msg.to_uri,
-        to_tag=msg.to_tag,
-        via_branch=msg.via_branch,
-        user_agent=msg.user_agent,
-        contact=msg.contact_uri,
-        reason_header=msg.reason_header,
-        content_type=msg.content_type,
-        size=len(p.data),
-        sdp=sdp,
-        raw=p.data[:MAX_SIP_MESSAGE_BYTES],
-    )

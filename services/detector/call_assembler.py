@@ -34,6 +34,10 @@ class AssemblerConfig(BaseModel):
     linger_s: float = 6.0
     #: An INVITE with no final response: RFC 3261 Timer B is 64*T1 = 32 s; twice that is safe.
     invite_timeout_s: float = 64.0
+    #: An INVITE that is ringing (180/183): Timer B no longer runs once a provisional response
+    #: arrived, and people let a phone ring for minutes; a proxy's Timer C (RFC 3261 16.8) is
+    #: "greater than 3 minutes", so a ringing call is only given up on after that.
+    ringing_timeout_s: float = 200.0
     #: After a 401/407 (or 3xx) to an INVITE, the UA may retry with credentials (a new CSeq, same
     #: Call-ID): keep the call open this long so the retry joins it instead of starting a new call.
     retry_window_s: float = 32.0
@@ -174,7 +178,8 @@ class CallAssembler:
             wait = max(cfg.linger_s, cfg.retry_window_s) if retryable else cfg.linger_s
             return now - max(ended, call.last_activity) >= wait
         if d.answer_ts is None:
-            return now - call.last_activity >= cfg.invite_timeout_s
+            timeout = cfg.invite_timeout_s if d.ringing_ts is None else cfg.ringing_timeout_s
+            return now - call.last_activity >= timeout
         return now - call.last_activity >= cfg.idle_timeout_s
 
     @staticmethod

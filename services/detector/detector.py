@@ -5,10 +5,11 @@ Kafka detector service feeds it from a consumer. Both therefore produce the
 same records and alerts for the same capture.
 
 Alerts do not all wait for the call to end: a final failure response is judged
-when it is seen (challenges and redirects, which the UA answers with a retry,
-wait for the retry window), and a call still up is judged after each batch of
-interval reports. The finished call then re-sends those alerts, same id,
-``in_progress`` false: downstream keeps the latest version of each id.
+when it is seen (a challenge or redirect, which the UA answers with a retry,
+waits for the retry window unless it is the second challenge: an auth loop),
+and a call still up is judged after each batch of interval reports. The finished
+call then re-sends those alerts, same id, ``in_progress`` false: downstream keeps
+the latest version of each id.
 """
 
 from collections import Counter
@@ -157,6 +158,14 @@ class Detector:
         Without it a batch of interval reports waits for the next other event.
         """
         self._judge_live()
+
+    def clock_to(self, ts: float) -> None:
+        """Move capture time forward from outside the event stream (a wall clock on an idle link).
+
+        Finishes calls whose timers ran out, but judges no live call: a batch of interval
+        reports may be half-way in when another thread calls this.
+        """
+        self._clock(ts)
 
     def _clock(self, ts: float) -> None:
         self._now = max(self._now, ts)

@@ -24,6 +24,9 @@ class StreamInterval:
     lost: int
     #: capture time the interval began: the previous report's last packet, or the stream's first
     since_ts: float
+    #: packets received in the interval, and their mean RFC 3550 jitter
+    packets: int = 0
+    mean_jitter_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -32,6 +35,8 @@ class _LiveStream:
     expected_before: int = 0
     lost_before: int = 0
     since_ts: float | None = None
+    packets_before: int = 0
+    jitter_before_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -48,6 +53,15 @@ def _key(s: StreamRecord) -> StreamKey:
 def _lost(s: StreamRecord) -> int:
     """RFC 3550 loss when the collector kept it (robust to wraps and duplicates), else Wireshark's."""
     return s.lost_rfc3550 if s.lost_rfc3550 is not None else max(0, s.lost)
+
+
+def _interval_jitter(s: _LiveStream) -> tuple[int, float]:
+    """Packets since the previous report and their mean jitter, from the two cumulative means."""
+    packets = s.latest.packets - s.packets_before
+    if packets <= 0:
+        return 0, 0.0
+    total = s.latest.mean_jitter_ms * s.latest.packets - s.jitter_before_ms * s.packets_before
+    return packets, max(0.0, total / packets)
 
 
 class LiveCalls:
@@ -81,6 +95,7 @@ class LiveCalls:
         else:
             seen.expected_before, seen.lost_before = seen.latest.expected, _lost(seen.latest)
             seen.since_ts = seen.latest.last_ts
+            seen.packets_before, seen.jitter_before_ms = seen.latest.packets, seen.latest.mean_jitter_ms
             seen.latest = stream
         call.fresh.add(key)
         self._pending[call_id] = None
@@ -127,6 +142,7 @@ class LiveCalls:
                 s.latest.expected - s.expected_before,
                 _lost(s.latest) - s.lost_before,
                 s.latest.first_ts if s.since_ts is None else s.since_ts,
+                *_interval_jitter(s),
             )
             for key, s in call.streams.items()
             if key in call.fresh

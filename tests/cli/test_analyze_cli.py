@@ -47,6 +47,21 @@ def test_missing_file_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_unwritable_output_exits_6_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    capture = str(SHARED / "rtp-pcap/sip-rtp-g729a.pcap")
+    assert main(["analyze", capture, "--format", fmt, "--no-progress", "-o", str(tmp_path)]) == 6
+    assert f"cannot write the report to {tmp_path}: Is a directory" in capsys.readouterr().err
+    missing = tmp_path / "no-such-dir" / "report.out"
+    assert main(["analyze", capture, "--format", fmt, "--no-progress", "-o", str(missing)]) == 6
+    assert "No such file or directory" in capsys.readouterr().err
+    written = tmp_path / "report.out"
+    assert main(["analyze", capture, "--format", fmt, "--no-progress", "-o", str(written)]) == 0
+    assert "sip-rtp-g729a" in written.read_text()
+
+
 def test_not_a_capture_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bogus = tmp_path / "notes.pcap"
     bogus.write_text("this is not a capture\n" * 10)

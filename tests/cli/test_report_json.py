@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from callqual.collector.capture.pcap_file import open_capture
-from callqual.pipeline.embedded import EmbeddedPipeline, analyze_file
-from callqual.pipeline.report_json import write_report_json
+from callqual.pipeline.compact_outputs import CompactOutputs
+from callqual.pipeline.embedded import EmbeddedPipeline, _Outputs, analyze_file
+from callqual.pipeline.report_json import element_json, write_report_json
+from callqual.schemas import Alert
 from callqual.simulator import simulate
 from tests.shared_captures import PCAPS
 
@@ -54,3 +56,33 @@ def test_compact_outputs_write_the_same_report(tmp_path: Path) -> None:
     assert compact == (analyze_file(path).model_dump_json(indent=2) + "\n").encode()
     with pytest.raises(TypeError):
         EmbeddedPipeline(compact_outputs=True).report("x")
+
+
+def _alert(alert_id: str, first_ts: float, summary: str) -> Alert:
+    return Alert(
+        alert_id=alert_id,
+        rule="packet_loss",
+        severity="warning",
+        call_id=f"call-{alert_id}",
+        source_ip="192.0.2.1",
+        first_ts=first_ts,
+        last_ts=first_ts + 1,
+        summary=summary,
+    )
+
+
+def test_compact_outputs_replace_a_refined_alert_in_place_as_the_models_do() -> None:
+    """A mid-call alert and its refinement at the call's end share an id: the later one is kept."""
+    sequence = [
+        _alert("b", 5.0, "mid-call"),
+        _alert("a", 5.0, "other"),
+        _alert("b", 5.0, "refined at the end"),
+        _alert("c", 1.0, "earlier"),
+    ]
+    models, compact = _Outputs(), CompactOutputs()
+    for alert in sequence:
+        models.add(alert)
+        compact.add(alert)
+    ordered = sorted(models.alerts, key=lambda a: (a.first_ts, a.rule, a.alert_id))
+    assert [a.summary for a in ordered] == ["earlier", "other", "refined at the end"]
+    assert compact.sorted_lists()["alerts"] == [element_json(a) for a in ordered]

@@ -122,3 +122,31 @@ def test_a_challenge_answered_by_a_successful_retry_is_no_failure(tmp_path: Path
         at, first = run.versions("call_failed", call.call_id)[0]
         assert call.end_ts is not None and 0.0 <= call.end_ts - at < 1.0
         assert first.details["failure_class"] == "auth"
+
+
+#: heplify's real capture: call 12013223 answered at 1105725491.44, RTP both ways (silence-suppressed,
+#: ~23 packets/s from 200.57.7.204:8000) until the capture ends at 1105725517.87 with no BYE
+HEPLIFY = PCAPS / "heplify" / "rtp_rtcp_sip_ipv4_udp.pcap"
+HEPLIFY_CALL = "12013223@200.57.7.195"
+HEPLIFY_END = 1105725517.874679
+
+
+def test_real_capture_media_cut_one_way_is_alerted_before_the_capture_ends(tmp_path: Path) -> None:
+    cut = tmp_path / "oneway.pcap"
+    stop_at = 1105725496.0
+    assert filter_udp(HEPLIFY, cut, lambda ts, src, sport, *_: not (sport == 8000 and ts >= stop_at)) > 100
+    run = replay(cut)
+    at, first = run.versions("one_way_audio", HEPLIFY_CALL)[0]
+    assert first.in_progress and first.details["silent_direction"] == "callee_to_caller"
+    # this sender suppresses silence: 15 s of quiet are needed before calling it a stop
+    assert 15.0 <= at - stop_at < 25.0 and at < HEPLIFY_END
+    assert len(run.final("one_way_audio", HEPLIFY_CALL)) == 1
+
+
+def test_real_capture_answered_without_rtp_is_alerted_before_the_capture_ends(tmp_path: Path) -> None:
+    cut = tmp_path / "nomedia.pcap"
+    assert filter_udp(HEPLIFY, cut, lambda ts, src, sport, dst, dport: 8000 not in (sport, dport)) > 100
+    run = replay(cut)
+    at, first = run.versions("no_media", HEPLIFY_CALL)[0]
+    assert first.in_progress and at < HEPLIFY_END
+    assert len(run.final("no_media", HEPLIFY_CALL)) == 1

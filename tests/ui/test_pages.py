@@ -33,7 +33,7 @@ def test_overview(http: httpx.Client) -> None:
     assert f'<span class="figure" id="calls-figure">{api["calls"]}</span> calls' in r.text
     assert api["calls"] == 13
     cursor = int(re.search(r'sse-connect="/events/alerts\?after=(\d+)', r.text).group(1))  # type: ignore[union-attr]
-    assert cursor == 10  # every stored alert is already on the page
+    assert cursor == 11  # every stored alert is already on the page
     assert r.text.count('class="sev-') == len(api["latest_alerts"]) > 0
     assert "MOS distribution" in r.text and "Calls per minute" in r.text
 
@@ -41,7 +41,7 @@ def test_overview(http: httpx.Client) -> None:
 def test_alerts_page_filters_and_evidence(http: httpx.Client) -> None:
     page = http.get("/alerts")
     assert page.status_code == 200
-    assert page.text.count('class="alert-row') == 10
+    assert page.text.count('class="alert-row') == 11
     failed = http.get("/alerts", params={"rule": "call_failed"})
     assert failed.text.count('class="alert-row') == 4
     critical = http.get("/api/alerts", params={"severity": "critical"}).json()

@@ -4,7 +4,7 @@ Every mid-call alert says since when the problem shows in ``details["since_ts"]`
 time: the silent direction's last packet, the answer, the judged interval's start).
 
 Each shares its id with the whole-call rule it anticipates (``one_way_audio``,
-``no_media``, ``packet_loss``), so its alert has the same ``alert_id`` as the
+``no_media``, ``packet_loss``, ``high_jitter``), so its alert has the same ``alert_id`` as the
 one the finished call would raise: the final record refines it (``in_progress``
 false, details of the whole call) instead of adding a second alert. A rule
 that is not sure says nothing and leaves the verdict to the end of the call.
@@ -219,7 +219,41 @@ class LiveHeavyLoss(LiveRule):
         )
 
 
-LIVE_RULES: tuple[type[LiveRule], ...] = (LiveNoMedia, LiveOneWayAudio, LiveHeavyLoss)
+class LiveHighJitter(LiveRule):
+    """A stream's mean jitter over its last interval above ``jitter_mean_ms``: clipped audio now."""
+
+    id = "high_jitter"
+    severity = "warning"
+
+    def judge(self, view: LiveView) -> Alert | None:
+        s = self.settings
+        judged = [
+            iv
+            for iv in view.intervals
+            if iv.packets >= s.quality_min_packets
+            and not iv.stream.unreliable
+            and iv.mean_jitter_ms > s.jitter_mean_ms
+        ]
+        if not judged:
+            return None
+        worst = max(judged, key=lambda iv: iv.mean_jitter_ms)
+        st = worst.stream
+        return self.alert(
+            view,
+            f"jitter mean {worst.mean_jitter_ms:.1f} ms over the last interval on stream "
+            f"{st.src_ip}:{st.src_port} -> {st.dst_ip}:{st.dst_port}",
+            {
+                "interval_mean_jitter_ms": round(worst.mean_jitter_ms, 3),
+                "interval_packets": worst.packets,
+                "ssrc": st.ssrc,
+                "mean_threshold_ms": s.jitter_mean_ms,
+                "since_ts": worst.since_ts,
+            },
+            sdp_messages(view.ctx),
+        )
+
+
+LIVE_RULES: tuple[type[LiveRule], ...] = (LiveNoMedia, LiveOneWayAudio, LiveHeavyLoss, LiveHighJitter)
 
 
 def build_live_rules(settings: RuleSettings) -> list[LiveRule]:

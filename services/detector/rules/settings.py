@@ -48,8 +48,8 @@ class RuleSettings(BaseSettings):
     one_way_min_ratio: float = 0.05
     #: Mid-call one-way audio: one direction silent this long (seconds) while the other flowed
     #: throughout (continuous, see ``live_one_way_continuous_s``). With the collector's 10 s
-    #: interval reports the alert comes 4-14 s after the media stopped.
-    live_one_way_quiet_s: float = 4.0
+    #: interval reports the alert comes 3-13 s after the media stopped.
+    live_one_way_quiet_s: float = 3.0
     #: A stream that sent this long without a pause does not suppress silence: a talker's
     #: first spurt can last 5 s, hardly 10 s without a breath.
     live_one_way_continuous_s: float = 10.0
