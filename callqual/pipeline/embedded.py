@@ -71,7 +71,9 @@ class EmbeddedPipeline:
         self.rules = RuleEngine(rule_settings or RuleSettings())
         self.detector = Detector(self._out.add, self.rules, assembler_config, scorer)
         self._on_event = on_event
-        self.collector = Collector(self._deliver, collector_config)
+        # After each tick's reports, judge the calls still up, as the services do at a watermark:
+        # else a mid-call alert waits for the next SIP message, the BYE on a quiet link.
+        self.collector = Collector(self._deliver, collector_config, on_tick=self._on_tick)
         self.sip_messages = 0
 
     def _deliver(self, event: AnyEvent) -> None:
@@ -80,6 +82,9 @@ class EmbeddedPipeline:
         if self._on_event is not None:
             self._on_event(event)
         self.detector.handle(event)
+
+    def _on_tick(self, _now: float) -> None:
+        self.detector.judge_live()
 
     def run(self, frames: Iterable[Frame]) -> None:
         self.collector.run(frames)

@@ -225,9 +225,18 @@ class _Staged:
 
 
 class Collector:
-    def __init__(self, emit: EventSink, config: CollectorConfig | None = None) -> None:
+    def __init__(
+        self,
+        emit: EventSink,
+        config: CollectorConfig | None = None,
+        *,
+        on_tick: Callable[[float], None] | None = None,
+    ) -> None:
         self.config = config or CollectorConfig()
         self._emit = emit
+        #: Told each capture second's tick once its reports are out (a batch of interval reports is
+        #: complete then: what a transport's watermark tells a detector downstream).
+        self._on_tick = on_tick
         self.decoder = FrameDecoder()
         self.media = MediaRegistry(self.config.max_media_bindings)
         self.errors: Counter[str] = Counter()
@@ -749,6 +758,8 @@ class Collector:
             elif report_due and flow.last_ts > now - self.config.report_interval_s:
                 for stream in flow.streams.values():
                     self._emit(stream.report(call_id, final=False))
+        if self._on_tick is not None:
+            self._on_tick(now)
 
     # -- SIP --------------------------------------------------------------------
 
