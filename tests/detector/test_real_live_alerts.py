@@ -1,0 +1,190 @@
+"""Mid-call alerts on real SIPp calls (issue 16's "Done when"): before the call ends, one per problem.
+
+Three calls at once on a private namespace's loopback (:mod:`tests.detector.sip_lab`),
+captured with tcpdump, then analysed in-process at capture time (:mod:`live_replay`):
+
+* one-way audio: the callee plays SIPp's 7 s PCMA sample once, the caller talks on for 35 s;
+* answered without RTP: neither side plays anything, the caller hangs up after 20 s;
+* failed: the callee rings, then answers 503 Service Unavailable (486 Busy is no failure by default).
+
+Times of the BYE, the final response and the callee's last RTP packet are read from the capture
+with dpkt, independently of callqual.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from callqual.collector.config import CollectorConfig
+from callqual.detector.rules.settings import RuleSettings
+from callqual.schemas import CallRecord
+from tests.detector.live_call_scenarios import (
+    G711A_PCAP,
+    REFUSED_CALLER_SCENARIO,
+    callee_scenario,
+    caller_scenario,
+    looped_audio,
+    refused_callee_scenario,
+)
+from tests.detector.live_replay import Replay, replay
+from tests.detector.sip_lab import Packet, SipLab, read_sip, stop
+
+pytestmark = pytest.mark.slow
+
+SIP_PORT_CALLER, SIP_PORT_CALLEE, MEDIA_PORT = 5070, 5080, 6000
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One call: the caller's and the callee's address."""
+
+    caller_ip: str
+    callee_ip: str
+
+
+PAIRS = {
+    "one_way": Pair("127.0.0.31", "127.0.0.32"),
+    "no_media": Pair("127.0.0.41", "127.0.0.42"),
+    "refused": Pair("127.0.0.51", "127.0.0.52"),
+}
+#: how long the caller of the one-way call talks (its audio: the sample looped 5 times, 35.4 s)
+ONE_WAY_TALK_MS = 35_000
+
+
+def _scenarios(work: Path) -> dict[str, tuple[str, str]]:
+    """Each call's (caller, callee) scenario."""
+    talk = looped_audio(work / "talk.pcap", times=5)
+    return {
+        "one_way": (caller_scenario(talk, ONE_WAY_TALK_MS), callee_scenario(G711A_PCAP)),
+        "no_media": (caller_scenario(None, 20_000), callee_scenario(None)),
+        "refused": (
+            REFUSED_CALLER_SCENARIO.replace("STATUS", "503"),
+            refused_callee_scenario("503 Service Unavailable"),
+        ),
+    }
+
+
+@dataclass
+class Lab:
+    pcap: Path
+    run: Replay
+    packets: list[Packet]
+
+    def call(self, name: str) -> CallRecord:
+        (call,) = [c for c in self.run.report.calls if c.caller_ip == PAIRS[name].caller_ip]
+        return call
+
+    def sip_ts(self, name: str, first_line: str) -> float:
+        """Capture time of the first SIP message of that call starting with ``first_line``."""
+        ips = {PAIRS[name].caller_ip, PAIRS[name].callee_ip}
+        return min(p.ts for p in self.packets if p.src in ips and p.first_line.startswith(first_line))
+
+    def last_rtp_ts(self, src: str) -> float:
+        return max(p.ts for p in self.packets if p.src == src and p.sport == MEDIA_PORT)
+
+
+def _sipp(*args: str) -> list[str]:
+    return ["sipp", *args, "-m", "1", "-nostdin", "-timeout", "50s", "-trace_err"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    for tool in ("tcpdump", "sipp"):
+        assert shutil.which(tool), f"{tool} missing: run ./scripts/setup"
+    work = tmp_path_factory.mktemp("live")
+    pcap = work / "live.pcap"
+    sip = SipLab(work, ns=f"cqlive{time.monotonic_ns() % 100000}")
+    sip.create()
+    try:
+        dump = sip.start(
+            "tcpdump", *("tcpdump", "-i", "lo", "-U", "-s", "0", "-w", str(pcap), "udp"), ready="listening on"
+        )
+        callees, callers = {}, {}
+        for name, (caller_xml, callee_xml) in _scenarios(work).items():
+            (work / f"{name}-callee.xml").write_text(callee_xml, encoding="utf-8")
+            (work / f"{name}-caller.xml").write_text(caller_xml, encoding="utf-8")
+        for name, pair in PAIRS.items():
+            callees[name] = sip.start(
+                f"{name}-callee",
+                *_sipp("-sf", f"{name}-callee.xml", "-i", pair.callee_ip, "-p", str(SIP_PORT_CALLEE)),
+                *("-mi", pair.callee_ip, "-mp", str(MEDIA_PORT)),
+            )
+        time.sleep(0.5)
+        for name, pair in PAIRS.items():
+            callers[name] = sip.start(
+                f"{name}-caller",
+                *_sipp(f"{pair.callee_ip}:{SIP_PORT_CALLEE}", "-sf", f"{name}-caller.xml"),
+                *("-i", pair.caller_ip, "-p", str(SIP_PORT_CALLER), "-mi", pair.caller_ip),
+                *("-mp", str(MEDIA_PORT)),
+            )
+        for name in PAIRS:
+            assert callers[name].wait(timeout=55) == 0, (work / f"{name}-caller.log").read_text()
+            assert callees[name].wait(timeout=10) == 0, (work / f"{name}-callee.log").read_text()
+        time.sleep(1.5)  # tcpdump hands over its last partly filled block after its 1 s timeout
+        stats = stop(dump)
+        assert re.search(r"^0 packets dropped by kernel", stats, re.M), stats
+    finally:
+        sip.destroy()
+    yield Lab(pcap, replay(pcap), read_sip(pcap))
+
+
+def test_one_way_audio_is_alerted_before_the_bye(lab: Lab) -> None:
+    call = lab.call("one_way")
+    assert call.final_status == 200 and call.state == "completed"
+    stopped = lab.last_rtp_ts(PAIRS["one_way"].callee_ip)
+    bye = lab.sip_ts("one_way", "BYE ")
+    assert bye - stopped > 25.0  # the caller talked on for 28 s after the callee went quiet
+    assert not lab.run.versions("high_jitter", call.call_id)  # the caller's one stream is clean
+    at, first = lab.run.versions("one_way_audio", call.call_id)[0]
+    assert first.in_progress and first.summary.endswith("(call in progress)")
+    assert first.details["silent_direction"] == "callee_to_caller"
+    assert at < bye
+    s = RuleSettings()
+    # a 30 ms sender is judged as pausing (see in_progress._continuous): 15 s of quiet, then the next tick
+    assert s.live_one_way_pausing_quiet_s <= at - stopped
+    assert at - stopped < s.live_one_way_pausing_quiet_s + CollectorConfig().report_interval_s
+    (final,) = lab.run.final("one_way_audio", call.call_id)
+    assert final.alert_id == first.alert_id and not final.in_progress
+
+
+def test_answered_without_rtp_is_alerted_before_the_bye(lab: Lab) -> None:
+    call = lab.call("no_media")
+    assert call.final_status == 200 and call.answer_ts is not None
+    assert not [p for p in lab.packets if p.sport == MEDIA_PORT and p.src in {PAIRS["no_media"].caller_ip}]
+    at, first = lab.run.versions("no_media", call.call_id)[0]
+    assert first.in_progress
+    assert at < lab.sip_ts("no_media", "BYE ")
+    assert at - call.answer_ts < 15.0
+    (final,) = lab.run.final("no_media", call.call_id)
+    assert final.alert_id == first.alert_id and not final.in_progress
+
+
+def test_refused_call_is_alerted_at_its_final_response(lab: Lab) -> None:
+    call = lab.call("refused")
+    assert call.final_status == 503
+    refused = lab.sip_ts("refused", "SIP/2.0 503")
+    at, first = lab.run.versions("call_failed", call.call_id)[0]
+    assert 0.0 <= at - refused < 1.0
+    (final,) = lab.run.final("call_failed", call.call_id)
+    assert final.alert_id == first.alert_id
+
+
+def test_one_alert_per_problem_and_nothing_else(lab: Lab) -> None:
+    ids = [a.alert_id for a in lab.run.report.alerts]
+    assert len(ids) == len(set(ids))
+    got = sorted((a.rule, a.source_ip) for a in lab.run.report.alerts)
+    assert got == sorted(
+        [
+            ("call_failed", PAIRS["refused"].caller_ip),
+            ("no_media", PAIRS["no_media"].caller_ip),
+            ("one_way_audio", PAIRS["one_way"].caller_ip),
+        ]
+    )
+    assert not any(a.in_progress for a in lab.run.report.alerts)
