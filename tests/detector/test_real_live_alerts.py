@@ -24,7 +24,8 @@ import pytest
 
 from callqual.collector.config import CollectorConfig
 from callqual.detector.rules.settings import RuleSettings
-from callqual.schemas import CallRecord
+from callqual.schemas import Alert, CallRecord
+from callqual.transport.topics import Topics
 from tests.detector.live_call_scenarios import (
     G711A_PCAP,
     REFUSED_CALLER_SCENARIO,
@@ -35,6 +36,7 @@ from tests.detector.live_call_scenarios import (
 )
 from tests.detector.live_replay import Replay, replay
 from tests.detector.sip_lab import Packet, SipLab, read_sip, stop
+from tests.pipeline.test_kafka_pipeline import _prefix, collector, detector, finish, read_topic
 
 pytestmark = pytest.mark.slow
 
@@ -188,3 +190,29 @@ def test_one_alert_per_problem_and_nothing_else(lab: Lab) -> None:
         ]
     )
     assert not any(a.in_progress for a in lab.run.report.alerts)
+
+
+@pytest.mark.kafka
+def test_over_kafka_the_live_version_comes_first_and_one_alert_per_problem(
+    lab: Lab, kafka_bootstrap: str
+) -> None:
+    """The same capture through the collector and detector services: what a consumer of alerts sees."""
+    prefix = _prefix()
+    code, log = finish(collector(kafka_bootstrap, prefix, lab.pcap))
+    assert code == 0, log
+    code, log = finish(detector(kafka_bootstrap, prefix, f"g{prefix}"))
+    assert code == 0, log
+    sent = [
+        Alert.model_validate_json(v)
+        for v, _ in read_topic(kafka_bootstrap, Topics.with_prefix(prefix).alerts)
+    ]
+    latest = {a.alert_id: a for a in sent}  # keyed by alert id: a consumer keeps the latest version
+    assert latest == {a.alert_id: a for a in lab.run.report.alerts}
+    for rule in ("one_way_audio", "no_media"):
+        (alert_id,) = [i for i, a in latest.items() if a.rule == rule]
+        versions = [a.in_progress for a in sent if a.alert_id == alert_id]
+        assert versions == [True, False], (rule, versions)
+    # raised at the 503, re-sent unchanged when the call record is finished: one alert downstream
+    failed = [a for a in sent if a.rule == "call_failed"]
+    assert failed and all(a == failed[0] for a in failed)
+    assert failed[0].source_ip == PAIRS["refused"].caller_ip and not failed[0].in_progress
