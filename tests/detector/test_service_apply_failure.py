@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 
-from confluent_kafka import TopicPartition
-
 from callqual.detector.detector import Detector
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
@@ -21,6 +19,8 @@ from callqual.fuzz.events import events_of
 from callqual.pipeline.embedded import analyze_file
 from callqual.schemas import Alert, CallRecord, SipMessageEvent
 from callqual.transport import InProcessBus
+from callqual.transport.base import Message
+from callqual.transport.ordering import Marker, event_headers, marker_headers
 from tests.shared_captures import PCAPS
 
 BROKEN_CALL = "1-2161@10.0.2.20"  # sip-rtp-g722.pcap
@@ -41,25 +41,27 @@ class DefectiveRule:
 
 class DetectorWithADefect(DetectorService):
     def _new_detector(self) -> Detector:
-        engine = RuleEngine(RuleSettings())
+        engine = RuleEngine(self.rules)
         engine.source_rules.append(DefectiveRule())  # type: ignore[arg-type]
-        return Detector(self._on_output, engine)
+        return Detector(self._on_output, engine, on_call_state=self._on_call_state)
 
 
 def test_an_event_the_rules_raise_on_is_dead_lettered_and_the_next_call_reported() -> None:
     bus = InProcessBus()
-    service = DetectorWithADefect(DetectorServiceSettings())
-    service._sink = bus.sink()
-    service.on_assign(None, [TopicPartition(service.topics.events, 0)])
+    service = DetectorWithADefect(DetectorServiceSettings(), RuleSettings(), bus.sink())
+    service.on_assign([0])
     events = [
         *events_of(load_capture(PCAPS / "rtp-pcap/sip-rtp-g722.pcap").frames),
         *events_of(load_capture(NEXT_CALL).frames),
     ]
+    topic, run = service.topics.events, b"run-1"
+    clock = 0.0
     for seq, event in enumerate(events):
-        clock = event.get("ts", event.get("last_ts"))
-        headers = {"seq": str(seq).encode(), "clock": repr(clock).encode()}
-        service.receive(0, seq, headers, json.dumps(event).encode())
-    service.receive(0, len(events), {"callqual-marker": b"end"}, b"{}")
+        clock = float(event.get("ts", event.get("last_ts")))
+        value = json.dumps(event).encode()
+        service.receive(Message(topic, 0, seq, None, value, headers=event_headers(seq, clock, run)))
+    end = marker_headers(Marker.END, len(events), clock, run)
+    service.receive(Message(topic, 0, len(events), None, b"{}", headers=end))
     service.apply_ready()
 
     broken = sum(1 for e in events if e.get("call_id") == BROKEN_CALL and e["kind"] == "sip_message")
