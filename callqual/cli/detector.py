@@ -4,10 +4,12 @@ Exit codes, for supervisors:
 
 * 0 - stopped (SIGTERM, or --exit-when-idle) after delivering outputs and committing offsets
 * 1 - fatal Kafka error or an unexpected failure: restart; offsets replay what was not finished
+* 3 - the --model file is missing or of another format/version (as ``callqual analyze``)
 * 6 - outputs could not be delivered: offsets were not committed; restart to replay
 """
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from callqual.cli import jsonlog
@@ -45,6 +47,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         metavar="SECONDS",
         help="capture seconds a source-stage member replays after a takeover (default 3600)",
     )
+    p.add_argument(
+        "--model",
+        type=Path,
+        metavar="PATH",
+        help="score finished calls with this model (callqual train; env CALLQUAL_DETECTOR_MODEL): "
+        "raises anomalous_call alerts, as analyze --model does",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     p.set_defaults(func=run)
 
@@ -55,9 +64,19 @@ def run(args: argparse.Namespace) -> int:
 
     fields = (
         *("bootstrap_servers", "group_id", "topic_prefix", "partitions", "exit_when_idle_s"),
-        *("log_level", "metrics_port", "stage", "source_horizon_s"),
+        *("log_level", "metrics_port", "stage", "source_horizon_s", "model"),
     )
     overrides: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     settings = DetectorServiceSettings(**overrides)
     jsonlog.setup("detector", settings.log_level)
-    return serve(settings, RuleSettings())
+    scorer = None
+    if settings.model is not None:
+        from callqual.cli.analyze import EXIT_UNREADABLE
+        from callqual.cli.train import load_model_or_exit
+        from callqual.detector.model import ModelScorer
+
+        model = load_model_or_exit(settings.model)
+        if model is None:
+            return EXIT_UNREADABLE
+        scorer = ModelScorer(model)
+    return serve(settings, RuleSettings(), scorer)
