@@ -9,6 +9,7 @@ Exit codes, for supervisors:
 """
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,13 @@ def run(args: argparse.Namespace) -> int:
         from callqual.cli.train import load_model_or_exit
         from callqual.detector.model import ModelScorer
 
-        model = load_model_or_exit(settings.model)
+        log = logging.getLogger("callqual.detector")
+        model = load_model_or_exit(settings.model, report=log.error)  # stderr stays JSON lines
         if model is None:
             return EXIT_UNREADABLE
         scorer = ModelScorer(model)
+        log.info(
+            "scoring calls with the model",
+            extra={"model": str(settings.model), "trained_calls": model.trained_calls},
+        )
     return serve(settings, RuleSettings(), scorer)

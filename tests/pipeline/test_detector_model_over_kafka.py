@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from callqual.cli.main import main
+from callqual.schemas import Alert
 from callqual.simulator import simulate
 from tests.pipeline.test_kafka_pipeline import _prefix, collector, finish, outputs
 
@@ -65,6 +66,11 @@ def test_detector_with_model_raises_the_alerts_of_analyze(
     _, alerts = outputs(kafka_bootstrap, prefix)
     assert {a.alert_id for a in alerts if a.rule == "anomalous_call"} == expected_anomalous
     assert {a.alert_id for a in alerts} == {a["alert_id"] for a in expected}
+    # Same scores and explanations, not only the same calls.
+    by_id = {a["alert_id"]: Alert.model_validate(a) for a in expected}
+    for alert in alerts:
+        if alert.rule == "anomalous_call":
+            assert alert == by_id[alert.alert_id]
 
 
 def test_detector_model_from_the_environment(kafka_bootstrap: str, day_and_model: tuple[Path, Path]) -> None:
@@ -95,9 +101,11 @@ def test_detector_refuses_a_missing_model(tmp_path: Path, env: bool) -> None:
     unreachable = ["--bootstrap-servers", "127.0.0.1:1", "--group-id", f"g{uuid.uuid4().hex[:8]}"]
     args = unreachable if env else [*unreachable, "--model", str(missing)]
     proc = _detector(*args, env={"CALLQUAL_DETECTOR_MODEL": str(missing)} if env else None)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 3
-    assert f"{missing}: no such model file" in err
+    code, log = finish(proc, timeout=60)  # every stderr line JSON, the refusal too
+    assert code == 3
+    assert any(
+        line["level"] == "error" and f"{missing}: no such model file" in str(line["msg"]) for line in log
+    )
 
 
 def test_detector_refuses_a_model_of_other_versions(day_and_model: tuple[Path, Path], tmp_path: Path) -> None:
@@ -107,7 +115,6 @@ def test_detector_refuses_a_model_of_other_versions(day_and_model: tuple[Path, P
     m.metadata = {**m.metadata, "feature_version": "999"}
     old = tmp_path / "old.skops"
     save(m, old)
-    proc = _detector("--bootstrap-servers", "127.0.0.1:1", "--model", str(old))
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 3
-    assert "feature_version 999 (file)" in err
+    code, log = finish(_detector("--bootstrap-servers", "127.0.0.1:1", "--model", str(old)), timeout=60)
+    assert code == 3
+    assert any("feature_version 999 (file)" in str(line["msg"]) for line in log)
