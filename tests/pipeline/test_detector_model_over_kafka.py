@@ -73,6 +73,34 @@ def test_detector_with_model_raises_the_alerts_of_analyze(
             assert alert == by_id[alert.alert_id]
 
 
+def test_two_members_with_the_model_raise_the_alerts_of_analyze(
+    kafka_bootstrap: str, day_and_model: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Scale-out: each call is scored by the member owning its partition, same alerts as one."""
+    pcap, model = day_and_model
+    report = tmp_path / "r.json"
+    analyze = ["analyze", str(pcap), "--model", str(model), "--format", "json", "--no-progress"]
+    assert main([*analyze, "-o", str(report)]) == 0
+    expected = {a["alert_id"] for a in json.loads(report.read_text())["alerts"]}
+    prefix = _prefix()
+    common = ["--bootstrap-servers", kafka_bootstrap, "--topic-prefix", prefix, "--partitions", "3"]
+    members = [
+        _detector(*common, "--group-id", f"g{prefix}", "--exit-when-idle", "8", "--model", str(model))
+        for _ in range(2)
+    ]
+    code, log = finish(collector(kafka_bootstrap, prefix, pcap, "--pace", "8000"))  # ~23 h in ~10 s
+    assert code == 0, log[-3:]
+    owned = []
+    for m in members:
+        code, dlog = finish(m)
+        assert code == 0, dlog[-3:]
+        owned.append(any(line["msg"] == "partitions assigned" and line["partitions"] for line in dlog))
+    assert all(owned), "both members must have scored calls"
+    _, alerts = outputs(kafka_bootstrap, prefix)
+    assert {a.alert_id for a in alerts} == expected
+    assert any(a.rule == "anomalous_call" for a in alerts)
+
+
 def test_detector_model_from_the_environment(kafka_bootstrap: str, day_and_model: tuple[Path, Path]) -> None:
     """``CALLQUAL_DETECTOR_MODEL`` is the flag's variable: the same alerts without ``--model``."""
     pcap, model = day_and_model
