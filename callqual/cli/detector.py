@@ -4,10 +4,13 @@ Exit codes, for supervisors:
 
 * 0 - stopped (SIGTERM, or --exit-when-idle) after delivering outputs and committing offsets
 * 1 - fatal Kafka error or an unexpected failure: restart; offsets replay what was not finished
+* 3 - the --model file is missing or of another format/version (as ``callqual analyze``)
 * 6 - outputs could not be delivered: offsets were not committed; restart to replay
 """
 
 import argparse
+import logging
+from pathlib import Path
 from typing import Any
 
 from callqual.cli import jsonlog
@@ -45,6 +48,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         metavar="SECONDS",
         help="capture seconds a source-stage member replays after a takeover (default 3600)",
     )
+    p.add_argument(
+        "--model",
+        type=Path,
+        metavar="PATH",
+        help="score finished calls with this model (callqual train; env CALLQUAL_DETECTOR_MODEL): "
+        "raises anomalous_call alerts, as analyze --model does",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     p.set_defaults(func=run)
 
@@ -55,9 +65,24 @@ def run(args: argparse.Namespace) -> int:
 
     fields = (
         *("bootstrap_servers", "group_id", "topic_prefix", "partitions", "exit_when_idle_s"),
-        *("log_level", "metrics_port", "stage", "source_horizon_s"),
+        *("log_level", "metrics_port", "stage", "source_horizon_s", "model"),
     )
     overrides: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     settings = DetectorServiceSettings(**overrides)
     jsonlog.setup("detector", settings.log_level)
-    return serve(settings, RuleSettings())
+    scorer = None
+    if settings.model is not None:
+        from callqual.cli.analyze import EXIT_UNREADABLE
+        from callqual.cli.train import load_model_or_exit
+        from callqual.detector.model import ModelScorer
+
+        log = logging.getLogger("callqual.detector")
+        model = load_model_or_exit(settings.model, report=log.error)  # stderr stays JSON lines
+        if model is None:
+            return EXIT_UNREADABLE
+        scorer = ModelScorer(model)
+        log.info(
+            "scoring calls with the model",
+            extra={"model": str(settings.model), "trained_calls": model.trained_calls},
+        )
+    return serve(settings, RuleSettings(), scorer)

@@ -10,6 +10,7 @@ like (``--all-calls`` trains on everything).
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,16 +67,20 @@ def baseline(contexts: list[CallContext]) -> list[CallContext]:
     return [c for c in contexts if not c.record.problems and c.record.category != "suspicious"]
 
 
-def load_model_or_exit(path: Path) -> "CallModel | None":
-    """The model, or None after printing why it cannot be used (missing, foreign, other versions)."""
+def load_model_or_exit(path: Path, report: Callable[[str], None] | None = None) -> "CallModel | None":
+    """The model, or None after reporting why it cannot be used (missing, foreign, other versions).
+
+    ``report`` gets the message (default: printed to stderr); services log it as JSON instead.
+    """
     from callqual.detector.model_file import ModelError, load
 
+    say = report or (lambda message: print(message, file=sys.stderr))
     try:
         return load(path)
     except FileNotFoundError:
-        print(f"callqual: {path}: no such model file", file=sys.stderr)
+        say(f"callqual: {path}: no such model file")
     except ModelError as exc:
-        print(f"callqual: {exc}", file=sys.stderr)
+        say(f"callqual: {exc}")
     return None
 
 

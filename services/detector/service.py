@@ -38,12 +38,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from callqual.detector.detector import Detector, Output
+from callqual.detector.detector import CallScorer, Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules import SOURCE_RULES
 from callqual.detector.rules.relay import RelayTracker
@@ -116,6 +117,9 @@ class DetectorServiceSettings(BaseSettings):
     stage: Stage = "both"
     #: Capture seconds of ``sources`` a restarted source-stage member replays to rebuild windows
     source_horizon_s: float = Field(default=3600.0, ge=0)
+    #: The learned model (``callqual train``) scoring every finished call; None: rules only.
+    #: Loaded by the CLI before start-up (a missing or other-version file is refused there).
+    model: Path | None = None
 
     @property
     def sources_group_id(self) -> str:
@@ -145,9 +149,17 @@ class DetectorService:
 
     name = "detector"
 
-    def __init__(self, settings: DetectorServiceSettings, rules: RuleSettings, sink: PartitionedSink) -> None:
+    def __init__(
+        self,
+        settings: DetectorServiceSettings,
+        rules: RuleSettings,
+        sink: PartitionedSink,
+        scorer: CallScorer | None = None,
+    ) -> None:
         self.settings = settings
         self.rules = rules
+        #: kept across rebalances and runs: every new core scores with the same model
+        self.scorer = scorer
         self.kafka = settings.kafka()
         self.topics = self.kafka.topics()
         self._sink = sink
@@ -204,7 +216,9 @@ class DetectorService:
             m.consumer_lag.labels(topic=self.topics.events).set(lag)
 
     def _new_detector(self) -> Detector:
-        return Detector(self._on_output, RuleEngine(self.rules), on_call_state=self._on_call_state)
+        return Detector(
+            self._on_output, RuleEngine(self.rules), scorer=self.scorer, on_call_state=self._on_call_state
+        )
 
     def _on_call_state(self, update: CallStateUpdate) -> None:
         self._sink.emit(self.topics.call_state, update.call_id, update)
@@ -451,7 +465,9 @@ class DeadLetter(BaseModel):
     value: str
 
 
-def kafka_service(settings: DetectorServiceSettings, rules: RuleSettings) -> DetectorService:
+def kafka_service(
+    settings: DetectorServiceSettings, rules: RuleSettings, scorer: CallScorer | None = None
+) -> DetectorService:
     """A member publishing to Kafka, its topics created (idempotent)."""
     from callqual.transport.kafka import KafkaEventSink, ensure_service_topics
 
@@ -459,7 +475,7 @@ def kafka_service(settings: DetectorServiceSettings, rules: RuleSettings) -> Det
     created = ensure_service_topics(kafka, kafka.topics().pipeline())
     if created:
         log.info("created topics", extra={"topics": created})
-    return DetectorService(settings, rules, KafkaEventSink(kafka, client_logger=_CLIENT_LOG))
+    return DetectorService(settings, rules, KafkaEventSink(kafka, client_logger=_CLIENT_LOG), scorer)
 
 
 def kafka_source(service: DetectorService) -> PartitionedSource:
@@ -504,10 +520,11 @@ def kafka_sources(member: SourceStageService) -> PartitionedSource:
     )
 
 
-def serve(settings: DetectorServiceSettings, rules: RuleSettings) -> int:
+def serve(settings: DetectorServiceSettings, rules: RuleSettings, scorer: CallScorer | None = None) -> int:
     """``callqual detector``: one member of the call stage, the source stage, or both, until a
-    signal (or idle, if asked). With both, the source stage runs on a thread of its own."""
-    calls = kafka_service(settings, rules) if settings.stage != "sources" else None
+    signal (or idle, if asked). With both, the source stage runs on a thread of its own.
+    ``scorer`` (the model) judges finished calls, so only the call stage uses it."""
+    calls = kafka_service(settings, rules, scorer) if settings.stage != "sources" else None
     # In one process the source stage outlives the call stage's last forward: it is stopped
     # after the call stage ended and it stayed idle, not by its own idle timer.
     together = settings.stage == "both" and settings.exit_when_idle_s is not None
