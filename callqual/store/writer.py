@@ -167,6 +167,34 @@ def _sqlite_insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any
     driver.executemany(f"INSERT OR IGNORE INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", values)
 
 
+def _sqlite_upsert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...], update: list[str]
+) -> None:
+    """SQLite upsert of ``rows`` through the driver's ``executemany``, values bound exactly as
+    SQLAlchemy binds them (each column type's own bind processor, looked up once per call).
+
+    SQLAlchemy's per-statement and per-row work cost more than SQLite itself here.
+    """
+    columns = [c for c in table.c if c.name in rows[0]]
+    processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
+    names = [c.name for c in columns]
+    values = [
+        [
+            v if f is None else f(v)  # None too: JSON binds it as SQLAlchemy does
+            for f, v in zip(processors, (row[n] for n in names), strict=True)
+        ]
+        for row in rows
+    ]
+    conflict = f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in update)}" if update else "DO NOTHING"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
+        f"ON CONFLICT ({', '.join(key)}) {conflict}"
+    )
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.executemany(sql, values)
+
+
 class StoreWriter:
     """Upserts batches into the store behind ``engine`` (SQLite or PostgreSQL)."""
 
@@ -256,11 +284,7 @@ class StoreWriter:
             update = {c: f"EXCLUDED.{c}" for c in unique[0] if c not in key and c not in keep}
             _pg_upsert(conn, table, unique, key, update)
             return
-        # One statement for all rows (executemany): compiled once and cached, sent in
-        # multi-row batches by the driver layer ("insertmanyvalues").
-        stmt = self._insert(table)
-        update_cols = {c: stmt.excluded[c] for c in unique[0] if c not in key and c not in keep}
-        conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols), unique)
+        _sqlite_upsert(conn, table, unique, key, [c for c in unique[0] if c not in key and c not in keep])
 
     def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
         """Rows for calls in flight; a row its call's record wrote already is never overwritten."""
