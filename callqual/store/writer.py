@@ -15,7 +15,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, Table, func, select, text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -266,6 +280,19 @@ class StoreWriter:
         self._refresh_calls(conn, touched)
         return stats
 
+    def _among(self, column: Column[Any], values: Sequence[Any]) -> Iterator[ColumnElement[bool]]:
+        """``column IN values`` in as few statements as the engine allows: on PostgreSQL one
+        array parameter (``= ANY``: one cached statement and plan whatever the count), on
+        SQLite chunks under its bound-parameter limit."""
+        if not values:
+            return
+        if self._postgres:
+            element = BigInteger() if isinstance(column.type, BigInteger) else Text()
+            yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(element)))
+            return
+        for chunk in _chunks(values):
+            yield column.in_(chunk)
+
     # -- tables ---------------------------------------------------------------
 
     def _upsert(
@@ -307,8 +334,8 @@ class StoreWriter:
         m = sip_messages.c
         low, high = min(r["ts"] for r in rows), max(r["ts"] for r in rows)
         found: set[int] = set()
-        for chunk in _chunks([r["id"] for r in rows]):
-            query = select(m.id).where(m.ts >= low, m.ts <= high, m.id.in_(chunk))
+        for among in self._among(m.id, [r["id"] for r in rows]):
+            query = select(m.id).where(m.ts >= low, m.ts <= high, among)
             found.update(conn.execute(query).scalars())
         return found
 
@@ -326,10 +353,8 @@ class StoreWriter:
         for row in fresh:
             per_call[row["call_id"]].append(row)
         counts: dict[str, int] = {}
-        for chunk in _chunks(list(per_call)):
-            query = select(sip_message_counts.c.call_id, sip_message_counts.c.stored).where(
-                sip_message_counts.c.call_id.in_(chunk)
-            )
+        for among in self._among(sip_message_counts.c.call_id, list(per_call)):
+            query = select(sip_message_counts.c.call_id, sip_message_counts.c.stored).where(among)
             counts.update((call_id, stored) for call_id, stored in conn.execute(query))
         keep: list[dict[str, Any]] = []
         count_rows: list[dict[str, Any]] = []
@@ -408,9 +433,9 @@ class StoreWriter:
         high = max(r["ts"] for r in fresh) + window
         m = sip_messages.c
         groups: dict[tuple[str, int], list[tuple[Any, int, dict[str, Any] | None, bool]]] = defaultdict(list)
-        for chunk in _chunks(sorted({r["call_id"] for r in fresh})):
+        for among in self._among(m.call_id, sorted({r["call_id"] for r in fresh})):
             query = select(m.call_id, m.txn_key, m.ts, m.id, m.retransmission).where(
-                m.ts >= low, m.ts <= high, m.call_id.in_(chunk)
+                m.ts >= low, m.ts <= high, among
             )
             for call_id, txn_key, ts, id_, flagged in conn.execute(query):
                 groups[(call_id, txn_key)].append((ts, id_, None, bool(flagged)))
@@ -425,11 +450,9 @@ class StoreWriter:
                     target["retransmission"] = repeat
                 elif repeat and not flagged:
                     newly.append(id_)
-        for chunk in _chunks(newly):
+        for among in self._among(m.id, newly):
             conn.execute(
-                update(sip_messages)
-                .where(m.ts >= low, m.ts <= high, m.id.in_(chunk))
-                .values(retransmission=True)
+                update(sip_messages).where(m.ts >= low, m.ts <= high, among).values(retransmission=True)
             )
 
     def _alerts(self, conn: Connection, batch: list[Alert]) -> None:
@@ -475,5 +498,5 @@ class StoreWriter:
             .scalar_subquery(),
             **{column: first_header(column) for column in wire.CORRELATION_HEADERS},
         }
-        for chunk in _chunks(sorted(call_ids)):
-            conn.execute(update(calls).where(c.call_id.in_(chunk)).values(values))
+        for among in self._among(c.call_id, sorted(call_ids)):
+            conn.execute(update(calls).where(among).values(values))
