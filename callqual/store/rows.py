@@ -62,7 +62,8 @@ def utc(ts: float) -> datetime:
 
 def _key(*parts: object, data: bytes = b"") -> int:
     """A signed 64-bit key (fits BIGINT) from the parts' text and ``data``."""
-    text = "\x1f".join(repr(p) if isinstance(p, float) else str(p) for p in parts)
+    # A list, not a generator: join() builds one anyway, and this runs several times per message.
+    text = "\x1f".join([repr(p) if isinstance(p, float) else str(p) for p in parts])
     h = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8)
     h.update(data)
     return int.from_bytes(h.digest(), "big", signed=True)

@@ -15,7 +15,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, Table, func, select, text, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -167,6 +181,34 @@ def _sqlite_insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any
     driver.executemany(f"INSERT OR IGNORE INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", values)
 
 
+def _sqlite_upsert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...], update: list[str]
+) -> None:
+    """SQLite upsert of ``rows`` through the driver's ``executemany``, values bound exactly as
+    SQLAlchemy binds them (each column type's own bind processor, looked up once per call).
+
+    SQLAlchemy's per-statement and per-row work cost more than SQLite itself here.
+    """
+    columns = [c for c in table.c if c.name in rows[0]]
+    processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
+    names = [c.name for c in columns]
+    values = [
+        [
+            v if f is None else f(v)  # None too: JSON binds it as SQLAlchemy does
+            for f, v in zip(processors, (row[n] for n in names), strict=True)
+        ]
+        for row in rows
+    ]
+    conflict = f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in update)}" if update else "DO NOTHING"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
+        f"ON CONFLICT ({', '.join(key)}) {conflict}"
+    )
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.executemany(sql, values)
+
+
 class StoreWriter:
     """Upserts batches into the store behind ``engine`` (SQLite or PostgreSQL)."""
 
@@ -238,6 +280,19 @@ class StoreWriter:
         self._refresh_calls(conn, touched)
         return stats
 
+    def _among(self, column: Column[Any], values: Sequence[Any]) -> Iterator[ColumnElement[bool]]:
+        """``column IN values`` in as few statements as the engine allows: on PostgreSQL one
+        array parameter (``= ANY``: one cached statement and plan whatever the count), on
+        SQLite chunks under its bound-parameter limit."""
+        if not values:
+            return
+        if self._postgres:
+            element = BigInteger() if isinstance(column.type, BigInteger) else Text()
+            yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(element)))
+            return
+        for chunk in _chunks(values):
+            yield column.in_(chunk)
+
     # -- tables ---------------------------------------------------------------
 
     def _upsert(
@@ -256,11 +311,7 @@ class StoreWriter:
             update = {c: f"EXCLUDED.{c}" for c in unique[0] if c not in key and c not in keep}
             _pg_upsert(conn, table, unique, key, update)
             return
-        # One statement for all rows (executemany): compiled once and cached, sent in
-        # multi-row batches by the driver layer ("insertmanyvalues").
-        stmt = self._insert(table)
-        update_cols = {c: stmt.excluded[c] for c in unique[0] if c not in key and c not in keep}
-        conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=update_cols), unique)
+        _sqlite_upsert(conn, table, unique, key, [c for c in unique[0] if c not in key and c not in keep])
 
     def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
         """Rows for calls in flight; a row its call's record wrote already is never overwritten."""
@@ -283,8 +334,8 @@ class StoreWriter:
         m = sip_messages.c
         low, high = min(r["ts"] for r in rows), max(r["ts"] for r in rows)
         found: set[int] = set()
-        for chunk in _chunks([r["id"] for r in rows]):
-            query = select(m.id).where(m.ts >= low, m.ts <= high, m.id.in_(chunk))
+        for among in self._among(m.id, [r["id"] for r in rows]):
+            query = select(m.id).where(m.ts >= low, m.ts <= high, among)
             found.update(conn.execute(query).scalars())
         return found
 
@@ -302,10 +353,8 @@ class StoreWriter:
         for row in fresh:
             per_call[row["call_id"]].append(row)
         counts: dict[str, int] = {}
-        for chunk in _chunks(list(per_call)):
-            query = select(sip_message_counts.c.call_id, sip_message_counts.c.stored).where(
-                sip_message_counts.c.call_id.in_(chunk)
-            )
+        for among in self._among(sip_message_counts.c.call_id, list(per_call)):
+            query = select(sip_message_counts.c.call_id, sip_message_counts.c.stored).where(among)
             counts.update((call_id, stored) for call_id, stored in conn.execute(query))
         keep: list[dict[str, Any]] = []
         count_rows: list[dict[str, Any]] = []
@@ -384,9 +433,9 @@ class StoreWriter:
         high = max(r["ts"] for r in fresh) + window
         m = sip_messages.c
         groups: dict[tuple[str, int], list[tuple[Any, int, dict[str, Any] | None, bool]]] = defaultdict(list)
-        for chunk in _chunks(sorted({r["call_id"] for r in fresh})):
+        for among in self._among(m.call_id, sorted({r["call_id"] for r in fresh})):
             query = select(m.call_id, m.txn_key, m.ts, m.id, m.retransmission).where(
-                m.ts >= low, m.ts <= high, m.call_id.in_(chunk)
+                m.ts >= low, m.ts <= high, among
             )
             for call_id, txn_key, ts, id_, flagged in conn.execute(query):
                 groups[(call_id, txn_key)].append((ts, id_, None, bool(flagged)))
@@ -401,11 +450,9 @@ class StoreWriter:
                     target["retransmission"] = repeat
                 elif repeat and not flagged:
                     newly.append(id_)
-        for chunk in _chunks(newly):
+        for among in self._among(m.id, newly):
             conn.execute(
-                update(sip_messages)
-                .where(m.ts >= low, m.ts <= high, m.id.in_(chunk))
-                .values(retransmission=True)
+                update(sip_messages).where(m.ts >= low, m.ts <= high, among).values(retransmission=True)
             )
 
     def _alerts(self, conn: Connection, batch: list[Alert]) -> None:
@@ -451,5 +498,5 @@ class StoreWriter:
             .scalar_subquery(),
             **{column: first_header(column) for column in wire.CORRELATION_HEADERS},
         }
-        for chunk in _chunks(sorted(call_ids)):
-            conn.execute(update(calls).where(c.call_id.in_(chunk)).values(values))
+        for among in self._among(c.call_id, sorted(call_ids)):
+            conn.execute(update(calls).where(among).values(values))
