@@ -20,7 +20,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
 
 use grammar::{NameAddr, Params};
 
@@ -75,6 +75,41 @@ fn name_addr_object<'py>(py: Python<'py>, addr: &NameAddr) -> PyResult<Bound<'py
     ))
 }
 
+/// A message's header lines (canonical name, index key, value), kept in Rust until asked for:
+/// the event needs only what `parse_sip` pre-reads, so most messages never build the list.
+#[pyclass(frozen, eq, module = "callqual_native")]
+#[derive(PartialEq)]
+struct HeaderBlock {
+    headers: Vec<message::Header>,
+}
+
+#[pymethods]
+impl HeaderBlock {
+    /// Every header line as (canonical name, value), in wire order.
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            self.headers.iter().map(|h| (&*h.name, h.value.as_str())),
+        )
+    }
+
+    /// Lower-case canonical name -> every value of that header, in wire order.
+    fn index<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let index = PyDict::new(py);
+        for header in &self.headers {
+            match index.get_item(&*header.key)? {
+                Some(bucket) => bucket.downcast::<PyList>()?.append(&header.value)?,
+                None => index.set_item(&*header.key, PyList::new(py, [&header.value])?)?,
+            }
+        }
+        Ok(index)
+    }
+
+    fn __len__(&self) -> usize {
+        self.headers.len()
+    }
+}
+
 /// Register the `NameAddr` and `Via` named tuples the results are built as.
 #[pyfunction]
 fn register_types(py: Python<'_>, name_addr: Py<PyType>, via: Py<PyType>) {
@@ -98,38 +133,38 @@ fn parse_sip<'py>(
         Ok(Err(exc)) => return Err(parse_error(exc.reason, &exc.detail)),
         Err(panic) => return Err(parse_error("sip.parser_fault", &panic)),
     };
-    let headers = PyList::empty(py);
-    let index = PyDict::new(py);
-    for header in &parsed.headers {
-        let value = PyString::new(py, &header.value);
-        headers.append((PyString::new(py, &header.name), &value))?;
-        match index.get_item(&header.key)? {
-            Some(bucket) => bucket.downcast::<PyList>()?.append(&value)?,
-            None => index.set_item(&header.key, PyList::new(py, [&value])?)?,
-        }
-    }
     let body = PyBytes::new(py, &data[parsed.body.0..parsed.body.1]);
     let anomalies = PyList::new(py, &parsed.anomalies)?;
-    let fields: [Bound<'py, PyAny>; 19] = [
+    let fields: [Bound<'py, PyAny>; 23] = [
         parsed.is_request.into_pyobject(py)?.to_owned().into_any(),
         parsed.method.into_pyobject(py)?,
         parsed.request_uri.into_pyobject(py)?,
         parsed.status_code.into_pyobject(py)?,
         parsed.reason_phrase.into_pyobject(py)?,
         parsed.first_line.into_pyobject(py)?.into_any(),
-        headers.into_any(),
+        Bound::new(
+            py,
+            HeaderBlock {
+                headers: parsed.headers,
+            },
+        )?
+        .into_any(),
         body.into_any(),
         parsed.call_id.into_pyobject(py)?.into_any(),
         parsed.cseq_num.into_pyobject(py)?.into_any(),
         parsed.cseq_method.into_pyobject(py)?.into_any(),
-        name_addr_object(py, &parsed.from_addr)?,
-        name_addr_object(py, &parsed.to_addr)?,
+        parsed.from_uri.into_pyobject(py)?.into_any(),
+        parsed.from_tag.into_pyobject(py)?,
+        parsed.to_uri.into_pyobject(py)?.into_any(),
+        parsed.to_tag.into_pyobject(py)?,
         parsed.content_length.into_pyobject(py)?,
         parsed.size.into_pyobject(py)?.into_any(),
         anomalies.into_any(),
-        index.into_any(),
         parsed.via_branch.into_pyobject(py)?,
         parsed.contact_uri.into_pyobject(py)?,
+        parsed.user_agent.into_pyobject(py)?,
+        parsed.reason_header.into_pyobject(py)?,
+        parsed.content_type.into_pyobject(py)?,
     ];
     PyTuple::new(py, fields)
 }
@@ -203,6 +238,7 @@ fn _panic_inside_guard() -> PyResult<()> {
 fn callqual_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("ParseError", py.get_type::<ParseError>())?;
+    m.add_class::<HeaderBlock>()?;
     let compact = PyDict::new(py);
     for (short, full) in grammar::COMPACT_FORMS {
         compact.set_item(short, full)?;

@@ -9,9 +9,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::grammar::{
-    canonical_header_name, first_header_value, parse_name_addr, parse_via, NameAddr,
+    canonical_header_name, first_header_value, param, parse_name_addr, parse_via, NameAddr,
 };
 use crate::text::{
     head_chars, is_ascii_digits, is_token, is_token_byte, packet_text, py_repr, py_split, py_strip,
@@ -31,9 +32,11 @@ fn error(reason: &'static str, detail: impl Into<String>) -> SipError {
     }
 }
 
+#[derive(Clone, PartialEq)]
 pub struct Header {
-    pub name: String,
-    pub key: String,
+    /// canonical name and index key, shared with the name cache (no copy per message)
+    pub name: Arc<str>,
+    pub key: Arc<str>,
     pub value: String,
 }
 
@@ -51,13 +54,18 @@ pub struct Parsed {
     pub call_id: String,
     pub cseq_num: u64,
     pub cseq_method: String,
-    pub from_addr: NameAddr,
-    pub to_addr: NameAddr,
+    pub from_uri: String,
+    pub from_tag: Option<String>,
+    pub to_uri: String,
+    pub to_tag: Option<String>,
     pub content_length: Option<u32>,
     pub size: usize,
     pub anomalies: Vec<&'static str>,
     pub via_branch: Option<String>,
     pub contact_uri: Option<String>,
+    pub user_agent: Option<String>,
+    pub reason_header: Option<String>,
+    pub content_type: Option<String>,
 }
 
 struct Anomalies {
@@ -80,10 +88,12 @@ const NAME_CACHE_LIMIT: usize = 4096;
 
 thread_local! {
     // Raw header name as written -> (canonical name, index key); bounded (attackers choose names).
-    static NAME_CACHE: RefCell<HashMap<String, (String, String)>> = RefCell::new(HashMap::new());
+    static NAME_CACHE: RefCell<HashMap<String, Names>> = RefCell::new(HashMap::new());
 }
 
-fn header_name(raw_name: &str) -> Result<(String, String), SipError> {
+type Names = (Arc<str>, Arc<str>);
+
+fn header_name(raw_name: &str) -> Result<Names, SipError> {
     if let Some(names) = NAME_CACHE.with(|cache| cache.borrow().get(raw_name).cloned()) {
         return Ok(names);
     }
@@ -94,8 +104,8 @@ fn header_name(raw_name: &str) -> Result<(String, String), SipError> {
             format!("bad name {}", py_repr(head_chars(stripped, 32))),
         ));
     }
-    let name = canonical_header_name(stripped);
-    let key = name.to_ascii_lowercase();
+    let name: Arc<str> = canonical_header_name(stripped).into();
+    let key: Arc<str> = name.to_ascii_lowercase().into();
     NAME_CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.len() < NAME_CACHE_LIMIT {
@@ -292,7 +302,7 @@ fn required_name_addr(
 ) -> Result<NameAddr, SipError> {
     let value = headers
         .iter()
-        .find(|h| h.key == key)
+        .find(|h| &*h.key == key)
         .ok_or_else(|| error(missing, ""))?;
     parse_name_addr(&value.value).map_err(|exc| {
         error(
@@ -412,13 +422,13 @@ pub fn parse_sip(
         });
     }
 
-    let call_id = match headers.iter().find(|h| h.key == "call-id") {
+    let call_id = match headers.iter().find(|h| &*h.key == "call-id") {
         Some(h) if !h.value.is_empty() => h.value.clone(),
         _ => return Err(error("sip.missing_call_id", "")),
     };
     let cseq = headers
         .iter()
-        .find(|h| h.key == "cseq")
+        .find(|h| &*h.key == "cseq")
         .ok_or_else(|| error("sip.missing_cseq", ""))?;
     let (cseq_num, cseq_method) = match parse_cseq(&cseq.value) {
         Ok(cseq) => cseq,
@@ -443,7 +453,7 @@ pub fn parse_sip(
     let mut content_length = None;
     let lengths: Vec<&str> = headers
         .iter()
-        .filter(|h| h.key == "content-length")
+        .filter(|h| &*h.key == "content-length")
         .map(|h| h.value.as_str())
         .collect();
     if !lengths.is_empty() {
@@ -477,17 +487,22 @@ pub fn parse_sip(
         call_id,
         cseq_num,
         cseq_method,
-        from_addr,
-        to_addr,
+        from_tag: param(&from_addr.params, "tag").map(str::to_string),
+        from_uri: from_addr.uri,
+        to_tag: param(&to_addr.params, "tag").map(str::to_string),
+        to_uri: to_addr.uri,
         content_length,
         size,
         anomalies: anomalies.found,
         via_branch: None,
         contact_uri: None,
+        user_agent: None,
+        reason_header: None,
+        content_type: None,
     };
     parsed.via_branch = top_element(&parsed.headers, "via")
         .and_then(|via| parse_via(via).ok())
-        .and_then(|via| crate::grammar::param(&via.params, "branch").map(str::to_string));
+        .and_then(|via| param(&via.params, "branch").map(str::to_string));
     parsed.contact_uri = top_element(&parsed.headers, "contact").and_then(|contact| {
         if contact == "*" {
             Some("*".to_string())
@@ -495,6 +510,21 @@ pub fn parse_sip(
             parse_name_addr(contact).ok().map(|addr| addr.uri)
         }
     });
+    let first = |key: &str| {
+        parsed
+            .headers
+            .iter()
+            .find(|h| &*h.key == key)
+            .map(|h| h.value.clone())
+    };
+    // User-Agent of a request, or Server of a response: an empty User-Agent counts as absent.
+    let user_agent = first("user-agent")
+        .filter(|ua| !ua.is_empty())
+        .or_else(|| first("server"));
+    let (reason_header, content_type) = (first("reason"), first("content-type"));
+    parsed.user_agent = user_agent;
+    parsed.reason_header = reason_header;
+    parsed.content_type = content_type;
     Ok(parsed)
 }
 
@@ -502,6 +532,6 @@ pub fn parse_sip(
 fn top_element<'a>(headers: &'a [Header], key: &str) -> Option<&'a str> {
     headers
         .iter()
-        .filter(|h| h.key == key)
+        .filter(|h| &*h.key == key)
         .find_map(|h| first_header_value(&h.value))
 }

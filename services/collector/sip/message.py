@@ -221,7 +221,9 @@ class SipMessage:
     compact forms expanded, folded lines joined); the properties give the
     parsed values the pipeline needs. Call-ID, CSeq, From and To were
     validated by ``parse_sip``; the other properties return None when the
-    header is absent or malformed, so reading them never raises.
+    header is absent or malformed, so reading them never raises. The header
+    lines stay in the compiled parser's ``HeaderBlock`` until ``headers`` or a
+    look-up by name asks for them: what the event needs is read by the parser.
     """
 
     is_request: bool
@@ -230,23 +232,46 @@ class SipMessage:
     status_code: int | None
     reason_phrase: str | None
     first_line: str
-    headers: list[tuple[str, str]]
+    _block: _native.HeaderBlock = field(repr=False)
     body: bytes
     call_id: str
     cseq_num: int
     cseq_method: str
-    from_addr: NameAddr
-    to_addr: NameAddr
+    from_uri: str
+    from_tag: str | None
+    to_uri: str
+    to_tag: str | None
     content_length: int | None
     #: total size of the message on the wire, body included
     size: int
     #: Deviations from the grammar that were tolerated (reason strings); empty for clean SIP
-    anomalies: list[str] = field(default_factory=list)
-    _index: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
-    #: The top Via's branch parameter (None when absent or the Via is malformed), read by the parser
-    via_branch: str | None = None
-    #: The first Contact's URI (``*`` as is; None when absent or malformed), read by the parser
-    contact_uri: str | None = None
+    anomalies: list[str]
+    #: The top Via's branch parameter (None when absent or the Via is malformed)
+    via_branch: str | None
+    #: The first Contact's URI (``*`` as is; None when absent or malformed)
+    contact_uri: str | None
+    #: User-Agent of a request, or Server of a response (either if present)
+    user_agent: str | None
+    #: The first Reason header
+    reason_header: str | None
+    #: The first Content-Type header
+    content_type: str | None
+    _headers: list[tuple[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _index_cache: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Every header line as (canonical name, value), in wire order."""
+        if self._headers is None:
+            self._headers = self._block.items()
+        return self._headers
+
+    @property
+    def _index(self) -> dict[str, list[str]]:
+        """Lower-case canonical name -> every value of that header, in wire order."""
+        if self._index_cache is None:
+            self._index_cache = self._block.index()
+        return self._index_cache
 
     def header(self, name: str) -> str | None:
         """First value of a header (``name`` may be any case or a compact form)."""
@@ -272,30 +297,19 @@ class SipMessage:
             out.extend(split_header_values(value))
         return out
 
-    def _first(self, key: str) -> str | None:
-        """First value of the header indexed as ``key`` (already canonical, lower case)."""
-        values = self._index.get(key)
-        return values[0] if values else None
+    @property
+    def from_addr(self) -> NameAddr:
+        """The From header parsed whole (``parse_sip`` validated it and read its URI and tag)."""
+        return parse_name_addr(self.header("From") or "")
 
     @property
-    def from_uri(self) -> str:
-        return self.from_addr.uri
-
-    @property
-    def from_tag(self) -> str | None:
-        return self.from_addr.params.get("tag")
+    def to_addr(self) -> NameAddr:
+        """The To header parsed whole (``parse_sip`` validated it and read its URI and tag)."""
+        return parse_name_addr(self.header("To") or "")
 
     @property
     def from_display(self) -> str | None:
         return self.from_addr.display
-
-    @property
-    def to_uri(self) -> str:
-        return self.to_addr.uri
-
-    @property
-    def to_tag(self) -> str | None:
-        return self.to_addr.params.get("tag")
 
     @property
     def to_display(self) -> str | None:
@@ -316,19 +330,6 @@ class SipMessage:
             except ValueError:
                 continue
         return out
-
-    @property
-    def user_agent(self) -> str | None:
-        """User-Agent of a request, or Server of a response (either if present)."""
-        return self._first("user-agent") or self._first("server")
-
-    @property
-    def reason_header(self) -> str | None:
-        return self._first("reason")
-
-    @property
-    def content_type(self) -> str | None:
-        return self._first("content-type")
 
     @property
     def max_forwards(self) -> int | None:
