@@ -12,6 +12,7 @@
 
 mod grammar;
 mod message;
+mod sdp;
 mod text;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -34,6 +35,8 @@ create_exception!(
 /// The Python classes results are built as (`NameAddr`, `Via`), registered by the wrapper module.
 static NAME_ADDR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 static VIA: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+/// IPv6 address -> canonical spelling or None (Python's `ipaddress`, as the packet decoder spells it).
+static CANONICAL_IPV6: GILOnceCell<PyObject> = GILOnceCell::new();
 
 fn registered<'py, 'a>(
     py: Python<'py>,
@@ -169,6 +172,64 @@ fn parse_sip<'py>(
     PyTuple::new(py, fields)
 }
 
+/// Register the function that canonicalises IPv6 connection addresses for `parse_sdp`.
+#[pyfunction]
+fn register_ipv6_canonicaliser(py: Python<'_>, canonical: PyObject) {
+    let _ = CANONICAL_IPV6.set(py, canonical);
+}
+
+/// Parse an SDP body: (media sections as tuples, anomalies); raises
+/// `ParseError(reason, detail, anomalies found before it)`.
+#[pyfunction]
+fn parse_sdp<'py>(py: Python<'py>, body: &[u8], lenient: bool) -> PyResult<Bound<'py, PyTuple>> {
+    let canonicaliser = CANONICAL_IPV6.get(py).ok_or_else(|| {
+        PyRuntimeError::new_err("callqual_native.register_ipv6_canonicaliser() was not called")
+    })?;
+    let mut canonical_ipv6 = |address: &str| -> Option<String> {
+        canonicaliser
+            .call1(py, (address,))
+            .ok()?
+            .extract::<Option<String>>(py)
+            .ok()?
+    };
+    let session = match guarded(|| sdp::parse_sdp(body, lenient, &mut canonical_ipv6)) {
+        Ok(Ok(session)) => session,
+        Ok(Err(exc)) => return Err(ParseError::new_err((exc.reason, exc.detail, exc.anomalies))),
+        Err(panic) => {
+            return Err(ParseError::new_err((
+                "sdp.parser_fault",
+                panic,
+                Vec::<String>::new(),
+            )))
+        }
+    };
+    let media = PyList::empty(py);
+    for m in &session.media {
+        let rtpmap = PyDict::new(py);
+        for (pt, encoding) in &m.rtpmap {
+            rtpmap.set_item(pt, encoding)?;
+        }
+        let section = (
+            &m.media,
+            m.connection.as_deref(),
+            m.port,
+            &m.proto,
+            // a list of ints (a Vec<u8> would become bytes)
+            PyList::new(py, m.payload_types.iter().map(|pt| u32::from(*pt)))?,
+            rtpmap,
+            m.direction,
+        );
+        media.append(section)?;
+    }
+    PyTuple::new(
+        py,
+        [
+            media.into_any(),
+            PyList::new(py, &session.anomalies)?.into_any(),
+        ],
+    )
+}
+
 /// Cheap first-line test for routing a datagram to `parse_sip`.
 #[pyfunction]
 fn looks_like_sip(data: &[u8]) -> bool {
@@ -245,6 +306,8 @@ fn callqual_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("COMPACT_FORMS", compact)?;
     m.add_function(wrap_pyfunction!(register_types, m)?)?;
+    m.add_function(wrap_pyfunction!(register_ipv6_canonicaliser, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_sdp, m)?)?;
     m.add_function(wrap_pyfunction!(parse_sip, m)?)?;
     m.add_function(wrap_pyfunction!(looks_like_sip, m)?)?;
     m.add_function(wrap_pyfunction!(split_header_values, m)?)?;

@@ -1,5 +1,8 @@
 """SDP parser (RFC 4566 / RFC 3264) reduced to what media tracking needs, pure.
 
+The line parsing is the compiled parser's (``native/src/sdp.rs``, see ``message.py`` for why
+Rust); this module builds the ``SdpMedia`` events and finds the SDP in a (multipart) body.
+
 Only the fields that decide where RTP goes and how to decode it are kept:
 connection address, port, proto, payload types, rtpmap and direction.
 
@@ -31,10 +34,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 
+import callqual_native as _native
+
 from callqual.collector.errors import SdpParseError
 from callqual.collector.sip.message import SipMessage, parse_params
 from callqual.schemas import SdpMedia
-from callqual.schemas.events import Direction
 from callqual.schemas.packet_content import packet_text
 
 __all__ = ["MAX_MEDIA", "MAX_MULTIPART_DEPTH", "SDP_REASONS", "parse_sdp", "sdp_body"]
@@ -51,6 +55,7 @@ SDP_REASONS = frozenset(
         "sdp.bad_connection",
         "sdp.bad_rtpmap",
         "sdp.bad_multipart",
+        "sdp.parser_fault",
     }
 )
 
@@ -58,29 +63,6 @@ SDP_REASONS = frozenset(
 MAX_MEDIA = 64
 #: How deep multipart bodies may nest before we give up.
 MAX_MULTIPART_DEPTH = 3
-
-_DIRECTIONS: dict[str, Direction] = {
-    "sendrecv": "sendrecv",
-    "sendonly": "sendonly",
-    "recvonly": "recvonly",
-    "inactive": "inactive",
-}
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
-
-
-class _Media:
-    """Mutable builder for one m= section while its attribute lines are read."""
-
-    __slots__ = ("connection", "direction", "media", "payload_types", "port", "proto", "rtpmap")
-
-    def __init__(self, media: str, port: int, proto: str, payload_types: list[int]) -> None:
-        self.media = media
-        self.port = port
-        self.proto = proto
-        self.payload_types = payload_types
-        self.connection: str | None = None
-        self.direction: Direction | None = None
-        self.rtpmap: dict[int, str] = {}
 
 
 def parse_sdp(body: bytes, anomalies: list[str] | None = None) -> list[SdpMedia]:
@@ -92,154 +74,41 @@ def parse_sdp(body: bytes, anomalies: list[str] | None = None) -> list[SdpMedia]
     mangled codec line must not hide the RTP of the whole call. Without it,
     every deviation raises.
     """
-    text = packet_text(body)
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    first = 0
-    while first < len(lines) and not lines[first].strip():
-        first += 1
-    if first >= len(lines):
-        raise SdpParseError("sdp.empty")
-    if not lines[first].startswith("v="):
-        raise SdpParseError("sdp.no_version", lines[first][:32])
-    if lines[first][2:].strip() != "0":
-        raise SdpParseError("sdp.bad_version", lines[first][:32])
-
-    session_connection: str | None = None
-    session_direction: Direction = "sendrecv"
-    media: list[_Media] = []
-    current: _Media | None = None
-    for line in lines[first + 1 :]:
-        if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
-            if anomalies is None:
-                raise SdpParseError("sdp.bad_line", line[:32])
-            anomalies.append("sdp.bad_line")
-            continue
-        kind = line[0]
-        value = line[2:]
-        if kind == "m":
-            if len(media) >= MAX_MEDIA:
-                raise SdpParseError("sdp.too_many_media", f"more than {MAX_MEDIA}")
-            current = _parse_m_line(value)
-            media.append(current)
-        elif kind == "c":
-            address = _parse_c_line(value)
-            if current is None:
-                session_connection = address
-            else:
-                current.connection = address
-        elif kind == "a":
-            name, _, attr_value = value.partition(":")
-            direction = _DIRECTIONS.get(name.strip())
-            if direction is not None:
-                if current is None:
-                    session_direction = direction
-                else:
-                    current.direction = direction
-            elif name == "rtpmap" and current is not None:
-                try:
-                    pt, encoding = _parse_rtpmap(attr_value)
-                except SdpParseError as exc:
-                    if anomalies is None:
-                        raise
-                    anomalies.append(exc.reason)
-                    continue
-                current.rtpmap.setdefault(pt, encoding)
-
-    # Built without re-validation: the text is ``packet_text``'s (no surrogates), the numbers were
-    # range-checked above; validating again was a tenth of the per-message cost (issue 14).
+    try:
+        sections, found = _native.parse_sdp(bytes(body), anomalies is not None)
+    except _native.ParseError as exc:
+        reason, detail, found = exc.args
+        if anomalies is not None:
+            anomalies.extend(found)
+        raise SdpParseError(reason, detail) from None
+    if anomalies is not None:
+        anomalies.extend(found)
+    # Built without re-validation: the text is packet text (no surrogates), the numbers were
+    # range-checked by the parser; validating again was a tenth of the per-message cost (issue 14).
     return [
         SdpMedia.trusted(
-            media=m.media,
-            connection_ip=m.connection if m.connection is not None else session_connection,
-            port=m.port,
-            proto=m.proto,
-            payload_types=m.payload_types,
-            rtpmap=m.rtpmap,
-            direction=m.direction or session_direction,
+            media=media,
+            connection_ip=connection,
+            port=port,
+            proto=proto,
+            payload_types=payload_types,
+            rtpmap=rtpmap,
+            direction=direction,
         )
-        for m in media
+        for media, connection, port, proto, payload_types, rtpmap, direction in sections
     ]
 
 
-def _parse_m_line(value: str) -> _Media:
-    fields = value.split()
-    if len(fields) < 3:
-        raise SdpParseError("sdp.bad_media", value[:64])
-    media_type, port_text, proto = fields[0], fields[1], fields[2]
-    port_part, slash, count_part = port_text.partition("/")
-    if not _is_small_int(port_part, 5) or int(port_part) > 65535:
-        raise SdpParseError("sdp.bad_media", f"bad port {port_text[:16]!r}")
-    if slash and (not _is_small_int(count_part, 5) or int(count_part) == 0):
-        raise SdpParseError("sdp.bad_media", f"bad port count {port_text[:16]!r}")
-    payload_types: list[int] = []
-    if "RTP/" in proto.upper():
-        for fmt in fields[3:]:
-            if not _is_small_int(fmt, 3) or int(fmt) > 127:
-                raise SdpParseError("sdp.bad_media", f"bad payload type {fmt[:16]!r}")
-            payload_types.append(int(fmt))
-    return _Media(media_type, int(port_part), proto, payload_types)
-
-
-def _parse_c_line(value: str) -> str:
-    fields = value.split()
-    if len(fields) != 3 or fields[0] != "IN" or fields[1] not in ("IP4", "IP6"):
-        raise SdpParseError("sdp.bad_connection", value[:64])
-    address, _, suffix = fields[2].partition("/")
-    if suffix and not all(_is_small_int(part, 5) for part in suffix.split("/", 1)):
-        raise SdpParseError("sdp.bad_connection", value[:64])
-    canonical = _canonical_ip(address)
-    if canonical is not None:
-        return canonical
-    # RFC 4566 allows an FQDN as connection-address.
-    if address and all(ch in _HOST_CHARS for ch in address) and any(ch.isalpha() for ch in address):
-        return address.lower()
-    raise SdpParseError("sdp.bad_connection", value[:64])
-
-
-def _canonical_ip(address: str) -> str | None:
-    """The address in canonical form, None when it is not an IP literal.
-
-    A plain dotted quad (the common case) is already canonical and is checked
-    by hand: ``ipaddress`` took a twentieth of the per-message time (issue 14).
-    """
-    parts = address.split(".")
-    if len(parts) == 4 and all(
-        part.isdigit()
-        and part.isascii()
-        and len(part) <= 3
-        and (part == "0" or part[0] != "0")
-        and int(part) <= 255
-        for part in parts
-    ):
-        return address
-    return _canonical_ip_slow(address)
-
-
 @functools.lru_cache(maxsize=4096)
-def _canonical_ip_slow(address: str) -> str | None:
+def _canonical_ipv6(address: str) -> str | None:
+    """An IPv6 literal as ``ipaddress`` spells it (as the packet decoder does), None if it is not one."""
     try:
-        return str(ipaddress.ip_address(address))
+        return str(ipaddress.IPv6Address(address))
     except ValueError:
         return None
 
 
-def _parse_rtpmap(value: str) -> tuple[int, str]:
-    pt_text, _, encoding = value.strip().partition(" ")
-    encoding = encoding.strip()
-    if not _is_small_int(pt_text, 3) or int(pt_text) > 127:
-        raise SdpParseError("sdp.bad_rtpmap", value[:64])
-    parts = encoding.split("/")
-    if len(parts) not in (2, 3) or not parts[0] or not _is_small_int(parts[1], 7):
-        raise SdpParseError("sdp.bad_rtpmap", value[:64])
-    if len(parts) == 3 and not _is_small_int(parts[2], 3):
-        raise SdpParseError("sdp.bad_rtpmap", value[:64])
-    return int(pt_text), encoding
-
-
-def _is_small_int(text: str, max_digits: int) -> bool:
-    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+_native.register_ipv6_canonicaliser(_canonical_ipv6)
 
 
 def sdp_body(msg: SipMessage) -> bytes | None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callqual.collector.errors import SipParseError
+from callqual.collector.errors import SdpParseError, SipParseError
 from callqual.collector.sip.message import (
     MAX_HEADERS,
     SIP_REASONS,
@@ -18,6 +18,7 @@ from callqual.collector.sip.message import (
     parse_via,
     split_header_values,
 )
+from callqual.collector.sip.sdp import parse_sdp
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -137,3 +138,24 @@ def test_stray_bytes_become_escapes_and_the_body_stays_bytes() -> None:
     with pytest.raises(SipParseError) as caught:
         parse_sip(data, strict=True)
     assert caught.value.reason == "sip.not_utf8"
+
+
+def test_sdp_anomalies_before_an_error_are_still_counted() -> None:
+    anomalies: list[str] = []
+    with pytest.raises(SdpParseError) as caught:
+        parse_sdp(b"v=0\r\nnot a line\r\nm=audio 99999 RTP/AVP 0\r\n", anomalies)
+    assert caught.value.reason == "sdp.bad_media"
+    assert anomalies == ["sdp.bad_line"]
+
+
+def test_sdp_connection_addresses_are_spelt_as_the_decoder_spells_them() -> None:
+    body = (
+        b"v=0\r\nc=IN IP6 2001:DB8:0:0::1\r\nm=audio 4000 RTP/AVP 0\r\n"
+        b"m=audio 4002 RTP/AVP 8\r\nc=IN IP4 Media.Example.COM\r\n"
+    )
+    first, second = parse_sdp(body)
+    assert first.connection_ip == "2001:db8::1"
+    assert second.connection_ip == "media.example.com"
+    with pytest.raises(SdpParseError) as caught:
+        parse_sdp(b"v=0\r\nc=IN IP6 2001:db8::zz\r\n")
+    assert caught.value.reason == "sdp.bad_connection"
