@@ -37,6 +37,9 @@ Decisions, so that every caller gets the same answer for the same bytes:
   The body is kept as bytes.
 * Sizes are bounded (``max_header_bytes``, ``max_headers``) because
   attackers send megabyte header sections; all scanning is linear.
+* Numbers (status code, CSeq, Content-Length, Via port) are ASCII digits only: a
+  Unicode digit that Python's ``int()`` would read is not a number on the wire.
+  Whitespace is what ``str.isspace()`` says (``strip`` and ``split`` as in Python).
 """
 
 from __future__ import annotations
