@@ -169,7 +169,7 @@ fn find(data: &[u8], needle: &[u8], end: usize) -> Option<usize> {
 
 /// (end of the header section, start of the body): the first empty line, CRLF or bare LF.
 fn find_header_end(data: &[u8], limit: usize) -> Result<(usize, usize), SipError> {
-    let window = limit + 4;
+    let window = limit.saturating_add(4);
     let crlf = find(data, b"\n\r\n", window);
     let lf = find(data, b"\n\n", window);
     match (crlf, lf) {
