@@ -5,7 +5,8 @@ exactly like media that stopped until it ends. So how long a silent direction mu
 before it is called a stop depends on what its sender showed: packets at its own packetisation
 time without a gap (the stream's payload size says the ptime, 20, 30 or 40 ms alike), and
 whether it can suppress silence at all (comfort noise in its SDP or stream, RFC 3389; a codec
-with its own discontinuous transmission, such as G.729 Annex B). Pure: reads records only.
+whose own discontinuous transmission leaves gaps, such as G.729 Annex B once it sent a SID
+frame). Pure: reads records only.
 """
 
 from collections.abc import Iterable
@@ -25,13 +26,23 @@ CBR_BYTES_PER_MS: Final[dict[str, float]] = {
     "G726-40": 5.0,
     "G728": 2.0,
     "GSM": 33 / 20,
+    "G729": 1.0,
 }
 
-#: Codecs whose own standard stops the sender in silence (DTX with SID frames): G.729 Annex B
-#: (on unless ``annexb=no``, RFC 4856), G.723.1 Annex A, AMR and AMR-WB, Opus ``usedtx``, EVS, Speex.
-DTX_CODECS: Final[frozenset[str]] = frozenset(
-    {"G729", "G729D", "G729E", "G723", "AMR", "AMR-WB", "OPUS", "EVS", "SPEEX"}
-)
+#: Codecs with their own discontinuous transmission that may leave long gaps (a SID frame, then
+#: nothing until the background noise changes): G.729 Annex B (on unless ``annexb=no``, RFC
+#: 4856), G.723.1 Annex A, Speex. Each with the voice-frame size that tells a SID frame apart,
+#: where one does: a G.729 stream whose payload is all 10-byte frames never entered DTX (its
+#: first silent frame is always a 2-byte SID), so its silence is a stop. Opus, AMR, AMR-WB and
+#: EVS have DTX too, but it keeps a packet at least every 400 ms (RFC 7587 3.1.3; SID updates
+#: every 8th frame): seconds without one are no pause of theirs.
+GAPPING_DTX_FRAME_BYTES: Final[dict[str, int | None]] = {
+    "G729": 10,
+    "G729D": None,
+    "G729E": None,
+    "G723": None,
+    "SPEEX": None,
+}
 
 #: RFC 3389 comfort noise: static payload types (13, and the old 19) and the rtpmap name
 CN_PAYLOAD_TYPES: Final[frozenset[int]] = frozenset({13, 19})
@@ -65,12 +76,18 @@ def _names_cn(pt: int, rtpmap: dict[int, str]) -> bool:
     return pt in CN_PAYLOAD_TYPES
 
 
+def _dtx_may_pause(st: StreamRecord) -> bool:
+    """Its codec's DTX may leave a long gap, and (where the frame size tells) it sent a SID frame."""
+    name = (st.codec or "").upper()
+    if name not in GAPPING_DTX_FRAME_BYTES:
+        return False
+    frame = GAPPING_DTX_FRAME_BYTES[name]
+    return frame is None or st.payload_bytes % frame != 0
+
+
 def may_suppress_silence(streams: Iterable[StreamRecord], own_sdp: Iterable[SdpMedia]) -> bool:
-    """The sender can go quiet on purpose: comfort noise offered or sent, or a DTX codec."""
+    """The sender can go quiet on purpose: comfort noise offered or sent, or a DTX codec's pause."""
     sdp = [m for m in own_sdp if m.media == "audio"]
     if any(_names_cn(pt, m.rtpmap) for m in sdp for pt in m.payload_types):
         return True
-    for st in streams:
-        if (st.codec or "").upper() in DTX_CODECS or any(pt in CN_PAYLOAD_TYPES for pt in st.payload_types):
-            return True
-    return False
+    return any(_dtx_may_pause(st) or any(pt in CN_PAYLOAD_TYPES for pt in st.payload_types) for st in streams)

@@ -55,8 +55,8 @@ class RuleSettings(BaseSettings):
     #: first spurt can last 5 s, hardly 10 s without a breath.
     live_one_way_continuous_s: float = 10.0
     #: A shorter unbroken spell (at least ``live_one_way_brief_min_s``) from a sender that cannot
-    #: suppress silence (no comfort noise in its SDP or stream, no DTX codec): 8 s of silence
-    #: then, a pause no non-suppressing sender makes, yet longer than any network hiccup.
+    #: suppress silence (no comfort noise in its SDP or stream, no DTX pause: ``sender_pace``):
+    #: 8 s of silence then, a pause no such sender makes, yet longer than any network hiccup.
     live_one_way_brief_min_s: float = 3.0
     live_one_way_brief_quiet_s: float = 8.0
     #: ... when that direction paused before (silence suppression, a listener's spurts), sent too

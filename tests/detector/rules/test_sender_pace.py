@@ -41,6 +41,17 @@ def test_comfort_noise_or_dtx_means_the_sender_may_go_quiet_on_purpose() -> None
         update={"payload_types": [8, 118], "rtpmap": {8: "PCMA/8000", 118: "CN/16000"}}
     )
     assert may_suppress_silence([plain], [wideband_cn])
-    # a CN packet in the stream itself, or G.729 (Annex B unless annexb=no)
+    # a CN packet in the stream itself
     assert may_suppress_silence([plain.model_copy(update={"payload_types": [8, 13]})], [])
-    assert may_suppress_silence([plain.model_copy(update={"codec": "G729", "payload_types": [18]})], [])
+
+
+def test_a_dtx_codec_may_pause_only_where_its_dtx_leaves_gaps() -> None:
+    g729 = stream(src=CALLEE_RTP, codec="G729", payload_type=18, payload_types=[18], packets=350)
+    # all 20-byte packets (two 10-byte frames): it never sent a SID frame, so it never entered DTX
+    assert not may_suppress_silence([g729.model_copy(update={"payload_bytes": 7000})], [])
+    # one 2-byte SID frame (G.729 Annex B enters a silence with one): it may be pausing
+    assert may_suppress_silence([g729.model_copy(update={"payload_bytes": 6982})], [])
+    # Opus DTX sends a packet every 400 ms at most: seconds without one are no DTX pause
+    opus = stream(src=CALLEE_RTP, codec="opus", payload_type=111, payload_types=[111], payload_bytes=26602)
+    assert not may_suppress_silence([opus], [])
+    assert may_suppress_silence([opus.model_copy(update={"codec": "G723", "payload_types": [4]})], [])
