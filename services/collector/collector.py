@@ -80,8 +80,9 @@ class _MediaFlow:
     dst_port: int
     streams: dict[int, RtpStream] = field(default_factory=dict)
     last_ts: float = 0.0
-    #: capture time of its streams' latest interval report (see ``quiet_probe``)
+    #: capture time of its streams' latest interval report, and its last packet then (``quiet_probe``)
     reported_ts: float = float("-inf")
+    reported_last_ts: float = float("-inf")
     #: RTP, not RTCP: what the inline fast path of Collector.run may take
     rtp: bool = True
     #: Flows made so far, process-wide: part of the state stamp with which the chunk
@@ -758,7 +759,10 @@ class Collector:
                 continue
             if (ended is not None and now - ended >= grace and idle >= grace) or idle >= idle_limit:
                 self._close_flow(key, flow)
-            elif report_due and flow.last_ts > now - self.config.report_interval_s:
+            elif report_due and flow.last_ts > max(
+                now - self.config.report_interval_s, flow.reported_last_ts
+            ):
+                # (a flow a quiet probe reported since its last packet has no news: no second row)
                 self._report(flow, call_id, now)
         if not report_due and self.config.quiet_report_interval_s > 0:
             self._probe_quiet_calls(now)
@@ -766,7 +770,7 @@ class Collector:
             self._on_tick(now)
 
     def _report(self, flow: _MediaFlow, call_id: str | None, now: float) -> None:
-        flow.reported_ts = now
+        flow.reported_ts, flow.reported_last_ts = now, flow.last_ts
         for stream in flow.streams.values():
             self._emit(stream.report(call_id, final=False))
 

@@ -18,10 +18,11 @@ QUIET_AFTER_S: Final[float] = 1.0
 
 
 class ReportedFlow(Protocol):
-    """What the schedule needs of a media flow: its last packet and its last report."""
+    """What the schedule needs of a media flow: its last packet; its last report's tick and last packet."""
 
     last_ts: float
     reported_ts: float
+    reported_last_ts: float
 
 
 F = TypeVar("F", bound=ReportedFlow)
@@ -35,4 +36,4 @@ def probed_flows(flows_by_call: Mapping[str, Sequence[F]], now: float, interval_
         flowing = sum(1 for f in flows if now - f.last_ts < QUIET_AFTER_S)
         fresh = any(f.reported_ts == float("-inf") for f in flows)
         if fresh or 0 < flowing < max(2, len(flows)):
-            yield from (f for f in flows if f.last_ts > f.reported_ts)
+            yield from (f for f in flows if f.last_ts > f.reported_last_ts)
