@@ -781,7 +781,11 @@ class Collector:
             call_id = self._call_of(flow)
             if flow.streams and call_id is not None and call_id not in self._ended:
                 by_call.setdefault(call_id, []).append(flow)
-        for flow in probed_flows(by_call, now, self.config.quiet_report_interval_s):
+        probed = list(probed_flows(by_call, now, self.config.quiet_report_interval_s))
+        if probed:
+            # one vectorised pass over every probed stream's queued packets, as at a full tick
+            drain_columns(stream for flow in probed for stream in flow.streams.values())
+        for flow in probed:
             self.counters["rtp.quiet_probe_reports"] += len(flow.streams)
             self._report(flow, self._call_of(flow), now)
 
