@@ -11,6 +11,7 @@ from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
 from callqual.collector.media.quiet_probe import probed_flows
+from callqual.collector.service import CollectorService, CollectorServiceSettings
 from callqual.schemas import AnyEvent, RtpStreamReport
 from tests.detector.live_replay import filter_udp
 from tests.shared_captures import PCAPS
@@ -104,4 +105,13 @@ def test_a_real_call_cut_one_way_reports_often_without_a_duplicate_row(tmp_path:
     assert len(caller_after_cut(reports)) >= 3 * len(caller_after_cut(ticks_only)) > 0
     assert statistics.median(b - a for a, b in pairwise(caller_after_cut(reports))) == pytest.approx(
         2.0, abs=0.1
+    )
+
+
+def test_the_service_takes_both_report_intervals_from_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLQUAL_COLLECTOR_QUIET_REPORT_INTERVAL_S", "0")
+    service = CollectorService(CollectorServiceSettings(pcap="capture.pcap", report_interval_s=5.0))
+    assert (service.collector.config.report_interval_s, service.collector.config.quiet_report_interval_s) == (
+        5.0,
+        0,
     )
