@@ -4,9 +4,11 @@ Two captures replayed at real time (``--pace 1``) through ``callqual collector``
 ``callqual detector``:
 
 * ``demo`` (seed 3): failed calls, impaired calls, a scanner: the whole catalogue;
-* ``midcall``: 12 normal 45 s calls (``clean``), then cut: calls 0-3 lose the callee's RTP
-  12 s after answer (one-way audio mid-call), calls 4-7 carry no RTP at all, calls 8-9 lose
-  one packet in eight of the callee's RTP from 10 s after answer (heavy loss), 10-11 stay clean.
+* ``midcall``: 12 normal 45 s calls (``clean``), then cut: calls 0-1 lose the callee's RTP
+  12 s after answer, calls 2-3 after 7 s (one-way audio mid-call, after a long and a brief
+  spell of media), calls 4-7 carry no RTP at all, calls 8-9 lose one packet in eight of the
+  callee's RTP from 10 s after answer (heavy loss), 10-11 stay clean;
+* any capture given with ``--also`` (e.g. the real SIPp calls of ``test_real_live_alerts.py``).
 
 For each alert id, its first version on the alerts topic (broker timestamp) minus the wall time
 at which the replay reached the moment the alert is about: the final response for
@@ -55,7 +57,7 @@ def _midcall(out: Path) -> Path:
             return True
         answer = answers[src] or 0.0
         if 0 <= n <= 3:
-            return ts < answer + 12.0
+            return ts < answer + (12.0 if n <= 1 else 7.0)
         if 4 <= n <= 7:
             return False
         if 8 <= n <= 9 and ts >= answer + 10.0:
@@ -83,6 +85,7 @@ def measure(bootstrap: str, capture: Path) -> list[dict[str, Any]]:
             {
                 "rule": alert.rule,
                 "in_progress": alert.in_progress,
+                "pace": alert.details.get("sender_pace") if alert.in_progress else None,
                 "latency_s": broker_ms / 1000 - (t0 + (about - first_ts)),
             }
         )
@@ -92,7 +95,9 @@ def measure(bootstrap: str, capture: Path) -> list[dict[str, Any]]:
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     groups: dict[str, list[float]] = {}
     for r in rows:
-        key = r["rule"] + (" (call up)" if r["in_progress"] else "")
+        key = (
+            r["rule"] + (f" [{r['pace']}]" if r["pace"] else "") + (" (call up)" if r["in_progress"] else "")
+        )
         groups.setdefault(key, []).append(r["latency_s"])
     return {
         k: {
@@ -112,6 +117,7 @@ def main() -> int:
         "--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     )
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench/realtime"))
+    ap.add_argument("--also", type=Path, action="append", default=[], help="another capture to measure")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     from callqual.simulator import simulate
@@ -119,7 +125,7 @@ def main() -> int:
     demo = args.out / "demo-seed3.pcap"
     simulate("demo", demo, seed=3)
     midcall = _midcall(args.out / "midcall.pcap")
-    captures = {"demo": demo, "midcall": midcall}
+    captures = {"demo": demo, "midcall": midcall, **{p.stem: p for p in args.also}}
     results = {name: summarise(measure(args.bootstrap_servers, cap)) for name, cap in captures.items()}
     print(json.dumps(results, indent=2))
     return 0

@@ -34,6 +34,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--pace", type=float, help="replay the file at this multiple of real time (0 = max)")
     p.add_argument("--heuristic-rtp", action="store_true", default=None, help="also RTP no SDP announced")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics and /healthz on this port")
+    p.add_argument("--report-interval", dest="report_interval_s", type=float, help="seconds between reports")
+    p.add_argument(
+        "--quiet-report-interval",
+        dest="quiet_report_interval_s",
+        type=float,
+        help="seconds between reports of a call whose media flows one way only (0: off)",
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     p.set_defaults(func=run)
 
@@ -44,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     fields = (
         *("pcap", "interface", "bootstrap_servers", "topic_prefix", "partitions"),
         *("buffer_max_messages", "pace", "heuristic_rtp", "log_level", "metrics_port"),
+        *("report_interval_s", "quiet_report_interval_s"),
     )
     overrides: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     settings = CollectorServiceSettings(**overrides)

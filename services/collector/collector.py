@@ -36,6 +36,7 @@ from callqual.collector.decode.fast_path import (
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
+from callqual.collector.media.quiet_probe import probed_flows
 from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
 from callqual.collector.media.rtp_columns import drain_columns
 from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp, parse_rtp
@@ -79,6 +80,9 @@ class _MediaFlow:
     dst_port: int
     streams: dict[int, RtpStream] = field(default_factory=dict)
     last_ts: float = 0.0
+    #: capture time of its streams' latest interval report, and its last packet then (``quiet_probe``)
+    reported_ts: float = float("-inf")
+    reported_last_ts: float = float("-inf")
     #: RTP, not RTCP: what the inline fast path of Collector.run may take
     rtp: bool = True
     #: Flows made so far, process-wide: part of the state stamp with which the chunk
@@ -755,11 +759,35 @@ class Collector:
                 continue
             if (ended is not None and now - ended >= grace and idle >= grace) or idle >= idle_limit:
                 self._close_flow(key, flow)
-            elif report_due and flow.last_ts > now - self.config.report_interval_s:
-                for stream in flow.streams.values():
-                    self._emit(stream.report(call_id, final=False))
+            elif report_due and flow.last_ts > max(
+                now - self.config.report_interval_s, flow.reported_last_ts
+            ):
+                # (a flow a quiet probe reported since its last packet has no news: no second row)
+                self._report(flow, call_id, now)
+        if not report_due and self.config.quiet_report_interval_s > 0:
+            self._probe_quiet_calls(now)
         if self._on_tick is not None:
             self._on_tick(now)
+
+    def _report(self, flow: _MediaFlow, call_id: str | None, now: float) -> None:
+        flow.reported_ts, flow.reported_last_ts = now, flow.last_ts
+        for stream in flow.streams.values():
+            self._emit(stream.report(call_id, final=False))
+
+    def _probe_quiet_calls(self, now: float) -> None:
+        """Reports calls whose media flows one way only, between interval ticks (``quiet_probe``)."""
+        by_call: dict[str, list[_MediaFlow]] = {}
+        for flow in self._flows.values():
+            call_id = self._call_of(flow)
+            if flow.streams and call_id is not None and call_id not in self._ended:
+                by_call.setdefault(call_id, []).append(flow)
+        probed = list(probed_flows(by_call, now, self.config.quiet_report_interval_s))
+        if probed:
+            # one vectorised pass over every probed stream's queued packets, as at a full tick
+            drain_columns(stream for flow in probed for stream in flow.streams.values())
+        for flow in probed:
+            self.counters["rtp.quiet_probe_reports"] += len(flow.streams)
+            self._report(flow, self._call_of(flow), now)
 
     # -- SIP --------------------------------------------------------------------
 

@@ -16,6 +16,11 @@ class CollectorConfig(BaseModel):
     #: stream's queued packets, so a shorter interval costs throughput: 10 s instead of 5 s takes
     #: about a fifth off the collector's CPU time on the 200-call benchmark.
     report_interval_s: float = 10.0
+    #: Capture seconds between reports of a call whose media flows one way only (a direction
+    #: quiet, or not started) or with a stream not yet reported: what brings a mid-call one-way
+    #: alert within ~2 s of the detector's wait instead of up to ``report_interval_s`` after it
+    #: (``media/quiet_probe.py``; counted as ``rtp.quiet_probe_reports``). 0 turns it off.
+    quiet_report_interval_s: float = 2.0
     #: After its call ended (BYE / final failure), a stream idle this long is finished.
     ended_call_grace_s: float = 2.0
     #: A stream of a live (or unknown) call idle this long is finished. Long, so that silence

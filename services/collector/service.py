@@ -98,6 +98,10 @@ class CollectorServiceSettings(BaseSettings):
     #: Wall seconds between progress log lines
     stats_interval_s: float = Field(default=10.0, gt=0)
     heuristic_rtp: bool = False
+    #: Capture seconds between interval reports of live streams, and between reports of a call
+    #: whose media flows one way only (0: off); see ``CollectorConfig``
+    report_interval_s: float = Field(default=10.0, gt=0)
+    quiet_report_interval_s: float = Field(default=2.0, ge=0)
     log_level: str = "INFO"
     #: Serve /metrics and /healthz here (Prometheus: packets captured/dropped, parse errors by
     #: reason, Kafka producer queue and errors); None: no HTTP server
@@ -268,7 +272,12 @@ class CollectorService:
         self.on_stop: Callable[[], None] | None = None
         self._sink = sink
         self.publisher: EventPublisher | None = None
-        self.collector = Collector(self._emit, CollectorConfig(heuristic_rtp=settings.heuristic_rtp))
+        config = CollectorConfig(
+            heuristic_rtp=settings.heuristic_rtp,
+            report_interval_s=settings.report_interval_s,
+            quiet_report_interval_s=settings.quiet_report_interval_s,
+        )
+        self.collector = Collector(self._emit, config)
         self._next_marker = float("-inf")
         self._next_stats = 0.0
         self.metrics: AlerterMetrics | None = None
@@ -403,6 +412,7 @@ class CollectorService:
         pub = self.publisher
         c = self.collector
         extra: dict[str, Any] = {"frames": c.frames, "bytes": c.bytes, "run": self.run_id}
+        extra["quiet_probe_reports"] = c.counters["rtp.quiet_probe_reports"]
         if pub is not None:
             extra.update(pub.summary())
         log.log(level, msg, extra=extra)

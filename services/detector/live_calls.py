@@ -1,42 +1,90 @@
 """Calls still up, as the collector's interval reports show them: the state mid-call rules judge.
 
-The collector reports every live stream once per report interval (10 s), all
-streams of one tick back to back. A call is judged once the whole batch is in
-(the detector flushes on the next event that is not an interval report, or a
-watermark), never half-way through it: a stream whose report of this tick is
-still to come would look silent. Bounded like the call table: entries go when
-their call finishes.
+The collector reports every live stream once per report interval (10 s), all streams of one
+tick back to back, and a call whose media flows one way only every 2 s. A call is judged once
+the whole batch is in (the detector flushes on the next event that is not an interval report,
+or a watermark), never half-way through it: a stream whose report of this tick is still to
+come would look silent. Bounded like the call table: entries go when their call finishes.
 """
 
+from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from callqual.schemas import StreamRecord
 
 StreamKey = tuple[int, str, int, str, int]
 
+#: Quality "over the last interval" spans at least this much capture time (the collector's tick),
+#: so a call reported every 2 s (one way quiet) is not judged on 2 s of packets: one lost burst
+#: would be a loss alert. The base report is the newest one a tick or more before, less a second
+#: of tick phase.
+QUALITY_WINDOW_S = 10.0
+_TICK_SLACK_S = 1.0
+#: Earlier reports kept per stream: 2 s probes fill a 10 s window with 5
+_HISTORY = 8
+
 
 @dataclass(frozen=True, slots=True)
 class StreamInterval:
-    """A stream's latest report and what changed since its previous one (or its start)."""
+    """A stream's latest report and what changed over its last interval(s) (or since its start)."""
 
     stream: StreamRecord
     expected: int
     lost: int
-    #: capture time the interval began: the previous report's last packet, or the stream's first
+    #: capture time the interval began: an earlier report's last packet, or the stream's first
     since_ts: float
     #: packets received in the interval, and their mean RFC 3550 jitter
     packets: int = 0
     mean_jitter_ms: float = 0.0
 
 
+class _Counts(NamedTuple):
+    """A stream's cumulative counts at one report."""
+
+    last_ts: float
+    expected: int
+    lost: int
+    packets: int
+    #: mean jitter times packets: the sum the next interval's mean is taken from
+    jitter_total_ms: float
+
+
+def _counts(s: StreamRecord) -> _Counts:
+    return _Counts(s.last_ts, s.expected, _lost(s), s.packets, s.mean_jitter_ms * s.packets)
+
+
 @dataclass(slots=True)
 class _LiveStream:
     latest: StreamRecord
-    expected_before: int = 0
-    lost_before: int = 0
-    since_ts: float | None = None
-    packets_before: int = 0
-    jitter_before_ms: float = 0.0
+    #: the stream's earlier reports, oldest first
+    before: deque[_Counts] = field(default_factory=lambda: deque(maxlen=_HISTORY))
+
+    def base(self) -> _Counts | None:
+        """The report the judged interval starts from: the newest a window back, None for the start."""
+        limit = self.latest.last_ts - (QUALITY_WINDOW_S - _TICK_SLACK_S)
+        for counts in reversed(self.before):
+            if counts.last_ts <= limit:
+                return counts
+        full = len(self.before) == self.before.maxlen
+        return self.before[0] if full else None
+
+    def interval(self) -> StreamInterval:
+        latest, base = self.latest, self.base()
+        if base is None:
+            base = _Counts(latest.first_ts, 0, 0, 0, 0.0)
+        packets = latest.packets - base.packets
+        jitter = (
+            (latest.mean_jitter_ms * latest.packets - base.jitter_total_ms) / packets if packets > 0 else 0.0
+        )
+        return StreamInterval(
+            latest,
+            latest.expected - base.expected,
+            _lost(latest) - base.lost,
+            base.last_ts,
+            max(0, packets),
+            max(0.0, jitter),
+        )
 
 
 @dataclass(slots=True)
@@ -53,15 +101,6 @@ def _key(s: StreamRecord) -> StreamKey:
 def _lost(s: StreamRecord) -> int:
     """RFC 3550 loss when the collector kept it (robust to wraps and duplicates), else Wireshark's."""
     return s.lost_rfc3550 if s.lost_rfc3550 is not None else max(0, s.lost)
-
-
-def _interval_jitter(s: _LiveStream) -> tuple[int, float]:
-    """Packets since the previous report and their mean jitter, from the two cumulative means."""
-    packets = s.latest.packets - s.packets_before
-    if packets <= 0:
-        return 0, 0.0
-    total = s.latest.mean_jitter_ms * s.latest.packets - s.jitter_before_ms * s.packets_before
-    return packets, max(0.0, total / packets)
 
 
 class LiveCalls:
@@ -93,9 +132,7 @@ class LiveCalls:
         if seen is None:
             call.streams[key] = _LiveStream(stream)
         else:
-            seen.expected_before, seen.lost_before = seen.latest.expected, _lost(seen.latest)
-            seen.since_ts = seen.latest.last_ts
-            seen.packets_before, seen.jitter_before_ms = seen.latest.packets, seen.latest.mean_jitter_ms
+            seen.before.append(_counts(seen.latest))
             seen.latest = stream
         call.fresh.add(key)
         self._pending[call_id] = None
@@ -132,21 +169,11 @@ class LiveCalls:
         return self._batch_open
 
     def intervals(self, call_id: str) -> list[StreamInterval]:
-        """The freshly reported streams' last intervals; consumes the freshness."""
+        """The freshly reported streams' last intervals (see ``QUALITY_WINDOW_S``); consumes the freshness."""
         call = self._calls.get(call_id)
         if call is None:
             return []
-        out = [
-            StreamInterval(
-                s.latest,
-                s.latest.expected - s.expected_before,
-                _lost(s.latest) - s.lost_before,
-                s.latest.first_ts if s.since_ts is None else s.since_ts,
-                *_interval_jitter(s),
-            )
-            for key, s in call.streams.items()
-            if key in call.fresh
-        ]
+        out = [s.interval() for key, s in call.streams.items() if key in call.fresh]
         call.fresh.clear()
         return out
 

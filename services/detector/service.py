@@ -301,6 +301,10 @@ class DetectorService:
 
     def _apply(self, partition: int, offset: int, event: AnyEvent, position: Position) -> None:
         if isinstance(event, RtpStreamReport):
+            if position[0] > self._report_clock:
+                # A later tick's report: every event before it is applied, so the previous batch is
+                # complete; judge it now, as `analyze` does after each tick, or two batches merge.
+                self.detector.judge_live()
             self._report_clock = position[0]
         try:
             self.detector.handle(event)

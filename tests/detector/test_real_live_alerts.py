@@ -1,11 +1,16 @@
 """Mid-call alerts on real SIPp calls (issue 16's "Done when"): before the call ends, one per problem.
 
-Three calls at once on a private namespace's loopback (:mod:`tests.detector.sip_lab`),
+Seven calls at once on a private namespace's loopback (:mod:`tests.detector.sip_lab`),
 captured with tcpdump, then analysed in-process at capture time (:mod:`live_replay`):
 
-* one-way audio: the callee plays SIPp's 7 s PCMA sample once, the caller talks on for 35 s;
+* one-way audio: the callee plays SIPp's 7 s PCMA sample once (30 ms packets), the caller talks
+  on for 35 s; the same with the sample re-packetised at 20 ms and at 40 ms;
 * answered without RTP: neither side plays anything, the caller hangs up after 20 s;
-* failed: the callee rings, then answers 503 Service Unavailable (486 Busy is no failure by default).
+* failed: the callee rings, then answers 503 Service Unavailable (486 Busy is no failure by default);
+* hold: 5 s into the call the caller puts the callee on hold (re-INVITE ``sendonly``, answered
+  ``recvonly``) and plays on (music on hold); the callee stops 2 s later: no alert;
+* silence suppression: the callee offers comfort noise and talks 4 s, then is silent 12 s (one
+  CN packet), talks 2 s, silent 12 s, talks 3 s, while the caller talks all along: no alert.
 
 Times of the BYE, the final response and the callee's last RTP packet are read from the capture
 with dpkt, independently of callqual.
@@ -18,11 +23,11 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from callqual.collector.config import CollectorConfig
 from callqual.detector.rules.settings import RuleSettings
 from callqual.schemas import Alert, CallRecord
 from callqual.transport.topics import Topics
@@ -33,6 +38,7 @@ from tests.detector.live_call_scenarios import (
     caller_scenario,
     looped_audio,
     refused_callee_scenario,
+    rtp_audio,
 )
 from tests.detector.live_replay import Replay, replay
 from tests.detector.sip_lab import Packet, SipLab, read_sip, stop
@@ -53,9 +59,17 @@ class Pair:
 
 PAIRS = {
     "one_way": Pair("127.0.0.31", "127.0.0.32"),
+    "one_way_20ms": Pair("127.0.0.33", "127.0.0.34"),
+    "one_way_40ms": Pair("127.0.0.35", "127.0.0.36"),
     "no_media": Pair("127.0.0.41", "127.0.0.42"),
     "refused": Pair("127.0.0.51", "127.0.0.52"),
+    "hold": Pair("127.0.0.61", "127.0.0.62"),
+    "silence_suppressed": Pair("127.0.0.71", "127.0.0.72"),
 }
+#: the calls whose callee's media stops 7 s in while the caller talks on, by packetisation time
+ONE_WAY = {"one_way": 30, "one_way_20ms": 20, "one_way_40ms": 40}
+#: the silence-suppressing callee: (seconds, talking)
+TALKSPURTS = [(4.0, True), (12.0, False), (2.0, True), (12.0, False), (3.0, True)]
 #: how long the caller of the one-way call talks (its audio: the sample looped 5 times, 35.4 s)
 ONE_WAY_TALK_MS = 35_000
 
@@ -63,12 +77,24 @@ ONE_WAY_TALK_MS = 35_000
 def _scenarios(work: Path) -> dict[str, tuple[str, str]]:
     """Each call's (caller, callee) scenario."""
     talk = looped_audio(work / "talk.pcap", times=5)
+    brief = {ms: rtp_audio(work / f"brief-{ms}ms.pcap", ms, [(7.05, True)]) for ms in (20, 40)}
+    spurts = rtp_audio(work / "spurts.pcap", 20, TALKSPURTS, comfort_noise=True)
     return {
         "one_way": (caller_scenario(talk, ONE_WAY_TALK_MS), callee_scenario(G711A_PCAP)),
+        "one_way_20ms": (caller_scenario(talk, ONE_WAY_TALK_MS), callee_scenario(brief[20])),
+        "one_way_40ms": (caller_scenario(talk, ONE_WAY_TALK_MS), callee_scenario(brief[40])),
         "no_media": (caller_scenario(None, 20_000), callee_scenario(None)),
         "refused": (
             REFUSED_CALLER_SCENARIO.replace("STATUS", "503"),
             refused_callee_scenario("503 Service Unavailable"),
+        ),
+        "hold": (
+            caller_scenario(talk, ONE_WAY_TALK_MS, hold_after_ms=5_000),
+            callee_scenario(brief[20], held=True),
+        ),
+        "silence_suppressed": (
+            caller_scenario(talk, ONE_WAY_TALK_MS),
+            callee_scenario(spurts, comfort_noise=True),
         ),
     }
 
@@ -137,23 +163,41 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     yield Lab(pcap, replay(pcap), read_sip(pcap))
 
 
-def test_one_way_audio_is_alerted_before_the_bye(lab: Lab) -> None:
-    call = lab.call("one_way")
+@pytest.mark.parametrize("name", ONE_WAY)
+def test_one_way_audio_is_alerted_before_the_bye_within_15_s(lab: Lab, name: str) -> None:
+    call = lab.call(name)
     assert call.final_status == 200 and call.state == "completed"
-    stopped = lab.last_rtp_ts(PAIRS["one_way"].callee_ip)
-    bye = lab.sip_ts("one_way", "BYE ")
+    stopped = lab.last_rtp_ts(PAIRS[name].callee_ip)
+    bye = lab.sip_ts(name, "BYE ")
     assert bye - stopped > 25.0  # the caller talked on for 28 s after the callee went quiet
     assert not lab.run.versions("high_jitter", call.call_id)  # the caller's one stream is clean
     at, first = lab.run.versions("one_way_audio", call.call_id)[0]
     assert first.in_progress and first.summary.endswith("(call in progress)")
     assert first.details["silent_direction"] == "callee_to_caller"
+    # 7 s at its own ptime, no comfort noise offered: a brief sender that does not suppress silence
+    assert first.details["sender_pace"] == "brief"
     assert at < bye
     s = RuleSettings()
-    # a 30 ms sender is judged as pausing (see in_progress._continuous): 15 s of quiet, then the next tick
-    assert s.live_one_way_pausing_quiet_s <= at - stopped
-    assert at - stopped < s.live_one_way_pausing_quiet_s + CollectorConfig().report_interval_s
+    # its wait, then the next report of the call (every quiet_report_interval_s once one way is quiet)
+    assert s.live_one_way_brief_quiet_s <= at - stopped < 15.0
     (final,) = lab.run.final("one_way_audio", call.call_id)
     assert final.alert_id == first.alert_id and not final.in_progress
+
+
+def test_a_call_on_hold_and_a_silence_suppressing_callee_raise_nothing(lab: Lab) -> None:
+    for name in ("hold", "silence_suppressed"):
+        call = lab.call(name)
+        assert call.final_status == 200 and call.state == "completed"
+        assert not [a for _, a in lab.run.raised if a.call_id == call.call_id], name
+    # the callee really went quiet while the caller's media flowed on
+    held = lab.call("hold")
+    assert lab.sip_ts("hold", "BYE ") - lab.last_rtp_ts(PAIRS["hold"].callee_ip) > 20.0
+    assert held.requests.get("INVITE") == 2
+    callee = [
+        p for p in lab.packets if p.src == PAIRS["silence_suppressed"].callee_ip and p.sport == MEDIA_PORT
+    ]
+    gaps = [b.ts - a.ts for a, b in pairwise(callee)]
+    assert sorted(gaps)[-2] > 11.0  # two 12 s silences (the CN packet opens each)
 
 
 def test_answered_without_rtp_is_alerted_before_the_bye(lab: Lab) -> None:
@@ -186,7 +230,7 @@ def test_one_alert_per_problem_and_nothing_else(lab: Lab) -> None:
         [
             ("call_failed", PAIRS["refused"].caller_ip),
             ("no_media", PAIRS["no_media"].caller_ip),
-            ("one_way_audio", PAIRS["one_way"].caller_ip),
+            *[("one_way_audio", PAIRS[name].caller_ip) for name in ONE_WAY],
         ]
     )
     assert not any(a.in_progress for a in lab.run.report.alerts)
@@ -208,10 +252,11 @@ def test_over_kafka_the_live_version_comes_first_and_one_alert_per_problem(
     ]
     latest = {a.alert_id: a for a in sent}  # keyed by alert id: a consumer keeps the latest version
     assert latest == {a.alert_id: a for a in lab.run.report.alerts}
-    for rule in ("one_way_audio", "no_media"):
-        (alert_id,) = [i for i, a in latest.items() if a.rule == rule]
+    mid_call = [i for i, a in latest.items() if a.rule in ("one_way_audio", "no_media")]
+    assert len(mid_call) == len(ONE_WAY) + 1
+    for alert_id in mid_call:
         versions = [a.in_progress for a in sent if a.alert_id == alert_id]
-        assert versions == [True, False], (rule, versions)
+        assert versions == [True, False], (latest[alert_id].rule, versions)
     # raised at the 503, re-sent unchanged when the call record is finished: one alert downstream
     failed = [a for a in sent if a.rule == "call_failed"]
     assert failed and all(a == failed[0] for a in failed)

@@ -26,24 +26,12 @@ from callqual.detector.rules.media import (
     sdp_messages,
     stream_direction,
 )
+from callqual.detector.rules.sender_pace import may_suppress_silence, sent_without_pause
 from callqual.detector.rules.settings import RuleSettings
-from callqual.schemas import Alert, Severity, SipMessageEvent, StreamRecord
+from callqual.schemas import Alert, SdpMedia, Severity, SipMessageEvent, StreamRecord
 
 #: What a mid-call alert's summary ends with (the finished call's version drops it)
 IN_PROGRESS_SUFFIX = " (call in progress)"
-
-#: A stream sending fewer packets than this share of one per 20 ms over its life pauses (silence
-#: suppression: RTP sequence numbers and Wireshark's deltas do not show the pauses, time does).
-#: A 30 ms packetisation counts as pausing too: the conservative side.
-_CONTINUOUS_DENSITY = 0.9
-_NOMINAL_PTIME_S = 0.020
-
-
-def _continuous(st: StreamRecord, s: RuleSettings) -> bool:
-    """Sent long enough, without pauses, to show it does not suppress silence."""
-    span = st.last_ts - st.first_ts
-    return span >= s.live_one_way_continuous_s and st.packets >= _CONTINUOUS_DENSITY * span / _NOMINAL_PTIME_S
-
 
 #: A stream still flowing reports a last packet within this much of the report tick.
 _FLOWING_WITHIN_S = 2.0
@@ -99,44 +87,42 @@ class LiveRule(ABC):
 
 
 class LiveOneWayAudio(LiveRule):
-    """One direction silent while the other flows, SDP saying two-way.
+    """One direction silent while the other flows, the SDP in force saying two-way.
 
-    Silent for ``live_one_way_quiet_s`` after it had sent continuously (for at least
-    ``live_one_way_continuous_s``, a packet every 20 ms), ``live_one_way_pausing_quiet_s`` after
-    it had paused or sent too briefly to tell, which is what silence suppression looks like; or
-    ``live_one_way_never_s`` after answer when it never sent.
+    How long it must be silent depends on what its sender showed (see :mod:`sender_pace`):
+    ``live_one_way_never_s`` when it never sent since answer; ``live_one_way_quiet_s`` after it
+    sent at its own ptime without a pause for ``live_one_way_continuous_s``;
+    ``live_one_way_brief_quiet_s`` after a shorter such spell (``live_one_way_brief_min_s`` or
+    more) from a sender that cannot suppress silence; ``live_one_way_pausing_quiet_s`` otherwise
+    (it paused, sent too briefly to tell, or may be in a silence-suppressed pause).
+    Silence counts from the direction's last packet, the answer, or the latest SDP exchange,
+    whichever is last: a resume or a port move starts the wait afresh.
     """
 
     id = "one_way_audio"
     severity = "critical"
 
     def judge(self, view: LiveView) -> Alert | None:
-        ctx, s = view.ctx, self.settings
+        ctx = view.ctx
         answer_ts = ctx.record.answer_ts
         if answer_ts is None or not ctx.streams:
             return None
         if not (media_negotiated(ctx) and bidirectional_intended(ctx)):
             return None
-        last: dict[MediaDirection, float] = {}
-        pausing: dict[MediaDirection, bool] = {}
+        sent: dict[MediaDirection, list[StreamRecord]] = {}
         for st in ctx.streams:
             direction = stream_direction(ctx, st)
             if direction is None or st.unreliable:
                 return None  # addresses SDP does not explain, or a sensor that dropped: wait for the end
-            last[direction] = max(last.get(direction, st.last_ts), st.last_ts)
-            pausing[direction] = pausing.get(direction, False) or not _continuous(st, s)
+            sent.setdefault(direction, []).append(st)
+        last = {d: max(st.last_ts for st in streams) for d, streams in sent.items()}
         flowing = max(last, key=last.__getitem__)
         quiet: MediaDirection = "callee_to_caller" if flowing == "caller_to_callee" else "caller_to_callee"
         if view.now - last[flowing] > _FLOWING_WITHIN_S:
             return None  # both directions stopped: not one-way (a hang-up is coming, or no_media)
-        quiet_since = max(last.get(quiet, answer_ts), answer_ts)
+        quiet_since = max(last.get(quiet, answer_ts), answer_ts, _sdp_in_force_since(ctx))
         silent_s = last[flowing] - quiet_since
-        if quiet not in last:
-            needed = s.live_one_way_never_s
-        elif pausing[quiet]:
-            needed = s.live_one_way_pausing_quiet_s
-        else:
-            needed = s.live_one_way_quiet_s
+        needed, pace = self._wait(ctx, quiet, sent.get(quiet, []))
         if silent_s < needed:
             return None
         return self.alert(
@@ -149,9 +135,41 @@ class LiveOneWayAudio(LiveRule):
                 "since_ts": quiet_since,
                 "silent_s": round(silent_s, 3),
                 "streams": len(ctx.streams),
+                "sender_pace": pace,
+                "wait_s": needed,
             },
             sdp_messages(ctx),
         )
+
+    def _wait(
+        self, ctx: CallContext, quiet: MediaDirection, streams: list[StreamRecord]
+    ) -> tuple[float, str]:
+        """Seconds of silence that make a stop, and which kind of sender the quiet one was."""
+        s = self.settings
+        if not streams:
+            return s.live_one_way_never_s, "never_sent"
+        latest = max(streams, key=lambda st: st.last_ts)
+        span = latest.last_ts - latest.first_ts
+        if sent_without_pause(latest):
+            if span >= s.live_one_way_continuous_s:
+                return s.live_one_way_quiet_s, "continuous"
+            if span >= s.live_one_way_brief_min_s and not may_suppress_silence(streams, _own_sdp(ctx, quiet)):
+                return s.live_one_way_brief_quiet_s, "brief"
+        return s.live_one_way_pausing_quiet_s, "pausing"
+
+
+def _own_sdp(ctx: CallContext, sender: MediaDirection) -> list[SdpMedia]:
+    """Every SDP the sending party of ``sender`` sent in the call."""
+    rec = ctx.record
+    if sender == "caller_to_callee":
+        return [*rec.offered_media, *ctx.sdp.caller]
+    return [*rec.answered_media, *ctx.sdp.callee]
+
+
+def _sdp_in_force_since(ctx: CallContext) -> float:
+    """When the latest completed offer/answer took effect (-inf without one): silence counts after it."""
+    done = [ex.answer_ts for ex in ctx.sdp.exchanges if ex.answer_ts is not None]
+    return max(done, default=float("-inf"))
 
 
 class LiveNoMedia(LiveRule):

@@ -47,14 +47,21 @@ class RuleSettings(BaseSettings):
     #: because of comfort-noise and keep-alive packets).
     one_way_min_ratio: float = 0.05
     #: Mid-call one-way audio: one direction silent this long (seconds) while the other flowed
-    #: throughout (continuous, see ``live_one_way_continuous_s``). With the collector's 10 s
-    #: interval reports the alert comes 3-13 s after the media stopped.
+    #: after it had sent at its own ptime without a pause (continuous, see
+    #: ``live_one_way_continuous_s``; ``sender_pace``). The collector reports a call whose
+    #: direction fell quiet every ``quiet_report_interval_s``, so the alert follows within ~2 s.
     live_one_way_quiet_s: float = 3.0
     #: A stream that sent this long without a pause does not suppress silence: a talker's
     #: first spurt can last 5 s, hardly 10 s without a breath.
     live_one_way_continuous_s: float = 10.0
-    #: ... when that direction paused before (silence suppression, a listener's spurts): a
-    #: listener may stay quiet for a while, so a stop is called only after this long.
+    #: A shorter unbroken spell (at least ``live_one_way_brief_min_s``) from a sender that cannot
+    #: suppress silence (no comfort noise in its SDP or stream, no DTX pause: ``sender_pace``):
+    #: 8 s of silence then, a pause no such sender makes, yet longer than any network hiccup.
+    live_one_way_brief_min_s: float = 3.0
+    live_one_way_brief_quiet_s: float = 8.0
+    #: ... when that direction paused before (silence suppression, a listener's spurts), sent too
+    #: briefly to tell, or may suppress silence: a listener may stay quiet for a while, so a stop
+    #: is called only after this long.
     live_one_way_pausing_quiet_s: float = 15.0
     #: ... and when that direction never sent a packet since answer: a UA starts its RTP at
     #: answer even with silence suppression (comfort noise), so a shorter wait is as safe.
