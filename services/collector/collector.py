@@ -123,6 +123,19 @@ def _distinct(keys: np.ndarray) -> tuple[bytes, np.ndarray]:
     return uniq.tobytes(), inverse.ravel()
 
 
+def _radix_key(uids: np.ndarray) -> np.ndarray:
+    """``uids`` as a key that sorts alike, 16-bit where their span allows it.
+
+    numpy's stable sort is a radix sort for 8- and 16-bit integers, ~6x faster than its
+    merge sort of int64: that sort was most of the hand-over (0.11 s of a 1.2 M-packet run).
+    """
+    low = int(uids.min())
+    span = int(uids.max()) - low
+    if span > 0xFFFF:
+        return uids
+    return (uids - low).astype(np.uint8 if span <= 0xFF else np.uint16)
+
+
 #: Staged fast-path packets (see Collector._run_batch) before they are handed over regardless:
 #: bounds the memory a capture second of a very busy link can hold (48 bytes a packet).
 _STAGE_LIMIT = 1 << 18
@@ -549,7 +562,7 @@ class Collector:
         if not staged.rows:
             return
         uids, times, ints = staged.take()
-        order = np.argsort(uids, kind="stable")
+        order = np.argsort(_radix_key(uids), kind="stable")
         uids = uids[order]
         times = times[order]
         ints = ints[order]
