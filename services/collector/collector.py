@@ -207,7 +207,8 @@ class _Staged:
             self.refs.update(chunk.refs)
             chunk.given = self.epoch
         keys = chunk.keys
-        self.keys.update(keys[16 * g : 16 * g + 12] for g in np.unique(groups).tolist())
+        # bincount, not np.unique: one pass instead of a sort of every staged row
+        self.keys.update(keys[16 * g : 16 * g + 12] for g in np.flatnonzero(np.bincount(groups)).tolist())
         # Bytes 43..54: the RTP header from its second byte, then the first payload byte.
         h = chunk.heads[rows, 43:55]
         ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
