@@ -35,6 +35,7 @@ from callqual.collector.decode.fast_path import (
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
+from callqual.collector.media.flow_shard import FlowShard
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
 from callqual.collector.media.rtp_columns import drain_columns
@@ -81,6 +82,11 @@ class _MediaFlow:
     last_ts: float = 0.0
     #: RTP, not RTCP: what the inline fast path of Collector.run may take
     rtp: bool = True
+    #: Another process's (Collector.shard): its RTP packets are read but not analysed here
+    foreign: bool = False
+    #: Collector.at_frame when the flow entered the flow table: the table's order, which
+    #: the processes sharing a capture use to put their interval reports back in order
+    inserted: int = 0
     #: Flows made so far, process-wide: part of the state stamp with which the chunk
     #: loop of Collector.run notices that its flow/stream look-ups may be stale.
     created: ClassVar[int] = 0
@@ -163,6 +169,8 @@ class _Chunk:
     refs: dict[int, tuple[RtpStream, _MediaFlow]] = field(default_factory=dict)
     #: the _Staged epoch that last received ``refs`` (-1: none)
     given: int = -1
+    #: some groups are another shard's flows: usable (read past) but never staged
+    foreign: bool = False
 
 
 class _Staged:
@@ -206,6 +214,12 @@ class _Staged:
         if chunk.given != self.epoch:
             self.refs.update(chunk.refs)
             chunk.given = self.epoch
+        if chunk.foreign:
+            mine = chunk.uids[groups] >= 0
+            rows = rows[mine]
+            groups = groups[mine]
+            if not len(rows):
+                return
         keys = chunk.keys
         # bincount, not np.unique: one pass instead of a sort of every staged row
         self.keys.update(keys[16 * g : 16 * g + 12] for g in np.flatnonzero(np.bincount(groups)).tolist())
@@ -273,6 +287,10 @@ class Collector:
         self._mgcp_calls: OrderedDict[str, str] = OrderedDict()
         self._next_tick = float("-inf")
         self._next_report = float("-inf")
+        #: With several processes on one capture: the media flows this one analyses (None: all).
+        self.shard: FlowShard | None = None
+        #: Number of the frame the chunk loop is feeding: the order of what that frame emits.
+        self.at_frame = 0
 
     # -- input ---------------------------------------------------------------
 
@@ -425,6 +443,11 @@ class Collector:
             at = 16 * g
             flow = fast.get(keys[at : at + 12]) if fresh else None
             stream = None
+            if flow is not None and flow.foreign:
+                # Another shard's: the fast path reads past it (stage() drops its rows).
+                chunk.foreign = usable[g] = True
+                streams[g] = flows[g] = None
+                continue
             if flow is not None and flow.rtp:
                 stream = flow.streams.get(int.from_bytes(keys[at + 12 : at + 16]))
             streams[g] = stream
@@ -468,6 +491,7 @@ class Collector:
         if batch.linktype not in FIXED_IP_LINKTYPES:
             self._hand_over()
             for i in range(n):
+                self.at_frame = batch.first_number + i
                 feed(batch.frame(i))
             return
         ts = batch.ts
@@ -526,6 +550,7 @@ class Collector:
                 has_waiting[:] = False
                 self._hand_over()
             before = self._stamp()
+            self.at_frame = frame.number
             feed(frame)
             if self.media.generation != self._fast_generation:
                 self._sync_fast()
@@ -653,6 +678,10 @@ class Collector:
                 self._close_flow(key, flow)
             flow = _MediaFlow(binding, p.src_ip, p.src_port, p.dst_ip, p.dst_port)
             flow.rtp = binding is None or not binding.is_rtcp
+            flow.inserted = self.at_frame
+            if self.shard is not None:
+                # RTCP only becomes events, which share 0 emits: the other shares skip it.
+                flow.foreign = not self.shard.owns(*key) if flow.rtp else self.shard.index != 0
             self._flows[key] = flow
         return flow
 
@@ -662,6 +691,8 @@ class Collector:
         flow.last_ts = ts
         binding = flow.binding
         if binding is not None and binding.is_rtcp:
+            if flow.foreign:
+                return
             try:
                 events = rtcp_events(
                     data,
@@ -710,6 +741,8 @@ class Collector:
         pt, marker, seq, rtp_ts, ssrc, offset, payload_len = hdr
         stream = flow.streams.get(ssrc)
         if stream is None:
+            if flow.foreign:
+                return
             if self._n_streams >= self.config.max_streams:
                 self.dropped["rtp.stream_table_full"] += 1
                 return
@@ -727,6 +760,10 @@ class Collector:
         stream.pending.append((ts, seq, rtp_ts, pt, marker, payload_len, buf, start + offset))
         if len(stream.pending) >= PENDING_LIMIT:
             stream.drain()
+
+    def flow_inserted(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> int:
+        """``at_frame`` when this flow entered the flow table: its place in the table's order."""
+        return self._flows[(src_ip, src_port, dst_ip, dst_port)].inserted
 
     def _call_of(self, flow: _MediaFlow) -> str | None:
         return flow.binding.call_id if flow.binding is not None else None
