@@ -118,11 +118,15 @@ def _distinct(keys: np.ndarray) -> tuple[bytes, np.ndarray]:
     np.unique on a 64-bit mix of the two halves sorts integers, several
     times faster than sorting 16-byte strings; a collision (rows that mix
     alike but differ) is detected and then the strings are sorted after all.
+    Any row of a value serves as its representative: asking np.unique for
+    the first ones (return_index) makes it sort stably, 3x slower.
     """
     halves = keys.view(np.uint64)
     mixed = (halves[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ halves[:, 1]
-    _, first, inverse = np.unique(mixed, return_index=True, return_inverse=True)
+    values, inverse = np.unique(mixed, return_inverse=True)
     inverse = inverse.ravel()
+    first = np.zeros(len(values), dtype=np.int64)
+    first[inverse] = np.arange(len(inverse))
     if bool((halves == halves[first][inverse]).all()):
         return keys[first].tobytes(), inverse
     uniq, inverse = np.unique(keys.view("V16").ravel(), return_inverse=True)
