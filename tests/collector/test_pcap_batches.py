@@ -14,10 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from callqual.collector.capture import pcap_file
 from tests.collector.pcapcraft import ether, ipv4, udp, write_pcap
 from tests.collector.test_pcapng_batches import check, chunk
 
 __all__ = ["chunk"]  # the fixture, used by name
+
+
+@pytest.fixture(params=[None, 0.0, 1.01], ids=["adaptive", "always-runs", "never-runs"])
+def runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether the walk looks for runs of one size: as the previous chunk suggests, always, or never."""
+    if request.param is not None:
+        monkeypatch.setattr(pcap_file, "_RUNS_PAY", request.param)
 
 
 def _frame(size: int) -> bytes:
@@ -35,6 +43,7 @@ def _mixed(n: int, seed: int) -> list[tuple[float, bytes]]:
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.usefixtures("runs")
 def test_mixed_record_sizes(tmp_path: Path, chunk: int | None, order: str) -> None:
     path = write_pcap(tmp_path / "m.pcap", _mixed(3000, 7), order=order)
     frames, batches, cap = check(path)
@@ -45,6 +54,7 @@ def test_mixed_record_sizes(tmp_path: Path, chunk: int | None, order: str) -> No
         assert len(batches) == 1
 
 
+@pytest.mark.usefixtures("runs")
 def test_impossible_length_inside_the_chunk_stops_like_iteration(tmp_path: Path, chunk: int | None) -> None:
     """A caplen over the limit whose bytes are all there: framing is lost at it, whatever the chunk."""
     path = write_pcap(tmp_path / "b.pcap", _mixed(200, 3))
