@@ -24,6 +24,7 @@ watermark (every report of an earlier frame has been sent), and blocks on a
 full pipe when it runs ahead; this process merges after each of its batches.
 """
 
+import contextlib
 import multiprocessing
 import resource
 import traceback
@@ -137,8 +138,12 @@ def _work(path: str, config: CollectorConfig, shard: FlowShard, conn: Connection
             collector = _share_into(capture, config, shard, out, flush)
         usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         conn.send(("done", WorkerTotals(CollectorTotals.of(collector), usage), _END + 1))
-    except BaseException:
-        conn.send(("error", traceback.format_exc(), 0))
+    except BaseException as exc:
+        # Only what went wrong, in one line; nothing at all when this process is being stopped
+        # (its pipe closed, or interrupted with the whole command).
+        what = traceback.format_exception_only(exc)[-1].strip()
+        with contextlib.suppress(OSError):
+            conn.send(("error", what, 0))
     finally:
         conn.close()
 
@@ -180,7 +185,7 @@ class _Worker:
         except EOFError:
             raise ShardWorkerError(f"worker {self.index} ended without finishing") from None
         if what == "error":
-            raise ShardWorkerError(f"worker {self.index} failed:\n{body}")
+            raise ShardWorkerError(f"worker {self.index} failed: {body}")
         if what == "done":
             self.totals = body
         else:

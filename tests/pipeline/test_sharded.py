@@ -215,3 +215,20 @@ def test_analyze_workers_flag(load_pcap: Path, tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert b"between 1 and 64" in bad.stderr
     assert b"Traceback" not in bad.stderr
+
+
+def test_a_truncated_capture_is_reported_alike(load_pcap: Path, tmp_path: Path) -> None:
+    """Exit 4 and the same report: the truncation is the file's, whatever the number of processes."""
+    cut = tmp_path / "cut.pcap"
+    whole = load_pcap.read_bytes()
+    cut.write_bytes(whole[: len(whole) * 2 // 3 + 7])
+    outputs = []
+    for workers in ("1", "3"):
+        out = tmp_path / f"cut{workers}.json"
+        cmd = [sys.executable, "-m", "callqual", "analyze", str(cut), "--format", "json", "-o", str(out)]
+        proc = subprocess.run([*cmd, "--workers", workers], capture_output=True, timeout=300, check=False)
+        assert proc.returncode == 4, proc.stderr.decode(errors="replace")
+        assert b"Traceback" not in proc.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert b'"truncated": true' in outputs[0]
