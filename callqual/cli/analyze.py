@@ -215,6 +215,8 @@ def _analyze(
     storing: "StoringPipeline | None",
 ) -> int:
     if args.interface is not None:
+        if settings.workers > 1:
+            print("callqual: --workers applies to capture files; a live capture runs in one", file=sys.stderr)
         return _run_live(args, pipeline, settings.format, storing)
     if args.capture is None:
         print("callqual: analyze needs a capture file or --interface", file=sys.stderr)
