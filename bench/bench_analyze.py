@@ -9,6 +9,11 @@ and is not packet processing. Usage::
 
     python bench/bench_analyze.py       # makes bench/out/load.pcap (200 calls x 60 s) if missing
     python bench/bench_analyze.py --capture other.pcap
+    python bench/bench_analyze.py --capture other.pcap --workers 2   # also --workers 2, same report?
+
+With ``--workers N`` the run is ours with one process, ours with N (``analyze
+--workers N``; its CPU is that of all its processes, its peak RSS the largest
+one's), then tshark; the two reports must be byte for byte the same.
 """
 
 import argparse
@@ -67,6 +72,7 @@ def main() -> int:
     ap.add_argument("--capture", type=Path, default=ROOT / "bench/out/load.pcap")
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--workers", type=int, default=1, help="also run analyze --workers N (N > 1)")
     args = ap.parse_args()
     cap: Path = args.capture
     if not cap.exists():
@@ -100,6 +106,26 @@ def main() -> int:
         [sys.executable, "-m", "callqual", "analyze", str(cap), "--format", "json", "--no-progress"],
         ours_json,
     )
+    sharded: tuple[float, int, float] | None = None
+    if args.workers > 1:
+        sharded_json = out_dir / "bench-analyze-sharded.json"
+        sharded = _run(
+            [
+                sys.executable,
+                "-m",
+                "callqual",
+                "analyze",
+                str(cap),
+                "--format",
+                "json",
+                "--no-progress",
+                "--workers",
+                str(args.workers),
+            ],
+            sharded_json,
+        )
+        if sharded_json.read_bytes() != ours_json.read_bytes():
+            raise SystemExit(f"--workers {args.workers} gave another report than one process")
     load_before = os.getloadavg()
     import_wall, _, import_cpu = _run(
         [sys.executable, "-c", "import callqual.cli.main"], out_dir / "bench-import.txt"
@@ -137,10 +163,11 @@ def main() -> int:
         f"machine            {os.cpu_count()} CPUs, load average {load_before[0]:.2f} before, "
         f"{load_after[0]:.2f} after; Python {sys.version.split()[0]}"
     )
-    for name, wall, rss, cpu in (
-        ("callqual analyze", ours_wall, ours_rss, ours_cpu),
-        ("tshark rtp,streams", theirs_wall, theirs_rss, theirs_cpu),
-    ):
+    rows = [("callqual analyze", ours_wall, ours_rss, ours_cpu)]
+    if sharded is not None:
+        rows.append((f"  --workers {args.workers}", *sharded))
+    rows.append(("tshark rtp,streams", theirs_wall, theirs_rss, theirs_cpu))
+    for name, wall, rss, cpu in rows:
         print(
             f"{name:<18} {wall:8.2f} s  {frames / wall:10.0f} pkt/s  peak RSS {rss / 1024:7.1f} MiB"
             f"  (CPU {cpu:.2f} s)"
@@ -149,6 +176,11 @@ def main() -> int:
         f"speed ratio        {theirs_wall / ours_wall:.2f}x (tshark time / callqual time); "
         f"by CPU time {theirs_cpu / ours_cpu:.2f}x"
     )
+    if sharded is not None:
+        print(
+            f"  --workers {args.workers:<6} {theirs_wall / sharded[0]:.2f}x by wall, "
+            f"{theirs_cpu / sharded[2]:.2f}x by CPU; the same report, byte for byte"
+        )
     print(
         f"of which           {import_wall:.2f} s (CPU {import_cpu:.2f} s) importing the callqual CLI alone "
         f"(ratio without it {theirs_wall / (ours_wall - import_wall):.2f}x)"

@@ -55,6 +55,8 @@ class AnalyzeSettings(BaseSettings):
     max_messages_per_call: int = Field(default=500, ge=1)
     #: ``--store``: after storing, drop what is older than this many whole days (by the wall clock)
     retention_days: int | None = Field(default=None, ge=1)
+    #: ``--workers``: collector processes sharing a capture file's RTP (1: all in this process)
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -96,7 +98,21 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         metavar="N",
         help="with --store: then remove what is older than N whole days (UTC midnight)",
     )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="split a capture file's RTP analysis over N processes, one per core; the report is "
+        "the same (default 1; env CALLQUAL_WORKERS)",
+    )
     p.set_defaults(func=run)
+
+
+def _workers(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"{text}: between 1 and 64")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["max_messages_per_call"] = args.max_messages_per_call
     if args.retention_days is not None:
         overrides["retention_days"] = args.retention_days
+    if args.workers is not None:
+        overrides["workers"] = args.workers
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
     tune_gc_for_throughput()
     scorer = None
@@ -197,6 +215,8 @@ def _analyze(
     storing: "StoringPipeline | None",
 ) -> int:
     if args.interface is not None:
+        if settings.workers > 1:
+            print("callqual: --workers applies to capture files; a live capture runs in one", file=sys.stderr)
         return _run_live(args, pipeline, settings.format, storing)
     if args.capture is None:
         print("callqual: analyze needs a capture file or --interface", file=sys.stderr)
@@ -218,7 +238,15 @@ def _analyze(
         return EXIT_UNREADABLE
     with capture:
         show = settings.progress and sys.stderr.isatty()
-        if show:
+        if settings.workers > 1:
+            from callqual.pipeline.sharded import ShardWorkerError, run_sharded
+
+            try:
+                run_sharded(pipeline, capture, pipeline.collector.config, settings.workers)
+            except ShardWorkerError as exc:
+                print(f"callqual: {args.capture}: --workers: {exc}", file=sys.stderr)
+                return EXIT_UNREADABLE
+        elif show:
             _run_with_progress(pipeline, capture)
         else:
             pipeline.run(capture)

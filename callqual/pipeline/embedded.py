@@ -19,6 +19,7 @@ from callqual.detector.call_assembler import AssemblerConfig
 from callqual.detector.detector import CallScorer, Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
+from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.compact_outputs import CompactOutputs
 from callqual.pipeline.report_json import write_report_frame, write_report_json
 from callqual.schemas import (
@@ -73,17 +74,22 @@ class EmbeddedPipeline:
         self._on_event = on_event
         # After each tick's reports, judge the calls still up, as the services do at a watermark:
         # else a mid-call alert waits for the next SIP message, the BYE on a quiet link.
-        self.collector = Collector(self._deliver, collector_config, on_tick=self._on_tick)
+        self.collector = Collector(self.deliver, collector_config, on_tick=self.on_tick)
         self.sip_messages = 0
+        #: What the summary reports of the capture and the collector, when the collector ran
+        #: elsewhere (``analyze --workers``: worker processes); None: ``self.collector``'s.
+        self.collector_totals: CollectorTotals | None = None
 
-    def _deliver(self, event: AnyEvent) -> None:
+    def deliver(self, event: AnyEvent) -> None:
+        """One collector event into the detector (and ``on_event``)."""
         if event.kind == "sip_message":
             self.sip_messages += 1
         if self._on_event is not None:
             self._on_event(event)
         self.detector.handle(event)
 
-    def _on_tick(self, _now: float) -> None:
+    def on_tick(self, _now: float) -> None:
+        """After a capture second's reports, as the collector's tick says."""
         self.detector.judge_live()
 
     def run(self, frames: Iterable[Frame]) -> None:
@@ -130,8 +136,8 @@ class EmbeddedPipeline:
         by_category: Counter[str],
     ) -> Summary:
         """The summary for a report of ``counts`` (calls, streams, alerts)."""
-        c = self.collector
-        errors = c.all_errors() + (reader_errors or Counter())
+        c = self.collector_totals or CollectorTotals.of(self.collector)
+        errors = c.errors + (reader_errors or Counter())
         return Summary(
             source=source,
             frames=c.frames,
@@ -144,8 +150,8 @@ class EmbeddedPipeline:
             alerts=counts[2],
             calls_by_category=dict(sorted(by_category.items())),
             errors=dict(sorted(errors.items())),
-            skipped=dict(sorted((c.all_skipped() + _relayed(self.rules)).items())),
-            dropped=dict(sorted((c.all_dropped() + _dropped(self.detector.assembler.counters)).items())),
+            skipped=dict(sorted((c.skipped + _relayed(self.rules)).items())),
+            dropped=dict(sorted((c.dropped + _dropped(self.detector.assembler.counters)).items())),
             truncated=truncated,
         )
 

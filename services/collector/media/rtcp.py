@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 from callqual.collector.errors import DecodeError
 from callqual.schemas import RtcpEvent, RtcpReportBlock
+from callqual.schemas.base import SCHEMA_VERSION
 
 #: RFC 3550 12.1 packet types; 205-207 are RFC 4585 RTPFB/PSFB and RFC 3611 XR,
 #: 208-211 later IANA assignments (AVB, RSI RFC 5760, TOKEN RFC 6284, IDMS RFC 7272).
@@ -170,8 +171,11 @@ def rtcp_events(  # noqa: PLR0917 - mirrors the Payload fields the collector has
                 _block(payload, blocks_at + i * _BLOCK_LEN, ts, clock_rates, sr_times) for i in range(count)
             ]
             kind: Literal["SR", "RR"] = "SR" if pt == RTCP_SR else "RR"
+            # trusted: every field is built here from unpacked integers (~15 us less a packet)
             events.append(
-                RtcpEvent(
+                RtcpEvent.trusted(
+                    kind="rtcp",
+                    schema_version=SCHEMA_VERSION,
                     frame=frame,
                     ts=ts,
                     src_ip=src_ip,
@@ -217,7 +221,7 @@ def _block(
 ) -> RtcpReportBlock:
     ssrc, lost_word, highest, jitter, lsr, dlsr = _BLOCK.unpack_from(payload, at)
     clock = clock_rates.get(ssrc) if clock_rates else None
-    return RtcpReportBlock(
+    return RtcpReportBlock.trusted(
         ssrc=ssrc,
         # RFC 3550 6.4.1: fixed point, binary point at the left edge (x/256).
         fraction_lost=(lost_word >> 24) / 256.0,

@@ -50,6 +50,7 @@ from callqual.collector.media.payload_types import (
     jitter_clock_rate,
 )
 from callqual.schemas import RtpStreamReport
+from callqual.schemas.base import SCHEMA_VERSION
 
 #: RFC 4733 3.2 table 1: DTMF event codes 0-15; others are reported as numbers.
 _DTMF_NAMES: Final[tuple[str, ...]] = (
@@ -659,7 +660,9 @@ class RtpStream:
         """Snapshot as a wire event; cheap enough for periodic reports (one pass over the loss map)."""
         self.drain()
         codec, clock_rate = self.codec()
-        return RtpStreamReport(
+        # trusted: every field is this class's own state, of its exact type (tested against
+        # validation in test_rtp_stream_vs_tshark.py); validating took ~20 us a report.
+        return RtpStreamReport.trusted(  # in the fields' order: it is the JSON's
             call_id=call_id,
             ssrc=self.ssrc,
             src_ip=self.src_ip,
@@ -686,9 +689,11 @@ class RtpStream:
             mean_jitter_ms=self._jitter_mean,
             max_jitter_ms=self._jitter_max,
             events=list(self._events),
-            burst_ratio=self.burst_ratio(),
             lost_rfc3550=None if not self._bitmap else self._bitmap.count(0),
+            burst_ratio=self.burst_ratio(),
             payload_bytes=self._payload_bytes,
             unreliable=self.unreliable,
+            kind="rtp_stream",
+            schema_version=SCHEMA_VERSION,
             final=final,
         )

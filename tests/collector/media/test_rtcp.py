@@ -5,6 +5,7 @@ import struct
 import pytest
 
 from callqual.collector.media.rtcp import RtcpParseError, looks_like_rtcp, ntp_middle32, rtcp_events
+from callqual.schemas import RtcpEvent
 from tests.tshark_reference import PCAPS, fields, requires_tshark
 
 pytestmark = [pytest.mark.tshark, requires_tshark]
@@ -101,3 +102,20 @@ def test_garbage_raises_counted_reason() -> None:
     events = rtcp_events(good + b"\x80\xc9\x00", 0.0, 1, "a", 1, "b", 2, None, errors=errors)
     assert len(events) == 1 and errors == ["rtcp.truncated_header"]
     assert looks_like_rtcp(good) and not looks_like_rtcp(b"\x80\x08" + good[2:])
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_events_built_unchecked_equal_validated_ones(capture: str) -> None:
+    """rtcp_events builds its models with ``trusted`` (no validation): they must be what validation gives."""
+    sr_times: dict[int, float] = {}
+    checked = 0
+    for number, (ts, data) in _udp_from_any_link(capture).items():
+        plain = rtcp_events(data, ts, number, "a", 1, "b", 2, "call-1")
+        clocks = {b.ssrc: 8000 for e in plain for b in e.blocks}  # jitter_ms in ms, not None
+        for run in (plain, rtcp_events(data, ts, number, "a", 1, "b", 2, None, clocks, sr_times=sr_times)):
+            for event in run:
+                validated = RtcpEvent.model_validate(event.model_dump())
+                assert event == validated
+                assert event.model_dump_json() == validated.model_dump_json()
+                checked += 1
+    assert checked
