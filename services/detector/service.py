@@ -3,6 +3,9 @@
 One consumer group; Kafka spreads the ``events`` partitions over its members.
 Because the collector keys every event by Call-ID, all of a call's events are
 on one partition, so a member holds a call's whole state (partition-affine).
+This is the call stage: what the per-source rules need, and each finished call
+(whose ``suspicious`` depends on them), goes on to the source stage (``stages/``),
+which publishes the call records.
 
 **Order.** A member reading several partitions gets them interleaved in
 whatever order the fetches return. The core must instead see events in the
