@@ -58,8 +58,8 @@ from callqual.detector.stages.call_judgement import (
     H_PART,
     PART_CALLS,
     FinishedCall,
-    FinishedCalls,
     destinations,
+    encoded_batches,
 )
 from callqual.detector.stages.member_loop import EXIT_FATAL, EXIT_OK, EXIT_UNDELIVERED, run_member
 from callqual.detector.stages.source_service import SourceStageService
@@ -393,9 +393,8 @@ class DetectorService:
             (H_PART, PART_CALLS),
         )
         for p, calls in by_partition.items():
-            self._sink.send(
-                self.topics.sources, encode(FinishedCalls(calls=calls)), headers=headers, partition=p
-            )
+            for value in encoded_batches(calls):
+                self._sink.send(self.topics.sources, value, headers=headers, partition=p)
 
     def _forward_progress(self) -> None:
         """How far each origin got, so source lanes need not wait for the collector's next marker."""

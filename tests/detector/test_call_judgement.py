@@ -1,6 +1,14 @@
 """The home partition's join of a call's record with its account owner's verdict."""
 
-from callqual.detector.stages.call_judgement import CallJoins, CallVerdict, route
+from callqual.detector.stages.call_judgement import (
+    MAX_BATCH_BYTES,
+    CallJoins,
+    CallVerdict,
+    FinishedCall,
+    FinishedCalls,
+    encoded_batches,
+    route,
+)
 from callqual.schemas import CallRecord
 from tests.detector.rules.factories import record
 
@@ -60,3 +68,11 @@ def test_a_call_goes_home_to_its_caller_ip_and_its_account_sends_the_verdict() -
     together = route(record(call_id="x", caller_ip="192.0.2.1", from_uri="sip:alice@example.com"), 6)
     assert (together.home, together.account) == (3, None)
     assert together.home_keys == ["ip:192.0.2.1", "call:x", "account:alice"]
+
+
+def test_thousands_of_calls_finished_at_once_go_in_messages_a_broker_accepts() -> None:
+    calls = [FinishedCall(record=record(call_id=f"c{i}"), due_ts=float(i)) for i in range(3000)]
+    values = encoded_batches(calls)
+    assert len(values) > 1 and all(len(v) <= MAX_BATCH_BYTES for v in values)
+    decoded = [c for v in values for c in FinishedCalls.model_validate_json(v).calls]
+    assert decoded == calls

@@ -26,6 +26,7 @@ from callqual.detector.source_routing import partition_of
 from callqual.detector.suspicion import account_keys, ip_key
 from callqual.schemas import CallRecord
 from callqual.schemas.packet_content import PacketText
+from callqual.transport.codec import encode
 
 #: On the ``sources`` topic: what a message that is not an observation carries
 H_PART = "callqual-part"
@@ -87,6 +88,21 @@ def destinations(record: CallRecord, partitions: int) -> list[int]:
     """The ``sources`` partitions a finished call goes to."""
     r = route(record, partitions)
     return [r.home] if r.account is None else sorted({r.home, r.account})
+
+
+#: A finished-calls message stays under this (brokers refuse 1 MiB by default): a scan at the
+#: end of a busy capture finishes thousands of calls at once
+MAX_BATCH_BYTES = 256 * 1024
+
+
+def encoded_batches(calls: list[FinishedCall]) -> list[bytes]:
+    """``calls`` as :class:`FinishedCalls` messages, halved until each fits ``MAX_BATCH_BYTES``
+    (a single call is sent alone whatever its size)."""
+    value = encode(FinishedCalls(calls=calls))
+    if len(value) <= MAX_BATCH_BYTES or len(calls) == 1:
+        return [value]
+    half = len(calls) // 2
+    return [*encoded_batches(calls[:half]), *encoded_batches(calls[half:])]
 
 
 @dataclass(slots=True)
