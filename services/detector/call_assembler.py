@@ -10,6 +10,7 @@ call is finished early (its record is still published, marked by a counted
 accuracy on the oldest calls, never memory or silence.
 """
 
+import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
@@ -83,7 +84,7 @@ class CallAssembler:
             if len(self._calls) >= self.config.max_calls:
                 _, oldest = self._calls.popitem(last=False)
                 self.counters["calls.evicted"] += 1
-                evicted.append(self._context(oldest, "evicted", ev.ts))
+                evicted.append(self._context(oldest, "evicted", ev.ts, due=ev.ts))
             call = _OpenCall(dialog=SipDialog.start(ev), last_activity=ev.ts)
             self._calls[ev.call_id] = call
         else:
@@ -157,7 +158,7 @@ class CallAssembler:
         for cid in done:
             call = self._calls.pop(cid)
             by: ClosedBy = "signalling" if call.dialog.ended_ts is not None else "timeout"
-            out.append(self._context(call, by, now))
+            out.append(self._context(call, by, now, due=sum(self._timer(call))))
         return out
 
     def drain(self, now: float) -> list[CallContext]:
@@ -170,20 +171,25 @@ class CallAssembler:
         return out
 
     def _is_finished(self, call: _OpenCall, now: float) -> bool:
+        since, wait = self._timer(call)
+        return now - since >= wait
+
+    def _timer(self, call: _OpenCall) -> tuple[float, float]:
+        """The call's running timer: (since when, how long); it is finished once that has passed."""
         d = call.dialog
         ended = d.ended_ts
         cfg = self.config
         if ended is not None:
             retryable = d.answer_ts is None and d.final_status in RETRIED_BY_UA
             wait = max(cfg.linger_s, cfg.retry_window_s) if retryable else cfg.linger_s
-            return now - max(ended, call.last_activity) >= wait
+            return max(ended, call.last_activity), wait
         if d.answer_ts is None:
             timeout = cfg.invite_timeout_s if d.ringing_ts is None else cfg.ringing_timeout_s
-            return now - call.last_activity >= timeout
-        return now - call.last_activity >= cfg.idle_timeout_s
+            return call.last_activity, timeout
+        return call.last_activity, cfg.idle_timeout_s
 
     @staticmethod
-    def _context(call: _OpenCall, closed_by: "ClosedBy", now: float) -> CallContext:
+    def _context(call: _OpenCall, closed_by: "ClosedBy", now: float, due: float = math.inf) -> CallContext:
         d = call.dialog
         streams = sorted(call.streams, key=lambda s: (s.first_ts, s.src_ip, s.src_port))
         moses = [s.mos for s in streams if s.mos is not None and s.packets > 0]
@@ -231,6 +237,7 @@ class CallAssembler:
             closed_by=closed_by,
             last_activity_ts=call.last_activity,
             closed_ts=max(now, call.last_activity),
+            due_ts=due,
             sdp=d.sdp,
         )
 

@@ -1,5 +1,6 @@
 """What the rules see of one finished call."""
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,5 +26,8 @@ class CallContext:
     #: Capture time of its last SIP message or media report, and of its closing
     last_activity_ts: float = 0.0
     closed_ts: float = 0.0
+    #: When its timer ran out (whenever a scan found it): its category is judged as of then;
+    #: infinite for a call still open at the end of the input (see ``suspicion.py``)
+    due_ts: float = math.inf
     #: Every SDP each party sent and the offer/answer exchanges; empty when only the record is known
     sdp: SdpHistory = field(default_factory=SdpHistory)

@@ -81,8 +81,12 @@ class Detector:
         config: AssemblerConfig | None = None,
         scorer: CallScorer | None = None,
         on_call_state: CallStateSink | None = None,
+        *,
+        on_finished: Callable[[CallContext], None] | None = None,
     ) -> None:
         self._emit = emit
+        #: Told of each finished call (its due time...) just before its record is emitted
+        self._on_finished = on_finished
         self._rules = rules
         self._scorer = scorer
         self.assembler = CallAssembler(config)
@@ -312,6 +316,8 @@ class Detector:
         self.counters["calls.finished"] += 1
         for stream in ctx.streams:
             self._emit(stream)
+        if self._on_finished is not None:
+            self._on_finished(ctx)
         self._emit(ctx.record)
         self._emit_all(alerts)
 

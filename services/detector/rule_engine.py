@@ -6,6 +6,7 @@ and calls security alerts named, so a call that finishes later can be
 categorised ``suspicious`` even though its own rules saw nothing wrong.
 """
 
+import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
@@ -18,12 +19,11 @@ from callqual.detector.rules import (
     RuleSettings,
     build_call_rules,
     build_source_rules,
-    uri_user,
 )
 from callqual.detector.rules.call_failed import CallFailed
 from callqual.detector.rules.in_progress import LiveView, build_live_rules
 from callqual.detector.rules.relay import RelayTracker
-from callqual.detector.rules.windows import SourceTable
+from callqual.detector.suspicion import SuspicionMarks
 from callqual.schemas import Alert, CallCategory, MalformedSipEvent, SipMessageEvent
 
 #: Bound of the early-counted ids (about one per open call with an alert); the oldest go first.
@@ -60,7 +60,7 @@ class RuleEngine:
         self._sip = 0
         self._malformed_count = 0
         self._calls = 0
-        self._marks = SourceTable[Alert](s.max_sources, s.suspicious_source_ttl_s)
+        self.marks = SuspicionMarks(s.max_sources, s.suspicious_source_ttl_s)
         self._relays = RelayTracker(s.relay_max_transactions, s.relay_window_s)
         self.live_rules = build_live_rules(s)
         #: rules whose verdict on a failed call needs nothing after its final response
@@ -77,7 +77,7 @@ class RuleEngine:
             return alerts
         for rule in self.source_rules:
             alerts.extend(rule.observe(event))
-        return self._record(alerts)
+        return self._record(alerts, event.ts)
 
     def on_malformed(
         self,
@@ -96,7 +96,8 @@ class RuleEngine:
         return self._record(
             self._malformed.observe_malformed(
                 ts, src_ip, reason, frame, src_port=src_port, dst=dst, excerpt=excerpt
-            )
+            ),
+            ts,
         )
 
     def on_malformed_event(self, event: MalformedSipEvent) -> list[Alert]:
@@ -134,7 +135,7 @@ class RuleEngine:
         self._record([a for a in alerts if a.alert_id not in self._counted_early])
         for a in alerts:
             self._counted_early.pop(a.alert_id, None)
-        category = categorize(ctx, [*alerts, *self._security_for(ctx)])
+        category = categorize(ctx, [*alerts, *self.marks.naming(ctx.record, ctx.due_ts)])
         self._categories[category] += 1
         return alerts, category
 
@@ -142,7 +143,7 @@ class RuleEngine:
         alerts: list[Alert] = []
         for rule in self.source_rules:
             alerts.extend(rule.flush())
-        self._marks.clear()
+        self.marks.clear()
         self._relays.clear()
         return self._record(alerts)
 
@@ -154,48 +155,18 @@ class RuleEngine:
             self._counted_early.popitem(last=False)
         return self._record(alerts)
 
-    def _record(self, alerts: list[Alert]) -> list[Alert]:
+    def _record(self, alerts: list[Alert], raised_ts: float = math.inf) -> list[Alert]:
+        """Count ``alerts``; mark what security ones name, raised by a message at ``raised_ts``."""
         for a in alerts:
             self._alerts[a.rule] += 1
             if a.rule in SECURITY_RULES:
-                self._mark(a)
+                self.marks.put(a, raised_ts)
         return alerts
-
-    def _mark(self, alert: Alert) -> None:
-        keys: list[str] = []
-        if alert.call_id is not None:
-            keys.append(f"call:{alert.call_id}")
-        account = alert.details.get("account")
-        if alert.rule == "toll_fraud" and isinstance(account, str):
-            # Toll fraud often comes through a PBX shared by honest users: mark
-            # the account, not the PBX's address.
-            keys.append(f"account:{account}")
-        elif alert.source_ip is not None:
-            keys.append(f"ip:{alert.source_ip}")
-        for key in keys:
-            self._marks.put(key, alert.last_ts, alert)
-
-    def _security_for(self, ctx: CallContext) -> list[Alert]:
-        rec = ctx.record
-        keys = [f"call:{rec.call_id}"]
-        if rec.caller_ip:
-            keys.append(f"ip:{rec.caller_ip}")
-        account = uri_user(rec.from_uri)
-        if account:
-            keys.append(f"account:{account}")
-        end = rec.end_ts if rec.end_ts is not None else rec.start_ts
-        ttl = self.settings.suspicious_source_ttl_s
-        out: list[Alert] = []
-        for key in keys:
-            a = self._marks.get(key)
-            if a is not None and end >= a.first_ts and rec.start_ts <= a.last_ts + ttl:
-                out.append(a)
-        return out
 
     @property
     def counters(self) -> EngineCounters:
         evictions = {r.id: r.evictions for r in self.source_rules}
-        evictions["suspicious_marks"] = self._marks.evictions
+        evictions["suspicious_marks"] = self.marks.evictions
         evictions["relay"] = self._relays.evictions
         return EngineCounters(
             sip_messages=self._sip,

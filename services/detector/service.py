@@ -3,6 +3,9 @@
 One consumer group; Kafka spreads the ``events`` partitions over its members.
 Because the collector keys every event by Call-ID, all of a call's events are
 on one partition, so a member holds a call's whole state (partition-affine).
+This is the call stage: what the per-source rules need, and each finished call
+(whose ``suspicious`` depends on them), goes on to the source stage (``stages/``),
+which publishes the call records.
 
 **Order.** A member reading several partitions gets them interleaved in
 whatever order the fetches return. The core must instead see events in the
@@ -44,12 +47,20 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callqual.detector.call_context import CallContext
 from callqual.detector.detector import CallScorer, Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules import SOURCE_RULES
 from callqual.detector.rules.relay import RelayTracker
 from callqual.detector.rules.settings import RuleSettings
 from callqual.detector.source_routing import observation_partitions
+from callqual.detector.stages.call_judgement import (
+    H_PART,
+    PART_CALLS,
+    FinishedCall,
+    destinations,
+    encoded_batches,
+)
 from callqual.detector.stages.member_loop import EXIT_FATAL, EXIT_OK, EXIT_UNDELIVERED, run_member
 from callqual.detector.stages.source_service import SourceStageService
 from callqual.pipeline.stop_signals import stop_on_signals
@@ -67,7 +78,10 @@ from callqual.schemas import (
 from callqual.transport.base import Message, PartitionedSink, PartitionedSource
 from callqual.transport.codec import UnserialisableError, encode
 from callqual.transport.ordering import (
+    END_POSITION,
+    H_CLOCK,
     H_ORIGIN,
+    H_SEQ,
     Marker,
     Position,
     event_headers,
@@ -165,8 +179,19 @@ class DetectorService:
         self._sink = sink
         self._source: PartitionedSource | None = None
         self._stop = threading.Event()
-        # The source stage raises the per-source alerts; here those rules only categorise calls.
+        # The source stage raises the per-source alerts and judges which calls they make
+        # suspicious (it has every key's traffic): this stage leaves those rules out.
+        self._call_rules = rules.model_copy(
+            update={"disabled_rules": sorted({*rules.disabled_rules, *_SOURCE_RULE_IDS})}
+        )
         self._sources_partitions = sink.partitions(self.topics.sources)
+        #: Calls finished while applying the current event, with their due times, to forward
+        self._finished: list[FinishedCall] = []
+        self._due: dict[str, float] = {}
+        #: The last event applied (origin partition, position): drained calls go after it
+        self._last_applied: tuple[int, Position] | None = None
+        #: Origins whose end marker waits for the run's drained calls to be forwarded first
+        self._ended: list[int] = []
         self._flood_methods = frozenset(rules.flood_methods)
         self._relays = RelayTracker(rules.relay_max_transactions, rules.relay_window_s)
         self._forwarded_low: dict[int, Position] = {}
@@ -184,6 +209,7 @@ class DetectorService:
             "rebalances": 0,
             "runs_finished": 0,
             "forwarded": 0,
+            "calls_forwarded": 0,
         }
         self.fatal: str | None = None
         self.assigned_once = False
@@ -217,8 +243,15 @@ class DetectorService:
 
     def _new_detector(self) -> Detector:
         return Detector(
-            self._on_output, RuleEngine(self.rules), scorer=self.scorer, on_call_state=self._on_call_state
+            self._on_output,
+            RuleEngine(self._call_rules),
+            scorer=self.scorer,
+            on_call_state=self._on_call_state,
+            on_finished=self._on_finished,
         )
+
+    def _on_finished(self, ctx: CallContext) -> None:
+        self._due[ctx.record.call_id] = ctx.due_ts
 
     def _on_call_state(self, update: CallStateUpdate) -> None:
         self._sink.emit(self.topics.call_state, update.call_id, update)
@@ -236,10 +269,14 @@ class DetectorService:
         )
         if isinstance(out, Alert) and out.rule in _SOURCE_RULE_IDS:
             return  # the source stage's to raise, from every partition's traffic
+        if isinstance(out, CallRecord):
+            # To the source stage, which judges ``suspicious`` and publishes it (see ``_forward_calls``)
+            due = self._due.pop(out.call_id, math.inf)
+            self._finished.append(FinishedCall(record=out, due_ts=due if math.isfinite(due) else None))
+            self.merge.release(out.call_id)
+            return
         self._sink.emit(topic, output_key(out), out)
         self.counters["outputs"] += 1
-        if isinstance(out, CallRecord):
-            self.merge.release(out.call_id)
 
     # -- input -----------------------------------------------------------------
 
@@ -306,6 +343,7 @@ class DetectorService:
                 # complete; judge it now, as `analyze` does after each tick, or two batches merge.
                 self.detector.judge_live()
             self._report_clock = position[0]
+        self._last_applied = (partition, position)
         try:
             self.detector.handle(event)
         except (*_APPLY_ERRORS, UnserialisableError) as exc:
@@ -313,10 +351,12 @@ class DetectorService:
             # but one event must not stop every call behind it. Logged with its traceback and kept.
             log.exception("event not applied", extra={"partition": partition, "offset": offset})
             self._dead_letter("apply_failed", partition, offset, exc, _wire_text(event))
+            self._forward_calls(partition, position)
             return
         self.counters["applied"] += 1
         if isinstance(event, SipMessageEvent | MalformedSipEvent):
             self._forward(partition, event, position)
+        self._forward_calls(partition, position)
         if isinstance(event, SipMessageEvent):
             # Until its record is out, a call needs its events from its first one on.
             if event.call_id in self.detector.assembler:
@@ -339,6 +379,27 @@ class DetectorService:
             self._sink.send(self.topics.sources, value, headers=headers, partition=p)
         self.counters["forwarded"] += 1
 
+    def _forward_calls(self, origin: int, position: Position) -> None:
+        """The calls finished while applying the event at ``position``, just after its observation,
+        to the ``sources`` partitions that judge them (their caller IP's and their account's)."""
+        if not self._finished:
+            return
+        self.counters["calls_forwarded"] += len(self._finished)
+        by_partition: dict[int, list[FinishedCall]] = {}
+        for call in self._finished:
+            for p in destinations(call.record, self._sources_partitions):
+                by_partition.setdefault(p, []).append(call)
+        self._finished.clear()
+        headers = (
+            (H_SEQ, repr(position[1] + 0.5).encode()),  # just after the event's own observation
+            (H_CLOCK, repr(position[0]).encode()),
+            (H_ORIGIN, str(origin).encode()),
+            (H_PART, PART_CALLS),
+        )
+        for p, calls in by_partition.items():
+            for value in encoded_batches(calls):
+                self._sink.send(self.topics.sources, value, headers=headers, partition=p)
+
     def _forward_progress(self) -> None:
         """How far each origin got, so source lanes need not wait for the collector's next marker."""
         for origin, low in self.merge.low_marks().items():
@@ -347,7 +408,16 @@ class DetectorService:
                 self._forward_marker(origin, Marker.WATERMARK, low)
 
     def _forward_marker(self, origin: int, kind: Marker, position: Position) -> None:
-        """The collector's progress on ``origin``, to every ``sources`` partition (lanes wait on it)."""
+        """The collector's progress on ``origin``, to every ``sources`` partition (lanes wait on it).
+
+        An end marker waits for the run's end (:meth:`_finish_run`): the calls still open then
+        go first."""
+        if kind is Marker.END:
+            self._ended.append(origin)
+            return
+        self._send_marker(origin, kind, position)
+
+    def _send_marker(self, origin: int, kind: Marker, position: Position) -> None:
         # An end marker's position means nothing; a watermark's is finite once the origin spoke.
         seq, clock = (
             (0, 0.0)
@@ -378,6 +448,12 @@ class DetectorService:
     def _finish_run(self) -> None:
         """Every assigned partition reached the collector's end marker: end of input, as embedded."""
         self.detector.finish()
+        if self._last_applied is not None:
+            self._forward_calls(*self._last_applied)
+        for origin in self._ended:
+            self._send_marker(origin, Marker.END, END_POSITION)
+        self._ended.clear()
+        self._last_applied = None
         self._relays.clear()
         self._forwarded_low.clear()
         self.counters["runs_finished"] += 1
@@ -418,6 +494,10 @@ class DetectorService:
         self.merge.clear()
         self._relays.clear()
         self._forwarded_low.clear()
+        self._finished.clear()
+        self._due.clear()
+        self._ended.clear()
+        self._last_applied = None
         self.detector = self._new_detector()
         log.info("partitions revoked; state dropped", extra={"partitions": partitions})
 
@@ -541,9 +621,16 @@ def serve(settings: DetectorServiceSettings, rules: RuleSettings, scorer: CallSc
             m.stop()
 
     stop_on_signals(stop_all)
-    if calls is not None and settings.metrics_port is not None:
-        port = calls.start_metrics(settings.metrics_host, settings.metrics_port)
-        log.info("serving metrics", extra={"host": settings.metrics_host, "port": port})
+    server: MetricsServer | None = None
+    if settings.metrics_port is not None:
+        from callqual.observability.http_server import start_metrics_server
+
+        metrics, server = start_metrics_server(settings.metrics_host, settings.metrics_port)
+        for m in members:  # one page for both stages: each exports its own topic's lag
+            m.metrics = metrics
+        if calls is not None:
+            calls.metrics_server = server
+        log.info("serving metrics", extra={"host": settings.metrics_host, "port": server.port})
     codes: list[int] = []
     thread: threading.Thread | None = None
     try:
@@ -569,6 +656,6 @@ def serve(settings: DetectorServiceSettings, rules: RuleSettings, scorer: CallSc
         for m in members:
             m.stop()
             m.close()
-        if calls is not None and calls.metrics_server is not None:
-            calls.metrics_server.close()
+        if server is not None:
+            server.close()
     return max(codes) if codes else EXIT_FATAL

@@ -13,7 +13,7 @@ from callqual.collector.service import CollectorService, CollectorServiceSetting
 from callqual.detector.rules.settings import RuleSettings
 from callqual.detector.service import DetectorService, DetectorServiceSettings
 from callqual.detector.stages.source_service import SourceStageService
-from callqual.schemas import Alert
+from callqual.schemas import Alert, CallRecord
 from callqual.transport import InProcessBus, Message
 from callqual.transport.base import Rebalance
 
@@ -183,16 +183,55 @@ def _kill_mid_stream(
 
 
 def _source_stage(bus: InProcessBus, members: int, *, kill: bool) -> None:
+    """The source-stage members side by side, a batch each in turn, reading ``sources`` as it grows.
+
+    It grows because a call's account owner sends its verdict to the call's home partition
+    through ``sources``. With ``kill``, the first member stops after half of the call stage's
+    output, having checkpointed only in its first third; a successor resumes from its offsets.
+    """
     log = _drain(bus, "t.sources")
+    total = sum(len(m) for m in log.values())
+    running: list[tuple[SourceStageService, ReplaySource]] = []
     for i, share in enumerate(_shares(members)):
-        part = {p: log[p] for p in share}
         member = SourceStageService(SETTINGS, RuleSettings(), bus.sink())
-        start = None
-        if kill and i == 0:
-            start = _kill_mid_stream(member, part, seed=20 + i)
-            member = SourceStageService(SETTINGS, RuleSettings(), bus.sink())
-        source = ReplaySource(part, member.on_assign, member.on_revoke, seed=100 + i, start=start)
-        assert member.run(source) == 0
+        part = {p: log[p] for p in share}  # the same lists: new messages show
+        doomed = kill and i == 0
+        source = ReplaySource(
+            part, member.on_assign, member.on_revoke, seed=100 + i, stop_after=total // 2 if doomed else None
+        )
+        member.attach(source)
+        running.append((member, source))
+    killed = running[0][0] if kill else None
+    read = 0
+    quiet = 0
+    while quiet < 2:
+        progressed = False
+        for member, source in list(running):
+            batch = source.poll_batch(50, 0)
+            for message in batch:
+                member.receive(message)
+            member.apply_ready()
+            progressed = progressed or bool(batch)
+            if member is killed:
+                read += len(batch)
+                if read < total // 3:
+                    assert member.checkpoint()
+                if not batch:
+                    assert source.stored, "the killed member had stored no offsets"
+                    running.remove((member, source))
+                    successor = SourceStageService(SETTINGS, RuleSettings(), bus.sink())
+                    replay = ReplaySource(
+                        source._log, successor.on_assign, successor.on_revoke, seed=99, start=source.stored
+                    )
+                    successor.attach(replay)
+                    running.append((successor, replay))
+                    progressed = True
+        for p, messages in _drain(bus, "t.sources").items():
+            log[p].extend(messages)
+            progressed = progressed or bool(messages)
+        quiet = 0 if progressed else quiet + 1
+    for member, _ in running:
+        assert member.checkpoint(commit=True)
 
 
 def two_stage_alert_ids(
@@ -204,8 +243,21 @@ def two_stage_alert_ids(
     _source_stage(bus, sources, kill=kill)
     alerts = [Alert.model_validate_json(m.value) for ms in _drain(bus, "t.alerts").values() for m in ms]
     LAST_ALERTS[:] = alerts
+    LAST_CALLS[:] = [
+        CallRecord.model_validate_json(m.value) for ms in _drain(bus, "t.calls").values() for m in ms
+    ]
     return [a.alert_id for a in alerts]
 
 
 #: The alerts of the last :func:`two_stage_alert_ids` run, for a failing test to describe
 LAST_ALERTS: list[Alert] = []
+#: The call records of the last :func:`two_stage_alert_ids` run (duplicates kept)
+LAST_CALLS: list[CallRecord] = []
+
+
+def categories(records: list[CallRecord]) -> dict[str, str]:
+    """Each call's category; a call published twice (a replay) must have the same both times."""
+    out: dict[str, str] = {}
+    for r in records:
+        assert out.setdefault(r.call_id, r.category) == r.category, f"{r.call_id}: two categories"
+    return out

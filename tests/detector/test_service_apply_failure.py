@@ -14,10 +14,11 @@ from callqual.detector.detector import Detector
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
 from callqual.detector.service import DetectorService, DetectorServiceSettings
+from callqual.detector.stages.call_judgement import H_PART, PART_CALLS, FinishedCalls
 from callqual.fuzz.driver import load_capture
 from callqual.fuzz.events import events_of
 from callqual.pipeline.embedded import analyze_file
-from callqual.schemas import Alert, CallRecord, SipMessageEvent
+from callqual.schemas import Alert, SipMessageEvent
 from callqual.transport import InProcessBus
 from callqual.transport.base import Message
 from callqual.transport.ordering import Marker, event_headers, marker_headers
@@ -72,9 +73,12 @@ def test_an_event_the_rules_raise_on_is_dead_lettered_and_the_next_call_reported
     assert all(d["reason"] == "detector.apply_failed" for d in letters)
     assert all(d["error"] == "ZeroDivisionError: a rule's defect" for d in letters)
     assert {json.loads(d["value"])["call_id"] for d in letters} == {BROKEN_CALL}
+    # Finished calls go to the source stage, which judges ``suspicious`` and publishes them.
     calls = [
-        CallRecord.model_validate_json(m.value)
-        for m in iter(lambda: bus.take([service.topics.calls], 0), None)
+        call.record
+        for m in iter(lambda: bus.take([service.topics.sources], 0), None)
+        if dict(m.headers).get(H_PART) == PART_CALLS
+        for call in FinishedCalls.model_validate_json(m.value).calls
     ]
     (expected,) = analyze_file(NEXT_CALL).calls
     assert [c for c in calls if c.call_id == expected.call_id] == [expected]

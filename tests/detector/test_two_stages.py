@@ -19,7 +19,7 @@ from callqual.schemas import AnalysisReport
 from callqual.simulator import simulate
 from callqual.transport import Message
 from callqual.transport.ordering import Marker
-from tests.detector.member_harness import publish_capture, two_stage_alert_ids
+from tests.detector.member_harness import LAST_CALLS, categories, publish_capture, two_stage_alert_ids
 
 PARTITIONS = 6
 
@@ -46,6 +46,9 @@ def test_any_number_of_members_gives_the_alerts_of_analyze(
         "toll_fraud",
     }
     assert ids == expected  # republished alerts (a mid-call alert refined at the end) keep their id
+    expected_categories = {c.call_id: c.category for c in report.calls}
+    assert list(expected_categories.values()).count("suspicious") > 100
+    assert categories(LAST_CALLS) == expected_categories
 
 
 def test_the_source_stage_commits_no_later_than_its_horizon_of_capture_time() -> None:
@@ -75,6 +78,7 @@ def test_a_mixed_day_gives_the_alerts_of_analyze_over_both_stages(tmp_path: Path
     assert {"sip_scanner", "malformed_sip", "toll_fraud", "call_failed"} <= rules
     published = two_stage_alert_ids(publish_capture(pcap, partitions=PARTITIONS), 2, 3, kill=True)
     assert set(published) == {a.alert_id for a in report.alerts}
+    assert categories(LAST_CALLS) == {c.call_id: c.category for c in report.calls}
 
 
 def test_an_observation_reaching_a_member_on_two_partitions_is_applied_once_and_held_by_both() -> None:

@@ -1,11 +1,12 @@
-"""The proof on a real broker: 1, 2 and 3 detector members give ``callqual analyze``'s alerts.
+"""The proof on a real broker: 1, 2 and 3 detector members give ``callqual analyze``'s alerts
+and call categories.
 
 The ``security`` scenario (scanner sweeps, brute force, a flood, toll fraud: per-source rules
 whose probes carry distinct Call-IDs and spread over every partition) goes through the
 collector onto 6 partitions, paced so the members work while it arrives. With 2 and 3
 members, one is SIGKILLed mid-stream; the group rebalances and the survivors take its
-partitions over in both stages. The set of alert ids equals the embedded run's; a duplicate
-is only ever a republished id.
+partitions over in both stages. The set of alert ids equals the embedded run's, and so does
+every call's category; a duplicate is only ever a republished id or call.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from callqual.pipeline.embedded import analyze_file
 from callqual.schemas import AnalysisReport
 from callqual.simulator import simulate
+from tests.detector.member_harness import categories
 from tests.pipeline.test_kafka_pipeline import _callqual, finish, outputs
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -82,7 +84,12 @@ def test_n_members_with_a_kill_give_the_alerts_of_analyze(
                 p.kill()
             p.communicate()
     assert [c for c, _ in results] == [0] * len(results), [lg[-2:] for _, lg in results]
-    _, alerts = outputs(kafka_bootstrap, prefix)
+    calls, alerts = outputs(kafka_bootstrap, prefix)
     expected = {a.alert_id for a in report.alerts}
     assert {a.alert_id for a in alerts} == expected
     assert {"sip_scanner", "register_bruteforce", "sip_flood", "toll_fraud"} <= {a.rule for a in alerts}
+    # Each call's category too (``suspicious`` from every member's security alerts); a call
+    # republished after the kill has the same one.
+    expected_categories = {c.call_id: c.category for c in report.calls}
+    assert list(expected_categories.values()).count("suspicious") > 100
+    assert categories(calls) == expected_categories

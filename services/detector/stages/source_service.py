@@ -14,14 +14,23 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from callqual.detector.rules.settings import RuleSettings
+from callqual.detector.stages.call_judgement import (
+    H_PART,
+    PART_CALLS,
+    PART_VERDICT,
+    CallVerdict,
+    FinishedCalls,
+)
 from callqual.detector.stages.member_loop import run_member
 from callqual.detector.stages.source_stage import SourceStage
-from callqual.schemas import Alert, MalformedSipEvent, SipMessageEvent, parse_event
+from callqual.schemas import Alert, CallRecord, MalformedSipEvent, SipMessageEvent, parse_event
 from callqual.transport.base import Message, PartitionedSink, PartitionedSource
+from callqual.transport.codec import encode
 from callqual.transport.ordering import H_ORIGIN, header_dict, marker_of, position_of
 
 if TYPE_CHECKING:
     from callqual.detector.service import DetectorServiceSettings
+    from callqual.observability.metrics import AlerterMetrics
 
 log = logging.getLogger("callqual.detector.service")
 
@@ -42,12 +51,17 @@ class SourceStageService:
             emit=self._emit,
             horizon_s=settings.source_horizon_s,
             max_pending=settings.max_pending,
+            publish_call=self._publish_call,
+            send_verdict=self._send_verdict,
         )
         self.counters: dict[str, int] = {"messages": 0, "markers": 0, "undecodable": 0, "alerts": 0}
+        self.counters.update({"calls": 0, "verdicts": 0})
         self.counters.update({"checkpoints": 0, "rebalances": 0})
         self.assigned_once = False
         self.fatal: str | None = None
         self.last_activity = time.monotonic()
+        #: Where the consumer lag goes (the process's /metrics); None: not exported
+        self.metrics: AlerterMetrics | None = None
 
     def wait_idle(self, idle_s: float, timeout_s: float = 600.0) -> None:
         """Block until no message arrived for ``idle_s`` (wall time), or ``timeout_s`` passed."""
@@ -62,6 +76,15 @@ class SourceStageService:
         self._sink.emit(self.topics.alerts, alert.alert_id, alert)
         self.counters["alerts"] += 1
 
+    def _publish_call(self, record: CallRecord) -> None:
+        self._sink.emit(self.topics.calls, record.call_id, record)
+        self.counters["calls"] += 1
+
+    def _send_verdict(self, partition: int, verdict: CallVerdict) -> None:
+        headers = ((H_PART, PART_VERDICT),)
+        self._sink.send(self.topics.sources, encode(verdict), headers=headers, partition=partition)
+        self.counters["verdicts"] += 1
+
     # -- input -------------------------------------------------------------------
 
     def receive(self, message: Message) -> None:
@@ -69,6 +92,16 @@ class SourceStageService:
         p = message.partition
         headers = header_dict(message.headers)
         position = position_of(headers)
+        part = headers.get(H_PART)
+        if part == PART_VERDICT:
+            try:
+                verdict = CallVerdict.model_validate_json(message.value)
+            except ValidationError as exc:
+                self._undecodable(message, exc)
+                return
+            self.counters["messages"] += 1
+            self.stage.push_verdict(p, message.offset, verdict)
+            return
         try:
             origin = int(headers[H_ORIGIN])
             marker = marker_of(headers)
@@ -83,9 +116,15 @@ class SourceStageService:
             self.stage.push_marker(p, origin, message.offset, marker, position or (0.0, 0.0))
             return
         try:
+            if position is None:
+                raise ValueError("no position")
+            if part == PART_CALLS:
+                calls = FinishedCalls.model_validate_json(message.value)
+                self.stage.push_calls(p, origin, message.offset, position, calls)
+                return
             event = parse_event(message.value)
-            if position is None or not isinstance(event, SipMessageEvent | MalformedSipEvent):
-                raise ValueError("not an observation with its position")
+            if not isinstance(event, SipMessageEvent | MalformedSipEvent):
+                raise ValueError("not an observation")
         except (ValidationError, ValueError) as exc:
             self._undecodable(message, exc)
             return
@@ -133,7 +172,10 @@ class SourceStageService:
         self.stage.clear()
 
     def export_metrics(self) -> None:
-        return None
+        """How far behind the end of its ``sources`` partitions this member is."""
+        lag = self._source.lag() if self.metrics is not None and self._source is not None else None
+        if self.metrics is not None and lag is not None:
+            self.metrics.consumer_lag.labels(topic=self.topics.sources).set(lag)
 
     def stop(self) -> None:
         self._stop.set()
