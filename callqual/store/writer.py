@@ -8,15 +8,13 @@ score, leg-correlation headers) are refreshed from the stored rows after every b
 they come out the same whichever of a call's record, streams, alerts or messages came last.
 """
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Column,
     Connection,
@@ -43,9 +41,9 @@ from callqual.schemas import (
     StreamRecord,
 )
 from callqual.store import rows as wire
+from callqual.store.bulk import pg_copy, pg_upsert, sqlite_insert_new, sqlite_upsert
 from callqual.store.partitions import ensure_partitions
 from callqual.store.schema import (
-    UtcDateTime,
     alerts,
     calls,
     sip_message_counts,
@@ -114,99 +112,32 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
-def _copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL ``COPY`` of rows known to be new (the bulk of the volume: SIP messages).
-
-    Several times faster than INSERT; a row another writer stored in the meantime makes the
-    transaction fail with a unique violation, and a retry skips it as already stored.
+#: The derived call columns of many calls in one statement (PostgreSQL): each call's aggregates
+#: once (one look-up of its streams, one of its alerts, one of its message counts), and only
+#: rows whose values change are written (no dead tuple for a call nothing new touched).
+_PG_REFRESH = text(
+    f"""
+    UPDATE calls SET {", ".join(f"{c} = v.{c}" for c in _DERIVED)}
+    FROM (
+        SELECT k.call_id, s.mean_mos, s.worst_loss, s.worst_jitter_ms, a.model_score,
+               n.x_cid, n.session_id, n.p_charging_vector
+        FROM unnest(CAST(:call_ids AS TEXT[])) AS k(call_id)
+        CROSS JOIN LATERAL (
+            SELECT avg(mos) FILTER (WHERE packets > 0) AS mean_mos, max(loss_ratio) AS worst_loss,
+                   max(max_jitter_ms) AS worst_jitter_ms
+            FROM streams WHERE streams.call_id = k.call_id
+        ) AS s
+        CROSS JOIN LATERAL (
+            SELECT max(score) AS model_score FROM alerts
+            WHERE alerts.call_id = k.call_id AND alerts.rule = 'anomalous_call'
+        ) AS a
+        LEFT JOIN sip_message_counts AS n ON n.call_id = k.call_id
+    ) AS v
+    WHERE calls.call_id = v.call_id
+      AND ({", ".join(f"calls.{c}" for c in _DERIVED)})
+          IS DISTINCT FROM ({", ".join(f"v.{c}" for c in _DERIVED)})
     """
-    columns = [c.name for c in table.c]
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
-
-
-def _pg_upsert(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...], update: dict[str, str]
-) -> None:
-    """PostgreSQL upsert of all ``rows`` in one statement: one array per column, ``unnest``ed.
-
-    executemany would run (pipelined) one INSERT per row; a batch holds thousands of interval,
-    call and stream rows. ``update``: column -> SQL expression for ON CONFLICT DO UPDATE.
-    """
-    columns = [c for c in table.c if c.name in rows[0]]
-    arrays = []
-    casts = []
-    for column in columns:
-        values = [row[column.name] for row in rows]
-        if isinstance(column.type, JSON):
-            values = [None if v is None else json.dumps(v) for v in values]
-        arrays.append(values)
-        casts.append(f"%b::{column.type.compile(dialect=conn.dialect)}[]")  # binary: no text escaping
-    names = ", ".join(c.name for c in columns)
-    conflict = (
-        f"DO UPDATE SET {', '.join(f'{c} = {e}' for c, e in update.items())}" if update else "DO NOTHING"
-    )
-    sql = (
-        f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({', '.join(casts)}) "
-        f"ON CONFLICT ({', '.join(key)}) {conflict}"
-    )
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
-        cursor.execute(sql, arrays)
-
-
-#: How SQLAlchemy's SQLite dialect stores a DateTime (text that sorts as time does)
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
-
-
-def _sqlite_insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """SQLite ``INSERT OR IGNORE`` straight through the driver: SQLAlchemy's per-value
-    processing cost more than SQLite itself for the widest, most numerous rows."""
-    columns = [c.name for c in table.c]
-    times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
-    values = [
-        [row[c].astimezone(UTC).strftime(_SQLITE_DATETIME) if c in times else row[c] for c in columns]
-        for row in rows
-    ]
-    marks = ", ".join("?" for _ in columns)
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    driver.executemany(f"INSERT OR IGNORE INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", values)
-
-
-def _sqlite_upsert(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...], update: list[str]
-) -> None:
-    """SQLite upsert of ``rows`` through the driver's ``executemany``, values bound exactly as
-    SQLAlchemy binds them (each column type's own bind processor, looked up once per call).
-
-    SQLAlchemy's per-statement and per-row work cost more than SQLite itself here.
-    """
-    columns = [c for c in table.c if c.name in rows[0]]
-    processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
-    names = [c.name for c in columns]
-    values = [
-        [
-            v if f is None else f(v)  # None too: JSON binds it as SQLAlchemy does
-            for f, v in zip(processors, (row[n] for n in names), strict=True)
-        ]
-        for row in rows
-    ]
-    conflict = f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in update)}" if update else "DO NOTHING"
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
-        f"ON CONFLICT ({', '.join(key)}) {conflict}"
-    )
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    driver.executemany(sql, values)
+)
 
 
 class StoreWriter:
@@ -309,9 +240,9 @@ class StoreWriter:
             return
         if self._postgres:
             update = {c: f"EXCLUDED.{c}" for c in unique[0] if c not in key and c not in keep}
-            _pg_upsert(conn, table, unique, key, update)
+            pg_upsert(conn, table, unique, key, update)
             return
-        _sqlite_upsert(conn, table, unique, key, [c for c in unique[0] if c not in key and c not in keep])
+        sqlite_upsert(conn, table, unique, key, [c for c in unique[0] if c not in key and c not in keep])
 
     def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
         """Rows for calls in flight; a row its call's record wrote already is never overwritten."""
@@ -380,14 +311,15 @@ class StoreWriter:
                 }
             )
         if keep:
-            self._flag_retransmissions(conn, keep)
+            # Only calls with messages stored already can hold an earlier copy of a new one.
+            self._flag_retransmissions(conn, keep, {c for c, n in counts.items() if n > 0})
             if self._postgres:
-                _copy_rows(conn, sip_messages, keep)
+                pg_copy(conn, sip_messages, keep)
             else:
-                _sqlite_insert_rows(conn, sip_messages, keep)
+                sqlite_insert_new(conn, sip_messages, keep)
         if count_rows and self._postgres:
             headers = {h: f"coalesce(sip_message_counts.{h}, EXCLUDED.{h})" for h in wire.CORRELATION_HEADERS}
-            _pg_upsert(
+            pg_upsert(
                 conn,
                 sip_message_counts,
                 count_rows,
@@ -418,7 +350,9 @@ class StoreWriter:
             )
         return stats
 
-    def _flag_retransmissions(self, conn: Connection, fresh: list[dict[str, Any]]) -> None:
+    def _flag_retransmissions(
+        self, conn: Connection, fresh: list[dict[str, Any]], stored_calls: set[str]
+    ) -> None:
         """Set ``retransmission`` on ``fresh`` rows, and on stored rows a late arrival precedes.
 
         A message is a retransmission when an earlier stored message of its call has the same
@@ -433,7 +367,7 @@ class StoreWriter:
         high = max(r["ts"] for r in fresh) + window
         m = sip_messages.c
         groups: dict[tuple[str, int], list[tuple[Any, int, dict[str, Any] | None, bool]]] = defaultdict(list)
-        for among in self._among(m.call_id, sorted({r["call_id"] for r in fresh})):
+        for among in self._among(m.call_id, sorted({r["call_id"] for r in fresh} & stored_calls)):
             query = select(m.call_id, m.txn_key, m.ts, m.id, m.retransmission).where(
                 m.ts >= low, m.ts <= high, among
             )
@@ -478,6 +412,9 @@ class StoreWriter:
     def _refresh_calls(self, conn: Connection, call_ids: set[str]) -> None:
         """Derived call columns from the call's stored streams, alerts and first messages."""
         if not call_ids:
+            return
+        if self._postgres:
+            conn.execute(_PG_REFRESH, {"call_ids": sorted(call_ids)})
             return
         c = calls.c
         s, a, n = streams.c, alerts.c, sip_message_counts.c
