@@ -10,6 +10,7 @@ they come out the same whichever of a call's record, streams, alerts or messages
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -140,6 +141,15 @@ _PG_REFRESH = text(
 )
 
 
+#: One thread per process builds SIP message rows while the writing thread waits on the database
+#: (the GIL is free then); at worst, the two take turns and it costs what building in line did.
+_ROW_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqual-store-rows")
+
+
+def _message_rows(events: list[SipMessageEvent]) -> list[dict[str, Any]]:
+    return [wire.message_row(m) for m in events]
+
+
 class StoreWriter:
     """Upserts batches into the store behind ``engine`` (SQLite or PostgreSQL)."""
 
@@ -193,7 +203,10 @@ class StoreWriter:
                 ensure_partitions(conn, days)
                 # Remembered only once committed: a rolled-back CREATE leaves no partition.
                 conn.info.setdefault("callqual_partition_days", set()).update(days)
-        stats = self._messages(conn, batch.messages)
+        # SIP message rows (the costliest to build: two hashes each) are built on a worker thread
+        # while this one writes the other tables and waits on the database; the order of the
+        # tables does not matter to what is stored (the call refresh comes last either way).
+        message_rows = _ROW_BUILDER.submit(_message_rows, batch.messages)
         self._upsert(conn, streams, [wire.stream_row(s) for s in batch.streams], ("stream_id",))
         self._upsert(
             conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
@@ -201,6 +214,7 @@ class StoreWriter:
         self._alerts(conn, batch.alerts)
         self._live_calls(conn, batch.call_states)
         self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
+        stats = self._messages(conn, message_rows.result())
         # Messages change a call row only through leg-correlation headers: most need no refresh.
         touched = (
             {c.call_id for c in batch.calls}
@@ -270,12 +284,12 @@ class StoreWriter:
             found.update(conn.execute(query).scalars())
         return found
 
-    def _messages(self, conn: Connection, events: list[SipMessageEvent]) -> WriteStats:
+    def _messages(self, conn: Connection, new_rows: list[dict[str, Any]]) -> WriteStats:
         """New messages up to the per-call bound; replays of stored ones are skipped, not counted."""
         stats = WriteStats()
-        if not events:
+        if not new_rows:
             return stats
-        by_id = {r["id"]: r for r in map(wire.message_row, events)}
+        by_id = {r["id"]: r for r in new_rows}
         stored_ids = self._stored_message_ids(conn, list(by_id.values()))
         fresh = sorted((r for i, r in by_id.items() if i not in stored_ids), key=lambda r: (r["ts"], r["id"]))
         if not fresh:
