@@ -8,6 +8,7 @@ score, leg-correlation headers) are refreshed from the stored rows after every b
 they come out the same whichever of a call's record, streams, alerts or messages came last.
 """
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -141,9 +142,20 @@ _PG_REFRESH = text(
 )
 
 
-#: One thread per process builds SIP message rows while the writing thread waits on the database
-#: (the GIL is free then); at worst, the two take turns and it costs what building in line did.
-_ROW_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqual-store-rows")
+#: Process id -> the thread that builds SIP message rows while the writing thread waits on the
+#: database (the GIL is free then; at worst the two take turns, which costs what building in
+#: line did). Per process: a forked child inherits the executor but not its thread.
+_ROW_BUILDERS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _row_builder() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    builder = _ROW_BUILDERS.get(pid)
+    if builder is None:
+        builder = _ROW_BUILDERS.setdefault(
+            pid, ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqual-store-rows")
+        )
+    return builder
 
 
 def _message_rows(events: list[SipMessageEvent]) -> list[dict[str, Any]]:
@@ -206,7 +218,7 @@ class StoreWriter:
         # SIP message rows (the costliest to build: two hashes each) are built on a worker thread
         # while this one writes the other tables and waits on the database; the order of the
         # tables does not matter to what is stored (the call refresh comes last either way).
-        message_rows = _ROW_BUILDER.submit(_message_rows, batch.messages)
+        message_rows = _row_builder().submit(_message_rows, batch.messages)
         self._upsert(conn, streams, [wire.stream_row(s) for s in batch.streams], ("stream_id",))
         self._upsert(
             conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")

@@ -1,6 +1,7 @@
 """``StoreWriter.write_batch`` builds message rows on a worker thread while it writes the other
 tables: a message that cannot be stored must still leave nothing of its batch behind."""
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,28 @@ def test_a_message_that_cannot_be_stored_rolls_back_its_whole_batch(
     assert stats.messages_stored == len(good.messages) == counts["sip_messages"]
     assert counts["calls"] == len(good.calls) and counts["streams"] == len(good.streams)
     assert counts["alerts"] == len(good.alerts)
+
+
+def _write_in_child(url: str, batch: Batch) -> None:
+    with store(url) as engine:
+        StoreWriter(engine).write_batch(batch)
+
+
+def test_a_forked_process_writes_with_a_row_builder_of_its_own(tmp_path: Path) -> None:
+    """The worker thread does not survive fork(): a child must not wait on its parent's."""
+    good = _batch()
+    half = len(good.messages) // 2
+    url = f"sqlite:///{tmp_path / 'calls.db'}"
+    with store(url) as engine:
+        StoreWriter(engine).write_batch(Batch(messages=good.messages[:half]))  # the parent's thread runs
+    child = multiprocessing.get_context("fork").Process(
+        target=_write_in_child, args=(url, Batch(messages=good.messages[half:]))
+    )
+    child.start()
+    child.join(120)  # a bound, not a timing: a deadlocked child is killed and fails the test
+    if child.is_alive():
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
+    with store(url) as engine, engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(sip_messages)).scalar_one() == len(good.messages)
