@@ -4,9 +4,9 @@ Keys are hashes of what a message or stream *is* (time, frame, addresses, SSRC),
 when it was stored, so a replay or the other ingest path yields the same keys and upserts.
 """
 
-import hashlib
 import re
 from datetime import UTC, datetime
+from hashlib import blake2b
 from typing import Any
 
 from callqual.detector.emodel import loss_ratio, stream_mos
@@ -60,13 +60,19 @@ def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _key(*parts: object, data: bytes = b"") -> int:
-    """A signed 64-bit key (fits BIGINT) from the parts' text and ``data``."""
-    # A list, not a generator: join() builds one anyway, and this runs several times per message.
-    text = "\x1f".join([repr(p) if isinstance(p, float) else str(p) for p in parts])
-    h = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8)
-    h.update(data)
+def _hash64(text: str, data: bytes = b"") -> int:
+    """A signed 64-bit key (fits BIGINT): blake2b of ``text`` (UTF-8) followed by ``data``."""
+    h = blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8)
+    if data:
+        h.update(data)
     return int.from_bytes(h.digest(), "big", signed=True)
+
+
+def _key(*parts: object, data: bytes = b"") -> int:
+    """A signed 64-bit key from the parts' text (``str``; a float's ``repr`` is its ``str``)
+    joined by US (0x1f), then ``data``. The per-message keys below build the same text with
+    one f-string: stored keys must never change, so the two spellings must agree."""
+    return _hash64("\x1f".join([str(p) for p in parts]), data)
 
 
 def stream_key(s: RtpStreamStats) -> int:
@@ -75,16 +81,31 @@ def stream_key(s: RtpStreamStats) -> int:
 
 def message_key(m: SipMessageEvent) -> int:
     """Two messages in one TCP segment share time, frame and addresses: their bytes tell them apart."""
-    return _key(m.ts, m.frame, m.src_ip, m.src_port, m.dst_ip, m.dst_port, m.call_id, data=m.raw)
+    return _hash64(
+        f"{m.ts}\x1f{m.frame}\x1f{m.src_ip}\x1f{m.src_port}\x1f{m.dst_ip}\x1f{m.dst_port}\x1f{m.call_id}",
+        m.raw,
+    )
+
+
+def transaction_key(m: SipMessageEvent, start: str | None) -> int:
+    """Same call, transaction, direction and start line: a repeat is a retransmission."""
+    return _hash64(
+        f"{m.call_id}\x1f{m.via_branch}\x1f{m.cseq_num}\x1f{m.cseq_method}\x1f{start}\x1f{m.src_ip}\x1f{m.dst_ip}"
+    )
 
 
 def correlation_headers(raw: bytes) -> dict[str, str | None]:
     """X-CID, Session-ID and P-Charging-Vector as they appear in the message head (first occurrence)."""
     found: dict[str, str | None] = dict.fromkeys(CORRELATION_HEADERS)
+    # The common case, none of the names anywhere in the message: one lower-casing and a
+    # substring scan per name, no copy of the head, no per-line parsing.
+    lowered = raw.lower()
+    for name in _WANTED:
+        if name in lowered:
+            break
+    else:
+        return found
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    lowered = head.lower()
-    if not any(name in lowered for name in _WANTED):
-        return found  # the common case: one substring scan, no per-line parsing
     for line in head.splitlines()[1:]:
         match = _HEADER_LINE.match(line)
         if match is None:
@@ -252,7 +273,7 @@ def message_row(m: SipMessageEvent) -> Row:
         "from_user": uri_user(m.from_uri),
         "to_user": uri_user(m.to_uri),
         "user_agent": m.user_agent,
-        "txn_key": _key(m.call_id, m.via_branch, m.cseq_num, m.cseq_method, start, m.src_ip, m.dst_ip),
+        "txn_key": transaction_key(m, start),
         "first_line": m.first_line,
         "raw": m.raw,
         **correlation_headers(m.raw),

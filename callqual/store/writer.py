@@ -8,15 +8,15 @@ score, leg-correlation headers) are refreshed from the stored rows after every b
 they come out the same whichever of a call's record, streams, alerts or messages came last.
 """
 
-import json
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Column,
     Connection,
@@ -43,9 +43,9 @@ from callqual.schemas import (
     StreamRecord,
 )
 from callqual.store import rows as wire
+from callqual.store.bulk import pg_copy, pg_upsert, sqlite_insert_new, sqlite_upsert
 from callqual.store.partitions import ensure_partitions
 from callqual.store.schema import (
-    UtcDateTime,
     alerts,
     calls,
     sip_message_counts,
@@ -114,99 +114,52 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
-def _copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL ``COPY`` of rows known to be new (the bulk of the volume: SIP messages).
-
-    Several times faster than INSERT; a row another writer stored in the meantime makes the
-    transaction fail with a unique violation, and a retry skips it as already stored.
+#: The derived call columns of many calls in one statement (PostgreSQL): each call's aggregates
+#: once (one look-up of its streams, one of its alerts, one of its message counts), and only
+#: rows whose values change are written (no dead tuple for a call nothing new touched).
+_PG_REFRESH = text(
+    f"""
+    UPDATE calls SET {", ".join(f"{c} = v.{c}" for c in _DERIVED)}
+    FROM (
+        SELECT k.call_id, s.mean_mos, s.worst_loss, s.worst_jitter_ms, a.model_score,
+               n.x_cid, n.session_id, n.p_charging_vector
+        FROM unnest(CAST(:call_ids AS TEXT[])) AS k(call_id)
+        CROSS JOIN LATERAL (
+            SELECT avg(mos) FILTER (WHERE packets > 0) AS mean_mos, max(loss_ratio) AS worst_loss,
+                   max(max_jitter_ms) AS worst_jitter_ms
+            FROM streams WHERE streams.call_id = k.call_id
+        ) AS s
+        CROSS JOIN LATERAL (
+            SELECT max(score) AS model_score FROM alerts
+            WHERE alerts.call_id = k.call_id AND alerts.rule = 'anomalous_call'
+        ) AS a
+        LEFT JOIN sip_message_counts AS n ON n.call_id = k.call_id
+    ) AS v
+    WHERE calls.call_id = v.call_id
+      AND ({", ".join(f"calls.{c}" for c in _DERIVED)})
+          IS DISTINCT FROM ({", ".join(f"v.{c}" for c in _DERIVED)})
     """
-    columns = [c.name for c in table.c]
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+)
 
 
-def _pg_upsert(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...], update: dict[str, str]
-) -> None:
-    """PostgreSQL upsert of all ``rows`` in one statement: one array per column, ``unnest``ed.
-
-    executemany would run (pipelined) one INSERT per row; a batch holds thousands of interval,
-    call and stream rows. ``update``: column -> SQL expression for ON CONFLICT DO UPDATE.
-    """
-    columns = [c for c in table.c if c.name in rows[0]]
-    arrays = []
-    casts = []
-    for column in columns:
-        values = [row[column.name] for row in rows]
-        if isinstance(column.type, JSON):
-            values = [None if v is None else json.dumps(v) for v in values]
-        arrays.append(values)
-        casts.append(f"%b::{column.type.compile(dialect=conn.dialect)}[]")  # binary: no text escaping
-    names = ", ".join(c.name for c in columns)
-    conflict = (
-        f"DO UPDATE SET {', '.join(f'{c} = {e}' for c, e in update.items())}" if update else "DO NOTHING"
-    )
-    sql = (
-        f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({', '.join(casts)}) "
-        f"ON CONFLICT ({', '.join(key)}) {conflict}"
-    )
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
-        cursor.execute(sql, arrays)
+#: Process id -> the thread that builds SIP message rows while the writing thread waits on the
+#: database (the GIL is free then; at worst the two take turns, which costs what building in
+#: line did). Per process: a forked child inherits the executor but not its thread.
+_ROW_BUILDERS: dict[int, ThreadPoolExecutor] = {}
 
 
-#: How SQLAlchemy's SQLite dialect stores a DateTime (text that sorts as time does)
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+def _row_builder() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    builder = _ROW_BUILDERS.get(pid)
+    if builder is None:
+        builder = _ROW_BUILDERS.setdefault(
+            pid, ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqual-store-rows")
+        )
+    return builder
 
 
-def _sqlite_insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """SQLite ``INSERT OR IGNORE`` straight through the driver: SQLAlchemy's per-value
-    processing cost more than SQLite itself for the widest, most numerous rows."""
-    columns = [c.name for c in table.c]
-    times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
-    values = [
-        [row[c].astimezone(UTC).strftime(_SQLITE_DATETIME) if c in times else row[c] for c in columns]
-        for row in rows
-    ]
-    marks = ", ".join("?" for _ in columns)
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    driver.executemany(f"INSERT OR IGNORE INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", values)
-
-
-def _sqlite_upsert(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...], update: list[str]
-) -> None:
-    """SQLite upsert of ``rows`` through the driver's ``executemany``, values bound exactly as
-    SQLAlchemy binds them (each column type's own bind processor, looked up once per call).
-
-    SQLAlchemy's per-statement and per-row work cost more than SQLite itself here.
-    """
-    columns = [c for c in table.c if c.name in rows[0]]
-    processors = [c.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for c in columns]
-    names = [c.name for c in columns]
-    values = [
-        [
-            v if f is None else f(v)  # None too: JSON binds it as SQLAlchemy does
-            for f, v in zip(processors, (row[n] for n in names), strict=True)
-        ]
-        for row in rows
-    ]
-    conflict = f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in update)}" if update else "DO NOTHING"
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
-        f"ON CONFLICT ({', '.join(key)}) {conflict}"
-    )
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    driver.executemany(sql, values)
+def _message_rows(events: list[SipMessageEvent]) -> list[dict[str, Any]]:
+    return [wire.message_row(m) for m in events]
 
 
 class StoreWriter:
@@ -262,7 +215,10 @@ class StoreWriter:
                 ensure_partitions(conn, days)
                 # Remembered only once committed: a rolled-back CREATE leaves no partition.
                 conn.info.setdefault("callqual_partition_days", set()).update(days)
-        stats = self._messages(conn, batch.messages)
+        # SIP message rows (the costliest to build: two hashes each) are built on a worker thread
+        # while this one writes the other tables and waits on the database; the order of the
+        # tables does not matter to what is stored (the call refresh comes last either way).
+        message_rows = _row_builder().submit(_message_rows, batch.messages)
         self._upsert(conn, streams, [wire.stream_row(s) for s in batch.streams], ("stream_id",))
         self._upsert(
             conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
@@ -270,6 +226,7 @@ class StoreWriter:
         self._alerts(conn, batch.alerts)
         self._live_calls(conn, batch.call_states)
         self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
+        stats = self._messages(conn, message_rows.result())
         # Messages change a call row only through leg-correlation headers: most need no refresh.
         touched = (
             {c.call_id for c in batch.calls}
@@ -309,9 +266,9 @@ class StoreWriter:
             return
         if self._postgres:
             update = {c: f"EXCLUDED.{c}" for c in unique[0] if c not in key and c not in keep}
-            _pg_upsert(conn, table, unique, key, update)
+            pg_upsert(conn, table, unique, key, update)
             return
-        _sqlite_upsert(conn, table, unique, key, [c for c in unique[0] if c not in key and c not in keep])
+        sqlite_upsert(conn, table, unique, key, [c for c in unique[0] if c not in key and c not in keep])
 
     def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
         """Rows for calls in flight; a row its call's record wrote already is never overwritten."""
@@ -339,12 +296,12 @@ class StoreWriter:
             found.update(conn.execute(query).scalars())
         return found
 
-    def _messages(self, conn: Connection, events: list[SipMessageEvent]) -> WriteStats:
+    def _messages(self, conn: Connection, new_rows: list[dict[str, Any]]) -> WriteStats:
         """New messages up to the per-call bound; replays of stored ones are skipped, not counted."""
         stats = WriteStats()
-        if not events:
+        if not new_rows:
             return stats
-        by_id = {r["id"]: r for r in map(wire.message_row, events)}
+        by_id = {r["id"]: r for r in new_rows}
         stored_ids = self._stored_message_ids(conn, list(by_id.values()))
         fresh = sorted((r for i, r in by_id.items() if i not in stored_ids), key=lambda r: (r["ts"], r["id"]))
         if not fresh:
@@ -380,14 +337,15 @@ class StoreWriter:
                 }
             )
         if keep:
-            self._flag_retransmissions(conn, keep)
+            # Only calls with messages stored already can hold an earlier copy of a new one.
+            self._flag_retransmissions(conn, keep, {c for c, n in counts.items() if n > 0})
             if self._postgres:
-                _copy_rows(conn, sip_messages, keep)
+                pg_copy(conn, sip_messages, keep)
             else:
-                _sqlite_insert_rows(conn, sip_messages, keep)
+                sqlite_insert_new(conn, sip_messages, keep)
         if count_rows and self._postgres:
             headers = {h: f"coalesce(sip_message_counts.{h}, EXCLUDED.{h})" for h in wire.CORRELATION_HEADERS}
-            _pg_upsert(
+            pg_upsert(
                 conn,
                 sip_message_counts,
                 count_rows,
@@ -418,7 +376,9 @@ class StoreWriter:
             )
         return stats
 
-    def _flag_retransmissions(self, conn: Connection, fresh: list[dict[str, Any]]) -> None:
+    def _flag_retransmissions(
+        self, conn: Connection, fresh: list[dict[str, Any]], stored_calls: set[str]
+    ) -> None:
         """Set ``retransmission`` on ``fresh`` rows, and on stored rows a late arrival precedes.
 
         A message is a retransmission when an earlier stored message of its call has the same
@@ -433,7 +393,7 @@ class StoreWriter:
         high = max(r["ts"] for r in fresh) + window
         m = sip_messages.c
         groups: dict[tuple[str, int], list[tuple[Any, int, dict[str, Any] | None, bool]]] = defaultdict(list)
-        for among in self._among(m.call_id, sorted({r["call_id"] for r in fresh})):
+        for among in self._among(m.call_id, sorted({r["call_id"] for r in fresh} & stored_calls)):
             query = select(m.call_id, m.txn_key, m.ts, m.id, m.retransmission).where(
                 m.ts >= low, m.ts <= high, among
             )
@@ -478,6 +438,9 @@ class StoreWriter:
     def _refresh_calls(self, conn: Connection, call_ids: set[str]) -> None:
         """Derived call columns from the call's stored streams, alerts and first messages."""
         if not call_ids:
+            return
+        if self._postgres:
+            conn.execute(_PG_REFRESH, {"call_ids": sorted(call_ids)})
             return
         c = calls.c
         s, a, n = streams.c, alerts.c, sip_message_counts.c
