@@ -163,6 +163,15 @@ def _unavailable(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+#: What a batch can raise because of what is in it, not because the database is away: a row the
+#: database refuses, or a value no row can hold (a capture time past year 9999 is valid on the wire).
+_CONTENT_ERRORS = (SQLAlchemyError, ValueError, OverflowError)
+
+
+def _away(exc: Exception) -> bool:
+    return isinstance(exc, SQLAlchemyError) and _unavailable(exc)
+
+
 def _error_text(exc: BaseException) -> str:
     """The driver's message, first line: never statement parameters (or the URL)."""
     origin = getattr(exc, "orig", None) or exc
@@ -328,17 +337,17 @@ class StoreService:
         batch = p.batch()
         try:
             stats = self.writer.write_batch(batch)
-        except SQLAlchemyError as exc:
-            if _unavailable(exc):
+        except _CONTENT_ERRORS as exc:
+            if _away(exc):
                 raise
-            # The database refused something in the batch: find it, keep the rest.
+            # Something in the batch cannot be stored: find it, keep the rest.
             self.metrics.db_errors.labels(kind="rejected").inc()
             log.warning("batch rejected (%s); writing message by message", _error_text(exc))
             for message, single in p.items:
                 try:
                     self._count(single, self.writer.write_batch(single).messages_dropped)
-                except SQLAlchemyError as one:
-                    if _unavailable(one):
+                except _CONTENT_ERRORS as one:
+                    if _away(one):
                         raise
                     self._dead_letter(message, f"rejected: {_error_text(one)}")
             self.metrics.batches.inc()

@@ -241,6 +241,9 @@ def test_poison_messages_are_dead_lettered_and_counted(
     producer.produce(topics.calls, value=b"{not json")
     producer.produce(topics.events, value=b"[1, 2]")
     producer.produce(topics.alerts, value=b'{"kind": "alert"}')
+    # Valid on the wire, but no database date can hold it: rejected by the writer, not fatal.
+    far = report.calls[1].model_copy(update={"start_ts": 1e20})
+    producer.produce(topics.calls, value=far.model_dump_json().encode())
     producer.produce(topics.calls, value=report.calls[0].model_dump_json().encode())
     assert producer.flush(10) == 0
     url = f"sqlite:///{tmp_path / 'p.db'}"
@@ -258,9 +261,11 @@ def test_poison_messages_are_dead_lettered_and_counted(
         engine.dispose()
     assert code == 0
     assert metrics.undecodable._value.get() == 3
+    assert metrics.dead_lettered._value.get() == 4
     letters = [json.loads(v) for v, _ in read_topic(kafka_bootstrap, topics.deadletter)]
-    assert sorted(d["topic"] for d in letters) == sorted([topics.calls, topics.events, topics.alerts])
-    assert all(d["reason"].startswith("undecodable") for d in letters)
+    expected = [topics.calls, topics.calls, topics.events, topics.alerts]
+    assert sorted(d["topic"] for d in letters) == sorted(expected)
+    assert sorted(d["reason"].split(":")[0] for d in letters) == ["rejected", *["undecodable"] * 3]
     rows = dump(url)
     assert [r[0] for r in rows["calls"]] == [report.calls[0].call_id]
 
