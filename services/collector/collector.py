@@ -16,7 +16,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,7 @@ from callqual.collector.decode.fast_path import (
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
+from callqual.collector.frame_guard import FailureSink, FrameGuard
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
 from callqual.collector.media.rtp_columns import drain_columns
@@ -87,6 +88,17 @@ class _MediaFlow:
 
     def __post_init__(self) -> None:
         _MediaFlow.created += 1
+
+
+def _locals_of(exc: BaseException, function: Callable[..., object]) -> dict[str, Any]:
+    """The local variables of ``function``'s frame in ``exc``'s traceback (empty if it is not there)."""
+    code = getattr(function, "__code__", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return dict(tb.tb_frame.f_locals)
+        tb = tb.tb_next
+    return {}
 
 
 def _heads(data: npt.NDArray[np.uint8], positions: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
@@ -231,6 +243,8 @@ class Collector:
         config: CollectorConfig | None = None,
         *,
         on_tick: Callable[[float], None] | None = None,
+        on_failure: FailureSink | None = None,
+        fatal: tuple[type[Exception], ...] = (),
     ) -> None:
         self.config = config or CollectorConfig()
         self._emit = emit
@@ -243,6 +257,9 @@ class Collector:
         self.skipped: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        #: A frame or chunk our own code fails on is counted in ``errors``, logged and passed on
+        #: (``on_failure``); exceptions of the ``fatal`` types (the sink is gone) still end the run.
+        self._guard = FrameGuard(self.errors, on_failure, fatal)
         self.frames = 0
         self.bytes = 0
         self.first_ts: float | None = None
@@ -263,6 +280,13 @@ class Collector:
     # -- input ---------------------------------------------------------------
 
     def feed(self, frame: Frame) -> None:
+        """One frame; if our code fails on it, the failure is counted (FrameGuard) and the next goes on."""
+        try:
+            self._feed(frame)
+        except Exception as exc:  # the per-frame guard, see frame_guard
+            self._guard.frame_failed(exc, frame)
+
+    def _feed(self, frame: Frame) -> None:
         ts = frame.ts
         self.frames += 1
         self.bytes += frame.orig_len
@@ -309,10 +333,20 @@ class Collector:
         if batches is not None:
             try:
                 for batch in batches:
-                    self._run_batch(batch)
+                    self._run_batch_guarded(batch)
             finally:
                 self._hand_over()
             return
+        remaining = iter(frames)
+        while True:
+            try:
+                self._run_frames(remaining)
+                return
+            except Exception as exc:  # the per-frame guard: go on with the next frame
+                self._frames_failed(exc)
+
+    def _run_frames(self, frames: Iterator[Frame]) -> None:
+        """The per-frame loop of :meth:`run` (see there); :meth:`feed` guards every frame it takes."""
         fast = self._fast
         feed = self.feed
         head = ETH_IPV4_UDP_HEAD
@@ -362,6 +396,51 @@ class Collector:
             feed(frame)
         self.frames += frames_seen
         self.bytes += size
+
+    def _frames_failed(self, exc: Exception) -> None:
+        """The inline fast path of :meth:`_run_frames` raised: count it, and keep what it had counted."""
+        seen = _locals_of(exc, Collector._run_frames)
+        self.frames += seen.get("frames_seen", 0)
+        self.bytes += seen.get("size", 0)
+        frame = seen.get("frame")
+        if isinstance(frame, Frame):
+            self._guard.frame_failed(exc, frame)
+        else:  # the source itself raised, not a frame: counted, and the run ends with the source
+            self._guard.failed(exc)
+
+    def _run_batch_guarded(self, batch: RecordBatch) -> None:
+        """:meth:`_run_batch`; if it fails, the records it had not taken go through :meth:`feed` one by one.
+
+        Zero cost while nothing fails (a try block is free in CPython 3.11).
+        Where it stopped is read from the failed call's own frame, so its
+        loop carries no bookkeeping: records before ``cur`` were fed (and
+        counted by feed) or are fast packets waiting in the chunk or staged.
+        """
+        try:
+            self._run_batch(batch)
+        except Exception as exc:  # the per-chunk guard, see frame_guard
+            self._guard.batch_failed(exc, batch)
+            seen = _locals_of(exc, Collector._run_batch)
+            done = int(seen.get("cur", 0))
+            fast = done - int(seen.get("fed", 0))
+            self.frames += fast
+            self.bytes += int(batch.orig_len[:done].sum()) - int(seen.get("fed_bytes", 0))
+            chunk = seen.get("chunk")
+            try:
+                if isinstance(chunk, _Chunk):
+                    self._staged.stage(chunk)
+                self._hand_over()
+            except Exception as again:  # the staged packets cannot be given: drop them
+                self._guard.batch_failed(again, batch)
+                self.dropped["internal.staged_packets"] += self._staged.rows
+                self._staged.clear()
+            for i in range(done, len(batch)):
+                try:
+                    frame = batch.frame(i)
+                except Exception as bad:  # a record the chunk cannot even give
+                    self._guard.batch_failed(bad, batch)
+                    continue
+                self.feed(frame)
 
     def _sync_fast(self) -> None:
         """Forget the fast-path entries of flows whose endpoints a new SDP (or an eviction) re-bound.
@@ -574,7 +653,10 @@ class Collector:
         drain_columns(stream for flow in self._flows.values() for stream in flow.streams.values())
         for flow in self._flows.values():
             for stream in flow.streams.values():
-                self._emit(stream.report(self._call_of(flow), final=True))
+                try:
+                    self._emit(stream.report(self._call_of(flow), final=True))
+                except Exception as exc:  # the other streams still get theirs
+                    self._guard.failed(exc, stream.first_frame)
         self._flows.clear()
         self._fast.clear()
         self._fast_removed += 1
