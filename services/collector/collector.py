@@ -677,6 +677,8 @@ class Collector:
         binding = self.media.lookup(p.src_ip, p.src_port, p.dst_ip, p.dst_port)
         if binding is not None:
             flow = self._flow(p, binding)
+            if p.cut and not binding.is_rtcp:
+                return self._on_snapped_rtp(flow, p)
             self._on_media(flow, p.ts, p.frame, data)
             return flow
         if (p.dst_port in MGCP_PORTS or p.src_port in MGCP_PORTS) and self._on_mgcp(p):
@@ -693,10 +695,30 @@ class Collector:
             return None
         if self.config.heuristic_rtp and looks_like_rtp(data):
             flow = self._flow(p, None)
+            if p.cut:
+                return self._on_snapped_rtp(flow, p)
             self._on_media(flow, p.ts, p.frame, data)
             return flow
         self.skipped["rtp.zrtp" if is_zrtp(data) else "udp.unclassified"] += 1
         return None
+
+    def _on_snapped_rtp(self, flow: _MediaFlow, p: Payload) -> _MediaFlow:
+        """An RTP datagram the snaplen cut: zero-filled to its length on the wire if its header is whole.
+
+        Stream statistics read the header and the payload's length, not its
+        bytes (telephone events, the one payload read, sit in its first four),
+        so the packet counts as sent, with its payload bytes as on the wire.
+        A header cut short cannot be read: counted, as tshark marks it malformed.
+        """
+        data = p.data
+        need = 12 + 4 * (data[0] & 0x0F) if data else 12
+        if len(data) >= need and data[0] & 0x10:  # a header extension: its length word too
+            need += 4 + 4 * int.from_bytes(data[need + 2 : need + 4]) if len(data) >= need + 4 else 4
+        if len(data) < need:
+            self.errors["rtp.snapped_header"] += 1
+            return flow
+        self._on_media(flow, p.ts, p.frame, data + bytes(p.cut))
+        return flow
 
     def _flow(self, p: Payload, binding: MediaBinding | None) -> _MediaFlow:
         key = (p.src_ip, p.src_port, p.dst_ip, p.dst_port)
