@@ -5,11 +5,17 @@ not the frames around it; this module wraps every message again in Ethernet, IPv
 and UDP or TCP (with valid checksums, via dpkt) at its original timestamp. TCP-borne
 messages (TLS and WebSocket ones are stored decrypted and unframed) become one segment
 each, with sequence numbers that continue per direction, so dissectors read them as a
-stream; SCTP ones go out as UDP, which Wireshark's SIP dissector reads as well.
+stream; SCTP-borne ones go out as SCTP DATA chunks (fragmented past a chunk's size, with
+TSNs and stream sequence numbers that continue per direction, CRC32c checksums).
+
+TLS messages stay plain TCP: there are no keys to encrypt them again, and a reader wants
+the text (Wireshark may need *Decode As... SIP* on port 5061). WebSocket ones stay plain
+TCP too: their framing and HTTP upgrade were not kept, and SIP dissectors read the text.
 """
 
 import io
 import ipaddress
+import struct
 from collections.abc import Iterable
 
 import dpkt
@@ -25,11 +31,43 @@ _TCP_FIRST_SEQ = 1
 _MAX_SEGMENT = 60_000
 
 
-#: (src ip, src port, dst ip, dst port): one direction of a TCP connection
+#: SCTP DATA chunk payloads: one SIP message per user message (RFC 4168), fragmented past this
+_MAX_SCTP_FRAGMENT = 60_000
+_SCTP_DATA = 0
+_SCTP_BEGIN_END = (0x02, 0x01)
+_TRANSPORT_PROTOCOLS = {
+    dpkt.tcp.TCP: dpkt.ip.IP_PROTO_TCP,
+    dpkt.udp.UDP: dpkt.ip.IP_PROTO_UDP,
+    dpkt.sctp.SCTP: dpkt.ip.IP_PROTO_SCTP,
+}
+
+
+#: (src ip, src port, dst ip, dst port): one direction of a TCP connection or SCTP association
 _FlowKey = tuple[str, int, str, int]
 
 
-def _transport_segments(m: SipMessageLike, tcp_seq: dict[_FlowKey, int]) -> list[dpkt.Packet]:
+def _sctp_packets(m: SipMessageLike, sctp_seq: dict[_FlowKey, tuple[int, int]]) -> list[dpkt.Packet]:
+    """One SCTP packet per DATA chunk: the message whole, or its fragments (B, -, ..., E)."""
+    key = (m.src_ip, m.src_port, m.dst_ip, m.dst_port)
+    tsn, ssn = sctp_seq.get(key, (1, 0))
+    pieces = [m.raw[i : i + _MAX_SCTP_FRAGMENT] for i in range(0, max(len(m.raw), 1), _MAX_SCTP_FRAGMENT)]
+    packets = []
+    for i, piece in enumerate(pieces):
+        flags = (_SCTP_BEGIN_END[0] if i == 0 else 0) | (_SCTP_BEGIN_END[1] if i == len(pieces) - 1 else 0)
+        body = struct.pack("!IHHI", tsn, 0, ssn & 0xFFFF, 0) + piece
+        chunk = dpkt.sctp.Chunk(type=_SCTP_DATA, flags=flags, len=4 + len(body), data=body)
+        chunk.padding = bytes(-len(body) % 4)  # DATA chunks end on a 4-byte boundary
+        packets.append(dpkt.sctp.SCTP(sport=m.src_port, dport=m.dst_port, vtag=1, chunks=[chunk]))
+        tsn = (tsn + 1) & 0xFFFFFFFF
+    sctp_seq[key] = (tsn, ssn + 1)
+    return packets
+
+
+def _transport_segments(
+    m: SipMessageLike, tcp_seq: dict[_FlowKey, int], sctp_seq: dict[_FlowKey, tuple[int, int]]
+) -> list[dpkt.Packet]:
+    if m.transport.lower() == "sctp":
+        return _sctp_packets(m, sctp_seq)
     if m.transport.lower() not in _TCP_TRANSPORTS:
         return [dpkt.udp.UDP(sport=m.src_port, dport=m.dst_port, ulen=8 + len(m.raw), data=m.raw)]
     key = (m.src_ip, m.src_port, m.dst_ip, m.dst_port)
@@ -53,7 +91,7 @@ def _transport_segments(m: SipMessageLike, tcp_seq: dict[_FlowKey, int]) -> list
 
 
 def _ip_packet(m: SipMessageLike, segment: dpkt.Packet) -> tuple[dpkt.Packet, int]:
-    proto = dpkt.ip.IP_PROTO_TCP if isinstance(segment, dpkt.tcp.TCP) else dpkt.ip.IP_PROTO_UDP
+    proto = _TRANSPORT_PROTOCOLS[type(segment)]
     src, dst = ipaddress.ip_address(m.src_ip), ipaddress.ip_address(m.dst_ip)
     if src.version == 6 or dst.version == 6:
         ip6 = dpkt.ip6.IP6(
@@ -81,9 +119,10 @@ def export_pcap(messages: Iterable[SipMessageLike]) -> bytes:
     buffer = io.BytesIO()
     writer = dpkt.pcap.Writer(buffer, snaplen=262_144, linktype=dpkt.pcap.DLT_EN10MB, nano=True)
     tcp_seq: dict[_FlowKey, int] = {}
+    sctp_seq: dict[_FlowKey, tuple[int, int]] = {}
     for m in messages:
         when = m.ts.timestamp()
-        for segment in _transport_segments(m, tcp_seq):
+        for segment in _transport_segments(m, tcp_seq, sctp_seq):
             ip, ethertype = _ip_packet(m, segment)
             frame = dpkt.ethernet.Ethernet(src=_MAC_SRC, dst=_MAC_DST, type=ethertype, data=ip)
             writer.writepkt(bytes(frame), ts=when)
