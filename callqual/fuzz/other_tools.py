@@ -17,8 +17,16 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["INTACT", "Mutation", "damaging", "read_classic_pcap", "write_classic_pcap"]
+__all__ = [
+    "INTACT",
+    "Mutation",
+    "damaging",
+    "read_classic_pcap",
+    "without_frame_numbers",
+    "write_classic_pcap",
+]
 
 _LE_MICRO = b"\xd4\xc3\xb2\xa1"
 _LE_NANO = b"\x4d\x3c\xb2\xa1"
@@ -39,8 +47,22 @@ class Mutation:
     suffix: str = "pcap"
     #: only for Ethernet captures (the crafted re-links)
     ethernet_only: bool = False
+    #: frames are split, so frame numbers differ (compare everything else)
+    renumbers: bool = False
     #: what the original must go through to compare with (None: as it is)
     reference: Callable[[Path, Path], None] | None = None
+
+
+_FRAME_KEYS = frozenset({"frame", "first_frame", "alert_id"})
+
+
+def without_frame_numbers(value: Any) -> Any:
+    """A report's calls/streams/alerts without frame numbers (nor alert ids, made of them): ``renumbers``."""
+    if isinstance(value, dict):
+        return {k: without_frame_numbers(v) for k, v in value.items() if k not in _FRAME_KEYS}
+    if isinstance(value, list):
+        return [without_frame_numbers(v) for v in value]
+    return value
 
 
 def _run(*argv: str) -> None:
@@ -168,6 +190,57 @@ def _qinq(frame: bytes) -> bytes:
     return frame[:12] + struct.pack("!HHHH", 0x88A8, 200, 0x8100, 100) + frame[12:14]
 
 
+def _fragmented(size: int, *, reverse: bool) -> Callable[[Path, Path], None]:
+    """IPv4 datagrams longer than ``size`` payload bytes split into fragments (as a path MTU does).
+
+    ``reverse``: the last fragment first, as some routers and load balancers deliver them.
+    Frame numbers change (one frame becomes several); everything else must not.
+    """
+
+    def apply(src: Path, dst: Path) -> None:
+        linktype, nanos, snaplen, records = read_classic_pcap(src)
+        if linktype != _ETHERNET:
+            raise ValueError(f"{src}: link type {linktype}, not Ethernet")
+        out: list[Record] = []
+        for sec, sub, orig, data in records:
+            pieces = _ipv4_fragments(data, size) if orig == len(data) else None
+            if pieces is None:
+                out.append((sec, sub, orig, data))
+                continue
+            out += [(sec, sub, len(p), p) for p in (reversed(pieces) if reverse else pieces)]
+        write_classic_pcap(dst, linktype, nanos, snaplen, out)
+
+    return apply
+
+
+def _ipv4_fragments(frame: bytes, size: int) -> list[bytes] | None:
+    """An untagged Ethernet/IPv4 frame as fragments of ``size`` payload bytes (a multiple of 8), or None."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[14] != 0x45:
+        return None
+    total, _, flags_frag = struct.unpack_from("!HHH", frame, 16)
+    payload = frame[34 : 14 + total]
+    if flags_frag & 0x3FFF or len(payload) <= size or total != len(frame) - 14:
+        return None
+    pieces = []
+    for at in range(0, len(payload), size):
+        part = payload[at : at + size]
+        more = 0x2000 if at + size < len(payload) else 0
+        header = bytearray(frame[14:34])
+        struct.pack_into("!H", header, 2, 20 + len(part))
+        struct.pack_into("!H", header, 6, more | (at // 8))
+        struct.pack_into("!H", header, 10, 0)
+        struct.pack_into("!H", header, 10, _ip_checksum(bytes(header)))
+        pieces.append(frame[:14] + bytes(header) + part)
+    return pieces
+
+
+def _ip_checksum(header: bytes) -> int:
+    total: int = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
 #: Every packet kept: the report's calls and streams must equal the original's.
 INTACT = (
     Mutation("pcapng", _editcap("-F", "pcapng"), "pcapng"),
@@ -179,6 +252,8 @@ INTACT = (
     Mutation("sll2", _relink(_LINUX_SLL2, _sll2), ethernet_only=True),
     Mutation("vlan", _relink(_ETHERNET, _vlan), ethernet_only=True),
     Mutation("qinq", _relink(_ETHERNET, _qinq), ethernet_only=True),
+    Mutation("ipv4 fragments", _fragmented(256, reverse=False), ethernet_only=True, renumbers=True),
+    Mutation("ipv4 fragments reversed", _fragmented(256, reverse=True), ethernet_only=True, renumbers=True),
 )
 
 
