@@ -262,6 +262,8 @@ def damaging(other_linktype_capture: Path) -> tuple[Mutation, ...]:
     return (
         Mutation("editcap -E 0.01", _editcap("-E", "0.01", "--seed", "7")),
         Mutation("editcap -E 0.1", _editcap("-E", "0.1", "--seed", "7")),
+        Mutation("editcap -s 24", _editcap("-s", "24")),
+        Mutation("editcap -s 38", _editcap("-s", "38")),
         Mutation("editcap -s 60", _editcap("-s", "60")),
         Mutation("editcap -s 100", _editcap("-s", "100")),
         Mutation("editcap -s 200", _editcap("-s", "200")),

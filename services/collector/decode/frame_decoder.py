@@ -38,6 +38,8 @@ _IPIP = 4
 _IPV6_IN_IP = 41
 _GRE = 47
 _IPV6_EXT = frozenset((0, 43, 44, 51, 60, 135, 139, 140))
+#: fixed IP header sizes, which must have been captured whatever the frame's length on the wire
+_IP_HEADER_BYTES = {ETH_IPV4: 20, ETH_IPV6: 40}
 
 
 class FrameDecoder:
@@ -97,6 +99,8 @@ class FrameDecoder:
         self, frame: Frame, etype: int, data: bytes, off: int, end: int, *, depth: int, out: list[Payload]
     ) -> None:
         ip: IpHeader
+        if off + _IP_HEADER_BYTES.get(etype, 0) > len(data):  # ``end`` may be past a snaplen cut
+            raise PacketDecodeError("ip.truncated", "header")
         if etype == ETH_IPV4:
             ip = parse_ipv4(data, off, end)
         elif etype == ETH_IPV6:
