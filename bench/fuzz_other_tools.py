@@ -87,6 +87,9 @@ def main_bench() -> int:
             if report is None:
                 continue
             counted = sum(report["summary"]["errors"].values()) + sum(report["summary"]["skipped"].values())
+            internal = sorted(r for r in report["summary"]["errors"] if r.startswith("internal."))
+            if internal:  # the per-frame guard caught a bug of ours: the run went on, but it is a defect
+                failures.append(f"{capture.relative_to(PCAPS)} {mutation.name}: {internal}")
             if intact:
                 expected = original
                 if mutation.reference is not None:

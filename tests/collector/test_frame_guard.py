@@ -164,3 +164,27 @@ def test_a_chunk_that_fails_midway_loses_only_the_record_it_cannot_give() -> Non
     assert final_packets(out) == final_packets(clean) - 1
     signalling = [_dumps([e for e in events if e.kind == "sip_message"]) for events in (out, clean)]
     assert signalling[0] == signalling[1]
+
+
+def test_the_per_frame_loop_goes_on_after_its_inline_fast_path_fails() -> None:
+    """A source yielding one frame without a timestamp (a broken live source): the inline RTP path of
+    Collector.run raises on it; the loop counts it and resumes with the next frame, counts kept."""
+    clean, reference = _clean()
+    with open_capture(CAPTURE) as capture:
+        frames = list(capture)
+    broken = frames[-100]  # an RTP packet of a known stream: the inline path takes it
+    frames[-100] = dataclasses.replace(broken, ts=None)  # type: ignore[arg-type]
+    out: list[AnyEvent] = []
+    failures: list[FrameFailure] = []
+    collector = Collector(out.append, on_failure=failures.append)
+    collector.run(iter(frames))
+    collector.finish()
+
+    assert collector.errors == {"internal.TypeError": 1}
+    assert [(f.frame, f.data) for f in failures] == [(broken.number, broken.data)]
+    assert (collector.frames, collector.bytes) == (reference.frames - 1, reference.bytes - broken.orig_len)
+
+    def final_packets(events: list[AnyEvent]) -> int:
+        return sum(e.packets for e in events if isinstance(e, RtpStreamReport) and e.final)
+
+    assert final_packets(out) == final_packets(clean) - 1
