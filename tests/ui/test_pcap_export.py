@@ -50,6 +50,7 @@ def _microseconds(rows: list[list[str]]) -> list[list[str]]:
         "heplify/sip_ipv6_udp.pcap",
         "heplify/sip_ipv4_tcp.pcap",
         "heplify/sip_sctp.pcap",
+        "heplify/sip_tcp_websocket.pcap",
     ],
 )
 def test_tshark_reads_back_the_same_messages(capture: str, tmp_path: Path) -> None:
@@ -131,3 +132,20 @@ def test_an_sctp_message_longer_than_a_chunk_is_fragmented(tmp_path: Path) -> No
     report = analyze_file(exported)
     assert report.summary.frames == 2 and report.summary.sip_messages == 1
     assert not report.summary.errors
+
+
+def test_websocket_is_exported_as_websocket_and_read_back_by_the_collector(tmp_path: Path) -> None:
+    """SIP over WebSocket (RFC 7118): an upgrade, then text frames (masked from the client): read back."""
+    from callqual.pipeline.embedded import analyze_file
+
+    messages, _ = captured_call("heplify/sip_tcp_websocket.pcap")
+    assert {m.transport for m in messages} == {"udp", "ws"}
+    exported = tmp_path / "call.pcap"
+    exported.write_bytes(export_pcap(messages))
+    original = analyze_file(PCAPS / "heplify/sip_tcp_websocket.pcap")
+    again = analyze_file(exported)
+    assert again.summary.sip_messages == original.summary.sip_messages == len(messages)
+    keep = {"call_id", "state", "final_status", "messages", "requests", "responses", "category"}
+    calls = [[c.model_dump(include=keep) for c in report.calls] for report in (again, original)]
+    assert calls[0] == calls[1]
+    assert not again.summary.errors
