@@ -90,6 +90,21 @@ class _MediaFlow:
         _MediaFlow.created += 1
 
 
+#: What the inline fast path of Collector._run_frames calls into (RtpStream.drain)
+_INLINE_PATH_MODULES = "callqual.collector.media."
+
+
+def _called_from(exc: BaseException, function: Callable[..., object]) -> str | None:
+    """The module of the function ``function`` called when ``exc`` passed through it (None: raised there)."""
+    code = getattr(function, "__code__", None)
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    if tb is None or tb.tb_next is None:
+        return None
+    return str(tb.tb_next.tb_frame.f_globals.get("__name__", ""))
+
+
 def _locals_of(exc: BaseException, function: Callable[..., object]) -> dict[str, Any]:
     """The local variables of ``function``'s frame in ``exc``'s traceback (empty if it is not there)."""
     code = getattr(function, "__code__", None)
@@ -338,12 +353,15 @@ class Collector:
                 self._hand_over()
             return
         remaining = iter(frames)
+        failed: Frame | None = None
         while True:
             try:
                 self._run_frames(remaining)
                 return
             except Exception as exc:  # the per-frame guard: go on with the next frame
-                self._frames_failed(exc)
+                failed = self._frames_failed(exc, failed)
+                if failed is None:  # the source itself raised: nothing more to read from it
+                    return
 
     def _run_frames(self, frames: Iterator[Frame]) -> None:
         """The per-frame loop of :meth:`run` (see there); :meth:`feed` guards every frame it takes."""
@@ -397,16 +415,25 @@ class Collector:
         self.frames += frames_seen
         self.bytes += size
 
-    def _frames_failed(self, exc: Exception) -> None:
-        """The inline fast path of :meth:`_run_frames` raised: count it, and keep what it had counted."""
+    def _frames_failed(self, exc: Exception, last: Frame | None) -> Frame | None:
+        """:meth:`_run_frames` raised: count it, keep what it had counted; the frame it failed on.
+
+        None when the source raised instead: the code below the loop is the source's, not
+        the media code the inline path calls; or, for a source written in C, no frame yet or
+        the one that failed last time again (a source that raises at every step must not keep
+        the loop going).
+        """
         seen = _locals_of(exc, Collector._run_frames)
         self.frames += seen.get("frames_seen", 0)
         self.bytes += seen.get("size", 0)
         frame = seen.get("frame")
-        if isinstance(frame, Frame):
-            self._guard.frame_failed(exc, frame)
-        else:  # the source itself raised, not a frame: counted, and the run ends with the source
+        below = _called_from(exc, Collector._run_frames)
+        by_source = below is not None and not below.startswith(_INLINE_PATH_MODULES)
+        if by_source or not isinstance(frame, Frame) or frame is last:
             self._guard.failed(exc)
+            return None
+        self._guard.frame_failed(exc, frame)
+        return frame
 
     def _run_batch_guarded(self, batch: RecordBatch) -> None:
         """:meth:`_run_batch`; if it fails, the records it had not taken go through :meth:`feed` one by one.

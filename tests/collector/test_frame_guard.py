@@ -188,3 +188,32 @@ def test_the_per_frame_loop_goes_on_after_its_inline_fast_path_fails() -> None:
         return sum(e.packets for e in events if isinstance(e, RtpStreamReport) and e.final)
 
     assert final_packets(out) == final_packets(clean) - 1
+
+
+class _SourceFailsAfter:
+    """An iterator of frames that raises at every step after ``n`` frames (a live source gone bad)."""
+
+    def __init__(self, frames: list[Frame], n: int) -> None:
+        self.frames = frames
+        self.n = n
+        self.calls = 0
+
+    def __iter__(self) -> _SourceFailsAfter:
+        return self
+
+    def __next__(self) -> Frame:
+        self.calls += 1
+        if self.calls > self.n:
+            raise OSError("interface went down")
+        return self.frames[self.calls - 1]
+
+
+def test_a_source_that_keeps_raising_ends_the_run_counted() -> None:
+    with open_capture(CAPTURE) as capture:
+        frames = list(capture)
+    source = _SourceFailsAfter(frames, 1000)
+    collector = Collector(lambda _e: None)
+    collector.run(source)
+    collector.finish()
+    assert (collector.frames, source.calls) == (1000, 1001)
+    assert collector.errors == {"internal.OSError": 1}
