@@ -234,6 +234,55 @@ def _ipv4_fragments(frame: bytes, size: int) -> list[bytes] | None:
     return pieces
 
 
+def _ipv6_tunnel(fragment: int | None) -> Callable[[Path, Path], None]:
+    """Each IPv4 packet carried in IPv6 (next header 4) behind Hop-by-Hop and Destination Options
+    headers, as a 6in4-free dual-stack core or a DS-Lite tunnel carries it; with ``fragment``, the
+    IPv6 packets longer than that many fragmentable bytes are sent in IPv6 fragments."""
+
+    def apply(src: Path, dst: Path) -> None:
+        linktype, nanos, snaplen, records = read_classic_pcap(src)
+        if linktype != _ETHERNET:
+            raise ValueError(f"{src}: link type {linktype}, not Ethernet")
+        out: list[Record] = []
+        for ident, (sec, sub, orig, data) in enumerate(records, 1):
+            packets = _in_ipv6(data, fragment, ident) if orig == len(data) else None
+            if packets is None:
+                out.append((sec, sub, orig, data))
+                continue
+            out += [(sec, sub, len(p), p) for p in packets]
+        write_classic_pcap(dst, linktype, nanos, snaplen + 64, out)
+
+    return apply
+
+
+_V6_SRC = bytes.fromhex("20010db8000000000000000000000001")
+_V6_DST = bytes.fromhex("20010db8000000000000000000000002")
+_PADN_6 = b"\x01\x04\x00\x00\x00\x00"  # PadN option: an 8-byte extension header with no news
+
+
+def _in_ipv6(frame: bytes, fragment: int | None, ident: int) -> list[bytes] | None:
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[14] >> 4 != 4:
+        return None
+    (total,) = struct.unpack_from("!H", frame, 16)
+    inner = frame[14 : 14 + total]
+    if total != len(frame) - 14:
+        return None
+    fragmentable = bytes([4, 0]) + _PADN_6 + inner  # Destination Options, then the IPv4 packet
+
+    def ipv6(next_header: int, payload: bytes) -> bytes:
+        head = struct.pack("!IHBB", 6 << 28, len(payload), next_header, 64) + _V6_SRC + _V6_DST
+        return frame[:12] + b"\x86\xdd" + head + payload
+
+    if fragment is None or len(fragmentable) <= fragment:
+        return [ipv6(0, bytes([60, 0]) + _PADN_6 + fragmentable)]
+    pieces = []
+    for at in range(0, len(fragmentable), fragment):
+        more = 1 if at + fragment < len(fragmentable) else 0
+        header = struct.pack("!BBHI", 60, 0, at | more, ident)  # offsets are multiples of 8
+        pieces.append(ipv6(0, bytes([44, 0]) + _PADN_6 + header + fragmentable[at : at + fragment]))
+    return pieces
+
+
 def _ip_checksum(header: bytes) -> int:
     total: int = sum(struct.unpack(f"!{len(header) // 2}H", header))
     while total >> 16:
@@ -254,6 +303,8 @@ INTACT = (
     Mutation("qinq", _relink(_ETHERNET, _qinq), ethernet_only=True),
     Mutation("ipv4 fragments", _fragmented(256, reverse=False), ethernet_only=True, renumbers=True),
     Mutation("ipv4 fragments reversed", _fragmented(256, reverse=True), ethernet_only=True, renumbers=True),
+    Mutation("ipv4 in ipv6 + ext headers", _ipv6_tunnel(None), ethernet_only=True),
+    Mutation("ipv4 in ipv6 fragments", _ipv6_tunnel(256), ethernet_only=True, renumbers=True),
 )
 
 

@@ -98,9 +98,10 @@ def test_damaging_rewrites_are_counted_never_a_traceback(
     assert not any(reason.startswith("internal.") for reason in summary["errors"])
 
 
-def test_fragmented_rewrites_really_fragment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The SIP messages (all over 256 bytes) arrive in fragments, last first, and still make the call."""
-    reverse = next(m for m in INTACT if m.name == "ipv4 fragments reversed")
-    _, report = _analyze(_mutate(reverse, PCAPS / "rtp-pcap/sip-rtp-g729a.pcap", tmp_path), tmp_path, capsys)
+@pytest.mark.parametrize("name", ["ipv4 fragments reversed", "ipv4 in ipv6 fragments"])
+def test_fragmenting_rewrites_fragment(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The SIP messages (all over 256 bytes) arrive in fragments and still make the call."""
+    mutation = next(m for m in INTACT if m.name == name)
+    _, report = _analyze(_mutate(mutation, PCAPS / "rtp-pcap/sip-rtp-g729a.pcap", tmp_path), tmp_path, capsys)
     assert report["summary"]["skipped"]["ip.fragment_queued"] >= report["summary"]["sip_messages"] >= 5
     assert [c["state"] for c in report["calls"]] == ["completed"]
