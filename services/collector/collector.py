@@ -16,7 +16,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +35,7 @@ from callqual.collector.decode.fast_path import (
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
-from callqual.collector.frame_guard import FailureSink, FrameGuard
+from callqual.collector.frame_guard import FailureSink, FrameGuard, called_from, locals_of
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
 from callqual.collector.media.rtp_columns import drain_columns
@@ -92,28 +92,6 @@ class _MediaFlow:
 
 #: What the inline fast path of Collector._run_frames calls into (RtpStream.drain)
 _INLINE_PATH_MODULES = "callqual.collector.media."
-
-
-def _called_from(exc: BaseException, function: Callable[..., object]) -> str | None:
-    """The module of the function ``function`` called when ``exc`` passed through it (None: raised there)."""
-    code = getattr(function, "__code__", None)
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code is not code:
-        tb = tb.tb_next
-    if tb is None or tb.tb_next is None:
-        return None
-    return str(tb.tb_next.tb_frame.f_globals.get("__name__", ""))
-
-
-def _locals_of(exc: BaseException, function: Callable[..., object]) -> dict[str, Any]:
-    """The local variables of ``function``'s frame in ``exc``'s traceback (empty if it is not there)."""
-    code = getattr(function, "__code__", None)
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code is code:
-            return dict(tb.tb_frame.f_locals)
-        tb = tb.tb_next
-    return {}
 
 
 def _heads(data: npt.NDArray[np.uint8], positions: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
@@ -423,11 +401,11 @@ class Collector:
         the one that failed last time again (a source that raises at every step must not keep
         the loop going).
         """
-        seen = _locals_of(exc, Collector._run_frames)
+        seen = locals_of(exc, Collector._run_frames)
         self.frames += seen.get("frames_seen", 0)
         self.bytes += seen.get("size", 0)
         frame = seen.get("frame")
-        below = _called_from(exc, Collector._run_frames)
+        below = called_from(exc, Collector._run_frames)
         by_source = below is not None and not below.startswith(_INLINE_PATH_MODULES)
         if by_source or not isinstance(frame, Frame) or frame is last:
             self._guard.failed(exc)
@@ -447,7 +425,7 @@ class Collector:
             self._run_batch(batch)
         except Exception as exc:  # the per-chunk guard, see frame_guard
             self._guard.batch_failed(exc, batch)
-            seen = _locals_of(exc, Collector._run_batch)
+            seen = locals_of(exc, Collector._run_batch)
             done = int(seen.get("cur", 0))
             fast = done - int(seen.get("fed", 0))
             self.frames += fast

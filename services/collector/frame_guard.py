@@ -14,10 +14,11 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from callqual.collector.packet import Frame, RecordBatch
 
-__all__ = ["FailureSink", "FrameFailure", "FrameGuard"]
+__all__ = ["FailureSink", "FrameFailure", "FrameGuard", "called_from", "locals_of"]
 
 log = logging.getLogger("callqual.collector")
 
@@ -88,3 +89,29 @@ class FrameGuard:
             self.on_failure(
                 FrameFailure(reason, error, where.frame, where.ts, where.linktype, where.data, where.records)
             )
+
+
+# Post-mortem of a failed loop: where it stopped is read from its frame in the traceback,
+# so the loop itself carries no bookkeeping (and costs nothing) while nothing fails.
+
+
+def called_from(exc: BaseException, function: Callable[..., object]) -> str | None:
+    """The module of what ``function`` called when ``exc`` passed through it (None: raised in it)."""
+    code = getattr(function, "__code__", None)
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    if tb is None or tb.tb_next is None:
+        return None
+    return str(tb.tb_next.tb_frame.f_globals.get("__name__", ""))
+
+
+def locals_of(exc: BaseException, function: Callable[..., object]) -> dict[str, Any]:
+    """The local variables of ``function``'s frame in ``exc``'s traceback (empty if it is not there)."""
+    code = getattr(function, "__code__", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return dict(tb.tb_frame.f_locals)
+        tb = tb.tb_next
+    return {}
