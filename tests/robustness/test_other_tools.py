@@ -11,15 +11,19 @@ must end with exit 0 or 4, never a traceback, and count what could not be read.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callqual.cli.main import main
+from callqual.collector.config import CollectorConfig
 from callqual.fuzz.other_tools import INTACT, Mutation, damaging, without_frame_numbers
+from callqual.pipeline.embedded import analyze_file
 from tests.collector.event_equality import assert_same
 from tests.shared_captures import PCAPS
+from tests.tshark_reference import requires_tshark, rtp_streams
 
 #: SIP over UDP with RTP and RTCP; SIP over TCP; a re-INVITE; RFC 4733 events; SLL with IPv6
 #: fragments; SCTP over SLL; pcapng ERSPAN
@@ -105,3 +109,24 @@ def test_fragmenting_rewrites_fragment(name: str, tmp_path: Path, capsys: pytest
     _, report = _analyze(_mutate(mutation, PCAPS / "rtp-pcap/sip-rtp-g729a.pcap", tmp_path), tmp_path, capsys)
     assert report["summary"]["skipped"]["ip.fragment_queued"] >= report["summary"]["sip_messages"] >= 5
     assert [c["state"] for c in report["calls"]] == ["completed"]
+
+
+@requires_tshark
+@pytest.mark.parametrize(
+    "name", ["pcapng", "big-endian", "sll2", "qinq", "ipv4 fragments reversed", "ipv4 in ipv6 fragments"]
+)
+def test_rewritten_streams_match_tshark_on_the_rewrite(name: str, tmp_path: Path) -> None:
+    """tshark reads the rewritten file too: its RTP streams and ours agree, as on the original."""
+    mutation = next(m for m in INTACT if m.name == name)
+    rewritten = _mutate(mutation, PCAPS / CAPTURES[0], tmp_path)
+    reference = rtp_streams(rewritten, heuristic=True)
+    ours = {
+        (s.src_ip, s.src_port, s.dst_ip, s.dst_port, s.ssrc): s
+        for s in analyze_file(rewritten, CollectorConfig(heuristic_rtp=True)).streams
+    }
+    assert ours.keys() == reference.keys() and len(ours) == 5
+    for key, want in reference.items():
+        got = ours[key]
+        assert (got.packets, got.lost) == (want.packets, want.lost), key
+        assert math.isclose(got.mean_jitter_ms, want.mean_jitter_ms, rel_tol=0.01, abs_tol=0.01), key
+        assert math.isclose(got.max_delta_ms, want.max_delta_ms, rel_tol=0.01, abs_tol=0.01), key
