@@ -876,7 +876,8 @@ class Collector:
         try:
             msg = parse_sip(p.data)
         except SipParseError as exc:
-            self._malformed(p, exc.reason)
+            # Cut by the capture's snaplen, not broken by its sender: say so, not what is missing.
+            self._malformed(p, "sip.snapped" if p.cut else exc.reason)
             return
         if msg.anomalies:
             # Usable, but bent: published (the call goes on) and reported as malformed evidence.

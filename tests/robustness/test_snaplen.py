@@ -80,6 +80,12 @@ def test_snapped_streams_match_tshark(tmp_path: Path, heuristic: bool) -> None:
         assert math.isclose(mean_jitter, want.mean_jitter_ms, rel_tol=0.01, abs_tol=0.01), key
 
 
+def test_sip_cut_by_the_snaplen_is_counted_as_such(tmp_path: Path) -> None:
+    """-s 200 cuts most SIP datagrams mid-header: malformed because snapped, not for a missing Call-ID."""
+    report = analyze_file(_snapped(tmp_path, 200))
+    assert report.summary.errors == {"ip.truncated": 119, "sip.snapped": 14}
+
+
 def test_what_a_snaplen_cuts_beyond_use_is_counted(tmp_path: Path) -> None:
     """50 bytes cut the RTP header; TCP segments and SIP datagrams lose their text: counted, not guessed."""
     report = analyze_file(_snapped(tmp_path, 50), CollectorConfig(heuristic_rtp=True))
