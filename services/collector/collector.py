@@ -35,6 +35,7 @@ from callqual.collector.decode.fast_path import (
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
+from callqual.collector.frame_guard import FailureSink, FrameGuard, called_from, locals_of
 from callqual.collector.media.flow_shard import FlowShard
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.quiet_probe import probed_flows
@@ -97,6 +98,10 @@ class _MediaFlow:
 
     def __post_init__(self) -> None:
         _MediaFlow.created += 1
+
+
+#: What the inline fast path of Collector._run_frames calls into (RtpStream.drain)
+_INLINE_PATH_MODULES = "callqual.collector.media."
 
 
 def _heads(data: npt.NDArray[np.uint8], positions: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
@@ -267,6 +272,8 @@ class Collector:
         config: CollectorConfig | None = None,
         *,
         on_tick: Callable[[float], None] | None = None,
+        on_failure: FailureSink | None = None,
+        fatal: tuple[type[Exception], ...] = (),
     ) -> None:
         self.config = config or CollectorConfig()
         self._emit = emit
@@ -279,6 +286,9 @@ class Collector:
         self.skipped: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        #: A frame or chunk our own code fails on is counted in ``errors``, logged and passed on
+        #: (``on_failure``); exceptions of the ``fatal`` types (the sink is gone) still end the run.
+        self._guard = FrameGuard(self.errors, on_failure, fatal)
         self.frames = 0
         self.bytes = 0
         self.first_ts: float | None = None
@@ -303,6 +313,13 @@ class Collector:
     # -- input ---------------------------------------------------------------
 
     def feed(self, frame: Frame) -> None:
+        """One frame; if our code fails on it, the failure is counted (FrameGuard) and the next goes on."""
+        try:
+            self._feed(frame)
+        except Exception as exc:  # the per-frame guard, see frame_guard
+            self._guard.frame_failed(exc, frame)
+
+    def _feed(self, frame: Frame) -> None:
         ts = frame.ts
         self.frames += 1
         self.bytes += frame.orig_len
@@ -349,10 +366,23 @@ class Collector:
         if batches is not None:
             try:
                 for batch in batches:
-                    self._run_batch(batch)
+                    self._run_batch_guarded(batch)
             finally:
                 self._hand_over()
             return
+        remaining = iter(frames)
+        failed: Frame | None = None
+        while True:
+            try:
+                self._run_frames(remaining)
+                return
+            except Exception as exc:  # the per-frame guard: go on with the next frame
+                failed = self._frames_failed(exc, failed)
+                if failed is None:  # the source itself raised: nothing more to read from it
+                    return
+
+    def _run_frames(self, frames: Iterator[Frame]) -> None:
+        """The per-frame loop of :meth:`run` (see there); :meth:`feed` guards every frame it takes."""
         fast = self._fast
         feed = self.feed
         head = ETH_IPV4_UDP_HEAD
@@ -402,6 +432,60 @@ class Collector:
             feed(frame)
         self.frames += frames_seen
         self.bytes += size
+
+    def _frames_failed(self, exc: Exception, last: Frame | None) -> Frame | None:
+        """:meth:`_run_frames` raised: count it, keep what it had counted; the frame it failed on.
+
+        None when the source raised instead: the code below the loop is the source's, not
+        the media code the inline path calls; or, for a source written in C, no frame yet or
+        the one that failed last time again (a source that raises at every step must not keep
+        the loop going).
+        """
+        seen = locals_of(exc, Collector._run_frames)
+        self.frames += seen.get("frames_seen", 0)
+        self.bytes += seen.get("size", 0)
+        frame = seen.get("frame")
+        below = called_from(exc, Collector._run_frames)
+        by_source = below is not None and not below.startswith(_INLINE_PATH_MODULES)
+        if by_source or not isinstance(frame, Frame) or frame is last:
+            self._guard.failed(exc)
+            return None
+        self._guard.frame_failed(exc, frame)
+        return frame
+
+    def _run_batch_guarded(self, batch: RecordBatch) -> None:
+        """:meth:`_run_batch`; if it fails, the records it had not taken go through :meth:`feed` one by one.
+
+        Zero cost while nothing fails (a try block is free in CPython 3.11).
+        Where it stopped is read from the failed call's own frame, so its
+        loop carries no bookkeeping: records before ``cur`` were fed (and
+        counted by feed) or are fast packets waiting in the chunk or staged.
+        """
+        try:
+            self._run_batch(batch)
+        except Exception as exc:  # the per-chunk guard, see frame_guard
+            self._guard.batch_failed(exc, batch)
+            seen = locals_of(exc, Collector._run_batch)
+            done = int(seen.get("cur", 0))
+            fast = done - int(seen.get("fed", 0))
+            self.frames += fast
+            self.bytes += int(batch.orig_len[:done].sum()) - int(seen.get("fed_bytes", 0))
+            chunk = seen.get("chunk")
+            try:
+                if isinstance(chunk, _Chunk):
+                    self._staged.stage(chunk)
+                self._hand_over()
+            except Exception as again:  # the staged packets cannot be given: drop them
+                self._guard.batch_failed(again, batch)
+                self.dropped["internal.staged_packets"] += self._staged.rows
+                self._staged.clear()
+            for i in range(done, len(batch)):
+                try:
+                    frame = batch.frame(i)
+                except Exception as bad:  # a record the chunk cannot even give
+                    self._guard.batch_failed(bad, batch)
+                    continue
+                self.feed(frame)
 
     def _sync_fast(self) -> None:
         """Forget the fast-path entries of flows whose endpoints a new SDP (or an eviction) re-bound.
@@ -621,7 +705,10 @@ class Collector:
         drain_columns(stream for flow in self._flows.values() for stream in flow.streams.values())
         for flow in self._flows.values():
             for stream in flow.streams.values():
-                self._emit(stream.report(self._call_of(flow), final=True))
+                try:
+                    self._emit(stream.report(self._call_of(flow), final=True))
+                except Exception as exc:  # the other streams still get theirs
+                    self._guard.failed(exc, stream.first_frame)
         self._flows.clear()
         self._fast.clear()
         self._fast_removed += 1
@@ -642,6 +729,8 @@ class Collector:
         binding = self.media.lookup(p.src_ip, p.src_port, p.dst_ip, p.dst_port)
         if binding is not None:
             flow = self._flow(p, binding)
+            if p.cut and not binding.is_rtcp:
+                return self._on_snapped_rtp(flow, p)
             self._on_media(flow, p.ts, p.frame, data)
             return flow
         if (p.dst_port in MGCP_PORTS or p.src_port in MGCP_PORTS) and self._on_mgcp(p):
@@ -658,10 +747,30 @@ class Collector:
             return None
         if self.config.heuristic_rtp and looks_like_rtp(data):
             flow = self._flow(p, None)
+            if p.cut:
+                return self._on_snapped_rtp(flow, p)
             self._on_media(flow, p.ts, p.frame, data)
             return flow
         self.skipped["rtp.zrtp" if is_zrtp(data) else "udp.unclassified"] += 1
         return None
+
+    def _on_snapped_rtp(self, flow: _MediaFlow, p: Payload) -> _MediaFlow:
+        """An RTP datagram the snaplen cut: zero-filled to its length on the wire if its header is whole.
+
+        Stream statistics read the header and the payload's length, not its
+        bytes (telephone events, the one payload read, sit in its first four),
+        so the packet counts as sent, with its payload bytes as on the wire.
+        A header cut short cannot be read: counted, as tshark marks it malformed.
+        """
+        data = p.data
+        need = 12 + 4 * (data[0] & 0x0F) if data else 12
+        if len(data) >= need and data[0] & 0x10:  # a header extension: its length word too
+            need += 4 + 4 * int.from_bytes(data[need + 2 : need + 4]) if len(data) >= need + 4 else 4
+        if len(data) < need:
+            self.errors["rtp.snapped_header"] += 1
+            return flow
+        self._on_media(flow, p.ts, p.frame, data + bytes(p.cut))
+        return flow
 
     def _flow(self, p: Payload, binding: MediaBinding | None) -> _MediaFlow:
         key = (p.src_ip, p.src_port, p.dst_ip, p.dst_port)
@@ -850,7 +959,8 @@ class Collector:
         try:
             msg = parse_sip(p.data)
         except SipParseError as exc:
-            self._malformed(p, exc.reason)
+            # Cut by the capture's snaplen, not broken by its sender: say so, not what is missing.
+            self._malformed(p, "sip.snapped" if p.cut else exc.reason)
             return
         if msg.anomalies:
             # Usable, but bent: published (the call goes on) and reported as malformed evidence.

@@ -29,6 +29,8 @@ class Payload:
     dst_port: int
     transport: str  #: 'udp', 'tcp', 'ws', 'sctp'
     data: bytes
+    #: bytes of a UDP payload the capture did not keep (its snaplen cut the frame); ``data`` is the rest
+    cut: int = 0
 
 
 @dataclass(slots=True, frozen=True)

@@ -46,10 +46,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
+from callqual.collector.frame_guard import FrameFailure
 from callqual.collector.packet import Frame, RecordBatch
 from callqual.pipeline.stop_signals import stop_on_signals
 from callqual.schemas import AnyEvent, MalformedSipEvent, RtcpEvent, RtpStreamReport, SipMessageEvent
-from callqual.transport.base import MessageRefusedError, PartitionedSink, SinkStats
+from callqual.transport.base import MessageRefusedError, PartitionedSink, SinkStats, TransportError
 from callqual.transport.codec import UnserialisableError, encode
 from callqual.transport.ordering import Marker, event_headers, marker_headers
 from callqual.transport.settings import KafkaSettings
@@ -154,6 +155,8 @@ class PublishCounts:
     markers: int = 0
     #: Events that could not be encoded or were refused by the bus, written to dead letters
     dead_lettered: int = 0
+    #: Frames the collector's code failed on (counted as internal.* errors), written to dead letters
+    frames_dead_lettered: int = 0
 
 
 class UnpublishedEvent(BaseModel):
@@ -171,6 +174,27 @@ class UnpublishedEvent(BaseModel):
     frame: int | None
     key: str
     excerpt: str
+
+
+class FailedFrame(BaseModel):
+    """A frame the collector's code failed on, as written to the dead-letter topic: enough to replay it."""
+
+    kind: Literal["collector_frame_failed"] = "collector_frame_failed"
+    #: ``internal.<ExceptionType>``, as counted in callqual_parse_errors_total{reason}
+    reason: str
+    error: str
+    #: the frame number (for a chunk the collector had to feed again frame by frame: its first)
+    frame: int
+    ts: float
+    linktype: int
+    records: int
+    #: the captured bytes in hex, at most _FAILED_FRAME_BYTES of them
+    data_hex: str
+    cut: bool
+
+
+#: Bytes of a failed frame kept in its dead letter (a jumbo frame fits; the producer's limit is far above)
+_FAILED_FRAME_BYTES = 9216
 
 
 class EventPublisher:
@@ -233,6 +257,26 @@ class EventPublisher:
         except (MessageRefusedError, UnserialisableError):
             self.sink.stats.dropped += 1
 
+    def frame_failed(self, failure: FrameFailure) -> None:
+        """Write a frame the collector failed on to dead letters (it is counted in the collector's errors)."""
+        self.counts.frames_dead_lettered += 1
+        if self.deadletter is None:
+            return
+        letter = FailedFrame(
+            reason=failure.reason,
+            error=failure.error,
+            frame=failure.frame,
+            ts=failure.ts,
+            linktype=failure.linktype,
+            records=failure.records,
+            data_hex=failure.data[:_FAILED_FRAME_BYTES].hex(),
+            cut=len(failure.data) > _FAILED_FRAME_BYTES,
+        )
+        try:
+            self.sink.send(self.deadletter, encode(letter))
+        except (MessageRefusedError, UnserialisableError):
+            self.sink.stats.dropped += 1
+
     def marker(self, kind: Marker) -> None:
         """A ``watermark`` or ``end`` marker on every partition (not counted as events).
 
@@ -277,7 +321,8 @@ class CollectorService:
             report_interval_s=settings.report_interval_s,
             quiet_report_interval_s=settings.quiet_report_interval_s,
         )
-        self.collector = Collector(self._emit, config)
+        # A frame our code fails on is counted and dead-lettered; a bus that is gone still ends the run.
+        self.collector = Collector(self._emit, config, on_failure=self._frame_failed, fatal=(TransportError,))
         self._next_marker = float("-inf")
         self._next_stats = 0.0
         self.metrics: AlerterMetrics | None = None
@@ -345,6 +390,10 @@ class CollectorService:
         if self.on_stop is not None:
             # A live capture blocks waiting for packets: it must be told too.
             self.on_stop()
+
+    def _frame_failed(self, failure: FrameFailure) -> None:
+        if self.publisher is not None:
+            self.publisher.frame_failed(failure)
 
     def _emit(self, event: AnyEvent) -> None:
         assert self.publisher is not None

@@ -5,6 +5,7 @@ import sys
 
 PURE = [
     "callqual.collector.collector",
+    "callqual.collector.frame_guard",
     "callqual.collector.decode.frame_decoder",
     "callqual.collector.sip.message",
     "callqual.collector.sip.sdp",

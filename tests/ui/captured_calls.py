@@ -61,7 +61,7 @@ def captured_call(name: str) -> tuple[list[SipMessage], list[Stream]]:
                 status_code=e.status_code,
                 retransmission=key in seen,
                 first_line=e.first_line,
-                raw=payloads[e.frame],
+                raw=e.raw if e.transport in ("sctp", "ws") else payloads[e.frame],  # unframed by us
                 cseq=f"{e.cseq_num} {e.cseq_method}",
             )
         )

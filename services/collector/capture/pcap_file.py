@@ -437,7 +437,7 @@ class CaptureFile:
                     self.errors["pcapng.bad_caplen"] += 1
                     continue
                 linktype, tick, offset, _snap = ifaces[ifid]
-                last_ts = offset + ((ts_hi << 32) | ts_lo) * tick
+                last_ts = _epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
                 number += 1
                 yield Frame(number, last_ts, linktype, buf[start : start + caplen], origlen)
             elif btype == _BT_SPB:
@@ -624,7 +624,7 @@ class CaptureFile:
                             pos = stop
                             continue
                         linktype, tick, offset, _snap = ifaces[ifid]
-                        ts = offset + ((ts_hi << 32) | ts_lo) * tick
+                        ts = _epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
                         start = pos + 28
                     else:
                         if not ifaces:
@@ -715,7 +715,23 @@ def _pcapng_ts(order: str, buf: bytes, at: int, ifaces: list[tuple[int, float, i
     """The timestamp of the EPB at ``at``, computed as _read_pcapng computes it."""
     ifid, ts_hi, ts_lo = struct.unpack_from(order + "III", buf, at + 8)
     _linktype, tick, offset, _snap = ifaces[ifid]
-    return float(offset + ((ts_hi << 32) | ts_lo) * tick)
+    return _epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
+
+
+def _ticks_per_second(tick: float) -> int:
+    """The whole number of ticks in a second (if_tsresol is 10^-n or 2^-n, so 1/tick is exact)."""
+    return max(1, round(1 / tick))
+
+
+def _epb_seconds(ticks: int, tick: float, offset: int) -> float:
+    """An EPB timestamp as classic pcap computes one: whole seconds, plus the fraction times the unit.
+
+    ``ticks * tick`` in one product rounds differently (often a double's step, 0.24 µs, off at
+    today's epoch), so a capture converted with ``editcap -F pcapng`` gave other
+    jitter figures than the original; seconds + fraction gives the same doubles.
+    """
+    sec, frac = divmod(ticks, _ticks_per_second(tick))
+    return float(offset + sec) + frac * tick
 
 
 def _pcapng_batch(
@@ -733,10 +749,9 @@ def _pcapng_batch(
 
     The EPB fields are gathered as one 20-byte element per block (interface
     id, timestamp halves, caplen, orig_len) from an overlapping view. The
-    timestamp is ``offset + ticks * tick`` of the block's interface in
-    float64, the operations and roundings of _read_pcapng's Python floats
-    (an integer tick count converts to the nearest double either way), so
-    the two agree bit for bit. ``extra`` records go to the indices they name.
+    timestamp is :func:`_epb_seconds` of the block's interface in
+    float64, the operations and roundings of _read_pcapng's Python floats,
+    so the two agree bit for bit. ``extra`` records go to the indices they name.
     """
     if walked:
         pieces = [*pieces, np.array(walked, dtype=np.int64)]
@@ -745,9 +760,17 @@ def _pcapng_batch(
         heads = np.ndarray((len(buf) - 27,), "V20", buf, 8, (1,))[at].view(u32).reshape(-1, 5)
         ifid = heads[:, 0].astype(np.intp)
         ticks = (heads[:, 1].astype(np.uint64) << np.uint64(32)) | heads[:, 2].astype(np.uint64)
-        ticks_per = np.array([tick for _lt, tick, _off, _snap in ifaces], dtype=np.float64)
-        offsets = np.array([float(off) for _lt, _tick, off, _snap in ifaces], dtype=np.float64)
-        ts = offsets[ifid] + ticks.astype(np.float64) * ticks_per[ifid]
+        per = [_ticks_per_second(tick) for _lt, tick, _off, _snap in ifaces]
+        if max(per) < 1 << 63 and all(abs(off) < 1 << 62 for _lt, _tick, off, _snap in ifaces):
+            # _epb_seconds, vectorised: the same integer split and the same float operations.
+            per_iface = np.array(per, dtype=np.uint64)[ifid]
+            tick_iface = np.array([tick for _lt, tick, _off, _snap in ifaces], dtype=np.float64)[ifid]
+            offsets = np.array([off for _lt, _tick, off, _snap in ifaces], dtype=np.int64)[ifid]
+            sec = (offsets + (ticks // per_iface).astype(np.int64)).astype(np.float64)
+            ts = sec + (ticks % per_iface).astype(np.float64) * tick_iface
+        else:  # absurd resolutions or offsets: exact Python integers, record by record
+            found = zip(ticks.tolist(), ifid.tolist(), strict=True)
+            ts = np.array([_epb_seconds(t, ifaces[i][1], ifaces[i][2]) for t, i in found], dtype=np.float64)
         start = at + 28
         caplen = heads[:, 3].astype(np.int64)
         orig_len = heads[:, 4].astype(np.int64)

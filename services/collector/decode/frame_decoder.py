@@ -38,6 +38,8 @@ _IPIP = 4
 _IPV6_IN_IP = 41
 _GRE = 47
 _IPV6_EXT = frozenset((0, 43, 44, 51, 60, 135, 139, 140))
+#: fixed IP header sizes, which must have been captured whatever the frame's length on the wire
+_IP_HEADER_BYTES = {ETH_IPV4: 20, ETH_IPV6: 40}
 
 
 class FrameDecoder:
@@ -80,7 +82,9 @@ class FrameDecoder:
         try:
             data = frame.data
             etype, off = strip_link(frame.linktype, data)
-            self._network(frame, etype, data, off, len(data), depth=0, out=out)
+            # A frame the snaplen cut (orig_len > caplen) is read to its length on the wire:
+            # _network then takes what was captured of a UDP payload (see _snapped_udp).
+            self._network(frame, etype, data, off, max(len(data), frame.orig_len), depth=0, out=out)
         except SkipFrame as e:
             self.skipped[e.reason] += 1
         except PacketDecodeError as e:
@@ -95,6 +99,8 @@ class FrameDecoder:
         self, frame: Frame, etype: int, data: bytes, off: int, end: int, *, depth: int, out: list[Payload]
     ) -> None:
         ip: IpHeader
+        if off + _IP_HEADER_BYTES.get(etype, 0) > len(data):  # ``end`` may be past a snaplen cut
+            raise PacketDecodeError("ip.truncated", "header")
         if etype == ETH_IPV4:
             ip = parse_ipv4(data, off, end)
         elif etype == ETH_IPV6:
@@ -102,6 +108,9 @@ class FrameDecoder:
         else:
             raise SkipFrame("link.non_ip")
         proto, poff, pend = ip.proto, ip.off, ip.end
+        if pend > len(data):
+            self._snapped_udp(frame, ip, data, out)
+            return
         if ip.ident >= 0:
             key = (ip.version, ip.src, ip.dst, ip.ident, proto)
             whole = self._frags.add(key, ip.frag_offset, ip.more_fragments, data[poff:pend], frame.ts)
@@ -172,3 +181,26 @@ class FrameDecoder:
                 self._network(frame, inner, inner_data, 0, len(inner_data), depth=depth + 1, out=out)
         else:
             raise SkipFrame("ip.non_udp_tcp")
+
+    def _snapped_udp(self, frame: Frame, ip: IpHeader, data: bytes, out: list[Payload]) -> None:
+        """A datagram the capture's snaplen cut: its UDP payload as far as captured, and how much is missing.
+
+        ``tcpdump -s 200`` keeps every RTP header, which is all that stream
+        statistics need (tshark analyses such captures). A fragment, TCP or a
+        tunnel cannot be put together from a part, so those stay ``ip.truncated``;
+        so does a frame that was not cut by the capture but lies about its length.
+        """
+        poff, pend = ip.off, ip.end
+        if ip.proto != _UDP or ip.ident >= 0:
+            raise PacketDecodeError("ip.truncated", "snapped")
+        if poff + 8 > len(data):
+            raise PacketDecodeError("udp.truncated", "snapped header")
+        ulen = (data[poff + 4] << 8) | data[poff + 5]
+        if ulen < 8 or poff + ulen > pend:
+            raise PacketDecodeError("udp.bad_length", str(ulen))
+        self.skipped["udp.snapped"] += 1
+        payload = data[poff + 8 : poff + ulen]
+        src_port = (data[poff] << 8) | data[poff + 1]
+        dst_port = (data[poff + 2] << 8) | data[poff + 3]
+        cut = ulen - 8 - len(payload)
+        out.append(Payload(frame.number, frame.ts, ip.src, src_port, ip.dst, dst_port, "udp", payload, cut))

@@ -650,7 +650,9 @@ class RtpStream:
         """Codec of the first media payload type (telephone-event and CN skipped if anything else came)."""
         self.drain()
         for pt in self._pts:
-            if pt not in CN_PAYLOAD_TYPES and not self._clock_by_pt[pt][2]:
+            # A payload type not seen since use_rtpmap() emptied the cache is looked up afresh.
+            info = self._clock_by_pt.get(pt) or self._pt_info(pt)
+            if pt not in CN_PAYLOAD_TYPES and not info[2]:
                 return codec_for(pt, self.rtpmap)
         if self._pts:
             return codec_for(self._pts[0], self.rtpmap)

@@ -170,3 +170,20 @@ def test_garbage_never_raises() -> None:
             pt, marker, seq, ts, _ssrc, off, length = header
             stream.add(T0 + rng.random() * 10, i, seq, ts, pt, marker, length, blob[off : off + length])
     stream.report("x", True)
+
+
+def test_report_after_a_remap_before_the_next_packet() -> None:
+    """A re-INVITE re-maps the payload types, then the stream ends before another packet came.
+
+    use_rtpmap() empties the per-payload-type cache; codec() then looked up a
+    payload type seen only before the re-map and raised KeyError in the final
+    report (found by fuzzing sipnab's register-invite-reinvite-bye capture).
+    """
+    stream = RtpStream(SRC, SPORT, DST, DPORT, SSRC, 1, {0: "PCMU/8000", 101: "telephone-event/8000"})
+    for frame, (ts, seq, rtp_ts, marker) in enumerate(_regular(10), 1):
+        stream.add(ts, frame, seq, rtp_ts, 0, marker, 160, None)
+    stream.add(T0 + 0.3, 11, 1010, 1600, 101, False, 4, bytes([1, 0, 0, 160]))
+    assert stream.report(None, final=False).codec == "PCMU"
+    stream.use_rtpmap({0: "PCMU/8000", 96: "telephone-event/8000"})
+    final = stream.report(None, final=True)
+    assert (final.codec, final.packets, final.payload_types) == ("PCMU", 11, [0, 101])
