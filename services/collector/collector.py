@@ -32,6 +32,7 @@ from callqual.collector.decode.fast_path import (
     ip_offsets,
     ipv4_udp_rtp,
     udp_flow_key,
+    udp_payload,
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
@@ -263,6 +264,10 @@ class Collector:
     # -- input ---------------------------------------------------------------
 
     def feed(self, frame: Frame) -> None:
+        self._feed(frame, udp_flow_key(frame.linktype, frame.data))
+
+    def _feed(self, frame: Frame, fast: tuple[bytes, int] | None) -> None:
+        """:meth:`feed`, with the frame's ``udp_flow_key`` already read (``_run_batch`` needs it too)."""
         ts = frame.ts
         self.frames += 1
         self.bytes += frame.orig_len
@@ -274,7 +279,6 @@ class Collector:
         if self.media.generation != self._fast_generation:
             self._sync_fast()
         data = frame.data
-        fast = udp_flow_key(frame.linktype, data)
         if fast is not None:
             flow = self._fast.get(fast[0])
             if flow is not None:
@@ -282,6 +286,12 @@ class Collector:
                     self._on_rtp(flow, ts, frame.number, data, fast[1])
                 else:
                     self._on_media(flow, ts, frame.number, data[fast[1] :])
+                return
+            datagram = udp_payload(frame, *fast)
+            if datagram is not None:
+                flow = self._on_payload(datagram)
+                if flow is not None:
+                    self._fast[fast[0]] = flow
                 return
         for payload in self.decoder.decode(frame):
             flow = self._on_payload(payload)
@@ -450,6 +460,7 @@ class Collector:
         if not n:
             return
         feed = self.feed
+        feed_keyed = self._feed
         staged = self._staged
         if batch.linktype not in FIXED_IP_LINKTYPES:
             self._hand_over()
@@ -478,6 +489,9 @@ class Collector:
         usable = np.zeros(n_groups + 1, dtype=bool)
         self._resolve(chunk, range(n_groups), usable)
         has_waiting = np.zeros(n_groups + 1, dtype=bool)
+        #: group of each row as Python ints: a row outside every group (signalling...) is fed
+        #: without the numpy search below, which costs more than a list look-up per row
+        row_groups = group.tolist()
         fed = 0
         fed_bytes = 0
         cur = 0
@@ -486,7 +500,7 @@ class Collector:
             # current look-ups and timer: typically a few hundred rows away.
             hi = cur
             width = 256
-            while hi < n:
+            while hi < n and row_groups[hi] != n_groups:
                 take = usable[group[hi : hi + width]] & (ts[hi : hi + width] < self._next_tick)
                 k = int(take.argmin())
                 if not take[k]:
@@ -512,7 +526,7 @@ class Collector:
                 has_waiting[:] = False
                 self._hand_over()
             before = self._stamp()
-            feed(frame)
+            feed_keyed(frame, key)
             if self.media.generation != self._fast_generation:
                 self._sync_fast()
             fed += 1
