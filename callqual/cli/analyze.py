@@ -26,6 +26,7 @@ from callqual.collector.errors import CaptureFormatError
 from callqual.detector.detector import CallScorer
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.report_json import write_report_json
+from callqual.pipeline.split import run_split
 from callqual.schemas import AnalysisReport
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class AnalyzeSettings(BaseSettings):
     max_messages_per_call: int = Field(default=500, ge=1)
     #: ``--store``: after storing, drop what is older than this many whole days (by the wall clock)
     retention_days: int | None = Field(default=None, ge=1)
+    #: ``--split``: the collector in a second process (a capture file on two cores; pipeline/split.py)
+    split: bool = False
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -96,6 +99,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         metavar="N",
         help="with --store: then remove what is older than N whole days (UTC midnight)",
     )
+    p.add_argument(
+        "--split",
+        action="store_true",
+        default=None,
+        help="decode in a second process while this one detects: a file analysed on two cores "
+        "(the same report; no progress bar; env CALLQUAL_SPLIT)",
+    )
     p.set_defaults(func=run)
 
 
@@ -113,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["max_messages_per_call"] = args.max_messages_per_call
     if args.retention_days is not None:
         overrides["retention_days"] = args.retention_days
+    if args.split:
+        overrides["split"] = True
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
     tune_gc_for_throughput()
     scorer = None
@@ -218,20 +230,24 @@ def _analyze(
         return EXIT_UNREADABLE
     with capture:
         show = settings.progress and sys.stderr.isatty()
-        if show:
-            _run_with_progress(pipeline, capture)
+        if settings.split:
+            truncated, errors = run_split(pipeline, capture)
         else:
-            pipeline.run(capture)
+            if show:
+                _run_with_progress(pipeline, capture)
+            else:
+                pipeline.run(capture)
+            truncated, errors = capture.truncated, capture.errors
         pipeline.finish()
         if storing is None and settings.format == "json":
-            source, truncated, errors = str(args.capture), capture.truncated, capture.errors
+            source = str(args.capture)
             _write_json(args, lambda out: pipeline.write_json_report(out, source, truncated, errors))
         else:
-            report = pipeline.report(str(args.capture), capture.truncated, capture.errors)
+            report = pipeline.report(str(args.capture), truncated, errors)
             _print(args, settings.format, report)
             if storing is not None:
                 _store(storing, report, settings.retention_days)
-    if capture.truncated:
+    if truncated:
         print(f"callqual: {args.capture}: capture truncated; analysed what was readable", file=sys.stderr)
         return EXIT_TRUNCATED
     return EXIT_OK

@@ -52,6 +52,23 @@ class _Outputs:
             self.alerts.append(out)
 
 
+@dataclass(frozen=True, slots=True)
+class CollectorTotals:
+    """What a report says about the collector's input: counts, time span, every counted problem."""
+
+    frames: int
+    bytes: int
+    first_ts: float | None
+    last_ts: float | None
+    errors: Counter[str]
+    skipped: Counter[str]
+    dropped: Counter[str]
+
+    @classmethod
+    def of(cls, c: Collector) -> "CollectorTotals":
+        return cls(c.frames, c.bytes, c.first_ts, c.last_ts, c.all_errors(), c.all_skipped(), c.all_dropped())
+
+
 class EmbeddedPipeline:
     """Collector and detector wired back to back; feed frames, then :meth:`report`."""
 
@@ -75,6 +92,8 @@ class EmbeddedPipeline:
         # else a mid-call alert waits for the next SIP message, the BYE on a quiet link.
         self.collector = Collector(self._deliver, collector_config, on_tick=self._on_tick)
         self.sip_messages = 0
+        #: The totals of a collector that ran elsewhere (``split.py``), in place of our own's
+        self._remote_totals: CollectorTotals | None = None
 
     def _deliver(self, event: AnyEvent) -> None:
         if event.kind == "sip_message":
@@ -88,6 +107,19 @@ class EmbeddedPipeline:
 
     def run(self, frames: Iterable[Frame]) -> None:
         self.collector.run(frames)
+
+    def run_events(self, items: Iterable[AnyEvent | float]) -> None:
+        """A collector's output from elsewhere, in order: its events, and a float for each tick's time."""
+        deliver, tick = self._deliver, self._on_tick
+        for item in items:
+            if isinstance(item, float):
+                tick(item)
+            else:
+                deliver(item)
+
+    def adopt_collector_totals(self, totals: CollectorTotals) -> None:
+        """Report ``totals`` for the input: the collector that saw it ran elsewhere (``split.py``)."""
+        self._remote_totals = totals
 
     def finish(self) -> None:
         self.collector.finish()
@@ -130,8 +162,8 @@ class EmbeddedPipeline:
         by_category: Counter[str],
     ) -> Summary:
         """The summary for a report of ``counts`` (calls, streams, alerts)."""
-        c = self.collector
-        errors = c.all_errors() + (reader_errors or Counter())
+        c = self._remote_totals or CollectorTotals.of(self.collector)
+        errors = c.errors + (reader_errors or Counter())
         return Summary(
             source=source,
             frames=c.frames,
@@ -144,8 +176,8 @@ class EmbeddedPipeline:
             alerts=counts[2],
             calls_by_category=dict(sorted(by_category.items())),
             errors=dict(sorted(errors.items())),
-            skipped=dict(sorted((c.all_skipped() + _relayed(self.rules)).items())),
-            dropped=dict(sorted((c.all_dropped() + _dropped(self.detector.assembler.counters)).items())),
+            skipped=dict(sorted((c.skipped + _relayed(self.rules)).items())),
+            dropped=dict(sorted((c.dropped + _dropped(self.detector.assembler.counters)).items())),
             truncated=truncated,
         )
 
