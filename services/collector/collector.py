@@ -67,6 +67,8 @@ _TICK_S = 1.0
 #: whose packets were all dropped looks idle, but it was live while the capture lost them.
 CAPTURE_LOSS_SLACK_S = 2.0
 _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\x00\x00\x00\x00", b"jaK\n")
+#: What a keep-alive is made of (RFC 5626 CRLFs, and the spaces and NULs some phones send instead)
+_BLANK_BYTES = b" \t\r\n\x00"
 
 
 @dataclass(slots=True)
@@ -602,7 +604,7 @@ class Collector:
             self._on_sip(p)
             return None
         data = p.data
-        if not data.strip(b" \t\r\n\x00"):
+        if data[:1] in _BLANK_BYTES and not data.strip(_BLANK_BYTES):
             # RFC 5626 CRLF keep-alives, and the whitespace/NUL pings some phones send instead.
             self.skipped["sip.keepalive"] += 1
             return None
