@@ -69,12 +69,20 @@ def _field_names(cls: type[WireModel]) -> tuple[str, ...]:
 
 
 def _rebuild(cls: type[WireModel], values: tuple[Any, ...], fields_set: set[str] | None) -> WireModel:
-    """A wire model back from :class:`_Pickler`'s reduction (None: every field was set)."""
-    fields = dict(zip(_field_names(cls), values, strict=True))
-    model = cls.trusted(**fields)
-    if fields_set is not None:
-        object.__setattr__(model, "__pydantic_fields_set__", fields_set)
+    """A wire model back from :class:`_Pickler`'s reduction (None: every field was set).
+
+    What ``WireModel.trusted`` does, without its keyword arguments' second copy of the fields.
+    """
+    names = _field_names(cls)
+    model = cls.__new__(cls)
+    _set(model, "__dict__", dict(zip(names, values, strict=True)))
+    _set(model, "__pydantic_fields_set__", set(names) if fields_set is None else fields_set)
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
     return model
+
+
+_set = object.__setattr__
 
 
 class _Pickler(pickle.Pickler):
