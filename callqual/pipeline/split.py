@@ -10,11 +10,11 @@ up), come back through a pipe in order, so the detector sees the very same
 sequence and the report is byte-identical (``tests/pipeline/test_split.py``).
 
 Hand-over: batches of ``_BATCH`` items, pickled with each wire model reduced
-to its class and field values and rebuilt unvalidated (``WireModel.trusted``'s
-reasoning: they were built in this program a moment ago). Pickle's own
-pydantic path cost ~18 us an event to load; this one ~5 us to load and ~4 to
-dump. The pipe is the bound: the child blocks while the detector is behind,
-so at most a pipe buffer and one batch are in flight.
+to its class and field dict and rebuilt unvalidated (``WireModel.trusted``'s
+reasoning: they were built in this program a moment ago): ~3.6 us an event to
+dump and ~6 to load, against ~5.4 and ~8 through pydantic's own pickling
+(``bench/sip_stages.py``). The pipe is the bound: the child blocks while the
+detector is behind, so at most a pipe buffer and one batch are in flight.
 """
 
 import io
@@ -58,25 +58,14 @@ class _Failed:
     traceback: str
 
 
-_FIELDS: dict[type[WireModel], tuple[str, ...]] = {}
-
-
-def _field_names(cls: type[WireModel]) -> tuple[str, ...]:
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(cls.model_fields)
-    return names
-
-
-def _rebuild(cls: type[WireModel], values: tuple[Any, ...], fields_set: set[str] | None) -> WireModel:
+def _rebuild(cls: type[WireModel], state: dict[str, Any], fields_set: set[str] | None) -> WireModel:
     """A wire model back from :class:`_Pickler`'s reduction (None: every field was set).
 
-    What ``WireModel.trusted`` does, without its keyword arguments' second copy of the fields.
+    What ``WireModel.trusted`` does, with the field dict the unpickler already built.
     """
-    names = _field_names(cls)
     model = cls.__new__(cls)
-    _set(model, "__dict__", dict(zip(names, values, strict=True)))
-    _set(model, "__pydantic_fields_set__", set(names) if fields_set is None else fields_set)
+    _set(model, "__dict__", state)
+    _set(model, "__pydantic_fields_set__", set(state) if fields_set is None else fields_set)
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model
@@ -86,19 +75,13 @@ _set = object.__setattr__
 
 
 class _Pickler(pickle.Pickler):
-    """Pickles wire models as (class, field values), not through pydantic's ``__setstate__``."""
+    """Pickles a wire model as its class and field dict, not through pydantic's ``__reduce__``."""
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, WireModel):
-            cls = type(obj)
-            names = _field_names(cls)
             state = obj.__dict__
             fields_set = obj.__pydantic_fields_set__
-            return _rebuild, (
-                cls,
-                tuple([state[name] for name in names]),
-                None if len(fields_set) == len(names) else fields_set,
-            )
+            return _rebuild, (type(obj), state, None if len(fields_set) == len(state) else fields_set)
         return NotImplemented
 
 
