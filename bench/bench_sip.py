@@ -10,6 +10,7 @@ messages. Usage::
 """
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -38,32 +39,64 @@ def _compile_bytecode() -> None:
     )
 
 
-def _run(cmd: list[str], stdout_path: Path) -> tuple[float, float, int]:
-    """(wall s, CPU s, peak RSS KiB) of one child process."""
+def _tree_pss_kib(pid: int) -> int:
+    """Proportional set size (KiB) of ``pid`` plus its children's (``analyze --split`` forks).
+
+    PSS, not RSS: a forked child shares the parent's pages copy-on-write, and RSS would count
+    those twice.
+    """
+    total = 0
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for p in [str(pid), *kids]:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    except (OSError, ValueError):
+        pass  # the process ended between two reads
+    return total
+
+
+def _run(cmd: list[str], stdout_path: Path) -> tuple[float, float, int, int]:
+    """(wall s, CPU s, peak RSS KiB, peak PSS of the process tree KiB sampled every 0.5 s) of one child.
+
+    ``ru_maxrss`` of a process that forked is the larger of the two peaks, not their sum: the
+    tree's is sampled, so that two processes cannot hide half their memory.
+    """
     with stdout_path.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT, env=_ENV)
-        _, status, usage = os.wait4(proc.pid, 0)
+        tree_peak = 0
+        for tick in itertools.count():
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if tick % 25 == 0:  # reading smaps walks the page tables under the child's mmap lock
+                tree_peak = max(tree_peak, _tree_pss_kib(proc.pid))
+            time.sleep(0.02)
         wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, tree_peak
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--capture", type=Path, default=ROOT / "bench/out/sip.pcap")
     ap.add_argument("--repeat", type=int, default=1, help="paired runs; medians are printed")
+    ap.add_argument("--split", action="store_true", help="run ours as analyze --split (two processes)")
     args = ap.parse_args()
     cap: Path = args.capture
     out_dir = ROOT / "bench/out"
     out_dir.mkdir(parents=True, exist_ok=True)
     ours_json, theirs_txt = out_dir / "bench-sip.json", out_dir / "bench-sip-tshark.txt"
     ours_cmd = [sys.executable, "-m", "callqual", "analyze", str(cap), "--format", "json", "--no-progress"]
+    ours_cmd += ["--split"] if args.split else []
     theirs_cmd = ["tshark", "-q", "-r", str(cap), "-z", "sip,stat"]
     _compile_bytecode()
     load_before = os.getloadavg()[0]
-    rows: list[tuple[tuple[float, float, int], tuple[float, float, int]]] = []
+    rows: list[tuple[tuple[float, float, int, int], tuple[float, float, int, int]]] = []
     for _ in range(args.repeat):
         rows.append((_run(ours_cmd, ours_json), _run(theirs_cmd, theirs_txt)))
     load_after = os.getloadavg()[0]
@@ -85,8 +118,10 @@ def main() -> int:
         wall = median([r[idx][0] for r in rows])
         cpu = median([r[idx][1] for r in rows])
         rss = max(r[idx][2] for r in rows) / 1024
+        tree = max(r[idx][3] for r in rows) / 1024
         print(
             f"{name:<16} {wall:7.2f} s (CPU {cpu:6.2f} s) {msgs / wall:9.0f} msg/s  peak RSS {rss:6.1f} MiB"
+            f" (process tree PSS {tree:6.1f} MiB)"
         )
     ratios = [r[1][0] / r[0][0] for r in rows]
     cpu_ratios = [r[1][1] / r[0][1] for r in rows]

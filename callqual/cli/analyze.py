@@ -26,12 +26,14 @@ from callqual.collector.errors import CaptureFormatError
 from callqual.detector.detector import CallScorer
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.report_json import write_report_json
+from callqual.pipeline.split import run_split
 from callqual.schemas import AnalysisReport
 
 if TYPE_CHECKING:
     from callqual.store.embedded import StoringPipeline
 
 EXIT_OK = 0
+EXIT_USAGE = 2  # as argparse: options that cannot go together
 EXIT_UNREADABLE = 3
 EXIT_TRUNCATED = 4
 EXIT_STORE = 5
@@ -57,6 +59,8 @@ class AnalyzeSettings(BaseSettings):
     retention_days: int | None = Field(default=None, ge=1)
     #: ``--workers``: collector processes sharing a capture file's RTP (1: all in this process)
     workers: int = Field(default=1, ge=1, le=64)
+    #: ``--split``: the collector in a second process (a capture file on two cores; pipeline/split.py)
+    split: bool = False
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -105,6 +109,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         help="split a capture file's RTP analysis over N processes, one per core; the report is "
         "the same (default 1; env CALLQUAL_WORKERS)",
     )
+    p.add_argument(
+        "--split",
+        action="store_true",
+        default=None,
+        help="decode in a second process while this one detects: a file analysed on two cores "
+        "(the same report; no progress bar; env CALLQUAL_SPLIT; not with --workers)",
+    )
     p.set_defaults(func=run)
 
 
@@ -131,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["retention_days"] = args.retention_days
     if args.workers is not None:
         overrides["workers"] = args.workers
+    if args.split:
+        overrides["split"] = True
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
     tune_gc_for_throughput()
     scorer = None
@@ -238,6 +251,9 @@ def _analyze(
         return EXIT_UNREADABLE
     with capture:
         show = settings.progress and sys.stderr.isatty()
+        if settings.workers > 1 and settings.split:
+            print("callqual: --workers and --split are two ways to use more cores: pick one", file=sys.stderr)
+            return EXIT_USAGE
         if settings.workers > 1:
             from callqual.pipeline.sharded import ShardWorkerError, run_sharded
 
@@ -246,20 +262,25 @@ def _analyze(
             except ShardWorkerError as exc:
                 print(f"callqual: {args.capture}: --workers: {exc}", file=sys.stderr)
                 return EXIT_UNREADABLE
-        elif show:
-            _run_with_progress(pipeline, capture)
+            truncated, errors = capture.truncated, capture.errors
+        elif settings.split:
+            truncated, errors = run_split(pipeline, capture)
         else:
-            pipeline.run(capture)
+            if show:
+                _run_with_progress(pipeline, capture)
+            else:
+                pipeline.run(capture)
+            truncated, errors = capture.truncated, capture.errors
         pipeline.finish()
         if storing is None and settings.format == "json":
-            source, truncated, errors = str(args.capture), capture.truncated, capture.errors
+            source = str(args.capture)
             _write_json(args, lambda out: pipeline.write_json_report(out, source, truncated, errors))
         else:
-            report = pipeline.report(str(args.capture), capture.truncated, capture.errors)
+            report = pipeline.report(str(args.capture), truncated, errors)
             _print(args, settings.format, report)
             if storing is not None:
                 _store(storing, report, settings.retention_days)
-    if capture.truncated:
+    if truncated:
         print(f"callqual: {args.capture}: capture truncated; analysed what was readable", file=sys.stderr)
         return EXIT_TRUNCATED
     return EXIT_OK

@@ -77,7 +77,7 @@ class EmbeddedPipeline:
         self.collector = Collector(self.deliver, collector_config, on_tick=self.on_tick)
         self.sip_messages = 0
         #: What the summary reports of the capture and the collector, when the collector ran
-        #: elsewhere (``analyze --workers``: worker processes); None: ``self.collector``'s.
+        #: elsewhere (``analyze --workers``: worker processes; ``--split``: a child); None: ours.
         self.collector_totals: CollectorTotals | None = None
 
     def deliver(self, event: AnyEvent) -> None:
@@ -94,6 +94,19 @@ class EmbeddedPipeline:
 
     def run(self, frames: Iterable[Frame]) -> None:
         self.collector.run(frames)
+
+    def run_events(self, items: Iterable[AnyEvent | float]) -> None:
+        """A collector's output from elsewhere, in order: its events, and a float for each tick's time."""
+        deliver, tick = self.deliver, self.on_tick
+        for item in items:
+            if isinstance(item, float):
+                tick(item)
+            else:
+                deliver(item)
+
+    def adopt_collector_totals(self, totals: CollectorTotals) -> None:
+        """Report ``totals`` for the input: the collector that saw it ran elsewhere (``split.py``)."""
+        self.collector_totals = totals
 
     def finish(self) -> None:
         self.collector.finish()

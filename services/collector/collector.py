@@ -32,6 +32,7 @@ from callqual.collector.decode.fast_path import (
     ip_offsets,
     ipv4_udp_rtp,
     udp_flow_key,
+    udp_payload,
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
@@ -69,6 +70,8 @@ _TICK_S = 1.0
 #: whose packets were all dropped looks idle, but it was live while the capture lost them.
 CAPTURE_LOSS_SLACK_S = 2.0
 _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\x00\x00\x00\x00", b"jaK\n")
+#: What a keep-alive is made of (RFC 5626 CRLFs, and the spaces and NULs some phones send instead)
+_BLANK_BYTES = b" \t\r\n\x00"
 
 
 @dataclass(slots=True)
@@ -315,11 +318,18 @@ class Collector:
     def feed(self, frame: Frame) -> None:
         """One frame; if our code fails on it, the failure is counted (FrameGuard) and the next goes on."""
         try:
-            self._feed(frame)
+            self._feed(frame, udp_flow_key(frame.linktype, frame.data))
         except Exception as exc:  # the per-frame guard, see frame_guard
             self._guard.frame_failed(exc, frame)
 
-    def _feed(self, frame: Frame) -> None:
+    def _feed_keyed(self, frame: Frame, fast: tuple[bytes, int] | None) -> None:
+        """:meth:`feed` with the frame's ``udp_flow_key`` already read (``_run_batch`` needs it too)."""
+        try:
+            self._feed(frame, fast)
+        except Exception as exc:  # the per-frame guard, see frame_guard
+            self._guard.frame_failed(exc, frame)
+
+    def _feed(self, frame: Frame, fast: tuple[bytes, int] | None) -> None:
         ts = frame.ts
         self.frames += 1
         self.bytes += frame.orig_len
@@ -331,7 +341,6 @@ class Collector:
         if self.media.generation != self._fast_generation:
             self._sync_fast()
         data = frame.data
-        fast = udp_flow_key(frame.linktype, data)
         if fast is not None:
             flow = self._fast.get(fast[0])
             if flow is not None:
@@ -339,6 +348,12 @@ class Collector:
                     self._on_rtp(flow, ts, frame.number, data, fast[1])
                 else:
                     self._on_media(flow, ts, frame.number, data[fast[1] :])
+                return
+            datagram = udp_payload(frame, *fast)
+            if datagram is not None:
+                flow = self._on_payload(datagram)
+                if flow is not None:
+                    self._fast[fast[0]] = flow
                 return
         for payload in self.decoder.decode(frame):
             flow = self._on_payload(payload)
@@ -579,6 +594,7 @@ class Collector:
         if not n:
             return
         feed = self.feed
+        feed_keyed = self._feed_keyed
         staged = self._staged
         if batch.linktype not in FIXED_IP_LINKTYPES:
             self._hand_over()
@@ -608,6 +624,9 @@ class Collector:
         usable = np.zeros(n_groups + 1, dtype=bool)
         self._resolve(chunk, range(n_groups), usable)
         has_waiting = np.zeros(n_groups + 1, dtype=bool)
+        #: group of each row as Python ints: a row outside every group (signalling...) is fed
+        #: without the numpy search below, which costs more than a list look-up per row
+        row_groups = group.tolist()
         fed = 0
         fed_bytes = 0
         cur = 0
@@ -616,7 +635,7 @@ class Collector:
             # current look-ups and timer: typically a few hundred rows away.
             hi = cur
             width = 256
-            while hi < n:
+            while hi < n and row_groups[hi] != n_groups:
                 take = usable[group[hi : hi + width]] & (ts[hi : hi + width] < self._next_tick)
                 k = int(take.argmin())
                 if not take[k]:
@@ -643,7 +662,7 @@ class Collector:
                 self._hand_over()
             before = self._stamp()
             self.at_frame = frame.number
-            feed(frame)
+            feed_keyed(frame, key)
             if self.media.generation != self._fast_generation:
                 self._sync_fast()
             fed += 1
@@ -722,7 +741,7 @@ class Collector:
             self._on_sip(p)
             return None
         data = p.data
-        if not data.strip(b" \t\r\n\x00"):
+        if data[:1] in _BLANK_BYTES and not data.strip(_BLANK_BYTES):
             # RFC 5626 CRLF keep-alives, and the whitespace/NUL pings some phones send instead.
             self.skipped["sip.keepalive"] += 1
             return None

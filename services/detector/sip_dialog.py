@@ -56,8 +56,10 @@ class SipDialog:
     #: every SDP each party sent, and the offer/answer exchanges (see :mod:`sdp_exchange`)
     sdp: SdpHistory = field(default_factory=SdpHistory)
     last_ts: float = 0.0
-    #: (direction, method-or-status, cseq, branch/to-tag): what a retransmission repeats
-    _seen: set[tuple[str, str, int, str]] = field(default_factory=set)
+    #: (direction, method or (status, CSeq method), cseq, branch/to-tag): what a retransmission repeats
+    _seen: set[tuple[tuple[str, int, str, int], str | tuple[int | None, str | None], int, str]] = field(
+        default_factory=set
+    )
 
     @classmethod
     def start(cls, ev: SipMessageEvent) -> "SipDialog":
@@ -118,13 +120,14 @@ class SipDialog:
             self.sdp.on_sdp(self._party(ev), ev.ts, list(ev.sdp), cseq, is_response=not ev.is_request)
 
     def _is_retransmission(self, ev: SipMessageEvent) -> bool:
-        direction = f"{ev.src_ip}:{ev.src_port}>{ev.dst_ip}:{ev.dst_port}"
+        direction = (ev.src_ip, ev.src_port, ev.dst_ip, ev.dst_port)
+        what: str | tuple[int | None, str | None]
         if ev.is_request:
             what = ev.method or ""
             # RFC 3261 17.2.3: a request matches a transaction by top Via branch and method.
             tail = ev.via_branch or f"cseq:{ev.cseq_num}"
         else:
-            what = f"{ev.status_code}/{ev.cseq_method}"
+            what = (ev.status_code, ev.cseq_method)
             tail = ev.to_tag or ""
         key = (direction, what, ev.cseq_num or 0, tail)
         if key in self._seen:

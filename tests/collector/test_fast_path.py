@@ -15,6 +15,7 @@ from callqual.collector.decode.fast_path import (
     ip_offsets,
     ipv4_udp_rtp,
     udp_flow_key,
+    udp_payload,
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from tests.collector.pcapcraft import ether, frame, ipv4, ipv6, udp
@@ -149,3 +150,48 @@ def test_every_fixed_offset_link_layer_and_its_vectorised_twin(linktype: int, wr
         for f in frames
     ]
     assert fast.tolist() == scalar == [True, False, False, False, False, True]
+
+
+def _all_shared_captures() -> list[str]:
+    captures = (p for p in PCAPS.glob("*/*") if p.suffix in (".pcap", ".pcapng", ".cap"))
+    return sorted(str(p.relative_to(PCAPS)) for p in captures)
+
+
+def test_udp_payload_is_the_decoders_datagram_in_every_shared_capture() -> None:
+    """Signalling skips the decoder's layer walk (Collector.feed): it must give the very same datagram."""
+    names = _all_shared_captures()
+    assert len(names) > 30
+    quick_hits = declined = 0
+    for name in names:
+        dec = FrameDecoder()
+        with open_capture(PCAPS / name) as cap:
+            for fr in cap:
+                fast = udp_flow_key(fr.linktype, fr.data)
+                full = dec.decode(fr)
+                if fast is None:
+                    continue
+                quick = udp_payload(fr, *fast)
+                if quick is None:
+                    declined += 1
+                    assert full == [], name  # what the decoder counts as an error or skipped
+                else:
+                    quick_hits += 1
+                    assert full == [quick], (name, fr.number)
+    assert quick_hits > 10_000
+
+
+@pytest.mark.parametrize(
+    ("udp_length", "expected"),
+    [(8 + 4, b"INVI"), (8, None), (7, None), (8 + 200, None)],
+)
+def test_udp_payload_follows_the_udp_length(udp_length: int, expected: bytes | None) -> None:
+    """The UDP length, not the IP length, ends the datagram; lengths the decoder counts are declined."""
+    body = bytearray(udp(5060, 5060, b"INVITE sip:x SIP/2.0\r\n\r\n"))
+    body[4:6] = udp_length.to_bytes(2, "big")
+    fr = frame(ether(ipv4("192.0.2.1", "192.0.2.2", 17, bytes(body))))
+    fast = udp_flow_key(fr.linktype, fr.data)
+    assert fast is not None
+    got = udp_payload(fr, *fast)
+    full = FrameDecoder().decode(fr)
+    assert (got.data if got is not None else None) == expected
+    assert full == ([got] if got is not None else [])

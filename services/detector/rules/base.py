@@ -49,7 +49,8 @@ def _headers(msg: SipMessageEvent) -> dict[str, str]:
 
 
 def evidence_of(msg: SipMessageEvent) -> EvidenceMessage:
-    return EvidenceMessage(
+    """Unvalidated (issue 14): every field is the event's own, already valid, or built from it here."""
+    return EvidenceMessage.trusted(
         frame=msg.frame,
         ts=msg.ts,
         src=f"{msg.src_ip}:{msg.src_port}",

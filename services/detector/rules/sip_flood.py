@@ -23,6 +23,7 @@ TOTAL_KEY = "*"
 class _State:
     incident: Incident
     counter: SlidingCounter
+    #: made at a method's first request: most sources send one or two of the flood methods
     by_method: dict[str, SlidingCounter]
     evidence: deque[SipMessageEvent]
     first_ts: float | None = None
@@ -44,7 +45,7 @@ class SipFlood(SourceRule):
         return _State(
             Incident(s.incident_quiet_s),
             SlidingCounter(s.flood_window_s),
-            {m: SlidingCounter(s.flood_window_s) for m in s.flood_methods},
+            {},
             deque(maxlen=s.evidence_limit),
         )
 
@@ -71,15 +72,18 @@ class SipFlood(SourceRule):
                 )
         return alerts
 
-    @staticmethod
-    def _count(st: _State, event: SipMessageEvent) -> int | None:
+    def _count(self, st: _State, event: SipMessageEvent) -> int | None:
         """Count the request; None while an alerted incident is still running."""
         ts = event.ts
         if st.incident.active(ts):
             return None
         if st.counter.total(ts) == 0:
             st.first_ts = ts
-        st.by_method[event.method or ""].add(ts)
+        method = event.method or ""
+        counter = st.by_method.get(method)
+        if counter is None:
+            counter = st.by_method[method] = SlidingCounter(self.settings.flood_window_s)
+        counter.add(ts)
         st.evidence.append(event)
         return st.counter.add(ts)
 
@@ -100,8 +104,9 @@ class SipFlood(SourceRule):
             "window_s": window,
             "rate_per_s": round(n / window, 2),
         }
-        for method, counter in st.by_method.items():
-            details[f"requests_{method.lower()}"] = counter.total(ts)
+        for method in self.settings.flood_methods:
+            counter = st.by_method.get(method)
+            details[f"requests_{method.lower()}"] = counter.total(ts) if counter is not None else 0
         return self.source_alert(
             key,
             first_ts,

@@ -94,6 +94,8 @@ class TollFraud(SourceRule):
         if not dialled:
             return None
         number = dialled.translate(_SEPARATORS)
+        if not number.startswith(self._prefixes):  # one C call; nearly every number matches none
+            return None
         return next((p for p in self._prefixes if number.startswith(p)), None)
 
     def observe(self, event: SipMessageEvent) -> list[Alert]:

@@ -182,6 +182,14 @@ def test_flood_per_source_boundary() -> None:
     assert alerts[0].details["scope"] == "source" and alerts[0].details["requests_options"] == 100
 
 
+def test_flood_details_count_every_flood_method_in_settings_order() -> None:
+    """Per-method counters are made at a method's first request; the alert still lists each method."""
+    settings = RuleSettings(flood_per_source=100, flood_total=10_000, flood_methods=["REGISTER", "OPTIONS"])
+    (alert,) = run(SipFlood(settings), sweep(500, step=0.01))
+    counts = {k: v for k, v in alert.details.items() if k.startswith("requests_")}
+    assert list(counts.items()) == [("requests_register", 0), ("requests_options", 100)]
+
+
 def test_flood_total_across_sources() -> None:
     settings = RuleSettings(flood_per_source=1000, flood_total=200)
     events = [
