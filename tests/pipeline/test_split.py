@@ -77,3 +77,13 @@ def test_a_failing_collector_is_an_error_with_its_traceback() -> None:
         capture.close()  # the child then reads from a closed file
         with pytest.raises(SplitPipelineError, match="collector process failed"):
             run_split(pipeline, capture)
+
+
+def test_split_and_workers_do_not_combine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two ways to use more cores; asking for both is a usage error (exit 2), not a silent choice."""
+    out = tmp_path / "both.json"
+    args = ["analyze", str(PCAPS / "sipp/g711a.pcap"), "--no-progress", "-o", str(out)]
+    code = main([*args, "--split", "--workers", "2"])
+    assert code == 2
+    assert "pick one" in capsys.readouterr().err
+    assert not out.exists() or out.read_bytes() == b""
