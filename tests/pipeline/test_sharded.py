@@ -21,6 +21,7 @@ from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
 from callqual.collector.media.flow_shard import FlowShard
+from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.sharded import ShardWorkerError, Tagged, _share_into, run_sharded
 from callqual.simulator import simulate
@@ -272,3 +273,24 @@ def test_every_share_schedules_like_one_collector(load_pcap: Path, name: str) ->
     for count in (2, 3):
         for index in range(count):
             assert _flow_times_at_ticks(path, FlowShard(index, count))[0] == one, f"share {index} of {count}"
+
+
+def test_a_full_stream_table_is_reported_alike(load_pcap: Path) -> None:
+    """max_streams counts every share's streams (the others' as SSRCs), as one collector counts."""
+    config = CollectorConfig(max_streams=7)
+    reports = []
+    for workers in (1, 2, 3):
+        pipeline = EmbeddedPipeline(config)
+        with open_capture(load_pcap) as capture:
+            if workers == 1:
+                pipeline.run(capture)
+            else:
+                run_sharded(pipeline, capture, config, workers)
+            pipeline.finish()
+            out = io.BytesIO()
+            pipeline.write_json_report(out, str(load_pcap), capture.truncated, capture.errors)
+        totals = pipeline.collector_totals or CollectorTotals.of(pipeline.collector)
+        reports.append((out.getvalue(), totals.dropped["rtp.stream_table_full"]))
+    assert reports[0][1] > 0
+    assert reports[1] == reports[0]
+    assert reports[2] == reports[0]
