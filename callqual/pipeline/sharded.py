@@ -270,7 +270,7 @@ def run_sharded(
                 proc.kill()
                 proc.join()
     own = CollectorTotals.of(collector)
-    # Each collector bounds its own stream table: its drops are its own.
+    # A stream-table drop is counted by the flow's owner only (the table counts every share's streams).
     dropped = own.dropped.copy()
     dropped["rtp.stream_table_full"] += sum(
         w.totals.collector.dropped["rtp.stream_table_full"] for w in peers if w.totals is not None

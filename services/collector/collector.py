@@ -92,6 +92,9 @@ class _MediaFlow:
     rtp: bool = True
     #: Another process's (Collector.shard): its RTP packets are read but not analysed here
     foreign: bool = False
+    #: A foreign flow's SSRCs: the streams its owner has, kept so that this process schedules
+    #: like one collector (see Collector.shard)
+    ghosts: set[int] = field(default_factory=set)
     #: Collector.at_frame when the flow entered the flow table: the table's order, which
     #: the processes sharing a capture use to put their interval reports back in order
     inserted: int = 0
@@ -189,6 +192,20 @@ class _Chunk:
     foreign: bool = False
 
 
+def _read_past(chunk: _Chunk, rows: np.ndarray, groups: np.ndarray) -> None:
+    """Another shard's fast-path rows: not kept, but each flow's last arrival is, as at a hand-over."""
+    if not len(rows):
+        return
+    distinct, last_from_end = np.unique(groups[::-1], return_index=True)
+    last = len(rows) - 1 - last_from_end
+    times = chunk.batch.ts[rows[last]].tolist()
+    # in arrival order, so that a flow with several SSRCs (groups) ends with its latest packet
+    for i in np.argsort(last).tolist():
+        flow = chunk.flows[int(distinct[i])]
+        assert flow is not None
+        flow.last_ts = times[i]
+
+
 class _Staged:
     """Fast-path packets read from chunks, already tied to their streams, not yet given to them.
 
@@ -198,14 +215,16 @@ class _Staged:
     (RtpStream.uid), numpy naming streams without a Python loop per packet.
     """
 
-    __slots__ = ("_ints", "_times", "_uids", "epoch", "keys", "refs", "rows")
+    __slots__ = ("_ints", "_times", "_uids", "epoch", "keys", "refs", "rows", "seen")
 
     def __init__(self) -> None:
         #: uid -> (stream, flow) of every stream with staged packets (and of their chunks' others)
         self.refs: dict[int, tuple[RtpStream, _MediaFlow]] = {}
-        #: flow keys (udp_flow_key() bytes) with staged packets
+        #: flow keys (udp_flow_key() bytes) with staged packets, another shard's flows' too
         self.keys: set[bytes] = set()
         self.rows = 0
+        #: rows staged, another shard's (read past, not kept) too: when to hand over
+        self.seen = 0
         #: bumped at every clear(), so a chunk knows when to give its refs again
         self.epoch = 0
         self._uids: list[np.ndarray] = []
@@ -230,15 +249,17 @@ class _Staged:
         if chunk.given != self.epoch:
             self.refs.update(chunk.refs)
             chunk.given = self.epoch
+        keys = chunk.keys
+        # bincount, not np.unique: one pass instead of a sort of every staged row
+        self.keys.update(keys[16 * g : 16 * g + 12] for g in np.flatnonzero(np.bincount(groups)).tolist())
+        self.seen += len(rows)
         if chunk.foreign:
             mine = chunk.uids[groups] >= 0
+            _read_past(chunk, rows[~mine], groups[~mine])
             rows = rows[mine]
             groups = groups[mine]
             if not len(rows):
                 return
-        keys = chunk.keys
-        # bincount, not np.unique: one pass instead of a sort of every staged row
-        self.keys.update(keys[16 * g : 16 * g + 12] for g in np.flatnonzero(np.bincount(groups)).tolist())
         # Bytes 43..54: the RTP header from its second byte, then the first payload byte.
         h = chunk.heads[rows, 43:55]
         ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
@@ -263,6 +284,7 @@ class _Staged:
         self.refs = {}
         self.keys = set()
         self.rows = 0
+        self.seen = 0
         self._uids = []
         self._times = []
         self._ints = []
@@ -303,12 +325,19 @@ class Collector:
         self._fast_removed = 0
         self._staged = _Staged()
         self._n_streams = 0
+        #: SSRCs of other shards' flows (_MediaFlow.ghosts): with _n_streams, one collector's count
+        self._n_ghosts = 0
         self._ended: OrderedDict[str, float] = OrderedDict()
         #: MGCP transaction id -> call id, so a response's SDP is tied to its command's call
         self._mgcp_calls: OrderedDict[str, str] = OrderedDict()
         self._next_tick = float("-inf")
         self._next_report = float("-inf")
         #: With several processes on one capture: the media flows this one analyses (None: all).
+        #: Every process still keeps every flow's cheap timing (last packet, last report) and its
+        #: SSRCs (ghosts for the others'), so it decides exactly as one collector does when to
+        #: hand packets over, report (interval ticks, quiet probes) and close flows: a stream's
+        #: vectorised statistics depend on where its packets are split into drains (drain_columns
+        #: rounds per batch), so only the same schedule gives the same floats (``flow_shard``).
         self.shard: FlowShard | None = None
         #: Number of the frame the chunk loop is feeding: the order of what that frame emits.
         self.at_frame = 0
@@ -529,7 +558,7 @@ class Collector:
             _MediaFlow.created,
             len(self._flows),
             len(self._fast),
-            self._n_streams,
+            self._n_streams + self._n_ghosts,
         )
 
     def _resolve(self, chunk: _Chunk, groups: Iterable[int], usable: np.ndarray) -> None:
@@ -551,9 +580,13 @@ class Collector:
             flow = fast.get(keys[at : at + 12]) if fresh else None
             stream = None
             if flow is not None and flow.foreign:
-                # Another shard's: the fast path reads past it (stage() drops its rows).
-                chunk.foreign = usable[g] = True
-                streams[g] = flows[g] = None
+                # Another shard's: usable where one collector's would be (a stream known by its
+                # ghost), so the same frames are fed; stage() reads its rows past.
+                ok = flow.rtp and int.from_bytes(keys[at + 12 : at + 16]) in flow.ghosts
+                chunk.foreign |= ok
+                usable[g] = ok
+                streams[g] = None
+                flows[g] = flow if ok else None
                 continue
             if flow is not None and flow.rtp:
                 stream = flow.streams.get(int.from_bytes(keys[at + 12 : at + 16]))
@@ -651,7 +684,7 @@ class Collector:
                 break
             frame = batch.frame(hi)
             key = udp_flow_key(frame.linktype, frame.data)
-            if (chunk.waiting or staged.rows) and (
+            if (chunk.waiting or staged.seen) and (
                 frame.ts >= self._next_tick
                 or key is None
                 or key[0] in staged.keys
@@ -688,7 +721,7 @@ class Collector:
                             candidates = list(range(n_groups))
                         self._resolve(chunk, candidates, usable)
         staged.stage(chunk)
-        if staged.rows >= _STAGE_LIMIT:
+        if staged.seen >= _STAGE_LIMIT:
             self._hand_over()
         self.frames += n - fed
         self.bytes += int(batch.orig_len.sum()) - fed_bytes
@@ -697,6 +730,8 @@ class Collector:
         """Give every staged packet to its stream as columns, and each flow its last arrival."""
         staged = self._staged
         if not staged.rows:
+            if staged.seen:
+                staged.clear()  # another shard's packets only: nothing to give
             return
         uids, times, ints = staged.take()
         order = np.argsort(_radix_key(uids), kind="stable")
@@ -732,6 +767,7 @@ class Collector:
         self._fast.clear()
         self._fast_removed += 1
         self._n_streams = 0
+        self._n_ghosts = 0
 
     # -- classification ------------------------------------------------------
 
@@ -865,6 +901,8 @@ class Collector:
                 if len(pending) >= PENDING_LIMIT:
                     stream.drain()
                 return
+            if ssrc in flow.ghosts:
+                return
         packet = buf[start:] if start else buf
         hdr = parse_rtp(packet)
         if hdr is None:
@@ -877,9 +915,13 @@ class Collector:
         pt, marker, seq, rtp_ts, ssrc, offset, payload_len = hdr
         stream = flow.streams.get(ssrc)
         if stream is None:
+            full = self._n_streams + self._n_ghosts >= self.config.max_streams
             if flow.foreign:
+                if not full and ssrc not in flow.ghosts:  # (a drop is counted by the owner)
+                    flow.ghosts.add(ssrc)
+                    self._n_ghosts += 1
                 return
-            if self._n_streams >= self.config.max_streams:
+            if full:
                 self.dropped["rtp.stream_table_full"] += 1
                 return
             stream = RtpStream(
@@ -916,6 +958,7 @@ class Collector:
         for stream in flow.streams.values():
             self._emit(stream.report(self._call_of(flow), final=True))
         self._n_streams -= len(flow.streams)
+        self._n_ghosts -= len(flow.ghosts)
         del self._flows[key]
         self._forget_fast(flow)
 
@@ -934,7 +977,7 @@ class Collector:
             call_id = self._call_of(flow)
             ended = self._ended.get(call_id) if call_id is not None else None
             idle = now - flow.last_ts
-            if not flow.streams:
+            if not (flow.streams or flow.ghosts):
                 # RTCP, or datagrams that were not RTP: nothing to report, just forget the flow.
                 if (ended is not None and idle >= grace) or idle >= idle_limit:
                     del self._flows[key]
@@ -962,12 +1005,15 @@ class Collector:
         by_call: dict[str, list[_MediaFlow]] = {}
         for flow in self._flows.values():
             call_id = self._call_of(flow)
-            if flow.streams and call_id is not None and call_id not in self._ended:
+            if (flow.streams or flow.ghosts) and call_id is not None and call_id not in self._ended:
                 by_call.setdefault(call_id, []).append(flow)
-        probed = list(probed_flows(by_call, now, self.config.quiet_report_interval_s))
-        if probed:
-            # one vectorised pass over every probed stream's queued packets, as at a full tick
-            drain_columns(stream for flow in probed for stream in flow.streams.values())
+        chosen = {id(flow) for flow in probed_flows(by_call, now, self.config.quiet_report_interval_s)}
+        if not chosen:
+            return
+        # In flow-table order, as a full tick reports: the order sharded reports merge back in.
+        probed = [flow for flow in self._flows.values() if id(flow) in chosen]
+        # one vectorised pass over every probed stream's queued packets, as at a full tick
+        drain_columns(stream for flow in probed for stream in flow.streams.values())
         for flow in probed:
             self.counters["rtp.quiet_probe_reports"] += len(flow.streams)
             self._report(flow, self._call_of(flow), now)

@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from callqual.collector.capture.pcap_file import open_capture
+from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
 from callqual.collector.media.flow_shard import FlowShard
+from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.sharded import ShardWorkerError, Tagged, _share_into, run_sharded
 from callqual.simulator import simulate
@@ -59,7 +61,7 @@ def test_there_are_shared_captures() -> None:
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: f"{p.parent.name}/{p.name}")
 @pytest.mark.parametrize("heuristic", [False, True], ids=["sdp", "heuristic"])
 def test_shared_captures(path: Path, heuristic: bool) -> None:
-    _same_for_workers(path, (2,), heuristic)
+    _same_for_workers(path, (2, 3), heuristic)
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +234,63 @@ def test_a_truncated_capture_is_reported_alike(load_pcap: Path, tmp_path: Path) 
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert b'"truncated": true' in outputs[0]
+
+
+FlowTimes = dict[tuple[str, int, str, int], tuple[float, float, float, list[int]]]
+
+
+def _flow_times_at_ticks(path: Path, shard: FlowShard) -> tuple[list[FlowTimes], int]:
+    """At each tick of one share: every flow's last packet, last report (tick, last packet) and SSRCs."""
+    seen: list[FlowTimes] = []
+
+    def on_tick(_now: float) -> None:
+        seen.append(
+            {
+                key: (f.last_ts, f.reported_ts, f.reported_last_ts, sorted({*f.streams, *f.ghosts}))
+                for key, f in collector._flows.items()
+            }
+        )
+
+    collector = Collector(lambda _event: None, CollectorConfig(), on_tick=on_tick)
+    collector.shard = shard
+    with open_capture(path) as capture:
+        collector.run(capture)
+    return seen, collector.counters["rtp.quiet_probe_reports"]
+
+
+@pytest.mark.parametrize("name", ["load", "heplify/rtp_rtcp_sip_ipv4_udp.pcap"])
+def test_every_share_schedules_like_one_collector(load_pcap: Path, name: str) -> None:
+    """The quiet probe, reports and closing decide per call from all its flows: each share tracks them all.
+
+    A share that timed only its own flows probed calls at other moments than one
+    collector, so the streams were drained at other packets and their jitter
+    rounded differently (the reports differed in the last digits).
+    """
+    path = load_pcap if name == "load" else PCAPS / name
+    one, probed = _flow_times_at_ticks(path, FlowShard(0, 1))
+    assert len(one) >= 10
+    assert probed > 0  # the probe did report between interval ticks
+    for count in (2, 3):
+        for index in range(count):
+            assert _flow_times_at_ticks(path, FlowShard(index, count))[0] == one, f"share {index} of {count}"
+
+
+def test_a_full_stream_table_is_reported_alike(load_pcap: Path) -> None:
+    """max_streams counts every share's streams (the others' as SSRCs), as one collector counts."""
+    config = CollectorConfig(max_streams=7)
+    reports = []
+    for workers in (1, 2, 3):
+        pipeline = EmbeddedPipeline(config)
+        with open_capture(load_pcap) as capture:
+            if workers == 1:
+                pipeline.run(capture)
+            else:
+                run_sharded(pipeline, capture, config, workers)
+            pipeline.finish()
+            out = io.BytesIO()
+            pipeline.write_json_report(out, str(load_pcap), capture.truncated, capture.errors)
+        totals = pipeline.collector_totals or CollectorTotals.of(pipeline.collector)
+        reports.append((out.getvalue(), totals.dropped["rtp.stream_table_full"]))
+    assert reports[0][1] > 0
+    assert reports[1] == reports[0]
+    assert reports[2] == reports[0]

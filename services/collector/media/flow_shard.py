@@ -8,6 +8,17 @@ Ownership is a stable hash of the flow's 4-tuple, so every process agrees on
 it without talking to the others, and a flow never changes owner. Share 0
 also runs the detector and emits every SIP and RTCP event, so it owns half as
 many flows as each other share (a third of them with two).
+
+Only the statistics are split, not the schedule. Every process keeps each
+flow's timing (last packet, last report) and SSRCs, its own or not, so it
+makes the one-process decisions that depend on all flows of a call or a
+chunk: the quiet probe (a call is probed when one of its flows is idle, which
+a share holding half of them cannot tell), interval reports, closing, when
+staged packets are handed over. Those decide where a stream's packets are
+split into drains, and the vectorised statistics round per drained batch:
+the same split is what makes ``--workers N`` byte-identical to one process.
+Deciding in share 0 and sending the decisions to the others would cost a
+round trip per tick; tracking the timing costs a dict entry per flow.
 """
 
 import zlib

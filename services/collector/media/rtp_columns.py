@@ -63,7 +63,11 @@ def drain_columns(streams: Iterable[RtpStream]) -> None:
     form (:func:`_segment_jitter`). They round differently from Wireshark's
     packet-by-packet C doubles, by parts in 10^12: far inside the 1% /
     0.01 ms the tshark comparison allows. Anything else takes the packet
-    loop on the same packets.
+    loop on the same packets. Unlike that loop, the result depends (in the
+    last digits) on where a stream's packets are split into drains: blocks
+    restart and means telescope at each one. It does not depend on which
+    other streams are drained in the same call, so processes sharing a
+    capture agree bit for bit when they keep one drain schedule (flow_shard).
 
     The collector drains every stream due for a report in one call: numpy
     costs a few microseconds per call whatever the array size, so one pass

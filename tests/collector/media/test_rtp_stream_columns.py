@@ -189,3 +189,42 @@ def test_lost_packets_stay_on_the_vectorised_path_and_match_tuples(
     assert reference.lost > 40
     # Only the batches holding the 1,500 jump or a sequence wrap may take the packet loop.
     assert sum(slow) <= 2 * 700 + 700
+
+
+def test_the_reference_loop_does_not_depend_on_where_it_is_drained() -> None:
+    """Wireshark's arithmetic packet by packet: any split into drains gives the same floats, bit for bit."""
+    packets = _messy(random.Random(7), _regular(random.Random(7), 1500, 100, 1000))
+    states = []
+    for cuts in ({5, 300}, {7, 301, 777}, set()):
+        stream = _stream()
+        for frame, (ts, seq, rtp_ts, pt, marker, plen, first) in enumerate(packets, 1):
+            stream.add(ts, frame, seq, rtp_ts, pt, marker, plen, bytes([first]) * max(plen, 1))
+            if frame in cuts:
+                stream.drain()
+        states.append(_state(stream))
+    assert states[0] == states[1] == states[2]
+
+
+def test_a_streams_columns_do_not_depend_on_the_streams_drained_with_it() -> None:
+    """What ``analyze --workers N`` relies on: each share drains another set of streams at once.
+
+    The vectorised path is not bit-identical across drain *splits* (its blocks
+    restart and its means telescope at each drain: last digits differ), so the
+    shares keep one collector's drain schedule (flow_shard); given that schedule,
+    the companions of a drain_columns call must not change a stream's floats.
+    """
+    rng = random.Random(11)
+    flows = [_regular(rng, 1500, rng.randrange(65536), rng.randrange(1 << 32)) for _ in range(6)]
+
+    def run(companions: list[int]) -> dict[str, object]:
+        streams = [_stream() for _ in flows]
+        for stream, packets in zip(streams, flows, strict=True):
+            ts, seq, rtp_ts, pt, marker, plen, first = packets[0]
+            stream.add(ts, 1, seq, rtp_ts, pt, marker, plen, bytes([first]) * max(plen, 1))
+        for lo, hi in ((1, 300), (300, 700), (700, 1100), (1100, 1500)):  # each below COLUMN_LIMIT
+            for stream, packets in zip(streams, flows, strict=True):
+                stream.add_columns(*_as_columns(packets[lo:hi]))
+            drain_columns([streams[0], *(streams[i] for i in companions)])
+        return _state(streams[0])
+
+    assert run([]) == run([1, 2, 3, 4, 5]) == run([5, 3])
