@@ -220,6 +220,7 @@ class StoreService:
         self._pending = _Pending()
         self._inflight: InFlightWriter[_Pending] | None = None
         self._in_flight_messages = 0
+        self._by_topic: dict[str, tuple[Counter, Gauge]] = {}
         self._migrated = False
         self._backoff = 0.0
         self._next_retention = 0.0
@@ -270,10 +271,10 @@ class StoreService:
 
     def handle(self, message: Message) -> None:
         """Decode and queue one message; undecodable ones are dead-lettered (acked with the batch)."""
-        self.metrics.messages_consumed.labels(topic=message.topic).inc()
+        consumed, lag_seconds = self._topic_metrics(message.topic)
+        consumed.inc()
         if message.timestamp_ms is not None:
-            lag = max(0.0, self._wall() - message.timestamp_ms / 1000.0)
-            self.metrics.consumer_lag_seconds.labels(topic=message.topic).set(lag)
+            lag_seconds.set(max(0.0, self._wall() - message.timestamp_ms / 1000.0))
         if not self._pending.messages:
             self._pending.since = self._monotonic()
         self._pending.messages.append(message)
@@ -286,6 +287,16 @@ class StoreService:
             return
         if len(batch):
             self._pending.items.append((message, batch))
+
+    def _topic_metrics(self, topic: str) -> tuple[Counter, Gauge]:
+        """A topic's consumed counter and lag gauge, looked up once (``labels`` per message cost
+        as much as decoding one); as many entries as input topics."""
+        found = self._by_topic.get(topic)
+        if found is None:
+            m = self.metrics
+            found = (m.messages_consumed.labels(topic=topic), m.consumer_lag_seconds.labels(topic=topic))
+            self._by_topic[topic] = found
+        return found
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
@@ -437,6 +448,8 @@ class StoreService:
                     self.handle(message)
                 if self.due() or (message is None and self._pending.messages):
                     self.flush(source)
+                    # Idle means nothing to read: a long write is not idle time.
+                    last_input = self._monotonic()
                 idle = self._monotonic() - last_input
                 limit = self.settings.exit_when_idle_s
                 if limit is not None and not self._pending.messages and idle >= limit:
