@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
+from callqual.cli.gc_tuning import tune_gc_for_throughput  # noqa: E402
 from callqual.collector.capture.pcap_file import open_capture  # noqa: E402
 from callqual.pipeline.embedded import EmbeddedPipeline  # noqa: E402
 from callqual.schemas import AnalysisReport, AnyEvent, RtpStreamReport, SipMessageEvent  # noqa: E402
@@ -269,6 +270,9 @@ def ingest_service(url: str, records: list[Message], batch_size: int, in_flight:
 
 def service_rounds(args: argparse.Namespace, server: PostgresServer, work: Path, batches: list[Batch]) -> Any:
     records = kafka_records(batches)
+    # As ``callqual store`` runs (its CLI tunes the collector); the input made in advance is
+    # frozen out of the scans too, as a broker's records would not be in this process at all.
+    tune_gc_for_throughput()
     batch_size = round(len(records) / len(batches))
     out: dict[str, list[dict[str, Any]]] = {}
     for engine in args.engines.split(","):

@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from callqual.transport.settings import KafkaSettings
 
     jsonlog.setup("store", args.log_level)
+    # Decoding allocates many short-lived objects per record: the same tuning as analyze.
+    from callqual.cli.gc_tuning import tune_gc_for_throughput
+
+    tune_gc_for_throughput()
     overrides: dict[str, Any] = {
         f: getattr(args, k) for k, f in _FLAGS.items() if getattr(args, k) is not None
     }
