@@ -6,6 +6,10 @@
    durability: fsync and synchronous commit on). Side by side with a reference: the same
    message rows bulk-loaded with no logic at all (SQLite ``executemany``, PostgreSQL ``COPY``).
    Targets: >= 10,000/s SQLite, >= 20,000/s PostgreSQL.
+   With ``--service``: the ``callqual store`` service end to end instead (decoding each record
+   from its Kafka JSON, batching, writing, acknowledging), fed by an in-process source over the
+   same traffic, side by side in one run: ``--writes-in-flight 0`` (written in the consuming
+   loop) and K (a writer thread, the default), alternating which goes first per round.
 2. **Lookup** (PostgreSQL): a Call-ID lookup (the call's messages in time order) and a number
    lookup (messages from or to a user, newest 50) at growing ``sip_messages`` sizes, filled by
    ``COPY`` with distinct Call-IDs and numbers. Target: < 100 ms at 10 M messages.
@@ -17,6 +21,7 @@ Usage::
 
     python bench/bench_store.py                       # ingest x8, lookups at 100 k and 1 M
     python bench/bench_store.py --sizes 100000,1000000,3000000,10000000
+    python bench/bench_store.py --service --engines postgresql --sizes "" --rounds 3
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
+from callqual.cli.gc_tuning import tune_gc_for_throughput  # noqa: E402
 from callqual.collector.capture.pcap_file import open_capture  # noqa: E402
 from callqual.pipeline.embedded import EmbeddedPipeline  # noqa: E402
 from callqual.schemas import AnalysisReport, AnyEvent, RtpStreamReport, SipMessageEvent  # noqa: E402
@@ -46,7 +54,9 @@ from callqual.simulator import simulate  # noqa: E402
 from callqual.store.engine import open_store  # noqa: E402
 from callqual.store.rows import message_row  # noqa: E402
 from callqual.store.schema import sip_messages  # noqa: E402
+from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine  # noqa: E402
 from callqual.store.writer import Batch, StoreWriter  # noqa: E402
+from callqual.transport import TOPICS, Message  # noqa: E402
 from tests.postgres_server import PostgresServer  # noqa: E402
 
 BATCH_MESSAGES = 1000
@@ -169,6 +179,123 @@ def ingest_writer(url: str, batches: list[Batch]) -> dict[str, float]:
         "server_cpu_s": server_cpu,
         "per_s": n / wall,
     }
+
+
+class ListSource:
+    """An event source over records encoded in advance: the service's own cost, no broker.
+
+    Like a consumer with nothing to read, ``poll`` waits its timeout once the list is done."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self._messages = iter(messages)
+        self.acked = 0
+
+    def poll(self, timeout: float) -> Message | None:
+        message = next(self._messages, None)
+        if message is None:
+            time.sleep(timeout)
+        return message
+
+    def ack(self, message: Message) -> None:
+        self.acked += 1
+
+    def commit(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def kafka_records(batches: list[Batch]) -> list[Message]:
+    """The traffic as ``callqual store`` reads it: each record's JSON on its topic, batch by batch."""
+    out: list[Message] = []
+    t = TOPICS
+    for b in batches:
+        kinds: tuple[tuple[str, list[Any]], ...] = (
+            (t.events, b.messages),
+            (t.events, b.intervals),
+            (t.calls, b.calls),
+            (t.streams, b.streams),
+            (t.alerts, b.alerts),
+        )
+        for topic, records in kinds:
+            for r in records:
+                out.append(Message(topic, 0, len(out), r.call_id, r.model_dump_json().encode()))
+    return out
+
+
+def _backends_cpu(url: str) -> float:
+    """User+system CPU of every other backend now connected to ``url``'s database."""
+    with psycopg.connect(url) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return sum(_backend_cpu(int(pid)) for (pid,) in pids)
+
+
+def ingest_service(url: str, records: list[Message], batch_size: int, in_flight: int) -> dict[str, Any]:
+    """``StoreService.run`` over ``records`` until idle; the database migrated beforehand."""
+    open_store(url).dispose()
+    settings = StoreSettings(
+        url=SecretStr(url),
+        batch_size=batch_size,
+        batch_interval_s=60.0,
+        exit_when_idle_s=0.01,
+        writes_in_flight=in_flight,
+        port=0,
+    )
+    engine = build_engine(settings)
+    service = StoreService(engine, settings, StoreMetrics())
+    source = ListSource(records)
+    load = os.getloadavg()[0]
+    cpu, wall = time.process_time(), time.perf_counter()
+    code = service.run(source, threading.Event(), poll_s=0.01)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # The engine's pooled connections are still open: their backends did the server's share.
+    server_cpu = _backends_cpu(url) if engine.dialect.name == "postgresql" else 0.0
+    engine.dispose()
+    assert code == 0 and source.acked == len(records), (code, source.acked)
+    n = sum(1 for r in records if r.value.startswith(b'{"kind":"sip_message"'))
+    return {
+        "writes_in_flight": in_flight,
+        "messages": n,
+        "records": len(records),
+        "seconds": wall,
+        "cpu_s": cpu,
+        "server_cpu_s": server_cpu,
+        "per_s": n / wall,
+        "load_average_1m": [load, os.getloadavg()[0]],
+    }
+
+
+def service_rounds(args: argparse.Namespace, server: PostgresServer, work: Path, batches: list[Batch]) -> Any:
+    records = kafka_records(batches)
+    # As ``callqual store`` runs (its CLI tunes the collector); the input made in advance is
+    # frozen out of the scans too, as a broker's records would not be in this process at all.
+    tune_gc_for_throughput()
+    batch_size = round(len(records) / len(batches))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for engine in args.engines.split(","):
+        runs = out.setdefault(engine, [])
+        for k in range(args.rounds):
+            order = (0, args.writes_in_flight) if k % 2 == 0 else (args.writes_in_flight, 0)
+            for in_flight in order:
+                url = (
+                    server.create_database()
+                    if engine == "postgresql"
+                    else f"sqlite:///{work / f'svc-{k}-{in_flight}.db'}"
+                )
+                r = ingest_service(url, records, batch_size, in_flight)
+                runs.append(r)
+                print(
+                    f"service {engine:10s} round {k + 1} writes-in-flight {in_flight}: {r['messages']} msgs "
+                    f"({r['records']} records, batches of {batch_size}): {r['per_s']:>7.0f} msg/s "
+                    f"({r['seconds']:.2f} s, client CPU {r['cpu_s']:.2f} s, server CPU "
+                    f"{r['server_cpu_s']:.2f} s, load {r['load_average_1m'][0]:.1f}-"
+                    f"{r['load_average_1m'][1]:.1f})",
+                    flush=True,
+                )
+    return out
 
 
 def _sqlite_text(row: dict[str, Any]) -> list[Any]:
@@ -312,6 +439,13 @@ def main() -> int:
     ap.add_argument("--batch-messages", type=int, default=BATCH_MESSAGES, help="SIP messages per transaction")
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--engines", default="sqlite,postgresql", help="engines to ingest into (default both)")
+    ap.add_argument(
+        "--service", action="store_true", help="ingest through StoreService, in-line vs writer thread"
+    )
+    ap.add_argument(
+        "--writes-in-flight", type=int, default=2, help="the writer thread's bound with --service"
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the --service comparison")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
     capture = args.capture
@@ -322,12 +456,12 @@ def main() -> int:
     results: dict[str, Any] = {"load_average": os.getloadavg()}
     server = PostgresServer(durable=True)
     try:
-        if not args.skip_ingest:
-            batches = [
-                b
-                for k in range(args.copies)
-                for b in split(copy_of(k, msgs, ivs, report), args.batch_messages)
-            ]
+        batches = [
+            b for k in range(args.copies) for b in split(copy_of(k, msgs, ivs, report), args.batch_messages)
+        ]
+        if args.service:
+            results["service"] = service_rounds(args, server, work, batches)
+        elif not args.skip_ingest:
             engines = args.engines.split(",")
             if "sqlite" in engines:
                 lite = work / "ours.db"

@@ -24,6 +24,7 @@ _FLAGS = {
     "group_id": "group_id",
     "batch_size": "batch_size",
     "batch_interval": "batch_interval_s",
+    "writes_in_flight": "writes_in_flight",
     "max_messages_per_call": "max_messages_per_call",
     "retention_days": "retention_days",
     "listen_host": "listen_host",
@@ -50,6 +51,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument(
         "--batch-interval", type=float, help="seconds before a partial batch is written (default 1)"
     )
+    p.add_argument(
+        "--writes-in-flight",
+        type=int,
+        metavar="K",
+        help="batches written on a writer thread while the next are read (default 2; 0: in the loop)",
+    )
     p.add_argument("--max-messages-per-call", type=int, help="SIP messages kept per Call-ID (default 500)")
     p.add_argument("--retention-days", type=int, metavar="N", help="hourly, drop what is older than N days")
     p.add_argument("--listen-host", help="address of /metrics and /healthz (default 127.0.0.1)")
@@ -71,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from callqual.transport.settings import KafkaSettings
 
     jsonlog.setup("store", args.log_level)
+    # Decoding allocates many short-lived objects per record: the same tuning as analyze.
+    from callqual.cli.gc_tuning import tune_gc_for_throughput
+
+    tune_gc_for_throughput()
     overrides: dict[str, Any] = {
         f: getattr(args, k) for k, f in _FLAGS.items() if getattr(args, k) is not None
     }

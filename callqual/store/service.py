@@ -10,6 +10,11 @@ acknowledged, the write is retried with exponential backoff, ``callqual_store_db
 and ``/healthz`` answers 503; when the database is back the batch is written and the
 service catches up from where it stood. A batch the database *rejects* (bad data) is
 written message by message and the rejected ones go to the dead-letter topic, counted.
+
+With ``writes_in_flight`` K >= 1 (the default) batches are written on a writer thread while the
+loop decodes the next ones (``inflight.InFlightWriter``): at most K batches handed over and not
+yet committed, written one after another in the order read, acknowledged in that order after
+their commit. K = 0 writes in the loop, as before.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from callqual.schemas import (
     parse_event,
 )
 from callqual.store.engine import migrate, open_store
+from callqual.store.inflight import InFlightWriter
 from callqual.store.retention import apply_retention
 from callqual.store.writer import Batch, StoreWriter
 from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics
@@ -62,6 +68,8 @@ class StoreSettings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1)
     #: A partial batch is written after this many seconds
     batch_interval_s: float = Field(default=1.0, gt=0)
+    #: Batches handed to the writer thread and not yet committed (0: write in the consuming loop)
+    writes_in_flight: int = Field(default=2, ge=0)
     max_messages_per_call: int = Field(default=500, ge=1)
     retention_days: int | None = Field(default=None, ge=1)
     retention_interval_s: float = Field(default=3600.0, gt=0)
@@ -116,6 +124,14 @@ class StoreMetrics:
             "callqual_store_partitions_dropped", "Daily partitions dropped by retention", registry=r
         )
         self.rows_expired = Counter("callqual_store_rows_expired", "Rows deleted by retention", registry=r)
+        self.batches_in_flight = Gauge(
+            "callqual_store_batches_in_flight", "Batches handed to the writer, not yet committed", registry=r
+        )
+        self.writer_full = Counter(
+            "callqual_store_writer_full_waits",
+            "Times the loop stopped reading because writes_in_flight batches were not yet committed",
+            registry=r,
+        )
 
 
 class StoreDeadLetter(BaseModel):
@@ -202,6 +218,9 @@ class StoreService:
         self._monotonic = monotonic
         self._wall = wall
         self._pending = _Pending()
+        self._inflight: InFlightWriter[_Pending] | None = None
+        self._in_flight_messages = 0
+        self._by_topic: dict[str, tuple[Counter, Gauge]] = {}
         self._migrated = False
         self._backoff = 0.0
         self._next_retention = 0.0
@@ -212,8 +231,8 @@ class StoreService:
 
     @property
     def pending_messages(self) -> int:
-        """Consumed and not yet written (and so not acknowledged)."""
-        return len(self._pending.messages)
+        """Consumed and not yet written (and so not acknowledged), in the writer's hands or not."""
+        return len(self._pending.messages) + self._in_flight_messages
 
     def input_topics(self) -> list[str]:
         t = self.topics
@@ -252,10 +271,10 @@ class StoreService:
 
     def handle(self, message: Message) -> None:
         """Decode and queue one message; undecodable ones are dead-lettered (acked with the batch)."""
-        self.metrics.messages_consumed.labels(topic=message.topic).inc()
+        consumed, lag_seconds = self._topic_metrics(message.topic)
+        consumed.inc()
         if message.timestamp_ms is not None:
-            lag = max(0.0, self._wall() - message.timestamp_ms / 1000.0)
-            self.metrics.consumer_lag_seconds.labels(topic=message.topic).set(lag)
+            lag_seconds.set(max(0.0, self._wall() - message.timestamp_ms / 1000.0))
         if not self._pending.messages:
             self._pending.since = self._monotonic()
         self._pending.messages.append(message)
@@ -268,6 +287,16 @@ class StoreService:
             return
         if len(batch):
             self._pending.items.append((message, batch))
+
+    def _topic_metrics(self, topic: str) -> tuple[Counter, Gauge]:
+        """A topic's consumed counter and lag gauge, looked up once (``labels`` per message cost
+        as much as decoding one); as many entries as input topics."""
+        found = self._by_topic.get(topic)
+        if found is None:
+            m = self.metrics
+            found = (m.messages_consumed.labels(topic=topic), m.consumer_lag_seconds.labels(topic=topic))
+            self._by_topic[topic] = found
+        return found
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
@@ -300,6 +329,15 @@ class StoreService:
         p = self._pending
         if not p.messages:
             return True
+        if not self._attempt(p):
+            return False
+        self._acknowledge([p], source)
+        self._pending = _Pending()
+        self.metrics.pending.set(0)
+        return True
+
+    def _attempt(self, p: _Pending) -> bool:
+        """One try at writing ``p`` (nothing acknowledged); False, with the backoff set, if the DB is away."""
         try:
             if not self._migrated:
                 migrate(self.engine)
@@ -323,15 +361,18 @@ class StoreService:
         self.db_up = True
         self._backoff = 0.0
         self.metrics.db_up.set(1)
-        if source is not None:
+        return True
+
+    def _acknowledge(self, written: list[_Pending], source: EventSource | None) -> None:
+        """Acknowledge committed batches' messages (in the order read), then commit the offsets."""
+        if source is None or not written:
+            return
+        for p in written:
             for message in p.messages:
                 source.ack(message)
-            commit = getattr(source, "commit", None)
-            if commit is not None:
-                commit()
-        self._pending = _Pending()
-        self.metrics.pending.set(0)
-        return True
+        commit = getattr(source, "commit", None)
+        if commit is not None:
+            commit()
 
     def _write(self, p: _Pending) -> None:
         batch = p.batch()
@@ -384,6 +425,11 @@ class StoreService:
 
     def run(self, source: EventSource, stop: threading.Event, *, poll_s: float = 0.2) -> int:
         """Consume until ``stop`` (or idle, with ``exit_when_idle_s``); 0, or 1 if left unwritten."""
+        if self.settings.writes_in_flight:
+            return self._run_overlapped(source, stop, poll_s)
+        return self._run_in_line(source, stop, poll_s)
+
+    def _run_in_line(self, source: EventSource, stop: threading.Event, poll_s: float) -> int:
         self.running = True
         last_input = self._monotonic()
         try:
@@ -402,6 +448,8 @@ class StoreService:
                     self.handle(message)
                 if self.due() or (message is None and self._pending.messages):
                     self.flush(source)
+                    # Idle means nothing to read: a long write is not idle time.
+                    last_input = self._monotonic()
                 idle = self._monotonic() - last_input
                 limit = self.settings.exit_when_idle_s
                 if limit is not None and not self._pending.messages and idle >= limit:
@@ -410,6 +458,77 @@ class StoreService:
             return 0 if self.flush(source) else 1
         finally:
             self.running = False
+
+    def _run_overlapped(self, source: EventSource, stop: threading.Event, poll_s: float) -> int:
+        """The loop reads and decodes; a writer thread writes, at most ``writes_in_flight`` behind."""
+        writer = InFlightWriter(
+            self._write_until_committed, self.settings.writes_in_flight, idle=self.retention
+        )
+        self._inflight = writer
+        self.running = True
+        last_input = self._monotonic()
+        unwritten = False
+        try:
+            while not stop.is_set():
+                self.heartbeat = self._monotonic()
+                unwritten |= self._collect(writer, source, 0.0)
+                if writer.full:
+                    # Bounded: read nothing more until the oldest batch handed over is committed.
+                    self.metrics.writer_full.inc()
+                    unwritten |= self._collect(writer, source, poll_s)
+                    continue
+                message = source.poll(poll_s)
+                if message is not None:
+                    last_input = self._monotonic()
+                    self.handle(message)
+                if self.due() or (message is None and self._pending.messages):
+                    self._hand_over(writer)
+                idle = self._monotonic() - last_input
+                limit = self.settings.exit_when_idle_s
+                if limit is not None and not self.pending_messages and idle >= limit:
+                    log.info("idle for %.1f s, stopping", idle)
+                    break
+            self._hand_over(writer)
+            # Stopping: each batch left gets one more try; none after one that is not written.
+            writer.stopping.set()
+            while len(writer):
+                self.heartbeat = self._monotonic()
+                unwritten |= self._collect(writer, source, poll_s)
+            return 1 if unwritten else 0
+        finally:
+            writer.stopping.set()
+            writer.close()
+            self._inflight = None
+            self.running = False
+
+    def _hand_over(self, writer: InFlightWriter[_Pending]) -> None:
+        p = self._pending
+        if not p.messages:
+            return
+        writer.submit(p)
+        self._in_flight_messages += len(p.messages)
+        self._pending = _Pending()
+        self.metrics.batches_in_flight.set(len(writer))
+        self.metrics.pending.set(self.pending_messages)
+
+    def _collect(self, writer: InFlightWriter[_Pending], source: EventSource, timeout: float) -> bool:
+        """Acknowledge the batches the writer committed; True if one was given back unwritten."""
+        done = writer.collect(timeout)
+        if not done:
+            return False
+        self._in_flight_messages -= sum(len(p.messages) for p, _ in done)
+        self._acknowledge([p for p, ok in done if ok], source)
+        self.metrics.batches_in_flight.set(len(writer))
+        self.metrics.pending.set(self.pending_messages)
+        return not all(ok for _, ok in done)
+
+    def _write_until_committed(self, p: _Pending) -> bool:
+        """On the writer thread: write ``p``, retrying with backoff; False if stopped first."""
+        writer = self._inflight
+        while not self._attempt(p):
+            if writer is None or writer.stopping.wait(self._backoff):
+                return False
+        return True
 
     def healthy(self, max_stall_s: float = 30.0) -> bool:
         """Serving, the loop turning, and the last write reached the database."""

@@ -55,9 +55,15 @@ def _reference(path: Path, tmp_path: Path) -> dict[str, list[tuple[object, ...]]
     return dump(url)
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(("engine", "in_flight"), [("sqlite", "2"), ("postgresql", "2"), ("postgresql", "0")])
 def test_kafka_path_stores_the_same_rows_as_analyze(
-    engine: str, pipeline: Pipeline, kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
+    engine: str,
+    pipeline: Pipeline,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    *,
+    in_flight: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     prefix, path, report = pipeline
     url = (
@@ -78,7 +84,7 @@ def test_kafka_path_stores_the_same_rows_as_analyze(
                 kafka_bootstrap,
             ),
             *("--topic-prefix", prefix, "--group-id", f"st-{uuid.uuid4().hex[:8]}", "--port", "0"),
-            *("--exit-when-idle", "3", "--batch-size", "200"),
+            *("--exit-when-idle", "3", "--batch-size", "200", "--writes-in-flight", in_flight),
         ],
         capture_output=True,
         text=True,
@@ -140,11 +146,14 @@ def _committed(bootstrap: str, group: str, topic: str) -> int:
         consumer.close()
 
 
+@pytest.mark.parametrize("in_flight", [0, 3], ids=["in-line", "writer-thread"])
 def test_postgres_restart_mid_stream_loses_nothing_and_doubles_nothing(
     pipeline: Pipeline,
     kafka_bootstrap: str,
     postgres_url: str,
     tmp_path: Path,
+    *,
+    in_flight: int,
     request: pytest.FixtureRequest,
 ) -> None:
     postgres_server: PostgresServer = request.getfixturevalue("postgres_server")
@@ -161,6 +170,7 @@ def test_postgres_restart_mid_stream_loses_nothing_and_doubles_nothing(
         backoff_initial_s=0.2,
         backoff_max_s=1.0,
         exit_when_idle_s=3.0,
+        writes_in_flight=in_flight,
     )
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, session_timeout_ms=6000)
     topics = Topics.with_prefix(prefix)
@@ -189,9 +199,15 @@ def test_postgres_restart_mid_stream_loses_nothing_and_doubles_nothing(
             text = httpx.get(f"{base}/metrics").text
             assert "callqual_store_db_up 0.0" in text and secret not in text
             assert 'callqual_store_db_errors_total{kind="unavailable"}' in text
-            # Nothing acknowledged while the database is away.
+            # Nothing acknowledged while the database is away; reading stops at the bound.
             committed = sum(_committed(kafka_bootstrap, group, t) for t in service.input_topics())
             assert committed == committed_before
+            held = (in_flight + 1) * settings.batch_size
+            _wait(lambda: service.pending_messages >= min(held, source.passed - 120), 30, "reading")
+            assert service.pending_messages <= held
+            if in_flight:
+                assert metrics.batches_in_flight._value.get() == in_flight
+                assert metrics.writer_full._value.get() > 0
         finally:
             postgres_server.start()
         loop.join(timeout=120)
