@@ -71,6 +71,7 @@ def test_a_burst_the_whole_call_does_not_confirm_is_closed_unconfirmed(run: Repl
     assert final.details["interval_mos"] == first.details["interval_mos"]
     assert not final.summary.endswith("(call in progress)")
     assert final.last_ts == call.end_ts
+    assert "low_mos" in call.problems  # it happened: still one of the call's problems
 
 
 def test_the_clean_call_has_no_low_mos(run: Replay) -> None:
