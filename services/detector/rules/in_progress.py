@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from callqual.detector.call_context import CallContext
 from callqual.detector.emodel import DEFAULT_ONE_WAY_DELAY_MS, mos_from_r, r_factor
-from callqual.detector.live_calls import StreamInterval
+from callqual.detector.live_calls import QUALITY_WINDOW_S, StreamInterval
 from callqual.detector.rules.base import evidence_from, make_alert_id
 from callqual.detector.rules.media import (
     MediaDirection,
@@ -33,6 +33,11 @@ from callqual.schemas import Alert, SdpMedia, Severity, SipMessageEvent, StreamR
 
 #: What a mid-call alert's summary ends with (the finished call's version drops it)
 IN_PROGRESS_SUFFIX = " (call in progress)"
+
+#: Mid-call MOS needs a full window: the E-model rates listening quality over a stretch of a
+#: call, and a stream's first seconds (its 2 s probe reports) would rate a handful of losses.
+#: A judged interval's base report is at least a window, less a second of tick phase, back.
+_MOS_MIN_WINDOW_S = QUALITY_WINDOW_S - 1.0
 
 #: A stream still flowing reports a last packet within this much of the report tick.
 _FLOWING_WITHIN_S = 2.0
@@ -279,7 +284,7 @@ class LiveLowMos(LiveRule):
     loss and mean jitter instead of the whole stream's (BurstR stays the stream's so far: the
     interval keeps no loss runs), so a call that turned bad is seen while it is bad, not
     diluted by its good minutes. Like the whole-call rule it stays quiet when the codec alone
-    explains the score.
+    explains the score; unlike the loss rule it waits for a full window (``_MOS_MIN_WINDOW_S``).
     """
 
     id = "low_mos"
@@ -290,7 +295,10 @@ class LiveLowMos(LiveRule):
         scored = [
             (interval_r_factor(iv), iv)
             for iv in view.intervals
-            if iv.packets >= s.quality_min_packets and iv.expected > 0 and not iv.stream.unreliable
+            if iv.packets >= s.quality_min_packets
+            and iv.expected > 0
+            and not iv.stream.unreliable
+            and iv.stream.last_ts - iv.since_ts >= _MOS_MIN_WINDOW_S
         ]
         if not scored:
             return None

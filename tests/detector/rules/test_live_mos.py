@@ -76,8 +76,12 @@ def test_the_worst_stream_is_the_one_reported() -> None:
     assert alert is not None and alert.details["ssrc"] == 0x5678
 
 
-def test_too_few_packets_or_an_unreliable_capture_say_nothing() -> None:
+def test_too_few_packets_a_short_window_or_an_unreliable_capture_say_nothing() -> None:
     assert _judge(_interval(20, expected=40)) is None  # 20 packets: below quality_min_packets
+    young = stream(first_ts=NOW - 3.0, last_ts=NOW - 0.02)  # its first report: 3 s from its start
+    assert _judge(StreamInterval(young, 150, 30, young.first_ts, 120, 1.0)) is None
+    older = stream(first_ts=NOW - 20.0, last_ts=NOW - 0.02)  # reported 9.5 s before: a window
+    assert _judge(StreamInterval(older, 475, 95, NOW - 9.5, 380, 1.0)) is not None
     assert _judge(_interval(100, unreliable=True)) is None
 
 
