@@ -285,10 +285,12 @@ class LiveLowMos(LiveRule):
     interval keeps no loss runs), so a call that turned bad is seen while it is bad, not
     diluted by its good minutes. Like the whole-call rule it stays quiet when the codec alone
     explains the score; unlike the loss rule it waits for a full window (``_MOS_MIN_WINDOW_S``).
+    Mid-call it raises only below the *critical* floor: a 10 s dip between the two floors is
+    common in calls that end fine (a burst of loss), so a warning waits for the whole call.
     """
 
     id = "low_mos"
-    severity = "warning"
+    severity = "critical"
 
     def judge(self, view: LiveView) -> Alert | None:
         s = self.settings
@@ -304,13 +306,12 @@ class LiveLowMos(LiveRule):
             return None
         r, worst = min(scored, key=lambda pair: pair[0])
         mos = mos_from_r(r)
-        if mos >= s.low_mos_warning:
+        if mos >= s.low_mos_critical:
             return None
         st = worst.stream
         ceiling = mos_from_r(r_factor(st.codec, 0.0, 1.0, DEFAULT_ONE_WAY_DELAY_MS))
         if ceiling - mos < s.low_mos_min_network_drop:
             return None
-        severity: Severity = "critical" if mos < s.low_mos_critical else "warning"
         return self.alert(
             view,
             f"MOS {mos:.2f} over the last {st.last_ts - worst.since_ts:.0f} s on stream "
@@ -325,11 +326,10 @@ class LiveLowMos(LiveRule):
                 "ssrc": st.ssrc,
                 "codec": st.codec,
                 "codec_ceiling_mos": round(ceiling, 3),
-                "threshold": s.low_mos_critical if severity == "critical" else s.low_mos_warning,
+                "threshold": s.low_mos_critical,
                 "since_ts": worst.since_ts,
             },
             sdp_messages(view.ctx),
-            severity=severity,
         )
 
 

@@ -44,12 +44,15 @@ def test_the_live_rules_judge_mid_call_mos() -> None:
     assert alert.details["codec"] == "PCMU"
 
 
-def test_a_warning_between_the_two_floors_and_nothing_above() -> None:
+def test_mid_call_only_below_the_critical_floor() -> None:
+    """A dip between the two floors (10 % loss) waits for the whole call; 20 % does not."""
     s = RuleSettings()
-    warned = _judge(_interval(50))  # 10 %
-    assert warned is not None and warned.severity == "warning"
-    mos = warned.details["interval_mos"]
-    assert isinstance(mos, float) and s.low_mos_critical <= mos < s.low_mos_warning
+    assert _judge(_interval(50)) is None  # 10 %: a warning, if the whole call says so
+    critical = _judge(_interval(100))
+    assert critical is not None and critical.severity == "critical"
+    mos = critical.details["interval_mos"]
+    assert isinstance(mos, float) and mos < s.low_mos_critical
+    assert critical.details["threshold"] == s.low_mos_critical
     assert _judge(_interval(10)) is None  # 2 %: MOS above the floor
     assert _judge(_interval(0)) is None
 
@@ -62,8 +65,8 @@ def test_the_interval_is_judged_not_the_whole_stream() -> None:
 
 def test_an_interval_spanning_the_whole_stream_scores_as_the_whole_call_does() -> None:
     """Same E-model, same codec impairments, same delay rule: the final record's MOS."""
-    whole = stream(last_ts=NOW - 0.02, packets=450, expected=500, lost=50, mean_jitter_ms=12.0)
-    alert = _judge(StreamInterval(whole, 500, 50, whole.first_ts, 450, 12.0))
+    whole = stream(last_ts=NOW - 0.02, packets=400, expected=500, lost=100, mean_jitter_ms=12.0)
+    alert = _judge(StreamInterval(whole, 500, 100, whole.first_ts, 400, 12.0))
     scored = stream_mos(whole)
     assert alert is not None and scored is not None
     assert alert.details["interval_mos"] == round(scored[1], 3)
