@@ -4,7 +4,7 @@ Every mid-call alert says since when the problem shows in ``details["since_ts"]`
 time: the silent direction's last packet, the answer, the judged interval's start).
 
 Each shares its id with the whole-call rule it anticipates (``one_way_audio``,
-``no_media``, ``packet_loss``, ``high_jitter``), so its alert has the same ``alert_id`` as the
+``no_media``, ``packet_loss``, ``high_jitter``, ``low_mos``), so its alert has the same ``alert_id`` as the
 one the finished call would raise: the final record refines it (``in_progress``
 false, details of the whole call) instead of adding a second alert. A rule
 that is not sure says nothing and leaves the verdict to the end of the call.
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from callqual.detector.call_context import CallContext
-from callqual.detector.live_calls import StreamInterval
+from callqual.detector.emodel import DEFAULT_ONE_WAY_DELAY_MS, mos_from_r, r_factor
+from callqual.detector.live_calls import QUALITY_WINDOW_S, StreamInterval
 from callqual.detector.rules.base import evidence_from, make_alert_id
 from callqual.detector.rules.media import (
     MediaDirection,
@@ -32,6 +33,11 @@ from callqual.schemas import Alert, SdpMedia, Severity, SipMessageEvent, StreamR
 
 #: What a mid-call alert's summary ends with (the finished call's version drops it)
 IN_PROGRESS_SUFFIX = " (call in progress)"
+
+#: Mid-call MOS needs a full window: the E-model rates listening quality over a stretch of a
+#: call, and a stream's first seconds (its 2 s probe reports) would rate a handful of losses.
+#: A judged interval's base report is at least a window, less a second of tick phase, back.
+_MOS_MIN_WINDOW_S = QUALITY_WINDOW_S - 1.0
 
 #: A stream still flowing reports a last packet within this much of the report tick.
 _FLOWING_WITHIN_S = 2.0
@@ -271,7 +277,79 @@ class LiveHighJitter(LiveRule):
         )
 
 
-LIVE_RULES: tuple[type[LiveRule], ...] = (LiveNoMedia, LiveOneWayAudio, LiveHeavyLoss, LiveHighJitter)
+class LiveLowMos(LiveRule):
+    """A stream's E-model MOS over its last interval(s) below the whole-call ``low_mos`` floor.
+
+    The same E-model, codec impairments and thresholds as :mod:`low_mos`, fed the interval's
+    loss and mean jitter instead of the whole stream's (BurstR stays the stream's so far: the
+    interval keeps no loss runs), so a call that turned bad is seen while it is bad, not
+    diluted by its good minutes. Like the whole-call rule it stays quiet when the codec alone
+    explains the score; unlike the loss rule it waits for a full window (``_MOS_MIN_WINDOW_S``).
+    Mid-call it raises only below the *critical* floor: a 10 s dip between the two floors is
+    common in calls that end fine (a burst of loss), so a warning waits for the whole call.
+    """
+
+    id = "low_mos"
+    severity = "critical"
+
+    def judge(self, view: LiveView) -> Alert | None:
+        s = self.settings
+        scored = [
+            (interval_r_factor(iv), iv)
+            for iv in view.intervals
+            if iv.packets >= s.quality_min_packets
+            and iv.expected > 0
+            and not iv.stream.unreliable
+            and iv.stream.last_ts - iv.since_ts >= _MOS_MIN_WINDOW_S
+        ]
+        if not scored:
+            return None
+        r, worst = min(scored, key=lambda pair: pair[0])
+        mos = mos_from_r(r)
+        if mos >= s.low_mos_critical:
+            return None
+        st = worst.stream
+        ceiling = mos_from_r(r_factor(st.codec, 0.0, 1.0, DEFAULT_ONE_WAY_DELAY_MS))
+        if ceiling - mos < s.low_mos_min_network_drop:
+            return None
+        return self.alert(
+            view,
+            f"MOS {mos:.2f} over the last {st.last_ts - worst.since_ts:.0f} s on stream "
+            f"{st.src_ip}:{st.src_port} -> {st.dst_ip}:{st.dst_port}",
+            {
+                "interval_mos": round(mos, 3),
+                "interval_r_factor": round(r, 2),
+                "interval_loss_ratio": round(_interval_loss(worst), 5),
+                "interval_mean_jitter_ms": round(worst.mean_jitter_ms, 3),
+                "interval_packets": worst.packets,
+                "window_s": round(st.last_ts - worst.since_ts, 3),
+                "ssrc": st.ssrc,
+                "codec": st.codec,
+                "codec_ceiling_mos": round(ceiling, 3),
+                "threshold": s.low_mos_critical,
+                "since_ts": worst.since_ts,
+            },
+            sdp_messages(view.ctx),
+        )
+
+
+def _interval_loss(iv: StreamInterval) -> float:
+    return min(1.0, max(0, iv.lost) / iv.expected)
+
+
+def interval_r_factor(iv: StreamInterval) -> float:
+    """R of the interval, as :func:`emodel.stream_mos` rates a whole stream (delay: default + jitter)."""
+    delay = DEFAULT_ONE_WAY_DELAY_MS + max(0.0, iv.mean_jitter_ms)
+    return r_factor(iv.stream.codec, _interval_loss(iv), iv.stream.burst_ratio, delay)
+
+
+LIVE_RULES: tuple[type[LiveRule], ...] = (
+    LiveNoMedia,
+    LiveOneWayAudio,
+    LiveHeavyLoss,
+    LiveHighJitter,
+    LiveLowMos,
+)
 
 
 def build_live_rules(settings: RuleSettings) -> list[LiveRule]:
