@@ -33,8 +33,10 @@ SIP_A, SIP_B = ("10.0.0.1", 5060), ("10.0.0.2", 5060)
 CAPTURES = sorted(p for p in PCAPS.rglob("*") if p.suffix in {".pcap", ".pcapng"})
 
 
-def _report(path: Path, workers: int, *, heuristic: bool = False, compact: bool = True) -> bytes:
-    config = CollectorConfig(heuristic_rtp=heuristic)
+def _run(
+    path: Path, workers: int, config: CollectorConfig, compact: bool = True
+) -> tuple[bytes, EmbeddedPipeline]:
+    """The JSON report of ``path`` with ``workers`` processes (1: no sharding), and the pipeline."""
     pipeline = EmbeddedPipeline(config, compact_outputs=compact)
     with open_capture(path) as capture:
         if workers == 1:
@@ -44,7 +46,11 @@ def _report(path: Path, workers: int, *, heuristic: bool = False, compact: bool 
         pipeline.finish()
         out = io.BytesIO()
         pipeline.write_json_report(out, str(path), capture.truncated, capture.errors)
-    return out.getvalue()
+    return out.getvalue(), pipeline
+
+
+def _report(path: Path, workers: int, *, heuristic: bool = False, compact: bool = True) -> bytes:
+    return _run(path, workers, CollectorConfig(heuristic_rtp=heuristic), compact)[0]
 
 
 def _same_for_workers(path: Path, workers: tuple[int, ...], heuristic: bool = False) -> bytes:
@@ -280,17 +286,9 @@ def test_a_full_stream_table_is_reported_alike(load_pcap: Path) -> None:
     config = CollectorConfig(max_streams=7)
     reports = []
     for workers in (1, 2, 3):
-        pipeline = EmbeddedPipeline(config)
-        with open_capture(load_pcap) as capture:
-            if workers == 1:
-                pipeline.run(capture)
-            else:
-                run_sharded(pipeline, capture, config, workers)
-            pipeline.finish()
-            out = io.BytesIO()
-            pipeline.write_json_report(out, str(load_pcap), capture.truncated, capture.errors)
+        report, pipeline = _run(load_pcap, workers, config, compact=False)
         totals = pipeline.collector_totals or CollectorTotals.of(pipeline.collector)
-        reports.append((out.getvalue(), totals.dropped["rtp.stream_table_full"]))
+        reports.append((report, totals.dropped["rtp.stream_table_full"]))
     assert reports[0][1] > 0
     assert reports[1] == reports[0]
     assert reports[2] == reports[0]
