@@ -14,6 +14,7 @@ from pathlib import Path
 import dpkt
 
 from tests.detector.sip_lab import BUSY_SCENARIO
+from tests.detector.sipp_xml import TRYING_RINGING, request, response, scenario, sdp
 from tests.shared_captures import PCAPS
 
 G711A_PCAP = PCAPS / "sipp" / "g711a.pcap"
@@ -93,52 +94,30 @@ def _play(audio: Path | None) -> str:
     return f'  <nop><action><exec play_pcap_audio="{audio}"/></action></nop>\n'
 
 
-def _sdp(user: str, *, comfort_noise: bool = False, direction: str = "sendrecv", version: int = 1) -> str:
-    """PCMA, with RFC 3389 comfort noise offered (PT 13) when the sender may suppress silence."""
-    pts, cn = ("8 13", "a=rtpmap:13 CN/8000\n") if comfort_noise else ("8", "")
-    return f"""Content-Type: application/sdp
-Content-Length: [len]
+_CALLER = {"sender": "alice", "tag": "[pid]uac[call_number]", "to": "bob"}
+#: The caller's requests inside the dialog: to the callee's Contact, with its tag.
+_IN_DIALOG = {**_CALLER, "to_tag": "[peer_tag_param]"}
+_PAUSE = '  <pause milliseconds="{ms}"/>\n'
+_HOLD_OFFER = sdp("alice", direction="sendonly", version=2)
 
-v=0
-o={user} 1 {version} IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP {pts}
-a=rtpmap:8 PCMA/8000
-{cn}a={direction}
-"""
+
+def _invite() -> str:
+    return request("INVITE", "sip:bob@[remote_ip]:[remote_port]", 1, **_CALLER, body=sdp("alice"))
 
 
 def _hold(talk_ms: int, hold_after_ms: int | None) -> str:
     """Talk, or talk then put the callee on hold (re-INVITE ``sendonly``, RFC 3264 8.4), talk on."""
     if hold_after_ms is None:
-        return f'  <pause milliseconds="{talk_ms}"/>\n'
-    return f"""  <pause milliseconds="{hold_after_ms}"/>
-  <send retrans="500"><![CDATA[
-INVITE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:alice@[local_ip]>;tag=[pid]uac[call_number]
-To: <sip:bob@[remote_ip]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 INVITE
-Contact: <sip:alice@[local_ip]:[local_port]>
-Max-Forwards: 70
-{_sdp("alice", direction="sendonly", version=2)}]]></send>
-  <recv response="200"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:alice@[local_ip]>;tag=[pid]uac[call_number]
-To: <sip:bob@[remote_ip]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <pause milliseconds="{talk_ms - hold_after_ms}"/>
-"""
+        return _PAUSE.format(ms=talk_ms)
+    return "".join(
+        (
+            _PAUSE.format(ms=hold_after_ms),
+            request("INVITE", "[next_url]", 2, **_IN_DIALOG, body=_HOLD_OFFER),
+            '  <recv response="200"/>\n',
+            request("ACK", "[next_url]", 2, **_IN_DIALOG, contact=None, retrans=False),
+            _PAUSE.format(ms=talk_ms - hold_after_ms),
+        )
+    )
 
 
 def caller_scenario(audio: Path | None, talk_ms: int, hold_after_ms: int | None = None) -> str:
@@ -147,46 +126,17 @@ def caller_scenario(audio: Path | None, talk_ms: int, hold_after_ms: int | None 
     With ``hold_after_ms`` the caller puts the callee on hold that long after the ACK (and goes
     on sending: music on hold).
     """
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caller: talks {talk_ms} ms, then hangs up">
-  <send retrans="500"><![CDATA[
-INVITE sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:alice@[local_ip]>;tag=[pid]uac[call_number]
-To: <sip:bob@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:alice@[local_ip]:[local_port]>
-Max-Forwards: 70
-{_sdp("alice")}]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:alice@[local_ip]>;tag=[pid]uac[call_number]
-To: <sip:bob@[remote_ip]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-{_play(audio)}{_hold(talk_ms, hold_after_ms)}  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:alice@[local_ip]>;tag=[pid]uac[call_number]
-To: <sip:bob@[remote_ip]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: {2 if hold_after_ms is None else 3} BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-</scenario>
-"""
+    return scenario(
+        f"caller: talks {talk_ms} ms, then hangs up",
+        _invite(),
+        TRYING_RINGING,
+        '  <recv response="200" rrs="true"/>\n',
+        request("ACK", "[next_url]", 1, **_IN_DIALOG, contact=None, retrans=False),
+        _play(audio),
+        _hold(talk_ms, hold_after_ms),
+        request("BYE", "[next_url]", 2 if hold_after_ms is None else 3, **_IN_DIALOG, contact=None),
+        '  <recv response="200"/>\n',
+    )
 
 
 def callee_scenario(audio: Path | None, *, comfort_noise: bool = False, held: bool = False) -> str:
@@ -195,57 +145,26 @@ def callee_scenario(audio: Path | None, *, comfort_noise: bool = False, held: bo
     ``comfort_noise`` offers CN in the answer; ``held`` answers the caller's hold re-INVITE
     ``recvonly`` first.
     """
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="callee: answers, plays {audio}">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]uas[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]uas[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:bob@[local_ip]:[local_port]>
-{_sdp("bob", comfort_noise=comfort_noise)}]]></send>
-  <recv request="ACK"/>
-{_play(audio)}{_HELD if held else ""}  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"""
+    tag = ";tag=[pid]uas[call_number]"
+    return scenario(
+        f"callee: answers, plays {audio}",
+        '  <recv request="INVITE"/>\n',
+        response("180 Ringing", to_tag=tag),
+        response("200 OK", to_tag=tag, contact="bob", body=sdp("bob", comfort_noise=comfort_noise)),
+        '  <recv request="ACK"/>\n',
+        _play(audio),
+        _HELD if held else "",
+        '  <recv request="BYE"/>\n',
+        response("200 OK"),
+    )
 
 
 #: The held callee's answer to the hold re-INVITE: it stops sending (RFC 3264 8.4).
-_HELD = f"""  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:bob@[local_ip]:[local_port]>
-{_sdp("bob", direction="recvonly", version=2)}]]></send>
-  <recv request="ACK"/>
-"""
+_HELD = (
+    '  <recv request="INVITE"/>\n'
+    + response("200 OK", contact="bob", body=sdp("bob", direction="recvonly", version=2))
+    + '  <recv request="ACK"/>\n'
+)
 
 
 def refused_callee_scenario(status: str) -> str:
@@ -254,31 +173,18 @@ def refused_callee_scenario(status: str) -> str:
 
 
 #: An INVITE refused with STATUS, ACKed on the INVITE's branch.
-REFUSED_CALLER_SCENARIO = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caller: refused">
-  <send retrans="500"><![CDATA[
-INVITE sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:alice@[local_ip]>;tag=[pid]uac[call_number]
-To: <sip:bob@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:alice@[local_ip]:[local_port]>
-Max-Forwards: 70
-{_sdp("alice")}]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="STATUS"/>
-  <send><![CDATA[
-ACK sip:bob@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-1]
-From: <sip:alice@[local_ip]>;tag=[pid]uac[call_number]
-To: <sip:bob@[remote_ip]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-</scenario>
-"""
+REFUSED_CALLER_SCENARIO = scenario(
+    "caller: refused",
+    _invite(),
+    TRYING_RINGING,
+    '  <recv response="STATUS"/>\n',
+    request(
+        "ACK",
+        "sip:bob@[remote_ip]:[remote_port]",
+        1,
+        **_IN_DIALOG,
+        contact=None,
+        retrans=False,
+        branch="[branch-1]",
+    ),
+)

@@ -15,63 +15,46 @@ The callee refreshes last before the BYE: that is what made the latest
 offer the callee's and flipped the call's direction (issue 11).
 """
 
+from tests.detector.sipp_xml import NO_BODY, TRYING_RINGING, request, response, scenario, sdp
+
 G711A_PCAP = "/usr/share/sip-tester/g711a.pcap"
 #: The callee's second media port (SIPp's own media port is set with -mp).
 MOVED_PORT = 6200
 RE_INVITES = 5
 
-
-def _sdp(user: str, version: int, direction: str, port: str = "[media_port]") -> str:
-    return f"""Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o={user} 1 {version} IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio {port} RTP/AVP 8
-a=rtpmap:8 PCMA/8000
-a={direction}
-"""
+_PLAY = f'  <nop><action><exec play_pcap_audio="{G711A_PCAP}"/></action></nop>\n'
+_PAUSE = '  <pause milliseconds="{ms}"/>\n'
 
 
 def _ok(user: str, version: int, direction: str, to_tag: str = "", port: str = "[media_port]") -> str:
-    return f"""  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]{to_tag}
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:{user}@[local_ip]:[local_port]>
-{_sdp(user, version, direction, port)}]]></send>
-"""
+    return response(
+        "200 OK", to_tag=to_tag, contact=user, body=sdp(user, version=version, direction=direction, port=port)
+    )
 
 
-def _callee_request(method: str, cseq: int, body: str = "Content-Length: 0\n", extra: str = "") -> str:
-    return f"""  <send retrans="500"><![CDATA[
-{method} [$contact] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:bob@[local_ip]>;tag=[pid]uas[call_number]
-To: <sip:alice@[remote_ip]>;tag=[$ftag]
-Call-ID: [call_id]
-CSeq: {cseq} {method}
-Contact: <sip:bob@[local_ip]:[local_port]>
-{extra}Max-Forwards: 70
-{body}
-]]></send>
-"""
+def _callee_request(method: str, cseq: int, body: str = NO_BODY, extra: str = "") -> str:
+    return request(
+        method,
+        "[$contact]",
+        cseq,
+        sender="bob",
+        tag="[pid]uas[call_number]",
+        to="alice",
+        to_tag=";tag=[$ftag]",
+        before_max_forwards=extra,
+        body=body,
+        retrans=method != "ACK",
+    )
 
 
 def _callee_reinvite(
     cseq: int, version: int, direction: str, extra: str = "", port: str = "[media_port]"
 ) -> str:
-    ack = _callee_request("ACK", cseq).replace('<send retrans="500">', "<send>")
+    offer = sdp("bob", version=version, direction=direction, port=port) + "\n"
     return (
-        _callee_request("INVITE", cseq, _sdp("bob", version, direction, port), extra)
+        _callee_request("INVITE", cseq, offer, extra)
         + '  <recv response="200"/>\n'
-        + ack
+        + _callee_request("ACK", cseq)
     )
 
 
@@ -81,58 +64,52 @@ _CONTACT = (
 )
 
 
+#: The initial INVITE, keeping the caller's tag and Contact for the callee's own requests.
+_RECV_INVITE_NOTING_PEER = (
+    f'  <recv request="INVITE">\n    <action>\n      {_FROM_TAG}\n      {_CONTACT}\n    </action>\n'
+    "  </recv>\n"
+)
+
+
 def callee_scenario() -> str:
     refresh = "Session-Expires: 90;refresher=uas\n"
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="callee: refreshes from both sides, hold, resume and new ports from the callee">
-  <recv request="INVITE">
-    <action>
-      {_FROM_TAG}
-      {_CONTACT}
-    </action>
-  </recv>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]uas[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-{_ok("bob", 1, "sendrecv", ";tag=[pid]uas[call_number]")}  <recv request="ACK"/>
-  <nop><action><exec play_pcap_audio="{G711A_PCAP}"/></action></nop>
-  <pause milliseconds="1000"/>
-{_callee_reinvite(1, 2, "sendrecv", refresh)}  <recv request="INVITE"/>
-{_ok("bob", 3, "sendrecv")}  <recv request="ACK"/>
-  <pause milliseconds="1000"/>
-{_callee_reinvite(2, 4, "sendonly")}  <pause milliseconds="1500"/>
-{_callee_reinvite(3, 5, "sendrecv")}  <pause milliseconds="1000"/>
-{_callee_reinvite(4, 6, "sendrecv", refresh, port=str(MOVED_PORT))}  <pause milliseconds="3000"/>
-{_callee_request("BYE", 5)}  <recv response="200"/>
-  <Reference variables="junk1,junk2"/>
-</scenario>
-"""
+    return scenario(
+        "callee: refreshes from both sides, hold, resume and new ports from the callee",
+        _RECV_INVITE_NOTING_PEER,
+        response("180 Ringing", to_tag=";tag=[pid]uas[call_number]"),
+        _ok("bob", 1, "sendrecv", ";tag=[pid]uas[call_number]"),
+        '  <recv request="ACK"/>\n',
+        _PLAY,
+        _PAUSE.format(ms=1000),
+        _callee_reinvite(1, 2, "sendrecv", refresh),
+        '  <recv request="INVITE"/>\n',
+        _ok("bob", 3, "sendrecv"),
+        '  <recv request="ACK"/>\n',
+        _PAUSE.format(ms=1000),
+        _callee_reinvite(2, 4, "sendonly"),
+        _PAUSE.format(ms=1500),
+        _callee_reinvite(3, 5, "sendrecv"),
+        _PAUSE.format(ms=1000),
+        _callee_reinvite(4, 6, "sendrecv", refresh, port=str(MOVED_PORT)),
+        _PAUSE.format(ms=3000),
+        _callee_request("BYE", 5),
+        '  <recv response="200"/>\n  <Reference variables="junk1,junk2"/>\n',
+    )
 
 
-def _caller_request(
-    method: str, cseq: int, uri: str, body: str = "Content-Length: 0\n", extra: str = ""
-) -> str:
-    retrans = "" if method == "ACK" else ' retrans="500"'
-    to_tag = "" if uri.startswith("sip:") else "[peer_tag_param]"
-    return f"""  <send{retrans}><![CDATA[
-{method} {uri} SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:alice@[local_ip]>;tag=[pid]uac[call_number]
-To: <sip:bob@[remote_ip]>{to_tag}
-Call-ID: [call_id]
-CSeq: {cseq} {method}
-Contact: <sip:alice@[local_ip]:[local_port]>
-{extra}Max-Forwards: 70
-{body}
-]]></send>
-"""
+def _caller_request(method: str, cseq: int, uri: str, body: str = NO_BODY, extra: str = "") -> str:
+    return request(
+        method,
+        uri,
+        cseq,
+        sender="alice",
+        tag="[pid]uac[call_number]",
+        to="bob",
+        to_tag="" if uri.startswith("sip:") else "[peer_tag_param]",
+        before_max_forwards=extra,
+        body=body,
+        retrans=method != "ACK",
+    )
 
 
 def caller_scenario() -> str:
@@ -141,36 +118,31 @@ def caller_scenario() -> str:
         "INVITE",
         1,
         "sip:bob@[remote_ip]:[remote_port]",
-        _sdp("alice", 1, "sendrecv"),
+        sdp("alice") + "\n",
         "Session-Expires: 90;refresher=uas\nSupported: timer\n",
     )
     refresh = _caller_request(
-        "INVITE", 2, "[next_url]", _sdp("alice", 3, "sendrecv"), "Session-Expires: 90;refresher=uac\n"
+        "INVITE", 2, "[next_url]", sdp("alice", version=3) + "\n", "Session-Expires: 90;refresher=uac\n"
     )
     hold_resume_move = "".join(
         answer.format(ok=_ok("alice", version, direction))
         for version, direction in ((4, "recvonly"), (5, "sendrecv"), (6, "sendrecv"))
     )
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caller: answers the callee's re-INVITEs, refreshes once itself">
-{invite}  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-{_caller_request("ACK", 1, "[next_url]")}  <nop><action><exec play_pcap_audio="{G711A_PCAP}"/></action></nop>
-{answer.format(ok=_ok("alice", 2, "sendrecv"))}  <pause milliseconds="300"/>
-{refresh}  <recv response="200"/>
-{_caller_request("ACK", 2, "[next_url]")}{hold_resume_move}  <!-- audio again, to the new port -->
-  <nop><action><exec play_pcap_audio="{G711A_PCAP}"/></action></nop>
-  <recv request="BYE"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"""
+    return scenario(
+        "caller: answers the callee's re-INVITEs, refreshes once itself",
+        invite,
+        TRYING_RINGING,
+        '  <recv response="200" rrs="true"/>\n',
+        _caller_request("ACK", 1, "[next_url]"),
+        _PLAY,
+        answer.format(ok=_ok("alice", 2, "sendrecv")),
+        _PAUSE.format(ms=300),
+        refresh,
+        '  <recv response="200"/>\n',
+        _caller_request("ACK", 2, "[next_url]"),
+        hold_resume_move,
+        "  <!-- audio again, to the new port -->\n",
+        _PLAY,
+        '  <recv request="BYE"/>\n',
+        response("200 OK"),
+    )

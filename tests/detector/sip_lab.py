@@ -31,6 +31,8 @@ from typing import TextIO
 
 import dpkt
 
+from tests.detector.sipp_xml import TRYING_RINGING, request, response, scenario, sdp
+
 KAMAILIO_IP = "127.0.0.2"
 SVMAP_IP = "127.0.0.10"
 SVWAR_IP = "127.0.0.11"
@@ -105,164 +107,78 @@ def kamailio_cfg(ip: str = KAMAILIO_IP, subscribers: dict[str, str] = SUBSCRIBER
 
 # -- SIPp scenarios ---------------------------------------------------------------------------------
 
-REGISTER_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register with digest">
-  <send retrans="500"><![CDATA[
-REGISTER sip:[remote_ip] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:USER@[remote_ip]>;tag=[pid]reg[call_number]
-To: <sip:USER@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 1 REGISTER
-Contact: <sip:USER@CONTACT>
-Expires: 300
-Max-Forwards: 70
-User-Agent: Yealink SIP-T46S 66.86.0.15
-Content-Length: 0
-
-]]></send>
-  <recv response="401" auth="true"/>
-  <send retrans="500"><![CDATA[
-REGISTER sip:[remote_ip] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:USER@[remote_ip]>;tag=[pid]reg[call_number]
-To: <sip:USER@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 2 REGISTER
-Contact: <sip:USER@CONTACT>
-[authentication username=USER password=PASSWORD]
-Expires: 300
-Max-Forwards: 70
-User-Agent: Yealink SIP-T46S 66.86.0.15
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-</scenario>
-"""
-
-CALL_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="call through the proxy">
-  <send retrans="500"><![CDATA[
-INVITE sip:CALLEE@[remote_ip] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:CALLER@[remote_ip]>;tag=[pid]call[call_number]
-To: <sip:CALLEE@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:CALLER@[local_ip]:[local_port]>
-Max-Forwards: 70
-User-Agent: Yealink SIP-T46S 66.86.0.15
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=201 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8
-a=rtpmap:8 PCMA/8000
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send><![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:CALLER@[remote_ip]>;tag=[pid]call[call_number]
-To: <sip:CALLEE@[remote_ip]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <pause milliseconds="500"/>
-  <send retrans="500"><![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:CALLER@[remote_ip]>;tag=[pid]call[call_number]
-To: <sip:CALLEE@[remote_ip]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
-
-#: An INVITE flood at unregistered numbers (9 + call number: never a subscriber): INVITE, 404,
-#: ACK (the ACK of a non-2xx keeps the INVITE's branch).
-INVITE_FLOOD_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="invite flood">
-  <send><![CDATA[
-INVITE sip:9[call_number]@[remote_ip] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:flood@[local_ip]>;tag=[pid]fl[call_number]
-To: <sip:9[call_number]@[remote_ip]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:flood@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="404"/>
-  <send><![CDATA[
-ACK sip:9[call_number]@[remote_ip] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-1]
-From: <sip:flood@[local_ip]>;tag=[pid]fl[call_number]
-To: <sip:9[call_number]@[remote_ip]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-</scenario>
-"""
-
-
-#: A UA that rings for 40 ms, then answers 486 Busy Here (a flood's victim, refusing every call).
-BUSY_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="busy: ring, then 486">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]busy[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <pause milliseconds="40"/>
-  <send><![CDATA[
-SIP/2.0 486 Busy Here
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]busy[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <recv request="ACK"/>
-</scenario>
-"""
+_YEALINK = "User-Agent: Yealink SIP-T46S 66.86.0.15\n"
+_PAUSE = '  <pause milliseconds="{ms}"/>\n'
 
 
 def register_scenario(user: str, password: str, contact: str) -> str:
-    return REGISTER_SCENARIO.replace("USER", user).replace("PASSWORD", password).replace("CONTACT", contact)
+    """REGISTER, answer the 401 challenge with the digest of ``password``, expect 200."""
+
+    def register(cseq: int, credentials: str = "") -> str:
+        return request(
+            "REGISTER",
+            "sip:[remote_ip]",
+            cseq,
+            sender=user,
+            tag="[pid]reg[call_number]",
+            to=user,
+            from_host="[remote_ip]",
+            contact=f"sip:{user}@{contact}",
+            before_max_forwards=f"{credentials}Expires: 300\n",
+            after_max_forwards=_YEALINK,
+        )
+
+    return scenario(
+        "register with digest",
+        register(1),
+        '  <recv response="401" auth="true"/>\n',
+        register(2, f"[authentication username={user} password={password}]\n"),
+        '  <recv response="200"/>\n',
+    )
 
 
 def call_scenario(caller: str, callee: str) -> str:
-    return CALL_SCENARIO.replace("CALLER", caller).replace("CALLEE", callee)
+    """A call through the proxy: INVITE with SDP, ACK the 200, BYE half a second later."""
+    dialog = {"sender": caller, "tag": "[pid]call[call_number]", "to": callee, "from_host": "[remote_ip]"}
+    in_dialog = {**dialog, "to_tag": "[peer_tag_param]", "contact": None}
+    offer = sdp("201", session="53655765", version="2353687637", direction=None)
+    return scenario(
+        "call through the proxy",
+        request("INVITE", f"sip:{callee}@[remote_ip]", 1, **dialog, after_max_forwards=_YEALINK, body=offer),
+        TRYING_RINGING,
+        '  <recv response="200" rtd="true" rrs="true"/>\n',
+        request("ACK", "[next_url]", 1, **in_dialog, retrans=False),
+        _PAUSE.format(ms=500),
+        request("BYE", "[next_url]", 2, **in_dialog),
+        '  <recv response="200" crlf="true"/>\n',
+    )
+
+
+def _invite_flood_scenario() -> str:
+    dialog = {"sender": "flood", "tag": "[pid]fl[call_number]", "to": "9[call_number]", "retrans": False}
+    uri = "sip:9[call_number]@[remote_ip]"
+    return scenario(
+        "invite flood",
+        request("INVITE", uri, 1, **dialog),
+        '  <recv response="100" optional="true"/>\n  <recv response="404"/>\n',
+        request("ACK", uri, 1, **dialog, to_tag="[peer_tag_param]", contact=None, branch="[branch-1]"),
+    )
+
+
+#: An INVITE flood at unregistered numbers (9 + call number: never a subscriber): INVITE, 404,
+#: ACK (the ACK of a non-2xx keeps the INVITE's branch).
+INVITE_FLOOD_SCENARIO = _invite_flood_scenario()
+
+_BUSY_TAG = ";tag=[pid]busy[call_number]"
+#: A UA that rings for 40 ms, then answers 486 Busy Here (a flood's victim, refusing every call).
+BUSY_SCENARIO = scenario(
+    "busy: ring, then 486",
+    '  <recv request="INVITE"/>\n',
+    response("180 Ringing", to_tag=_BUSY_TAG),
+    _PAUSE.format(ms=40),
+    response("486 Busy Here", to_tag=_BUSY_TAG),
+    '  <recv request="ACK"/>\n',
+)
 
 
 # -- the namespace ----------------------------------------------------------------------------------
