@@ -66,6 +66,22 @@ def _reason(reason: str) -> str:
     return reason[:64] if reason else "unknown"
 
 
+class _Families:
+    """Metric constructors bound to one registry and the namespace: a family is declared in one line."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, namespace=NAMESPACE, registry=self._registry)
+
+    def gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(name, documentation, labels, namespace=NAMESPACE, registry=self._registry)
+
+    def histogram(self, name: str, documentation: str, *, buckets: tuple[float, ...]) -> Histogram:
+        return Histogram(name, documentation, namespace=NAMESPACE, registry=self._registry, buckets=buckets)
+
+
 class AlerterMetrics:
     """All of voip-callqual's metrics on one registry.
 
@@ -76,151 +92,91 @@ class AlerterMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        ns = NAMESPACE
+        family = _Families(self.registry)
         # -- calls and media --------------------------------------------------
-        self.calls = Counter(
+        self.calls = family.counter(
             "calls",
             "Finished INVITE dialogs by category and final SIP status class",
-            ["category", "status_class"],
-            namespace=ns,
-            registry=r,
+            "category",
+            "status_class",
         )
-        self.non_invite = Counter(
-            "sip_transactions",
-            "Finished dialog-less SIP transactions (REGISTER, OPTIONS, MESSAGE, ...)",
-            namespace=ns,
-            registry=r,
+        self.non_invite = family.counter(
+            "sip_transactions", "Finished dialog-less SIP transactions (REGISTER, OPTIONS, MESSAGE, ...)"
         )
-        self.active_calls = Gauge(
-            "active_calls", "Calls set up and not yet ended, as last reported", namespace=ns, registry=r
-        )
-        self.call_mos = Histogram(
+        self.active_calls = family.gauge("active_calls", "Calls set up and not yet ended, as last reported")
+        self.call_mos = family.histogram(
             "call_mos",
             "Estimated listening-quality MOS per call (worst stream), ITU-T G.107 E-model",
             buckets=MOS_BUCKETS,
-            namespace=ns,
-            registry=r,
         )
-        self.stream_jitter = Histogram(
+        self.stream_jitter = family.histogram(
             "stream_jitter_seconds",
             "Mean RFC 3550 interarrival jitter per RTP stream",
             buckets=JITTER_BUCKETS,
-            namespace=ns,
-            registry=r,
         )
-        self.stream_loss = Histogram(
-            "stream_loss_ratio",
-            "Lost / expected RTP packets per stream (0..1)",
-            buckets=LOSS_BUCKETS,
-            namespace=ns,
-            registry=r,
+        self.stream_loss = family.histogram(
+            "stream_loss_ratio", "Lost / expected RTP packets per stream (0..1)", buckets=LOSS_BUCKETS
         )
-        self.post_dial_delay = Histogram(
+        self.post_dial_delay = family.histogram(
             "call_post_dial_delay_seconds",
             "INVITE to first ringing/progress response",
             buckets=SIGNALLING_BUCKETS,
-            namespace=ns,
-            registry=r,
         )
-        self.setup_time = Histogram(
-            "call_setup_time_seconds",
-            "INVITE to 200 OK of answered calls",
-            buckets=SIGNALLING_BUCKETS,
-            namespace=ns,
-            registry=r,
+        self.setup_time = family.histogram(
+            "call_setup_time_seconds", "INVITE to 200 OK of answered calls", buckets=SIGNALLING_BUCKETS
         )
-        self.streams = Counter("rtp_streams", "Finished RTP streams", namespace=ns, registry=r)
-        self.alerts = Counter(
-            "alerts", "Alerts raised by the detector", ["rule", "severity"], namespace=ns, registry=r
-        )
+        self.streams = family.counter("rtp_streams", "Finished RTP streams")
+        self.alerts = family.counter("alerts", "Alerts raised by the detector", "rule", "severity")
         # -- pipeline health ---------------------------------------------------
-        self.packets_captured = Counter(
-            "packets_captured", "Frames handed to the collector", namespace=ns, registry=r
-        )
-        self.packets_dropped = Counter(
+        self.packets_captured = family.counter("packets_captured", "Frames handed to the collector")
+        self.packets_dropped = family.counter(
             "packets_dropped",
             "Frames lost before analysis: where=kernel (socket buffer), interface (NIC), ours (queues)",
-            ["where"],
-            namespace=ns,
-            registry=r,
+            "where",
         )
-        self.parse_errors = Counter(
-            "parse_errors",
-            "Malformed packets and SIP, counted by reason (never fatal)",
-            ["reason"],
-            namespace=ns,
-            registry=r,
+        self.parse_errors = family.counter(
+            "parse_errors", "Malformed packets and SIP, counted by reason (never fatal)", "reason"
         )
-        self.skipped = Counter(
-            "skipped", "Input deliberately not analysed, by reason", ["reason"], namespace=ns, registry=r
-        )
-        self.dropped = Counter(
-            "dropped",
-            "Bounded-table evictions and other deliberate drops, by reason",
-            ["reason"],
-            namespace=ns,
-            registry=r,
+        self.skipped = family.counter("skipped", "Input deliberately not analysed, by reason", "reason")
+        self.dropped = family.counter(
+            "dropped", "Bounded-table evictions and other deliberate drops, by reason", "reason"
         )
         for where in ("kernel", "interface", "ours"):
             self.packets_dropped.labels(where=where)
-        self.kafka_produce_errors = Counter(
+        self.kafka_produce_errors = family.counter(
             "kafka_produce_errors",
             "Messages Kafka did not take: failed deliveries and local-buffer refusals",
-            ["service"],
-            namespace=ns,
-            registry=r,
+            "service",
         )
-        self.kafka_queue_depth = Gauge(
-            "kafka_producer_queue_messages",
-            "Messages waiting in the producer's local buffer",
-            ["service"],
-            namespace=ns,
-            registry=r,
+        self.kafka_queue_depth = family.gauge(
+            "kafka_producer_queue_messages", "Messages waiting in the producer's local buffer", "service"
         )
-        self.consumer_lag = Gauge(
+        self.consumer_lag = family.gauge(
             "consumer_lag_messages",
             "Messages behind the end of the topic, where the transport can tell",
-            ["topic"],
-            namespace=ns,
-            registry=r,
+            "topic",
         )
-        self.consumer_lag_seconds = Gauge(
-            "consumer_lag_seconds",
-            "Age of the last message consumed (now - its timestamp)",
-            ["topic"],
-            namespace=ns,
-            registry=r,
+        self.consumer_lag_seconds = family.gauge(
+            "consumer_lag_seconds", "Age of the last message consumed (now - its timestamp)", "topic"
         )
-        self.messages_consumed = Counter(
-            "messages_consumed", "Messages the alerter consumed", ["topic"], namespace=ns, registry=r
-        )
+        self.messages_consumed = family.counter("messages_consumed", "Messages the alerter consumed", "topic")
         # -- notifications -----------------------------------------------------
-        self.webhook_deliveries = Counter(
+        self.webhook_deliveries = family.counter(
             "webhook_deliveries",
             "Notification deliveries by receiver and outcome (retried counts attempts)",
-            ["receiver", "outcome"],
-            namespace=ns,
-            registry=r,
+            "receiver",
+            "outcome",
         )
-        self.notification_queue = Gauge(
-            "notification_queue_messages",
-            "Notifications waiting to be sent",
-            ["receiver"],
-            namespace=ns,
-            registry=r,
+        self.notification_queue = family.gauge(
+            "notification_queue_messages", "Notifications waiting to be sent", "receiver"
         )
-        self.alerts_grouped = Counter(
+        self.alerts_grouped = family.counter(
             "alerts_grouped",
             "Alerts folded into a notification that summarises several (not sent one by one)",
-            namespace=ns,
-            registry=r,
         )
-        self.alerts_duplicate = Counter(
+        self.alerts_duplicate = family.counter(
             "alerts_duplicate",
             "Alerts ignored because the same alert id was already notified (at-least-once replay)",
-            namespace=ns,
-            registry=r,
         )
         self._summary_lock = threading.Lock()
         self._summary_seen: dict[tuple[str, str, str], int] = {}
