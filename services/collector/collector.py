@@ -14,20 +14,15 @@ fragments, TCP reassembly), then SIP parsing or media handling.
 import struct
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from itertools import pairwise
-from typing import ClassVar
 
 import numpy as np
-import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
+from callqual.collector.chunk_staging import STAGE_LIMIT, Chunk, StagedPackets, distinct_rows, rtp_heads
 from callqual.collector.config import CollectorConfig
 from callqual.collector.decode.fast_path import (
     ETH_IPV4_UDP_HEAD,
     ETH_IPV4_UDP_PAYLOAD,
     FIXED_IP_LINKTYPES,
-    RTP_HEAD_BYTES,
     RTP_STREAM_KEY,
     ip_offsets,
     ipv4_udp_rtp,
@@ -38,21 +33,13 @@ from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.errors import SipParseError
 from callqual.collector.frame_guard import FailureSink, FrameGuard, called_from, locals_of
 from callqual.collector.media.flow_shard import FlowShard
+from callqual.collector.media.media_flow import MediaFlow
 from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
 from callqual.collector.media.quiet_probe import probed_flows
 from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
 from callqual.collector.media.rtp_columns import drain_columns
 from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp, parse_rtp
-from callqual.collector.media.rtp_stream import (
-    COL_B1,
-    COL_FIRST_BYTE,
-    COL_PAYLOAD_LEN,
-    COL_RTP_TS,
-    COL_SEQ,
-    N_COLUMNS,
-    PENDING_LIMIT,
-    RtpStream,
-)
+from callqual.collector.media.rtp_stream import PENDING_LIMIT, RtpStream
 from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
 from callqual.collector.packet import Frame, Payload, RecordBatch
 from callqual.collector.sip.events import malformed_sip_event, sip_message_event
@@ -74,220 +61,8 @@ _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\x00\x00\x00\x00", b"jaK\n")
 _BLANK_BYTES = b" \t\r\n\x00"
 
 
-@dataclass(slots=True)
-class _MediaFlow:
-    """One UDP 5-tuple known to carry RTP or RTCP, with its streams by SSRC."""
-
-    binding: MediaBinding | None
-    src_ip: str
-    src_port: int
-    dst_ip: str
-    dst_port: int
-    streams: dict[int, RtpStream] = field(default_factory=dict)
-    last_ts: float = 0.0
-    #: capture time of its streams' latest interval report, and its last packet then (``quiet_probe``)
-    reported_ts: float = float("-inf")
-    reported_last_ts: float = float("-inf")
-    #: RTP, not RTCP: what the inline fast path of Collector.run may take
-    rtp: bool = True
-    #: Another process's (Collector.shard): its RTP packets are read but not analysed here
-    foreign: bool = False
-    #: A foreign flow's SSRCs: the streams its owner has, kept so that this process schedules
-    #: like one collector (see Collector.shard)
-    ghosts: set[int] = field(default_factory=set)
-    #: Collector.at_frame when the flow entered the flow table: the table's order, which
-    #: the processes sharing a capture use to put their interval reports back in order
-    inserted: int = 0
-    #: Flows made so far, process-wide: part of the state stamp with which the chunk
-    #: loop of Collector.run notices that its flow/stream look-ups may be stale.
-    created: ClassVar[int] = 0
-
-    def __post_init__(self) -> None:
-        _MediaFlow.created += 1
-
-
 #: What the inline fast path of Collector._run_frames calls into (RtpStream.drain)
 _INLINE_PATH_MODULES = "callqual.collector.media."
-
-
-def _heads(data: npt.NDArray[np.uint8], positions: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """RTP_HEAD_BYTES bytes of ``data`` from each position, one row each (short records run over)."""
-    last = len(data) - RTP_HEAD_BYTES
-    if last < 0:
-        data = np.concatenate([data, np.zeros(RTP_HEAD_BYTES, np.uint8)])
-        last = len(data) - RTP_HEAD_BYTES
-    # Rows of a sliding window view: one contiguous copy per record, much cheaper than a
-    # fancy index per byte. A record too close to the end of the chunk gets its row padded.
-    heads = sliding_window_view(data, RTP_HEAD_BYTES)[np.minimum(positions, last)]
-    for i in np.flatnonzero(positions > last).tolist():
-        s = int(positions[i])
-        row = np.zeros(RTP_HEAD_BYTES, np.uint8)
-        row[: len(data) - s] = data[s:]
-        heads[i] = row
-    return heads
-
-
-def _distinct(keys: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Distinct 16-byte rows of ``keys``, concatenated, and each row's index among them.
-
-    np.unique on a 64-bit mix of the two halves sorts integers, several
-    times faster than sorting 16-byte strings; a collision (rows that mix
-    alike but differ) is detected and then the strings are sorted after all.
-    Any row of a value serves as its representative: asking np.unique for
-    the first ones (return_index) makes it sort stably, 3x slower.
-    """
-    halves = keys.view(np.uint64)
-    mixed = (halves[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ halves[:, 1]
-    values, inverse = np.unique(mixed, return_inverse=True)
-    inverse = inverse.ravel()
-    first = np.zeros(len(values), dtype=np.int64)
-    first[inverse] = np.arange(len(inverse))
-    if bool((halves == halves[first][inverse]).all()):
-        return keys[first].tobytes(), inverse
-    uniq, inverse = np.unique(keys.view("V16").ravel(), return_inverse=True)
-    return uniq.tobytes(), inverse.ravel()
-
-
-def _radix_key(uids: np.ndarray) -> np.ndarray:
-    """``uids`` as a key that sorts alike, 16-bit where their span allows it.
-
-    numpy's stable sort is a radix sort for 8- and 16-bit integers, ~6x faster than its
-    merge sort of int64: that sort was most of the hand-over (0.11 s of a 1.2 M-packet run).
-    """
-    low = int(uids.min())
-    span = int(uids.max()) - low
-    if span > 0xFFFF:
-        return uids
-    return (uids - low).astype(np.uint8 if span <= 0xFF else np.uint16)
-
-
-#: Staged fast-path packets (see Collector._run_batch) before they are handed over regardless:
-#: bounds the memory a capture second of a very busy link can hold (48 bytes a packet).
-_STAGE_LIMIT = 1 << 18
-
-
-@dataclass(slots=True)
-class _Chunk:
-    """One RecordBatch being fed: its decoded heads, each row's group and each group's look-up."""
-
-    batch: RecordBatch
-    #: each record's leading bytes, shifted so that its IPv4 header starts at column 14
-    heads: np.ndarray
-    #: each record's length from its IPv4 header on
-    ip_caplen: np.ndarray
-    group: np.ndarray
-    #: 16 bytes per group: udp_flow_key() bytes, then the SSRC
-    keys: bytes
-    streams: list[RtpStream | None]
-    flows: list[_MediaFlow | None]
-    #: fast rows [lo, hi) not yet staged
-    waiting: list[tuple[int, int]] = field(default_factory=list)
-    #: each group's stream uid (-1: none), rebuilt after the look-ups change (None: stale)
-    uids: np.ndarray | None = None
-    #: uid -> (stream, flow) of the groups' look-ups, built with ``uids``
-    refs: dict[int, tuple[RtpStream, _MediaFlow]] = field(default_factory=dict)
-    #: the _Staged epoch that last received ``refs`` (-1: none)
-    given: int = -1
-    #: some groups are another shard's flows: usable (read past) but never staged
-    foreign: bool = False
-
-
-def _read_past(chunk: _Chunk, rows: np.ndarray, groups: np.ndarray) -> None:
-    """Another shard's fast-path rows: not kept, but each flow's last arrival is, as at a hand-over."""
-    if not len(rows):
-        return
-    distinct, last_from_end = np.unique(groups[::-1], return_index=True)
-    last = len(rows) - 1 - last_from_end
-    times = chunk.batch.ts[rows[last]].tolist()
-    # in arrival order, so that a flow with several SSRCs (groups) ends with its latest packet
-    for i in np.argsort(last).tolist():
-        flow = chunk.flows[int(distinct[i])]
-        assert flow is not None
-        flow.last_ts = times[i]
-
-
-class _Staged:
-    """Fast-path packets read from chunks, already tied to their streams, not yet given to them.
-
-    Handing packets over costs a call per stream, so it is done once per
-    capture second (or when order demands it), not at every chunk: the
-    packets wait here as columns with the uid of their stream
-    (RtpStream.uid), numpy naming streams without a Python loop per packet.
-    """
-
-    __slots__ = ("_ints", "_times", "_uids", "epoch", "keys", "refs", "rows", "seen")
-
-    def __init__(self) -> None:
-        #: uid -> (stream, flow) of every stream with staged packets (and of their chunks' others)
-        self.refs: dict[int, tuple[RtpStream, _MediaFlow]] = {}
-        #: flow keys (udp_flow_key() bytes) with staged packets, another shard's flows' too
-        self.keys: set[bytes] = set()
-        self.rows = 0
-        #: rows staged, another shard's (read past, not kept) too: when to hand over
-        self.seen = 0
-        #: bumped at every clear(), so a chunk knows when to give its refs again
-        self.epoch = 0
-        self._uids: list[np.ndarray] = []
-        self._times: list[np.ndarray] = []
-        self._ints: list[np.ndarray] = []
-
-    def stage(self, chunk: _Chunk) -> None:
-        """Decode the chunk's waiting rows into columns and keep them, with their streams."""
-        ranges = chunk.waiting
-        if not ranges:
-            return
-        chunk.waiting = []
-        if len(ranges) == 1:
-            rows = np.arange(*ranges[0])
-        else:
-            rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
-        groups = chunk.group[rows]
-        if chunk.uids is None:
-            chunk.refs = {s.uid: (s, f) for s, f in zip(chunk.streams, chunk.flows, strict=True) if s and f}
-            chunk.uids = np.array([-1 if s is None else s.uid for s in chunk.streams] + [-1], dtype=np.int64)
-            chunk.given = -1
-        if chunk.given != self.epoch:
-            self.refs.update(chunk.refs)
-            chunk.given = self.epoch
-        keys = chunk.keys
-        # bincount, not np.unique: one pass instead of a sort of every staged row
-        self.keys.update(keys[16 * g : 16 * g + 12] for g in np.flatnonzero(np.bincount(groups)).tolist())
-        self.seen += len(rows)
-        if chunk.foreign:
-            mine = chunk.uids[groups] >= 0
-            _read_past(chunk, rows[~mine], groups[~mine])
-            rows = rows[mine]
-            groups = groups[mine]
-            if not len(rows):
-                return
-        # Bytes 43..54: the RTP header from its second byte, then the first payload byte.
-        h = chunk.heads[rows, 43:55]
-        ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
-        ints[:, COL_SEQ] = np.ascontiguousarray(h[:, 1:3]).view(">u2")[:, 0]
-        ints[:, COL_RTP_TS] = np.ascontiguousarray(h[:, 3:7]).view(">u4")[:, 0]
-        ints[:, COL_B1] = h[:, 0]
-        ints[:, COL_PAYLOAD_LEN] = chunk.ip_caplen[rows] - (ETH_IPV4_UDP_PAYLOAD - 14 + 12)
-        ints[:, COL_FIRST_BYTE] = h[:, 11]
-        self._uids.append(chunk.uids[groups])
-        self._times.append(chunk.batch.ts[rows])
-        self._ints.append(ints)
-        self.rows += len(rows)
-
-    def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every staged packet in arrival order: stream uid, capture time and the add_columns matrix."""
-        if len(self._uids) == 1:
-            return self._uids[0], self._times[0], self._ints[0]
-        return np.concatenate(self._uids), np.concatenate(self._times), np.concatenate(self._ints)
-
-    def clear(self) -> None:
-        self.epoch += 1
-        self.refs = {}
-        self.keys = set()
-        self.rows = 0
-        self.seen = 0
-        self._uids = []
-        self._times = []
-        self._ints = []
 
 
 class Collector:
@@ -318,14 +93,14 @@ class Collector:
         self.bytes = 0
         self.first_ts: float | None = None
         self.last_ts: float | None = None
-        self._flows: dict[tuple[str, int, str, int], _MediaFlow] = {}
-        self._fast: dict[bytes, _MediaFlow] = {}
+        self._flows: dict[tuple[str, int, str, int], MediaFlow] = {}
+        self._fast: dict[bytes, MediaFlow] = {}
         self._fast_generation = -1
         #: Bumped whenever entries leave the fast table: look-ups made before may be stale.
         self._fast_removed = 0
-        self._staged = _Staged()
+        self._staged = StagedPackets()
         self._n_streams = 0
-        #: SSRCs of other shards' flows (_MediaFlow.ghosts): with _n_streams, one collector's count
+        #: SSRCs of other shards' flows (MediaFlow.ghosts): with _n_streams, one collector's count
         self._n_ghosts = 0
         self._ended: OrderedDict[str, float] = OrderedDict()
         #: MGCP transaction id -> call id, so a response's SDP is tied to its command's call
@@ -412,7 +187,7 @@ class Collector:
                 for batch in batches:
                     self._run_batch_guarded(batch)
             finally:
-                self._hand_over()
+                self._staged.hand_over()
             return
         remaining = iter(frames)
         failed: Frame | None = None
@@ -516,9 +291,9 @@ class Collector:
             self.bytes += int(batch.orig_len[:done].sum()) - int(seen.get("fed_bytes", 0))
             chunk = seen.get("chunk")
             try:
-                if isinstance(chunk, _Chunk):
+                if isinstance(chunk, Chunk):
                     self._staged.stage(chunk)
-                self._hand_over()
+                self._staged.hand_over()
             except Exception as again:  # the staged packets cannot be given: drop them
                 self._guard.batch_failed(again, batch)
                 self.dropped["internal.staged_packets"] += self._staged.rows
@@ -555,13 +330,13 @@ class Collector:
         """Changes whenever a flow or stream is made or dropped, or the fast table loses or gains entries."""
         return (
             self._fast_removed,
-            _MediaFlow.created,
+            MediaFlow.created,
             len(self._flows),
             len(self._fast),
             self._n_streams + self._n_ghosts,
         )
 
-    def _resolve(self, chunk: _Chunk, groups: Iterable[int], usable: np.ndarray) -> None:
+    def _resolve(self, chunk: Chunk, groups: Iterable[int], usable: np.ndarray) -> None:
         """Look up the stream and flow of each (flow key, SSRC) group the fast path may take, in place.
 
         ``usable[g]`` says whether group ``g`` has a stream. The chunk's uid
@@ -601,7 +376,7 @@ class Collector:
         interpreter time on each RTP packet. Here the fast-path test, the
         stream key and the RTP header fields are read for the whole chunk
         with numpy, streams are looked up once per distinct (flow, SSRC) of
-        the chunk, and fast packets are staged (:class:`_Staged`) and handed
+        the chunk, and fast packets are staged (:class:`StagedPackets`) and handed
         to their streams as columns (RtpStream.add_columns), one call per
         stream per capture second rather than per packet. Frames the fast
         path cannot take (signalling, RTCP, new flows, other encapsulations,
@@ -621,7 +396,7 @@ class Collector:
         the fed frame's own flow key, since adding a flow or a stream cannot
         invalidate a look-up that succeeded, and a look-up left failed only
         sends packets down the (exact) slow path. Memory: one chunk's columns
-        plus at most _STAGE_LIMIT staged packets.
+        plus at most STAGE_LIMIT staged packets.
         """
         n = len(batch)
         if not n:
@@ -630,7 +405,7 @@ class Collector:
         feed_keyed = self._feed_keyed
         staged = self._staged
         if batch.linktype not in FIXED_IP_LINKTYPES:
-            self._hand_over()
+            self._staged.hand_over()
             for i in range(n):
                 self.at_frame = batch.first_number + i
                 feed(batch.frame(i))
@@ -643,17 +418,17 @@ class Collector:
         shift = ip_at - 14
         origin = batch.start + shift
         usable_link = (ip_at >= 0) & (origin >= 0)
-        heads = _heads(data, np.where(usable_link, origin, batch.start))
+        heads = rtp_heads(data, np.where(usable_link, origin, batch.start))
         ip_caplen = batch.caplen - ip_at
         rows = np.flatnonzero(ipv4_udp_rtp(heads, ip_caplen) & usable_link)
-        keys, inverse = _distinct(heads[rows[:, None], RTP_STREAM_KEY])
+        keys, inverse = distinct_rows(heads[rows[:, None], RTP_STREAM_KEY])
         n_groups = len(keys) // 16
         group = np.full(n, n_groups, dtype=np.int64)  # n_groups: not a fast-path frame at all
         group[rows] = inverse
         by_key: dict[bytes, list[int]] = {}
         for g in range(n_groups):
             by_key.setdefault(keys[16 * g : 16 * g + 12], []).append(g)
-        chunk = _Chunk(batch, heads, ip_caplen, group, keys, [None] * n_groups, [None] * n_groups)
+        chunk = Chunk(batch, heads, ip_caplen, group, keys, [None] * n_groups, [None] * n_groups)
         usable = np.zeros(n_groups + 1, dtype=bool)
         self._resolve(chunk, range(n_groups), usable)
         has_waiting = np.zeros(n_groups + 1, dtype=bool)
@@ -692,7 +467,7 @@ class Collector:
             ):
                 staged.stage(chunk)
                 has_waiting[:] = False
-                self._hand_over()
+                self._staged.hand_over()
             before = self._stamp()
             self.at_frame = frame.number
             feed_keyed(frame, key)
@@ -709,7 +484,7 @@ class Collector:
                 else:
                     staged.stage(chunk)
                     has_waiting[:] = False
-                    self._hand_over()
+                    self._staged.hand_over()
                     chunk.streams[:] = [None] * n_groups
                     chunk.flows[:] = [None] * n_groups
                     usable[:] = False
@@ -721,38 +496,10 @@ class Collector:
                             candidates = list(range(n_groups))
                         self._resolve(chunk, candidates, usable)
         staged.stage(chunk)
-        if staged.seen >= _STAGE_LIMIT:
-            self._hand_over()
+        if staged.seen >= STAGE_LIMIT:
+            self._staged.hand_over()
         self.frames += n - fed
         self.bytes += int(batch.orig_len.sum()) - fed_bytes
-
-    def _hand_over(self) -> None:
-        """Give every staged packet to its stream as columns, and each flow its last arrival."""
-        staged = self._staged
-        if not staged.rows:
-            if staged.seen:
-                staged.clear()  # another shard's packets only: nothing to give
-            return
-        uids, times, ints = staged.take()
-        order = np.argsort(_radix_key(uids), kind="stable")
-        uids = uids[order]
-        times = times[order]
-        ints = ints[order]
-        cuts = [0, *(np.flatnonzero(np.diff(uids)) + 1).tolist(), len(uids)]
-        last: dict[int, tuple[int, float, _MediaFlow]] = {}
-        refs = staged.refs
-        # Views, not copies: a stream holds its columns until its next report (seconds), so at
-        # most those seconds' hand-over arrays stay alive.
-        for lo, hi in pairwise(cuts):
-            stream, flow = refs[int(uids[lo])]
-            stream.add_columns(times[lo:hi], ints[lo:hi])
-            row = int(order[hi - 1])
-            seen = last.get(id(flow))
-            if seen is None or seen[0] < row:
-                last[id(flow)] = (row, float(times[hi - 1]), flow)
-        for _, when, flow in last.values():
-            flow.last_ts = when
-        staged.clear()
 
     def finish(self) -> None:
         """End of input: every stream gets its final report."""
@@ -771,7 +518,7 @@ class Collector:
 
     # -- classification ------------------------------------------------------
 
-    def _on_payload(self, p: Payload) -> _MediaFlow | None:
+    def _on_payload(self, p: Payload) -> MediaFlow | None:
         """Route one transport payload; returns its media flow when it is RTP/RTCP."""
         if p.transport != "udp":
             self._on_sip(p)
@@ -809,7 +556,7 @@ class Collector:
         self.skipped["rtp.zrtp" if is_zrtp(data) else "udp.unclassified"] += 1
         return None
 
-    def _on_snapped_rtp(self, flow: _MediaFlow, p: Payload) -> _MediaFlow:
+    def _on_snapped_rtp(self, flow: MediaFlow, p: Payload) -> MediaFlow:
         """An RTP datagram the snaplen cut: zero-filled to its length on the wire if its header is whole.
 
         Stream statistics read the header and the payload's length, not its
@@ -827,7 +574,7 @@ class Collector:
         self._on_media(flow, p.ts, p.frame, data + bytes(p.cut))
         return flow
 
-    def _flow(self, p: Payload, binding: MediaBinding | None) -> _MediaFlow:
+    def _flow(self, p: Payload, binding: MediaBinding | None) -> MediaFlow:
         key = (p.src_ip, p.src_port, p.dst_ip, p.dst_port)
         flow = self._flows.get(key)
         if flow is None or (binding is not None and flow.binding is not binding):
@@ -848,7 +595,7 @@ class Collector:
                 # A new SDP re-bound this endpoint (a new call reusing the port): the old
                 # streams belong to the old call and end here.
                 self._close_flow(key, flow)
-            flow = _MediaFlow(binding, p.src_ip, p.src_port, p.dst_ip, p.dst_port)
+            flow = MediaFlow(binding, p.src_ip, p.src_port, p.dst_ip, p.dst_port)
             flow.rtp = binding is None or not binding.is_rtcp
             flow.inserted = self.at_frame
             if self.shard is not None:
@@ -859,7 +606,7 @@ class Collector:
 
     # -- media ----------------------------------------------------------------
 
-    def _on_media(self, flow: _MediaFlow, ts: float, frame: int, data: bytes) -> None:
+    def _on_media(self, flow: MediaFlow, ts: float, frame: int, data: bytes) -> None:
         flow.last_ts = ts
         binding = flow.binding
         if binding is not None and binding.is_rtcp:
@@ -886,7 +633,7 @@ class Collector:
             return
         self._on_rtp(flow, ts, frame, data, 0)
 
-    def _on_rtp(self, flow: _MediaFlow, ts: float, frame: int, buf: bytes, start: int) -> None:
+    def _on_rtp(self, flow: MediaFlow, ts: float, frame: int, buf: bytes, start: int) -> None:
         """One RTP packet whose header starts at ``buf[start]``: the per-packet hot path."""
         flow.last_ts = ts
         if len(buf) - start >= 12 and buf[start] == 0x80:
@@ -943,10 +690,10 @@ class Collector:
         """``at_frame`` when this flow entered the flow table: its place in the table's order."""
         return self._flows[(src_ip, src_port, dst_ip, dst_port)].inserted
 
-    def _call_of(self, flow: _MediaFlow) -> str | None:
+    def _call_of(self, flow: MediaFlow) -> str | None:
         return flow.binding.call_id if flow.binding is not None else None
 
-    def _forget_fast(self, flow: _MediaFlow) -> None:
+    def _forget_fast(self, flow: MediaFlow) -> None:
         """Drop a flow's fast-path entries in place (``run`` holds a reference to the dict)."""
         stale = [k for k, v in self._fast.items() if v is flow]
         for key in stale:
@@ -954,7 +701,7 @@ class Collector:
         if stale:
             self._fast_removed += 1
 
-    def _close_flow(self, key: tuple[str, int, str, int], flow: _MediaFlow) -> None:
+    def _close_flow(self, key: tuple[str, int, str, int], flow: MediaFlow) -> None:
         for stream in flow.streams.values():
             self._emit(stream.report(self._call_of(flow), final=True))
         self._n_streams -= len(flow.streams)
@@ -995,14 +742,14 @@ class Collector:
         if self._on_tick is not None:
             self._on_tick(now)
 
-    def _report(self, flow: _MediaFlow, call_id: str | None, now: float) -> None:
+    def _report(self, flow: MediaFlow, call_id: str | None, now: float) -> None:
         flow.reported_ts, flow.reported_last_ts = now, flow.last_ts
         for stream in flow.streams.values():
             self._emit(stream.report(call_id, final=False))
 
     def _probe_quiet_calls(self, now: float) -> None:
         """Reports calls whose media flows one way only, between interval ticks (``quiet_probe``)."""
-        by_call: dict[str, list[_MediaFlow]] = {}
+        by_call: dict[str, list[MediaFlow]] = {}
         for flow in self._flows.values():
             call_id = self._call_of(flow)
             if (flow.streams or flow.ghosts) and call_id is not None and call_id not in self._ended:
@@ -1116,7 +863,7 @@ class Collector:
         ``reason`` in ``dropped`` so reports show them.
         """
         self.dropped[reason] += dropped
-        self._hand_over()  # staged packets first: every flow's last arrival is then exact
+        self._staged.hand_over()  # staged packets first: every flow's last arrival is then exact
         start = (ts if since is None else min(since, ts)) - CAPTURE_LOSS_SLACK_S
         for flow in self._flows.values():
             if flow.last_ts >= start:
