@@ -12,7 +12,7 @@ fragments, TCP reassembly), then SIP parsing or media handling.
 """
 
 import struct
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -30,7 +30,6 @@ from callqual.collector.decode.fast_path import (
     udp_payload,
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
-from callqual.collector.errors import SipParseError
 from callqual.collector.frame_guard import FailureSink, FrameGuard, called_from, locals_of
 from callqual.collector.media.flow_shard import FlowShard
 from callqual.collector.media.media_flow import MediaFlow
@@ -40,12 +39,11 @@ from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
 from callqual.collector.media.rtp_columns import drain_columns
 from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp, parse_rtp
 from callqual.collector.media.rtp_stream import PENDING_LIMIT, RtpStream
-from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
+from callqual.collector.mgcp import MGCP_PORTS
 from callqual.collector.packet import Frame, Payload, RecordBatch
-from callqual.collector.sip.events import malformed_sip_event, sip_message_event
-from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
-from callqual.collector.sip.sdp import parse_sdp, sdp_body
-from callqual.schemas import AnyEvent, SdpMedia
+from callqual.collector.signalling import Signalling
+from callqual.collector.sip.message import looks_like_sip
+from callqual.schemas import AnyEvent
 
 EventSink = Callable[[AnyEvent], None]
 
@@ -102,9 +100,9 @@ class Collector:
         self._n_streams = 0
         #: SSRCs of other shards' flows (MediaFlow.ghosts): with _n_streams, one collector's count
         self._n_ghosts = 0
-        self._ended: OrderedDict[str, float] = OrderedDict()
-        #: MGCP transaction id -> call id, so a response's SDP is tied to its command's call
-        self._mgcp_calls: OrderedDict[str, str] = OrderedDict()
+        self.signalling = Signalling(
+            emit, self.media, self.config, errors=self.errors, counters=self.counters, dropped=self.dropped
+        )
         self._next_tick = float("-inf")
         self._next_report = float("-inf")
         #: With several processes on one capture: the media flows this one analyses (None: all).
@@ -521,7 +519,7 @@ class Collector:
     def _on_payload(self, p: Payload) -> MediaFlow | None:
         """Route one transport payload; returns its media flow when it is RTP/RTCP."""
         if p.transport != "udp":
-            self._on_sip(p)
+            self.signalling.on_sip(p)
             return None
         data = p.data
         if data[:1] in _BLANK_BYTES and not data.strip(_BLANK_BYTES):
@@ -535,14 +533,14 @@ class Collector:
                 return self._on_snapped_rtp(flow, p)
             self._on_media(flow, p.ts, p.frame, data)
             return flow
-        if (p.dst_port in MGCP_PORTS or p.src_port in MGCP_PORTS) and self._on_mgcp(p):
+        if (p.dst_port in MGCP_PORTS or p.src_port in MGCP_PORTS) and self.signalling.on_mgcp(p):
             return None
         if looks_like_sip(data) or (
             (p.dst_port in self.config.sip_ports or p.src_port in self.config.sip_ports)
             and data not in _KEEPALIVES
             and not looks_like_rtp(data)
         ):
-            self._on_sip(p)
+            self.signalling.on_sip(p)
             return None
         if data in _KEEPALIVES:
             self.skipped["sip.keepalive"] += 1
@@ -722,7 +720,7 @@ class Collector:
             drain_columns(stream for flow in self._flows.values() for stream in flow.streams.values())
         for key, flow in list(self._flows.items()):
             call_id = self._call_of(flow)
-            ended = self._ended.get(call_id) if call_id is not None else None
+            ended = self.signalling.ended.get(call_id) if call_id is not None else None
             idle = now - flow.last_ts
             if not (flow.streams or flow.ghosts):
                 # RTCP, or datagrams that were not RTP: nothing to report, just forget the flow.
@@ -752,7 +750,7 @@ class Collector:
         by_call: dict[str, list[MediaFlow]] = {}
         for flow in self._flows.values():
             call_id = self._call_of(flow)
-            if (flow.streams or flow.ghosts) and call_id is not None and call_id not in self._ended:
+            if (flow.streams or flow.ghosts) and call_id is not None and call_id not in self.signalling.ended:
                 by_call.setdefault(call_id, []).append(flow)
         chosen = {id(flow) for flow in probed_flows(by_call, now, self.config.quiet_report_interval_s)}
         if not chosen:
@@ -764,79 +762,6 @@ class Collector:
         for flow in probed:
             self.counters["rtp.quiet_probe_reports"] += len(flow.streams)
             self._report(flow, self._call_of(flow), now)
-
-    # -- SIP --------------------------------------------------------------------
-
-    def _on_sip(self, p: Payload) -> None:
-        try:
-            msg = parse_sip(p.data)
-        except SipParseError as exc:
-            # Cut by the capture's snaplen, not broken by its sender: say so, not what is missing.
-            self._malformed(p, "sip.snapped" if p.cut else exc.reason)
-            return
-        if msg.anomalies:
-            # Usable, but bent: published (the call goes on) and reported as malformed evidence.
-            self._malformed(p, msg.anomalies[0], msg)
-            for extra in msg.anomalies[1:]:
-                self.errors[extra] += 1
-        self.counters["sip.messages"] += 1
-        sdp = self._sdp_of(msg)
-        call_id = msg.call_id or ""
-        if sdp:
-            self.media.learn(call_id, sdp)
-        self._track_call_end(msg, p.ts)
-        self._emit(sip_message_event(p, msg, sdp))
-
-    def _on_mgcp(self, p: Payload) -> bool:
-        """Learn media endpoints from MGCP SDP; True when the datagram was MGCP."""
-        msg = parse_mgcp(p.data)
-        if msg is None:
-            return False
-        self.counters["mgcp.messages"] += 1
-        if msg.is_command and msg.call_id is not None:
-            self._mgcp_calls[msg.transaction_id] = msg.call_id
-            if len(self._mgcp_calls) > 10_000:
-                self._mgcp_calls.popitem(last=False)
-        call = msg.call_id or self._mgcp_calls.get(msg.transaction_id) or f"txn-{msg.transaction_id}"
-        if msg.sdp is not None:
-            try:
-                self.media.learn(f"mgcp:{call}", parse_sdp(msg.sdp))
-            except SipParseError as exc:
-                self.errors[exc.reason] += 1
-        return True
-
-    def _malformed(self, p: Payload, reason: str, usable: SipMessage | None = None) -> None:
-        self.errors[reason] += 1
-        self._emit(malformed_sip_event(p, reason, usable))
-
-    def _sdp_of(self, msg: SipMessage) -> list[SdpMedia] | None:
-        anomalies: list[str] = []
-        try:
-            body = sdp_body(msg)
-            if body is None:
-                return None
-            return parse_sdp(body, anomalies)
-        except SipParseError as exc:
-            self.errors[exc.reason] += 1
-            return None
-        finally:
-            for reason in anomalies:
-                self.errors[reason] += 1
-
-    def _track_call_end(self, msg: SipMessage, ts: float) -> None:
-        """Remember when a call's signalling ended, so its streams can be finished soon after."""
-        ended = (msg.is_request and msg.method == "BYE") or (
-            not msg.is_request
-            and msg.cseq_method == "INVITE"
-            and msg.status_code is not None
-            and msg.status_code >= 300
-        )
-        if not ended or not msg.call_id or msg.call_id in self._ended:
-            return
-        self._ended[msg.call_id] = ts
-        if len(self._ended) > self.config.max_tracked_calls:
-            self._ended.popitem(last=False)
-            self.dropped["calls.end_table_evicted"] += 1
 
     # -- reporting -------------------------------------------------------------
 
