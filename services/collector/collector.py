@@ -32,13 +32,11 @@ from callqual.collector.decode.fast_path import (
 from callqual.collector.decode.frame_decoder import FrameDecoder
 from callqual.collector.frame_guard import FailureSink, FrameGuard, called_from, locals_of
 from callqual.collector.media.flow_shard import FlowShard
+from callqual.collector.media.flow_table import MediaFlowTable
 from callqual.collector.media.media_flow import MediaFlow
-from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
-from callqual.collector.media.quiet_probe import probed_flows
-from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
-from callqual.collector.media.rtp_columns import drain_columns
-from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp, parse_rtp
-from callqual.collector.media.rtp_stream import PENDING_LIMIT, RtpStream
+from callqual.collector.media.media_registry import MediaRegistry
+from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp
+from callqual.collector.media.rtp_stream import PENDING_LIMIT
 from callqual.collector.mgcp import MGCP_PORTS
 from callqual.collector.packet import Frame, Payload, RecordBatch
 from callqual.collector.signalling import Signalling
@@ -49,8 +47,6 @@ EventSink = Callable[[AnyEvent], None]
 
 _RTP_FIXED = struct.Struct("!BBHII").unpack_from
 
-#: Capture seconds between scans of the stream table for idle streams.
-_TICK_S = 1.0
 #: Capture seconds before a capture-loss window in which a stream still counts as live: a stream
 #: whose packets were all dropped looks idle, but it was live while the capture lost them.
 CAPTURE_LOSS_SLACK_S = 2.0
@@ -74,10 +70,6 @@ class Collector:
         fatal: tuple[type[Exception], ...] = (),
     ) -> None:
         self.config = config or CollectorConfig()
-        self._emit = emit
-        #: Told each capture second's tick once its reports are out (a batch of interval reports is
-        #: complete then: what a transport's watermark tells a detector downstream).
-        self._on_tick = on_tick
         self.decoder = FrameDecoder()
         self.media = MediaRegistry(self.config.max_media_bindings)
         self.errors: Counter[str] = Counter()
@@ -91,20 +83,22 @@ class Collector:
         self.bytes = 0
         self.first_ts: float | None = None
         self.last_ts: float | None = None
-        self._flows: dict[tuple[str, int, str, int], MediaFlow] = {}
-        self._fast: dict[bytes, MediaFlow] = {}
-        self._fast_generation = -1
-        #: Bumped whenever entries leave the fast table: look-ups made before may be stale.
-        self._fast_removed = 0
         self._staged = StagedPackets()
-        self._n_streams = 0
-        #: SSRCs of other shards' flows (MediaFlow.ghosts): with _n_streams, one collector's count
-        self._n_ghosts = 0
         self.signalling = Signalling(
             emit, self.media, self.config, errors=self.errors, counters=self.counters, dropped=self.dropped
         )
-        self._next_tick = float("-inf")
-        self._next_report = float("-inf")
+        self.flow_table = MediaFlowTable(
+            emit,
+            self.config,
+            self.media,
+            self.signalling.ended,
+            self._guard,
+            errors=self.errors,
+            skipped=self.skipped,
+            dropped=self.dropped,
+            counters=self.counters,
+            on_tick=on_tick,
+        )
         #: With several processes on one capture: the media flows this one analyses (None: all).
         #: Every process still keeps every flow's cheap timing (last packet, last report) and its
         #: SSRCs (ghosts for the others'), so it decides exactly as one collector does when to
@@ -138,29 +132,30 @@ class Collector:
         if self.first_ts is None:
             self.first_ts = ts
         self.last_ts = ts
-        if ts >= self._next_tick:
-            self._tick(ts)
-        if self.media.generation != self._fast_generation:
-            self._sync_fast()
+        table = self.flow_table
+        if ts >= table.next_tick:
+            table.tick(ts)
+        if self.media.generation != table.fast_generation:
+            table.sync_fast()
         data = frame.data
         if fast is not None:
-            flow = self._fast.get(fast[0])
+            flow = table.fast.get(fast[0])
             if flow is not None:
                 if flow.binding is None or not flow.binding.is_rtcp:
-                    self._on_rtp(flow, ts, frame.number, data, fast[1])
+                    table.on_rtp(flow, ts, frame.number, data, fast[1])
                 else:
-                    self._on_media(flow, ts, frame.number, data[fast[1] :])
+                    table.on_media(flow, ts, frame.number, data[fast[1] :])
                 return
             datagram = udp_payload(frame, *fast)
             if datagram is not None:
                 flow = self._on_payload(datagram)
                 if flow is not None:
-                    self._fast[fast[0]] = flow
+                    table.fast[fast[0]] = flow
                 return
         for payload in self.decoder.decode(frame):
             flow = self._on_payload(payload)
             if flow is not None and fast is not None and payload.transport == "udp":
-                self._fast[fast[0]] = flow
+                table.fast[fast[0]] = flow
 
     def run(self, frames: Iterable[Frame]) -> None:
         """Feed every frame; the same result as calling :meth:`feed` on each, only faster.
@@ -200,7 +195,9 @@ class Collector:
 
     def _run_frames(self, frames: Iterator[Frame]) -> None:
         """The per-frame loop of :meth:`run` (see there); :meth:`feed` guards every frame it takes."""
-        fast = self._fast
+        table = self.flow_table
+        media = self.media
+        fast = table.fast
         feed = self.feed
         head = ETH_IPV4_UDP_HEAD
         rtp_fixed = _RTP_FIXED
@@ -213,11 +210,11 @@ class Collector:
             ts = frame.ts
             n = len(data)
             if (
-                ts < self._next_tick
+                ts < table.next_tick
                 and frame.linktype == 1
                 and n >= payload_at + 12
                 and data[payload_at] == 0x80
-                and self.media.generation == self._fast_generation
+                and media.generation == table.fast_generation
             ):
                 etype, vihl, total, frag, proto = head(data, 12)
                 if etype == 0x0800 and vihl == 0x45 and proto == 17 and not frag & 0x3FFF and total == n - 14:
@@ -304,36 +301,6 @@ class Collector:
                     continue
                 self.feed(frame)
 
-    def _sync_fast(self) -> None:
-        """Forget the fast-path entries of flows whose endpoints a new SDP (or an eviction) re-bound.
-
-        Only those: a flow's binding comes from its own two endpoints
-        (MediaRegistry.lookup), so every other flow still resolves as
-        before. Clearing the whole table on each SDP would send the next
-        packet of every flow of every call down the slow path.
-        """
-        self._fast_generation = self.media.generation
-        changed = self.media.take_changes()
-        stale = [
-            key
-            for key, flow in self._fast.items()
-            if (flow.dst_ip, flow.dst_port) in changed or (flow.src_ip, flow.src_port) in changed
-        ]
-        for key in stale:
-            del self._fast[key]
-        if stale:
-            self._fast_removed += 1
-
-    def _stamp(self) -> tuple[int, int, int, int, int]:
-        """Changes whenever a flow or stream is made or dropped, or the fast table loses or gains entries."""
-        return (
-            self._fast_removed,
-            MediaFlow.created,
-            len(self._flows),
-            len(self._fast),
-            self._n_streams + self._n_ghosts,
-        )
-
     def _resolve(self, chunk: Chunk, groups: Iterable[int], usable: np.ndarray) -> None:
         """Look up the stream and flow of each (flow key, SSRC) group the fast path may take, in place.
 
@@ -346,8 +313,8 @@ class Collector:
         keys = chunk.keys
         streams = chunk.streams
         flows = chunk.flows
-        fast = self._fast
-        fresh = self.media.generation == self._fast_generation
+        fast = self.flow_table.fast
+        fresh = self.media.generation == self.flow_table.fast_generation
         for g in groups:
             at = 16 * g
             flow = fast.get(keys[at : at + 12]) if fresh else None
@@ -402,6 +369,7 @@ class Collector:
         feed = self.feed
         feed_keyed = self._feed_keyed
         staged = self._staged
+        table = self.flow_table
         if batch.linktype not in FIXED_IP_LINKTYPES:
             self._staged.hand_over()
             for i in range(n):
@@ -442,7 +410,7 @@ class Collector:
             hi = cur
             width = 256
             while hi < n and row_groups[hi] != n_groups:
-                take = usable[group[hi : hi + width]] & (ts[hi : hi + width] < self._next_tick)
+                take = usable[group[hi : hi + width]] & (ts[hi : hi + width] < table.next_tick)
                 k = int(take.argmin())
                 if not take[k]:
                     hi += k
@@ -458,7 +426,7 @@ class Collector:
             frame = batch.frame(hi)
             key = udp_flow_key(frame.linktype, frame.data)
             if (chunk.waiting or staged.seen) and (
-                frame.ts >= self._next_tick
+                frame.ts >= table.next_tick
                 or key is None
                 or key[0] in staged.keys
                 or any(has_waiting[g] for g in by_key.get(key[0], ()))
@@ -466,15 +434,15 @@ class Collector:
                 staged.stage(chunk)
                 has_waiting[:] = False
                 self._staged.hand_over()
-            before = self._stamp()
+            before = table.stamp()
             self.at_frame = frame.number
             feed_keyed(frame, key)
-            if self.media.generation != self._fast_generation:
-                self._sync_fast()
+            if self.media.generation != table.fast_generation:
+                table.sync_fast()
             fed += 1
             fed_bytes += frame.orig_len
             cur = hi + 1
-            after = self._stamp()
+            after = table.stamp()
             if after != before:
                 made = after[1] - before[1]
                 if after[0] == before[0] and after[2] - before[2] == made and after[4] >= before[4]:
@@ -486,10 +454,10 @@ class Collector:
                     chunk.streams[:] = [None] * n_groups
                     chunk.flows[:] = [None] * n_groups
                     usable[:] = False
-                    if self.media.generation == self._fast_generation:
+                    if self.media.generation == table.fast_generation:
                         # Only groups whose flow key is in the fast table can resolve.
-                        if len(self._fast) < n_groups:
-                            candidates = [g for k in self._fast for g in by_key.get(k, ())]
+                        if len(table.fast) < n_groups:
+                            candidates = [g for k in table.fast for g in by_key.get(k, ())]
                         else:
                             candidates = list(range(n_groups))
                         self._resolve(chunk, candidates, usable)
@@ -501,18 +469,7 @@ class Collector:
 
     def finish(self) -> None:
         """End of input: every stream gets its final report."""
-        drain_columns(stream for flow in self._flows.values() for stream in flow.streams.values())
-        for flow in self._flows.values():
-            for stream in flow.streams.values():
-                try:
-                    self._emit(stream.report(self._call_of(flow), final=True))
-                except Exception as exc:  # the other streams still get theirs
-                    self._guard.failed(exc, stream.first_frame)
-        self._flows.clear()
-        self._fast.clear()
-        self._fast_removed += 1
-        self._n_streams = 0
-        self._n_ghosts = 0
+        self.flow_table.finish()
 
     # -- classification ------------------------------------------------------
 
@@ -528,10 +485,10 @@ class Collector:
             return None
         binding = self.media.lookup(p.src_ip, p.src_port, p.dst_ip, p.dst_port)
         if binding is not None:
-            flow = self._flow(p, binding)
+            flow = self.flow_table.flow_of(p, binding, self.at_frame, self.shard)
             if p.cut and not binding.is_rtcp:
-                return self._on_snapped_rtp(flow, p)
-            self._on_media(flow, p.ts, p.frame, data)
+                return self.flow_table.on_snapped_rtp(flow, p)
+            self.flow_table.on_media(flow, p.ts, p.frame, data)
             return flow
         if (p.dst_port in MGCP_PORTS or p.src_port in MGCP_PORTS) and self.signalling.on_mgcp(p):
             return None
@@ -546,222 +503,17 @@ class Collector:
             self.skipped["sip.keepalive"] += 1
             return None
         if self.config.heuristic_rtp and looks_like_rtp(data):
-            flow = self._flow(p, None)
+            flow = self.flow_table.flow_of(p, None, self.at_frame, self.shard)
             if p.cut:
-                return self._on_snapped_rtp(flow, p)
-            self._on_media(flow, p.ts, p.frame, data)
+                return self.flow_table.on_snapped_rtp(flow, p)
+            self.flow_table.on_media(flow, p.ts, p.frame, data)
             return flow
         self.skipped["rtp.zrtp" if is_zrtp(data) else "udp.unclassified"] += 1
         return None
 
-    def _on_snapped_rtp(self, flow: MediaFlow, p: Payload) -> MediaFlow:
-        """An RTP datagram the snaplen cut: zero-filled to its length on the wire if its header is whole.
-
-        Stream statistics read the header and the payload's length, not its
-        bytes (telephone events, the one payload read, sit in its first four),
-        so the packet counts as sent, with its payload bytes as on the wire.
-        A header cut short cannot be read: counted, as tshark marks it malformed.
-        """
-        data = p.data
-        need = 12 + 4 * (data[0] & 0x0F) if data else 12
-        if len(data) >= need and data[0] & 0x10:  # a header extension: its length word too
-            need += 4 + 4 * int.from_bytes(data[need + 2 : need + 4]) if len(data) >= need + 4 else 4
-        if len(data) < need:
-            self.errors["rtp.snapped_header"] += 1
-            return flow
-        self._on_media(flow, p.ts, p.frame, data + bytes(p.cut))
-        return flow
-
-    def _flow(self, p: Payload, binding: MediaBinding | None) -> MediaFlow:
-        key = (p.src_ip, p.src_port, p.dst_ip, p.dst_port)
-        flow = self._flows.get(key)
-        if flow is None or (binding is not None and flow.binding is not binding):
-            old = flow.binding if flow is not None else None
-            if (
-                flow is not None
-                and old is not None
-                and binding is not None
-                and (old.call_id, old.is_rtcp) == (binding.call_id, binding.is_rtcp)
-            ):
-                # The same call re-bound the endpoint (a re-INVITE, back from T.38 fax...): like
-                # Wireshark, whose streams never split, its streams go on with the new payload map.
-                flow.binding = binding
-                for stream in flow.streams.values():
-                    stream.use_rtpmap(binding.rtpmap)
-                return flow
-            if flow is not None:
-                # A new SDP re-bound this endpoint (a new call reusing the port): the old
-                # streams belong to the old call and end here.
-                self._close_flow(key, flow)
-            flow = MediaFlow(binding, p.src_ip, p.src_port, p.dst_ip, p.dst_port)
-            flow.rtp = binding is None or not binding.is_rtcp
-            flow.inserted = self.at_frame
-            if self.shard is not None:
-                # RTCP only becomes events, which share 0 emits: the other shares skip it.
-                flow.foreign = not self.shard.owns(*key) if flow.rtp else self.shard.index != 0
-            self._flows[key] = flow
-        return flow
-
-    # -- media ----------------------------------------------------------------
-
-    def _on_media(self, flow: MediaFlow, ts: float, frame: int, data: bytes) -> None:
-        flow.last_ts = ts
-        binding = flow.binding
-        if binding is not None and binding.is_rtcp:
-            if flow.foreign:
-                return
-            try:
-                events = rtcp_events(
-                    data,
-                    ts,
-                    frame,
-                    flow.src_ip,
-                    flow.src_port,
-                    flow.dst_ip,
-                    flow.dst_port,
-                    binding.call_id,
-                    None,
-                )
-            except RtcpParseError as exc:
-                self.errors[exc.reason] += 1
-                return
-            self.counters["rtcp.packets"] += 1
-            for ev in events:
-                self._emit(ev)
-            return
-        self._on_rtp(flow, ts, frame, data, 0)
-
-    def _on_rtp(self, flow: MediaFlow, ts: float, frame: int, buf: bytes, start: int) -> None:
-        """One RTP packet whose header starts at ``buf[start]``: the per-packet hot path."""
-        flow.last_ts = ts
-        if len(buf) - start >= 12 and buf[start] == 0x80:
-            # The usual header: version 2, no padding, no extension, no CSRC.
-            _, b1, seq, rtp_ts, ssrc = _RTP_FIXED(buf, start)
-            stream = flow.streams.get(ssrc)
-            if stream is not None:
-                pending = stream.pending
-                pending.append(
-                    (ts, seq, rtp_ts, b1 & 0x7F, b1 > 0x7F, len(buf) - start - 12, buf, start + 12)
-                )
-                if len(pending) >= PENDING_LIMIT:
-                    stream.drain()
-                return
-            if ssrc in flow.ghosts:
-                return
-        packet = buf[start:] if start else buf
-        hdr = parse_rtp(packet)
-        if hdr is None:
-            # ZRTP keys the SRTP that follows on the same port (RFC 6189): expected, not an error.
-            if is_zrtp(packet):
-                self.skipped["rtp.zrtp"] += 1
-            else:
-                self.errors["rtp.bad_header"] += 1
-            return
-        pt, marker, seq, rtp_ts, ssrc, offset, payload_len = hdr
-        stream = flow.streams.get(ssrc)
-        if stream is None:
-            full = self._n_streams + self._n_ghosts >= self.config.max_streams
-            if flow.foreign:
-                if not full and ssrc not in flow.ghosts:  # (a drop is counted by the owner)
-                    flow.ghosts.add(ssrc)
-                    self._n_ghosts += 1
-                return
-            if full:
-                self.dropped["rtp.stream_table_full"] += 1
-                return
-            stream = RtpStream(
-                flow.src_ip,
-                flow.src_port,
-                flow.dst_ip,
-                flow.dst_port,
-                ssrc,
-                frame,
-                flow.binding.rtpmap if flow.binding is not None else {},
-            )
-            flow.streams[ssrc] = stream
-            self._n_streams += 1
-        stream.pending.append((ts, seq, rtp_ts, pt, marker, payload_len, buf, start + offset))
-        if len(stream.pending) >= PENDING_LIMIT:
-            stream.drain()
-
     def flow_inserted(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> int:
         """``at_frame`` when this flow entered the flow table: its place in the table's order."""
-        return self._flows[(src_ip, src_port, dst_ip, dst_port)].inserted
-
-    def _call_of(self, flow: MediaFlow) -> str | None:
-        return flow.binding.call_id if flow.binding is not None else None
-
-    def _forget_fast(self, flow: MediaFlow) -> None:
-        """Drop a flow's fast-path entries in place (``run`` holds a reference to the dict)."""
-        stale = [k for k, v in self._fast.items() if v is flow]
-        for key in stale:
-            del self._fast[key]
-        if stale:
-            self._fast_removed += 1
-
-    def _close_flow(self, key: tuple[str, int, str, int], flow: MediaFlow) -> None:
-        for stream in flow.streams.values():
-            self._emit(stream.report(self._call_of(flow), final=True))
-        self._n_streams -= len(flow.streams)
-        self._n_ghosts -= len(flow.ghosts)
-        del self._flows[key]
-        self._forget_fast(flow)
-
-    def _tick(self, now: float) -> None:
-        """Once a capture second: finish idle streams, publish interval reports."""
-        self._next_tick = now + _TICK_S
-        report_due = now >= self._next_report
-        if report_due:
-            self._next_report = now + self.config.report_interval_s
-        grace = self.config.ended_call_grace_s
-        idle_limit = self.config.stream_idle_timeout_s
-        if report_due:
-            # Every stream about to report (or close) drains in one vectorised pass.
-            drain_columns(stream for flow in self._flows.values() for stream in flow.streams.values())
-        for key, flow in list(self._flows.items()):
-            call_id = self._call_of(flow)
-            ended = self.signalling.ended.get(call_id) if call_id is not None else None
-            idle = now - flow.last_ts
-            if not (flow.streams or flow.ghosts):
-                # RTCP, or datagrams that were not RTP: nothing to report, just forget the flow.
-                if (ended is not None and idle >= grace) or idle >= idle_limit:
-                    del self._flows[key]
-                    self._forget_fast(flow)
-                continue
-            if (ended is not None and now - ended >= grace and idle >= grace) or idle >= idle_limit:
-                self._close_flow(key, flow)
-            elif report_due and flow.last_ts > max(
-                now - self.config.report_interval_s, flow.reported_last_ts
-            ):
-                # (a flow a quiet probe reported since its last packet has no news: no second row)
-                self._report(flow, call_id, now)
-        if not report_due and self.config.quiet_report_interval_s > 0:
-            self._probe_quiet_calls(now)
-        if self._on_tick is not None:
-            self._on_tick(now)
-
-    def _report(self, flow: MediaFlow, call_id: str | None, now: float) -> None:
-        flow.reported_ts, flow.reported_last_ts = now, flow.last_ts
-        for stream in flow.streams.values():
-            self._emit(stream.report(call_id, final=False))
-
-    def _probe_quiet_calls(self, now: float) -> None:
-        """Reports calls whose media flows one way only, between interval ticks (``quiet_probe``)."""
-        by_call: dict[str, list[MediaFlow]] = {}
-        for flow in self._flows.values():
-            call_id = self._call_of(flow)
-            if (flow.streams or flow.ghosts) and call_id is not None and call_id not in self.signalling.ended:
-                by_call.setdefault(call_id, []).append(flow)
-        chosen = {id(flow) for flow in probed_flows(by_call, now, self.config.quiet_report_interval_s)}
-        if not chosen:
-            return
-        # In flow-table order, as a full tick reports: the order sharded reports merge back in.
-        probed = [flow for flow in self._flows.values() if id(flow) in chosen]
-        # one vectorised pass over every probed stream's queued packets, as at a full tick
-        drain_columns(stream for flow in probed for stream in flow.streams.values())
-        for flow in probed:
-            self.counters["rtp.quiet_probe_reports"] += len(flow.streams)
-            self._report(flow, self._call_of(flow), now)
+        return self.flow_table.flows[(src_ip, src_port, dst_ip, dst_port)].inserted
 
     # -- reporting -------------------------------------------------------------
 
@@ -789,8 +541,4 @@ class Collector:
         """
         self.dropped[reason] += dropped
         self._staged.hand_over()  # staged packets first: every flow's last arrival is then exact
-        start = (ts if since is None else min(since, ts)) - CAPTURE_LOSS_SLACK_S
-        for flow in self._flows.values():
-            if flow.last_ts >= start:
-                for stream in flow.streams.values():
-                    stream.unreliable = True
+        self.flow_table.mark_unreliable((ts if since is None else min(since, ts)) - CAPTURE_LOSS_SLACK_S)
