@@ -1,14 +1,19 @@
 """The collector core: frames in, SIP message events and RTP/RTCP reports out.
 
-Pure: a capture source (file or live) feeds :meth:`Collector.feed`, and events
-go to an injected ``emit`` callable (the in-process detector, or a Kafka
-producer). Time is the frames' capture time, never the wall clock.
+Pure: a capture source (file or live) feeds :meth:`Collector.feed` (or
+:meth:`Collector.run`), and events go to an injected ``emit`` callable (the
+in-process detector, or a Kafka producer). Time is the frames' capture time,
+never the wall clock.
 
-Two paths per frame. The fast path recognises, with a few slices, a plain
-Ethernet/IPv4/UDP frame of a flow already known to carry media, and hands the
-RTP header straight to its stream: that is where nearly all packets of a VoIP
-capture go. Everything else takes the full decoder (tunnels, VLANs, IPv6,
-fragments, TCP reassembly), then SIP parsing or media handling.
+This module is the entry and the router: a frame of a known media flow goes
+straight to the flow table, anything else through the full decoder (tunnels,
+VLANs, IPv6, fragments, TCP reassembly) and then to signalling or media.
+The parts it composes, one job each:
+
+* ``chunk_path`` / ``chunk_staging``: whole RecordBatches read with numpy, RTP staged per capture second;
+* ``frame_path``: the per-frame loop for any other iterable of frames, known RTP handled inline;
+* ``media/flow_table``: media flows, their streams, ticks, interval reports and quiet probes;
+* ``signalling``: SIP and MGCP payloads, SDP learnt into the media registry, call ends.
 """
 
 from collections import Counter
@@ -35,7 +40,8 @@ from callqual.collector.signalling import Signalling
 from callqual.collector.sip.message import looks_like_sip
 from callqual.schemas import AnyEvent
 
-EventSink = Callable[[AnyEvent], None]
+#: Where the collector's events go (a plain callable: not transport.EventSink, the bus Protocol)
+EmitEvent = Callable[[AnyEvent], None]
 
 #: Capture seconds before a capture-loss window in which a stream still counts as live: a stream
 #: whose packets were all dropped looks idle, but it was live while the capture lost them.
@@ -46,9 +52,11 @@ _BLANK_BYTES = b" \t\r\n\x00"
 
 
 class Collector:
+    """One capture's collector: feed it frames, ``finish()`` at the end; counters say what it saw."""
+
     def __init__(
         self,
-        emit: EventSink,
+        emit: EmitEvent,
         config: CollectorConfig | None = None,
         *,
         on_tick: Callable[[float], None] | None = None,

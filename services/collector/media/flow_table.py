@@ -247,21 +247,21 @@ class MediaFlowTable:
     def _call_of(self, flow: MediaFlow) -> str | None:
         return flow.binding.call_id if flow.binding is not None else None
 
-    def forget_fast(self, flow: MediaFlow) -> None:
-        """Drop a flow's fast-path entries in place (``run`` holds a reference to the dict)."""
+    def _forget_fast(self, flow: MediaFlow) -> None:
+        """Drop a flow's fast-path entries in place (the frame and chunk paths hold the dict)."""
         stale = [k for k, v in self.fast.items() if v is flow]
         for key in stale:
             del self.fast[key]
         if stale:
             self.fast_removed += 1
 
-    def _close_flow(self, key: tuple[str, int, str, int], flow: MediaFlow) -> None:
+    def _close_flow(self, key: FlowKey, flow: MediaFlow) -> None:
         for stream in flow.streams.values():
             self._emit(stream.report(self._call_of(flow), final=True))
         self.n_streams -= len(flow.streams)
         self.n_ghosts -= len(flow.ghosts)
         del self.flows[key]
-        self.forget_fast(flow)
+        self._forget_fast(flow)
 
     def tick(self, now: float) -> None:
         """Once a capture second: finish idle streams, publish interval reports."""
@@ -282,7 +282,7 @@ class MediaFlowTable:
                 # RTCP, or datagrams that were not RTP: nothing to report, just forget the flow.
                 if (ended is not None and idle >= grace) or idle >= idle_limit:
                     del self.flows[key]
-                    self.forget_fast(flow)
+                    self._forget_fast(flow)
                 continue
             if (ended is not None and now - ended >= grace and idle >= grace) or idle >= idle_limit:
                 self._close_flow(key, flow)

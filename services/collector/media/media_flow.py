@@ -28,7 +28,7 @@ class MediaFlow:
     #: capture time of its streams' latest interval report, and its last packet then (``quiet_probe``)
     reported_ts: float = float("-inf")
     reported_last_ts: float = float("-inf")
-    #: RTP, not RTCP: what the inline fast path of Collector.run may take
+    #: RTP, not RTCP: what the inline fast path (frame_path) may take
     rtp: bool = True
     #: Another process's (Collector.shard): its RTP packets are read but not analysed here
     foreign: bool = False
@@ -39,7 +39,7 @@ class MediaFlow:
     #: the processes sharing a capture use to put their interval reports back in order
     inserted: int = 0
     #: Flows made so far, process-wide: part of the state stamp with which the chunk
-    #: loop of Collector.run notices that its flow/stream look-ups may be stale.
+    #: loop (chunk_path) notices that its flow/stream look-ups may be stale.
     created: ClassVar[int] = 0
 
     def __post_init__(self) -> None:
