@@ -1,71 +1,48 @@
 """The collector core: frames in, SIP message events and RTP/RTCP reports out.
 
-Pure: a capture source (file or live) feeds :meth:`Collector.feed`, and events
-go to an injected ``emit`` callable (the in-process detector, or a Kafka
-producer). Time is the frames' capture time, never the wall clock.
+Pure: a capture source (file or live) feeds :meth:`Collector.feed` (or
+:meth:`Collector.run`), and events go to an injected ``emit`` callable (the
+in-process detector, or a Kafka producer). Time is the frames' capture time,
+never the wall clock.
 
-Two paths per frame. The fast path recognises, with a few slices, a plain
-Ethernet/IPv4/UDP frame of a flow already known to carry media, and hands the
-RTP header straight to its stream: that is where nearly all packets of a VoIP
-capture go. Everything else takes the full decoder (tunnels, VLANs, IPv6,
-fragments, TCP reassembly), then SIP parsing or media handling.
+This module is the entry and the router: a frame of a known media flow goes
+straight to the flow table, anything else through the full decoder (tunnels,
+VLANs, IPv6, fragments, TCP reassembly) and then to signalling or media.
+The parts it composes, one job each:
+
+* ``chunk_path`` / ``chunk_staging``: whole RecordBatches read with numpy, RTP staged per capture second;
+* ``frame_path``: the per-frame loop for any other iterable of frames, known RTP handled inline;
+* ``media/flow_table``: media flows, their streams, ticks, interval reports and quiet probes;
+* ``signalling``: SIP and MGCP payloads, SDP learnt into the media registry, call ends.
 """
 
-import struct
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from itertools import pairwise
-from typing import ClassVar
 
-import numpy as np
-import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
-
+from callqual.collector.chunk_path import feed_chunk, recover_chunk
+from callqual.collector.chunk_staging import StagedPackets
 from callqual.collector.config import CollectorConfig
 from callqual.collector.decode.fast_path import (
-    ETH_IPV4_UDP_HEAD,
-    ETH_IPV4_UDP_PAYLOAD,
-    FIXED_IP_LINKTYPES,
-    RTP_HEAD_BYTES,
-    RTP_STREAM_KEY,
-    ip_offsets,
-    ipv4_udp_rtp,
     udp_flow_key,
     udp_payload,
 )
 from callqual.collector.decode.frame_decoder import FrameDecoder
-from callqual.collector.errors import SipParseError
-from callqual.collector.frame_guard import FailureSink, FrameGuard, called_from, locals_of
+from callqual.collector.frame_guard import FailureSink, FrameGuard
+from callqual.collector.frame_path import feed_frames, frames_failed
 from callqual.collector.media.flow_shard import FlowShard
-from callqual.collector.media.media_registry import MediaBinding, MediaRegistry
-from callqual.collector.media.quiet_probe import probed_flows
-from callqual.collector.media.rtcp import RtcpParseError, rtcp_events
-from callqual.collector.media.rtp_columns import drain_columns
-from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp, parse_rtp
-from callqual.collector.media.rtp_stream import (
-    COL_B1,
-    COL_FIRST_BYTE,
-    COL_PAYLOAD_LEN,
-    COL_RTP_TS,
-    COL_SEQ,
-    N_COLUMNS,
-    PENDING_LIMIT,
-    RtpStream,
-)
-from callqual.collector.mgcp import MGCP_PORTS, parse_mgcp
+from callqual.collector.media.flow_table import MediaFlowTable
+from callqual.collector.media.media_flow import MediaFlow
+from callqual.collector.media.media_registry import MediaRegistry
+from callqual.collector.media.rtp_header import is_zrtp, looks_like_rtp
+from callqual.collector.mgcp import MGCP_PORTS
 from callqual.collector.packet import Frame, Payload, RecordBatch
-from callqual.collector.sip.events import malformed_sip_event, sip_message_event
-from callqual.collector.sip.message import SipMessage, looks_like_sip, parse_sip
-from callqual.collector.sip.sdp import parse_sdp, sdp_body
-from callqual.schemas import AnyEvent, SdpMedia
+from callqual.collector.signalling import Signalling
+from callqual.collector.sip.message import looks_like_sip
+from callqual.schemas import AnyEvent
 
-EventSink = Callable[[AnyEvent], None]
+#: Where the collector's events go (a plain callable: not transport.EventSink, the bus Protocol)
+EmitEvent = Callable[[AnyEvent], None]
 
-_RTP_FIXED = struct.Struct("!BBHII").unpack_from
-
-#: Capture seconds between scans of the stream table for idle streams.
-_TICK_S = 1.0
 #: Capture seconds before a capture-loss window in which a stream still counts as live: a stream
 #: whose packets were all dropped looks idle, but it was live while the capture lost them.
 CAPTURE_LOSS_SLACK_S = 2.0
@@ -74,226 +51,12 @@ _KEEPALIVES = (b"\r\n\r\n", b"\r\n", b"\x00\x00\x00\x00", b"jaK\n")
 _BLANK_BYTES = b" \t\r\n\x00"
 
 
-@dataclass(slots=True)
-class _MediaFlow:
-    """One UDP 5-tuple known to carry RTP or RTCP, with its streams by SSRC."""
-
-    binding: MediaBinding | None
-    src_ip: str
-    src_port: int
-    dst_ip: str
-    dst_port: int
-    streams: dict[int, RtpStream] = field(default_factory=dict)
-    last_ts: float = 0.0
-    #: capture time of its streams' latest interval report, and its last packet then (``quiet_probe``)
-    reported_ts: float = float("-inf")
-    reported_last_ts: float = float("-inf")
-    #: RTP, not RTCP: what the inline fast path of Collector.run may take
-    rtp: bool = True
-    #: Another process's (Collector.shard): its RTP packets are read but not analysed here
-    foreign: bool = False
-    #: A foreign flow's SSRCs: the streams its owner has, kept so that this process schedules
-    #: like one collector (see Collector.shard)
-    ghosts: set[int] = field(default_factory=set)
-    #: Collector.at_frame when the flow entered the flow table: the table's order, which
-    #: the processes sharing a capture use to put their interval reports back in order
-    inserted: int = 0
-    #: Flows made so far, process-wide: part of the state stamp with which the chunk
-    #: loop of Collector.run notices that its flow/stream look-ups may be stale.
-    created: ClassVar[int] = 0
-
-    def __post_init__(self) -> None:
-        _MediaFlow.created += 1
-
-
-#: What the inline fast path of Collector._run_frames calls into (RtpStream.drain)
-_INLINE_PATH_MODULES = "callqual.collector.media."
-
-
-def _heads(data: npt.NDArray[np.uint8], positions: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """RTP_HEAD_BYTES bytes of ``data`` from each position, one row each (short records run over)."""
-    last = len(data) - RTP_HEAD_BYTES
-    if last < 0:
-        data = np.concatenate([data, np.zeros(RTP_HEAD_BYTES, np.uint8)])
-        last = len(data) - RTP_HEAD_BYTES
-    # Rows of a sliding window view: one contiguous copy per record, much cheaper than a
-    # fancy index per byte. A record too close to the end of the chunk gets its row padded.
-    heads = sliding_window_view(data, RTP_HEAD_BYTES)[np.minimum(positions, last)]
-    for i in np.flatnonzero(positions > last).tolist():
-        s = int(positions[i])
-        row = np.zeros(RTP_HEAD_BYTES, np.uint8)
-        row[: len(data) - s] = data[s:]
-        heads[i] = row
-    return heads
-
-
-def _distinct(keys: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Distinct 16-byte rows of ``keys``, concatenated, and each row's index among them.
-
-    np.unique on a 64-bit mix of the two halves sorts integers, several
-    times faster than sorting 16-byte strings; a collision (rows that mix
-    alike but differ) is detected and then the strings are sorted after all.
-    Any row of a value serves as its representative: asking np.unique for
-    the first ones (return_index) makes it sort stably, 3x slower.
-    """
-    halves = keys.view(np.uint64)
-    mixed = (halves[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ halves[:, 1]
-    values, inverse = np.unique(mixed, return_inverse=True)
-    inverse = inverse.ravel()
-    first = np.zeros(len(values), dtype=np.int64)
-    first[inverse] = np.arange(len(inverse))
-    if bool((halves == halves[first][inverse]).all()):
-        return keys[first].tobytes(), inverse
-    uniq, inverse = np.unique(keys.view("V16").ravel(), return_inverse=True)
-    return uniq.tobytes(), inverse.ravel()
-
-
-def _radix_key(uids: np.ndarray) -> np.ndarray:
-    """``uids`` as a key that sorts alike, 16-bit where their span allows it.
-
-    numpy's stable sort is a radix sort for 8- and 16-bit integers, ~6x faster than its
-    merge sort of int64: that sort was most of the hand-over (0.11 s of a 1.2 M-packet run).
-    """
-    low = int(uids.min())
-    span = int(uids.max()) - low
-    if span > 0xFFFF:
-        return uids
-    return (uids - low).astype(np.uint8 if span <= 0xFF else np.uint16)
-
-
-#: Staged fast-path packets (see Collector._run_batch) before they are handed over regardless:
-#: bounds the memory a capture second of a very busy link can hold (48 bytes a packet).
-_STAGE_LIMIT = 1 << 18
-
-
-@dataclass(slots=True)
-class _Chunk:
-    """One RecordBatch being fed: its decoded heads, each row's group and each group's look-up."""
-
-    batch: RecordBatch
-    #: each record's leading bytes, shifted so that its IPv4 header starts at column 14
-    heads: np.ndarray
-    #: each record's length from its IPv4 header on
-    ip_caplen: np.ndarray
-    group: np.ndarray
-    #: 16 bytes per group: udp_flow_key() bytes, then the SSRC
-    keys: bytes
-    streams: list[RtpStream | None]
-    flows: list[_MediaFlow | None]
-    #: fast rows [lo, hi) not yet staged
-    waiting: list[tuple[int, int]] = field(default_factory=list)
-    #: each group's stream uid (-1: none), rebuilt after the look-ups change (None: stale)
-    uids: np.ndarray | None = None
-    #: uid -> (stream, flow) of the groups' look-ups, built with ``uids``
-    refs: dict[int, tuple[RtpStream, _MediaFlow]] = field(default_factory=dict)
-    #: the _Staged epoch that last received ``refs`` (-1: none)
-    given: int = -1
-    #: some groups are another shard's flows: usable (read past) but never staged
-    foreign: bool = False
-
-
-def _read_past(chunk: _Chunk, rows: np.ndarray, groups: np.ndarray) -> None:
-    """Another shard's fast-path rows: not kept, but each flow's last arrival is, as at a hand-over."""
-    if not len(rows):
-        return
-    distinct, last_from_end = np.unique(groups[::-1], return_index=True)
-    last = len(rows) - 1 - last_from_end
-    times = chunk.batch.ts[rows[last]].tolist()
-    # in arrival order, so that a flow with several SSRCs (groups) ends with its latest packet
-    for i in np.argsort(last).tolist():
-        flow = chunk.flows[int(distinct[i])]
-        assert flow is not None
-        flow.last_ts = times[i]
-
-
-class _Staged:
-    """Fast-path packets read from chunks, already tied to their streams, not yet given to them.
-
-    Handing packets over costs a call per stream, so it is done once per
-    capture second (or when order demands it), not at every chunk: the
-    packets wait here as columns with the uid of their stream
-    (RtpStream.uid), numpy naming streams without a Python loop per packet.
-    """
-
-    __slots__ = ("_ints", "_times", "_uids", "epoch", "keys", "refs", "rows", "seen")
-
-    def __init__(self) -> None:
-        #: uid -> (stream, flow) of every stream with staged packets (and of their chunks' others)
-        self.refs: dict[int, tuple[RtpStream, _MediaFlow]] = {}
-        #: flow keys (udp_flow_key() bytes) with staged packets, another shard's flows' too
-        self.keys: set[bytes] = set()
-        self.rows = 0
-        #: rows staged, another shard's (read past, not kept) too: when to hand over
-        self.seen = 0
-        #: bumped at every clear(), so a chunk knows when to give its refs again
-        self.epoch = 0
-        self._uids: list[np.ndarray] = []
-        self._times: list[np.ndarray] = []
-        self._ints: list[np.ndarray] = []
-
-    def stage(self, chunk: _Chunk) -> None:
-        """Decode the chunk's waiting rows into columns and keep them, with their streams."""
-        ranges = chunk.waiting
-        if not ranges:
-            return
-        chunk.waiting = []
-        if len(ranges) == 1:
-            rows = np.arange(*ranges[0])
-        else:
-            rows = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
-        groups = chunk.group[rows]
-        if chunk.uids is None:
-            chunk.refs = {s.uid: (s, f) for s, f in zip(chunk.streams, chunk.flows, strict=True) if s and f}
-            chunk.uids = np.array([-1 if s is None else s.uid for s in chunk.streams] + [-1], dtype=np.int64)
-            chunk.given = -1
-        if chunk.given != self.epoch:
-            self.refs.update(chunk.refs)
-            chunk.given = self.epoch
-        keys = chunk.keys
-        # bincount, not np.unique: one pass instead of a sort of every staged row
-        self.keys.update(keys[16 * g : 16 * g + 12] for g in np.flatnonzero(np.bincount(groups)).tolist())
-        self.seen += len(rows)
-        if chunk.foreign:
-            mine = chunk.uids[groups] >= 0
-            _read_past(chunk, rows[~mine], groups[~mine])
-            rows = rows[mine]
-            groups = groups[mine]
-            if not len(rows):
-                return
-        # Bytes 43..54: the RTP header from its second byte, then the first payload byte.
-        h = chunk.heads[rows, 43:55]
-        ints = np.empty((len(rows), N_COLUMNS), dtype=np.int64)
-        ints[:, COL_SEQ] = np.ascontiguousarray(h[:, 1:3]).view(">u2")[:, 0]
-        ints[:, COL_RTP_TS] = np.ascontiguousarray(h[:, 3:7]).view(">u4")[:, 0]
-        ints[:, COL_B1] = h[:, 0]
-        ints[:, COL_PAYLOAD_LEN] = chunk.ip_caplen[rows] - (ETH_IPV4_UDP_PAYLOAD - 14 + 12)
-        ints[:, COL_FIRST_BYTE] = h[:, 11]
-        self._uids.append(chunk.uids[groups])
-        self._times.append(chunk.batch.ts[rows])
-        self._ints.append(ints)
-        self.rows += len(rows)
-
-    def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every staged packet in arrival order: stream uid, capture time and the add_columns matrix."""
-        if len(self._uids) == 1:
-            return self._uids[0], self._times[0], self._ints[0]
-        return np.concatenate(self._uids), np.concatenate(self._times), np.concatenate(self._ints)
-
-    def clear(self) -> None:
-        self.epoch += 1
-        self.refs = {}
-        self.keys = set()
-        self.rows = 0
-        self.seen = 0
-        self._uids = []
-        self._times = []
-        self._ints = []
-
-
 class Collector:
+    """One capture's collector: feed it frames, ``finish()`` at the end; counters say what it saw."""
+
     def __init__(
         self,
-        emit: EventSink,
+        emit: EmitEvent,
         config: CollectorConfig | None = None,
         *,
         on_tick: Callable[[float], None] | None = None,
@@ -301,10 +64,6 @@ class Collector:
         fatal: tuple[type[Exception], ...] = (),
     ) -> None:
         self.config = config or CollectorConfig()
-        self._emit = emit
-        #: Told each capture second's tick once its reports are out (a batch of interval reports is
-        #: complete then: what a transport's watermark tells a detector downstream).
-        self._on_tick = on_tick
         self.decoder = FrameDecoder()
         self.media = MediaRegistry(self.config.max_media_bindings)
         self.errors: Counter[str] = Counter()
@@ -313,25 +72,27 @@ class Collector:
         self.counters: Counter[str] = Counter()
         #: A frame or chunk our own code fails on is counted in ``errors``, logged and passed on
         #: (``on_failure``); exceptions of the ``fatal`` types (the sink is gone) still end the run.
-        self._guard = FrameGuard(self.errors, on_failure, fatal)
+        self.guard = FrameGuard(self.errors, on_failure, fatal)
         self.frames = 0
         self.bytes = 0
         self.first_ts: float | None = None
         self.last_ts: float | None = None
-        self._flows: dict[tuple[str, int, str, int], _MediaFlow] = {}
-        self._fast: dict[bytes, _MediaFlow] = {}
-        self._fast_generation = -1
-        #: Bumped whenever entries leave the fast table: look-ups made before may be stale.
-        self._fast_removed = 0
-        self._staged = _Staged()
-        self._n_streams = 0
-        #: SSRCs of other shards' flows (_MediaFlow.ghosts): with _n_streams, one collector's count
-        self._n_ghosts = 0
-        self._ended: OrderedDict[str, float] = OrderedDict()
-        #: MGCP transaction id -> call id, so a response's SDP is tied to its command's call
-        self._mgcp_calls: OrderedDict[str, str] = OrderedDict()
-        self._next_tick = float("-inf")
-        self._next_report = float("-inf")
+        self.staged = StagedPackets()
+        self.signalling = Signalling(
+            emit, self.media, self.config, errors=self.errors, counters=self.counters, dropped=self.dropped
+        )
+        self.flow_table = MediaFlowTable(
+            emit,
+            self.config,
+            self.media,
+            self.signalling.ended,
+            self.guard,
+            errors=self.errors,
+            skipped=self.skipped,
+            dropped=self.dropped,
+            counters=self.counters,
+            on_tick=on_tick,
+        )
         #: With several processes on one capture: the media flows this one analyses (None: all).
         #: Every process still keeps every flow's cheap timing (last packet, last report) and its
         #: SSRCs (ghosts for the others'), so it decides exactly as one collector does when to
@@ -349,14 +110,14 @@ class Collector:
         try:
             self._feed(frame, udp_flow_key(frame.linktype, frame.data))
         except Exception as exc:  # the per-frame guard, see frame_guard
-            self._guard.frame_failed(exc, frame)
+            self.guard.frame_failed(exc, frame)
 
-    def _feed_keyed(self, frame: Frame, fast: tuple[bytes, int] | None) -> None:
-        """:meth:`feed` with the frame's ``udp_flow_key`` already read (``_run_batch`` needs it too)."""
+    def feed_keyed(self, frame: Frame, fast: tuple[bytes, int] | None) -> None:
+        """:meth:`feed` with the frame's ``udp_flow_key`` already read (the chunk path reads it too)."""
         try:
             self._feed(frame, fast)
         except Exception as exc:  # the per-frame guard, see frame_guard
-            self._guard.frame_failed(exc, frame)
+            self.guard.frame_failed(exc, frame)
 
     def _feed(self, frame: Frame, fast: tuple[bytes, int] | None) -> None:
         ts = frame.ts
@@ -365,45 +126,39 @@ class Collector:
         if self.first_ts is None:
             self.first_ts = ts
         self.last_ts = ts
-        if ts >= self._next_tick:
-            self._tick(ts)
-        if self.media.generation != self._fast_generation:
-            self._sync_fast()
+        table = self.flow_table
+        if ts >= table.next_tick:
+            table.tick(ts)
+        if self.media.generation != table.fast_generation:
+            table.sync_fast()
         data = frame.data
         if fast is not None:
-            flow = self._fast.get(fast[0])
+            flow = table.fast.get(fast[0])
             if flow is not None:
                 if flow.binding is None or not flow.binding.is_rtcp:
-                    self._on_rtp(flow, ts, frame.number, data, fast[1])
+                    table.on_rtp(flow, ts, frame.number, data, fast[1])
                 else:
-                    self._on_media(flow, ts, frame.number, data[fast[1] :])
+                    table.on_media(flow, ts, frame.number, data[fast[1] :])
                 return
             datagram = udp_payload(frame, *fast)
             if datagram is not None:
                 flow = self._on_payload(datagram)
                 if flow is not None:
-                    self._fast[fast[0]] = flow
+                    table.fast[fast[0]] = flow
                 return
         for payload in self.decoder.decode(frame):
             flow = self._on_payload(payload)
             if flow is not None and fast is not None and payload.transport == "udp":
-                self._fast[fast[0]] = flow
+                table.fast[fast[0]] = flow
 
     def run(self, frames: Iterable[Frame]) -> None:
         """Feed every frame; the same result as calling :meth:`feed` on each, only faster.
 
         A source offering ``record_batches()`` (a pcap or pcapng CaptureFile,
-        a live capture) is read chunk by chunk with numpy (see
-        :meth:`_run_batch`); any other iterable of frames takes the per-frame
-        loop below.
-
-        RTP of known flows in plain Ethernet/IPv4/UDP frames with the usual
-        12-byte header is nearly every frame of a VoIP capture. For those this
-        loop does the whole job inline (key slice, dict look-ups, one queue
-        append) with everything it touches in local variables: a function call
-        per packet costs more in CPython than the work itself. Every other
-        frame, and every frame of a flow not yet known, goes through
-        :meth:`feed`.
+        a live capture) is read chunk by chunk with numpy (``chunk_path``);
+        any other iterable of frames takes the per-frame loop (``frame_path``),
+        which handles known RTP inline. Both hand every other frame to
+        :meth:`feed`, in order.
         """
         bulk = getattr(frames, "record_batches", None)
         batches: Iterator[RecordBatch] | None = bulk() if callable(bulk) else None
@@ -412,369 +167,44 @@ class Collector:
                 for batch in batches:
                     self._run_batch_guarded(batch)
             finally:
-                self._hand_over()
+                self.staged.hand_over()
             return
         remaining = iter(frames)
         failed: Frame | None = None
         while True:
             try:
-                self._run_frames(remaining)
+                feed_frames(self, remaining)
                 return
             except Exception as exc:  # the per-frame guard: go on with the next frame
-                failed = self._frames_failed(exc, failed)
+                failed = frames_failed(self, exc, failed)
                 if failed is None:  # the source itself raised: nothing more to read from it
                     return
-
-    def _run_frames(self, frames: Iterator[Frame]) -> None:
-        """The per-frame loop of :meth:`run` (see there); :meth:`feed` guards every frame it takes."""
-        fast = self._fast
-        feed = self.feed
-        head = ETH_IPV4_UDP_HEAD
-        rtp_fixed = _RTP_FIXED
-        payload_at = ETH_IPV4_UDP_PAYLOAD
-        limit = PENDING_LIMIT
-        frames_seen = 0
-        size = 0
-        for frame in frames:
-            data = frame.data
-            ts = frame.ts
-            n = len(data)
-            if (
-                ts < self._next_tick
-                and frame.linktype == 1
-                and n >= payload_at + 12
-                and data[payload_at] == 0x80
-                and self.media.generation == self._fast_generation
-            ):
-                etype, vihl, total, frag, proto = head(data, 12)
-                if etype == 0x0800 and vihl == 0x45 and proto == 17 and not frag & 0x3FFF and total == n - 14:
-                    flow = fast.get(data[26:38])
-                    if flow is not None and flow.rtp:
-                        _, b1, seq, rtp_ts, ssrc = rtp_fixed(data, payload_at)
-                        stream = flow.streams.get(ssrc)
-                        if stream is not None:
-                            frames_seen += 1
-                            size += frame.orig_len
-                            flow.last_ts = ts
-                            pending = stream.pending
-                            pending.append(
-                                (
-                                    ts,
-                                    seq,
-                                    rtp_ts,
-                                    b1 & 0x7F,
-                                    b1 > 0x7F,
-                                    n - payload_at - 12,
-                                    data,
-                                    payload_at + 12,
-                                )
-                            )
-                            if len(pending) >= limit:
-                                stream.drain()
-                            self.last_ts = ts
-                            continue
-            feed(frame)
-        self.frames += frames_seen
-        self.bytes += size
-
-    def _frames_failed(self, exc: Exception, last: Frame | None) -> Frame | None:
-        """:meth:`_run_frames` raised: count it, keep what it had counted; the frame it failed on.
-
-        None when the source raised instead: the code below the loop is the source's, not
-        the media code the inline path calls; or, for a source written in C, no frame yet or
-        the one that failed last time again (a source that raises at every step must not keep
-        the loop going).
-        """
-        seen = locals_of(exc, Collector._run_frames)
-        self.frames += seen.get("frames_seen", 0)
-        self.bytes += seen.get("size", 0)
-        frame = seen.get("frame")
-        below = called_from(exc, Collector._run_frames)
-        by_source = below is not None and not below.startswith(_INLINE_PATH_MODULES)
-        if by_source or not isinstance(frame, Frame) or frame is last:
-            self._guard.failed(exc)
-            return None
-        self._guard.frame_failed(exc, frame)
-        return frame
 
     def _run_batch_guarded(self, batch: RecordBatch) -> None:
         """:meth:`_run_batch`; if it fails, the records it had not taken go through :meth:`feed` one by one.
 
-        Zero cost while nothing fails (a try block is free in CPython 3.11).
-        Where it stopped is read from the failed call's own frame, so its
-        loop carries no bookkeeping: records before ``cur`` were fed (and
-        counted by feed) or are fast packets waiting in the chunk or staged.
+        Zero cost while nothing fails (a try block is free in CPython 3.11); the
+        recovery (``chunk_path.recover_chunk``) reads where it stopped from its frame.
         """
         try:
             self._run_batch(batch)
         except Exception as exc:  # the per-chunk guard, see frame_guard
-            self._guard.batch_failed(exc, batch)
-            seen = locals_of(exc, Collector._run_batch)
-            done = int(seen.get("cur", 0))
-            fast = done - int(seen.get("fed", 0))
-            self.frames += fast
-            self.bytes += int(batch.orig_len[:done].sum()) - int(seen.get("fed_bytes", 0))
-            chunk = seen.get("chunk")
-            try:
-                if isinstance(chunk, _Chunk):
-                    self._staged.stage(chunk)
-                self._hand_over()
-            except Exception as again:  # the staged packets cannot be given: drop them
-                self._guard.batch_failed(again, batch)
-                self.dropped["internal.staged_packets"] += self._staged.rows
-                self._staged.clear()
-            for i in range(done, len(batch)):
-                try:
-                    frame = batch.frame(i)
-                except Exception as bad:  # a record the chunk cannot even give
-                    self._guard.batch_failed(bad, batch)
-                    continue
-                self.feed(frame)
-
-    def _sync_fast(self) -> None:
-        """Forget the fast-path entries of flows whose endpoints a new SDP (or an eviction) re-bound.
-
-        Only those: a flow's binding comes from its own two endpoints
-        (MediaRegistry.lookup), so every other flow still resolves as
-        before. Clearing the whole table on each SDP would send the next
-        packet of every flow of every call down the slow path.
-        """
-        self._fast_generation = self.media.generation
-        changed = self.media.take_changes()
-        stale = [
-            key
-            for key, flow in self._fast.items()
-            if (flow.dst_ip, flow.dst_port) in changed or (flow.src_ip, flow.src_port) in changed
-        ]
-        for key in stale:
-            del self._fast[key]
-        if stale:
-            self._fast_removed += 1
-
-    def _stamp(self) -> tuple[int, int, int, int, int]:
-        """Changes whenever a flow or stream is made or dropped, or the fast table loses or gains entries."""
-        return (
-            self._fast_removed,
-            _MediaFlow.created,
-            len(self._flows),
-            len(self._fast),
-            self._n_streams + self._n_ghosts,
-        )
-
-    def _resolve(self, chunk: _Chunk, groups: Iterable[int], usable: np.ndarray) -> None:
-        """Look up the stream and flow of each (flow key, SSRC) group the fast path may take, in place.
-
-        ``usable[g]`` says whether group ``g`` has a stream. The chunk's uid
-        column is derived from these look-ups, so it is dropped here, where
-        they change: a stale one would stage packets for a stream it no
-        longer names.
-        """
-        chunk.uids = None
-        keys = chunk.keys
-        streams = chunk.streams
-        flows = chunk.flows
-        fast = self._fast
-        fresh = self.media.generation == self._fast_generation
-        for g in groups:
-            at = 16 * g
-            flow = fast.get(keys[at : at + 12]) if fresh else None
-            stream = None
-            if flow is not None and flow.foreign:
-                # Another shard's: usable where one collector's would be (a stream known by its
-                # ghost), so the same frames are fed; stage() reads its rows past.
-                ok = flow.rtp and int.from_bytes(keys[at + 12 : at + 16]) in flow.ghosts
-                chunk.foreign |= ok
-                usable[g] = ok
-                streams[g] = None
-                flows[g] = flow if ok else None
-                continue
-            if flow is not None and flow.rtp:
-                stream = flow.streams.get(int.from_bytes(keys[at + 12 : at + 16]))
-            streams[g] = stream
-            flows[g] = flow if stream is not None else None
-            usable[g] = stream is not None
+            recover_chunk(self, exc, batch)
 
     def _run_batch(self, batch: RecordBatch) -> None:
-        """Feed one chunk of records: the result of :meth:`feed` on each, numpy doing the common case.
-
-        The per-frame loop of :meth:`run` still spends a few microseconds of
-        interpreter time on each RTP packet. Here the fast-path test, the
-        stream key and the RTP header fields are read for the whole chunk
-        with numpy, streams are looked up once per distinct (flow, SSRC) of
-        the chunk, and fast packets are staged (:class:`_Staged`) and handed
-        to their streams as columns (RtpStream.add_columns), one call per
-        stream per capture second rather than per packet. Frames the fast
-        path cannot take (signalling, RTCP, new flows, other encapsulations,
-        the first frame of each capture second, which runs the timers) go
-        through :meth:`feed` one by one, in order.
-
-        Order is kept where it is observable. A fed frame can read or change
-        only the streams of its own flow (the UDP 4-tuple udp_flow_key()
-        names), except the first frame of a capture second (the timers
-        report and close streams) and a frame udp_flow_key() cannot name
-        (tunnels, fragments, IPv6): so the staged packets are handed to
-        their streams before such a frame, or before a frame of a flow that
-        has packets staged. Staged packets carry the stream they were looked
-        up for, so later look-ups cannot redirect them. Look-ups are redone
-        when a fed frame changed the flow or stream tables (:meth:`_stamp`):
-        all of them (after handing over) after a removal, else only those of
-        the fed frame's own flow key, since adding a flow or a stream cannot
-        invalidate a look-up that succeeded, and a look-up left failed only
-        sends packets down the (exact) slow path. Memory: one chunk's columns
-        plus at most _STAGE_LIMIT staged packets.
-        """
-        n = len(batch)
-        if not n:
-            return
-        feed = self.feed
-        feed_keyed = self._feed_keyed
-        staged = self._staged
-        if batch.linktype not in FIXED_IP_LINKTYPES:
-            self._hand_over()
-            for i in range(n):
-                self.at_frame = batch.first_number + i
-                feed(batch.frame(i))
-            return
-        ts = batch.ts
-        data = np.frombuffer(batch.buf, np.uint8)
-        # Shift every record so that its IPv4 header lands where untagged Ethernet has it
-        # (column 14): one fixed layout of columns whatever the link layer or VLAN tag.
-        ip_at = ip_offsets(batch.linktype, data, batch.start, batch.caplen)
-        shift = ip_at - 14
-        origin = batch.start + shift
-        usable_link = (ip_at >= 0) & (origin >= 0)
-        heads = _heads(data, np.where(usable_link, origin, batch.start))
-        ip_caplen = batch.caplen - ip_at
-        rows = np.flatnonzero(ipv4_udp_rtp(heads, ip_caplen) & usable_link)
-        keys, inverse = _distinct(heads[rows[:, None], RTP_STREAM_KEY])
-        n_groups = len(keys) // 16
-        group = np.full(n, n_groups, dtype=np.int64)  # n_groups: not a fast-path frame at all
-        group[rows] = inverse
-        by_key: dict[bytes, list[int]] = {}
-        for g in range(n_groups):
-            by_key.setdefault(keys[16 * g : 16 * g + 12], []).append(g)
-        chunk = _Chunk(batch, heads, ip_caplen, group, keys, [None] * n_groups, [None] * n_groups)
-        usable = np.zeros(n_groups + 1, dtype=bool)
-        self._resolve(chunk, range(n_groups), usable)
-        has_waiting = np.zeros(n_groups + 1, dtype=bool)
-        #: group of each row as Python ints: a row outside every group (signalling...) is fed
-        #: without the numpy search below, which costs more than a list look-up per row
-        row_groups = group.tolist()
-        fed = 0
-        fed_bytes = 0
-        cur = 0
-        while cur < n:
-            # The next frame the fast path cannot take, searched in growing windows with the
-            # current look-ups and timer: typically a few hundred rows away.
-            hi = cur
-            width = 256
-            while hi < n and row_groups[hi] != n_groups:
-                take = usable[group[hi : hi + width]] & (ts[hi : hi + width] < self._next_tick)
-                k = int(take.argmin())
-                if not take[k]:
-                    hi += k
-                    break
-                hi = min(n, hi + width)
-                width *= 4
-            if hi > cur:
-                chunk.waiting.append((cur, hi))
-                has_waiting[group[cur:hi]] = True
-                self.last_ts = float(ts[hi - 1])
-            if hi == n:
-                break
-            frame = batch.frame(hi)
-            key = udp_flow_key(frame.linktype, frame.data)
-            if (chunk.waiting or staged.seen) and (
-                frame.ts >= self._next_tick
-                or key is None
-                or key[0] in staged.keys
-                or any(has_waiting[g] for g in by_key.get(key[0], ()))
-            ):
-                staged.stage(chunk)
-                has_waiting[:] = False
-                self._hand_over()
-            before = self._stamp()
-            self.at_frame = frame.number
-            feed_keyed(frame, key)
-            if self.media.generation != self._fast_generation:
-                self._sync_fast()
-            fed += 1
-            fed_bytes += frame.orig_len
-            cur = hi + 1
-            after = self._stamp()
-            if after != before:
-                made = after[1] - before[1]
-                if after[0] == before[0] and after[2] - before[2] == made and after[4] >= before[4]:
-                    self._resolve(chunk, by_key.get(key[0], ()) if key else (), usable)
-                else:
-                    staged.stage(chunk)
-                    has_waiting[:] = False
-                    self._hand_over()
-                    chunk.streams[:] = [None] * n_groups
-                    chunk.flows[:] = [None] * n_groups
-                    usable[:] = False
-                    if self.media.generation == self._fast_generation:
-                        # Only groups whose flow key is in the fast table can resolve.
-                        if len(self._fast) < n_groups:
-                            candidates = [g for k in self._fast for g in by_key.get(k, ())]
-                        else:
-                            candidates = list(range(n_groups))
-                        self._resolve(chunk, candidates, usable)
-        staged.stage(chunk)
-        if staged.seen >= _STAGE_LIMIT:
-            self._hand_over()
-        self.frames += n - fed
-        self.bytes += int(batch.orig_len.sum()) - fed_bytes
-
-    def _hand_over(self) -> None:
-        """Give every staged packet to its stream as columns, and each flow its last arrival."""
-        staged = self._staged
-        if not staged.rows:
-            if staged.seen:
-                staged.clear()  # another shard's packets only: nothing to give
-            return
-        uids, times, ints = staged.take()
-        order = np.argsort(_radix_key(uids), kind="stable")
-        uids = uids[order]
-        times = times[order]
-        ints = ints[order]
-        cuts = [0, *(np.flatnonzero(np.diff(uids)) + 1).tolist(), len(uids)]
-        last: dict[int, tuple[int, float, _MediaFlow]] = {}
-        refs = staged.refs
-        # Views, not copies: a stream holds its columns until its next report (seconds), so at
-        # most those seconds' hand-over arrays stay alive.
-        for lo, hi in pairwise(cuts):
-            stream, flow = refs[int(uids[lo])]
-            stream.add_columns(times[lo:hi], ints[lo:hi])
-            row = int(order[hi - 1])
-            seen = last.get(id(flow))
-            if seen is None or seen[0] < row:
-                last[id(flow)] = (row, float(times[hi - 1]), flow)
-        for _, when, flow in last.values():
-            flow.last_ts = when
-        staged.clear()
+        """One chunk of records through the chunk path (``chunk_path.feed_chunk``)."""
+        feed_chunk(self, batch)
 
     def finish(self) -> None:
         """End of input: every stream gets its final report."""
-        drain_columns(stream for flow in self._flows.values() for stream in flow.streams.values())
-        for flow in self._flows.values():
-            for stream in flow.streams.values():
-                try:
-                    self._emit(stream.report(self._call_of(flow), final=True))
-                except Exception as exc:  # the other streams still get theirs
-                    self._guard.failed(exc, stream.first_frame)
-        self._flows.clear()
-        self._fast.clear()
-        self._fast_removed += 1
-        self._n_streams = 0
-        self._n_ghosts = 0
+        self.flow_table.finish()
 
     # -- classification ------------------------------------------------------
 
-    def _on_payload(self, p: Payload) -> _MediaFlow | None:
+    def _on_payload(self, p: Payload) -> MediaFlow | None:
         """Route one transport payload; returns its media flow when it is RTP/RTCP."""
         if p.transport != "udp":
-            self._on_sip(p)
+            self.signalling.on_sip(p)
             return None
         data = p.data
         if data[:1] in _BLANK_BYTES and not data.strip(_BLANK_BYTES):
@@ -783,313 +213,35 @@ class Collector:
             return None
         binding = self.media.lookup(p.src_ip, p.src_port, p.dst_ip, p.dst_port)
         if binding is not None:
-            flow = self._flow(p, binding)
+            flow = self.flow_table.flow_of(p, binding, self.at_frame, self.shard)
             if p.cut and not binding.is_rtcp:
-                return self._on_snapped_rtp(flow, p)
-            self._on_media(flow, p.ts, p.frame, data)
+                return self.flow_table.on_snapped_rtp(flow, p)
+            self.flow_table.on_media(flow, p.ts, p.frame, data)
             return flow
-        if (p.dst_port in MGCP_PORTS or p.src_port in MGCP_PORTS) and self._on_mgcp(p):
+        if (p.dst_port in MGCP_PORTS or p.src_port in MGCP_PORTS) and self.signalling.on_mgcp(p):
             return None
         if looks_like_sip(data) or (
             (p.dst_port in self.config.sip_ports or p.src_port in self.config.sip_ports)
             and data not in _KEEPALIVES
             and not looks_like_rtp(data)
         ):
-            self._on_sip(p)
+            self.signalling.on_sip(p)
             return None
         if data in _KEEPALIVES:
             self.skipped["sip.keepalive"] += 1
             return None
         if self.config.heuristic_rtp and looks_like_rtp(data):
-            flow = self._flow(p, None)
+            flow = self.flow_table.flow_of(p, None, self.at_frame, self.shard)
             if p.cut:
-                return self._on_snapped_rtp(flow, p)
-            self._on_media(flow, p.ts, p.frame, data)
+                return self.flow_table.on_snapped_rtp(flow, p)
+            self.flow_table.on_media(flow, p.ts, p.frame, data)
             return flow
         self.skipped["rtp.zrtp" if is_zrtp(data) else "udp.unclassified"] += 1
         return None
 
-    def _on_snapped_rtp(self, flow: _MediaFlow, p: Payload) -> _MediaFlow:
-        """An RTP datagram the snaplen cut: zero-filled to its length on the wire if its header is whole.
-
-        Stream statistics read the header and the payload's length, not its
-        bytes (telephone events, the one payload read, sit in its first four),
-        so the packet counts as sent, with its payload bytes as on the wire.
-        A header cut short cannot be read: counted, as tshark marks it malformed.
-        """
-        data = p.data
-        need = 12 + 4 * (data[0] & 0x0F) if data else 12
-        if len(data) >= need and data[0] & 0x10:  # a header extension: its length word too
-            need += 4 + 4 * int.from_bytes(data[need + 2 : need + 4]) if len(data) >= need + 4 else 4
-        if len(data) < need:
-            self.errors["rtp.snapped_header"] += 1
-            return flow
-        self._on_media(flow, p.ts, p.frame, data + bytes(p.cut))
-        return flow
-
-    def _flow(self, p: Payload, binding: MediaBinding | None) -> _MediaFlow:
-        key = (p.src_ip, p.src_port, p.dst_ip, p.dst_port)
-        flow = self._flows.get(key)
-        if flow is None or (binding is not None and flow.binding is not binding):
-            old = flow.binding if flow is not None else None
-            if (
-                flow is not None
-                and old is not None
-                and binding is not None
-                and (old.call_id, old.is_rtcp) == (binding.call_id, binding.is_rtcp)
-            ):
-                # The same call re-bound the endpoint (a re-INVITE, back from T.38 fax...): like
-                # Wireshark, whose streams never split, its streams go on with the new payload map.
-                flow.binding = binding
-                for stream in flow.streams.values():
-                    stream.use_rtpmap(binding.rtpmap)
-                return flow
-            if flow is not None:
-                # A new SDP re-bound this endpoint (a new call reusing the port): the old
-                # streams belong to the old call and end here.
-                self._close_flow(key, flow)
-            flow = _MediaFlow(binding, p.src_ip, p.src_port, p.dst_ip, p.dst_port)
-            flow.rtp = binding is None or not binding.is_rtcp
-            flow.inserted = self.at_frame
-            if self.shard is not None:
-                # RTCP only becomes events, which share 0 emits: the other shares skip it.
-                flow.foreign = not self.shard.owns(*key) if flow.rtp else self.shard.index != 0
-            self._flows[key] = flow
-        return flow
-
-    # -- media ----------------------------------------------------------------
-
-    def _on_media(self, flow: _MediaFlow, ts: float, frame: int, data: bytes) -> None:
-        flow.last_ts = ts
-        binding = flow.binding
-        if binding is not None and binding.is_rtcp:
-            if flow.foreign:
-                return
-            try:
-                events = rtcp_events(
-                    data,
-                    ts,
-                    frame,
-                    flow.src_ip,
-                    flow.src_port,
-                    flow.dst_ip,
-                    flow.dst_port,
-                    binding.call_id,
-                    None,
-                )
-            except RtcpParseError as exc:
-                self.errors[exc.reason] += 1
-                return
-            self.counters["rtcp.packets"] += 1
-            for ev in events:
-                self._emit(ev)
-            return
-        self._on_rtp(flow, ts, frame, data, 0)
-
-    def _on_rtp(self, flow: _MediaFlow, ts: float, frame: int, buf: bytes, start: int) -> None:
-        """One RTP packet whose header starts at ``buf[start]``: the per-packet hot path."""
-        flow.last_ts = ts
-        if len(buf) - start >= 12 and buf[start] == 0x80:
-            # The usual header: version 2, no padding, no extension, no CSRC.
-            _, b1, seq, rtp_ts, ssrc = _RTP_FIXED(buf, start)
-            stream = flow.streams.get(ssrc)
-            if stream is not None:
-                pending = stream.pending
-                pending.append(
-                    (ts, seq, rtp_ts, b1 & 0x7F, b1 > 0x7F, len(buf) - start - 12, buf, start + 12)
-                )
-                if len(pending) >= PENDING_LIMIT:
-                    stream.drain()
-                return
-            if ssrc in flow.ghosts:
-                return
-        packet = buf[start:] if start else buf
-        hdr = parse_rtp(packet)
-        if hdr is None:
-            # ZRTP keys the SRTP that follows on the same port (RFC 6189): expected, not an error.
-            if is_zrtp(packet):
-                self.skipped["rtp.zrtp"] += 1
-            else:
-                self.errors["rtp.bad_header"] += 1
-            return
-        pt, marker, seq, rtp_ts, ssrc, offset, payload_len = hdr
-        stream = flow.streams.get(ssrc)
-        if stream is None:
-            full = self._n_streams + self._n_ghosts >= self.config.max_streams
-            if flow.foreign:
-                if not full and ssrc not in flow.ghosts:  # (a drop is counted by the owner)
-                    flow.ghosts.add(ssrc)
-                    self._n_ghosts += 1
-                return
-            if full:
-                self.dropped["rtp.stream_table_full"] += 1
-                return
-            stream = RtpStream(
-                flow.src_ip,
-                flow.src_port,
-                flow.dst_ip,
-                flow.dst_port,
-                ssrc,
-                frame,
-                flow.binding.rtpmap if flow.binding is not None else {},
-            )
-            flow.streams[ssrc] = stream
-            self._n_streams += 1
-        stream.pending.append((ts, seq, rtp_ts, pt, marker, payload_len, buf, start + offset))
-        if len(stream.pending) >= PENDING_LIMIT:
-            stream.drain()
-
     def flow_inserted(self, src_ip: str, src_port: int, dst_ip: str, dst_port: int) -> int:
         """``at_frame`` when this flow entered the flow table: its place in the table's order."""
-        return self._flows[(src_ip, src_port, dst_ip, dst_port)].inserted
-
-    def _call_of(self, flow: _MediaFlow) -> str | None:
-        return flow.binding.call_id if flow.binding is not None else None
-
-    def _forget_fast(self, flow: _MediaFlow) -> None:
-        """Drop a flow's fast-path entries in place (``run`` holds a reference to the dict)."""
-        stale = [k for k, v in self._fast.items() if v is flow]
-        for key in stale:
-            del self._fast[key]
-        if stale:
-            self._fast_removed += 1
-
-    def _close_flow(self, key: tuple[str, int, str, int], flow: _MediaFlow) -> None:
-        for stream in flow.streams.values():
-            self._emit(stream.report(self._call_of(flow), final=True))
-        self._n_streams -= len(flow.streams)
-        self._n_ghosts -= len(flow.ghosts)
-        del self._flows[key]
-        self._forget_fast(flow)
-
-    def _tick(self, now: float) -> None:
-        """Once a capture second: finish idle streams, publish interval reports."""
-        self._next_tick = now + _TICK_S
-        report_due = now >= self._next_report
-        if report_due:
-            self._next_report = now + self.config.report_interval_s
-        grace = self.config.ended_call_grace_s
-        idle_limit = self.config.stream_idle_timeout_s
-        if report_due:
-            # Every stream about to report (or close) drains in one vectorised pass.
-            drain_columns(stream for flow in self._flows.values() for stream in flow.streams.values())
-        for key, flow in list(self._flows.items()):
-            call_id = self._call_of(flow)
-            ended = self._ended.get(call_id) if call_id is not None else None
-            idle = now - flow.last_ts
-            if not (flow.streams or flow.ghosts):
-                # RTCP, or datagrams that were not RTP: nothing to report, just forget the flow.
-                if (ended is not None and idle >= grace) or idle >= idle_limit:
-                    del self._flows[key]
-                    self._forget_fast(flow)
-                continue
-            if (ended is not None and now - ended >= grace and idle >= grace) or idle >= idle_limit:
-                self._close_flow(key, flow)
-            elif report_due and flow.last_ts > max(
-                now - self.config.report_interval_s, flow.reported_last_ts
-            ):
-                # (a flow a quiet probe reported since its last packet has no news: no second row)
-                self._report(flow, call_id, now)
-        if not report_due and self.config.quiet_report_interval_s > 0:
-            self._probe_quiet_calls(now)
-        if self._on_tick is not None:
-            self._on_tick(now)
-
-    def _report(self, flow: _MediaFlow, call_id: str | None, now: float) -> None:
-        flow.reported_ts, flow.reported_last_ts = now, flow.last_ts
-        for stream in flow.streams.values():
-            self._emit(stream.report(call_id, final=False))
-
-    def _probe_quiet_calls(self, now: float) -> None:
-        """Reports calls whose media flows one way only, between interval ticks (``quiet_probe``)."""
-        by_call: dict[str, list[_MediaFlow]] = {}
-        for flow in self._flows.values():
-            call_id = self._call_of(flow)
-            if (flow.streams or flow.ghosts) and call_id is not None and call_id not in self._ended:
-                by_call.setdefault(call_id, []).append(flow)
-        chosen = {id(flow) for flow in probed_flows(by_call, now, self.config.quiet_report_interval_s)}
-        if not chosen:
-            return
-        # In flow-table order, as a full tick reports: the order sharded reports merge back in.
-        probed = [flow for flow in self._flows.values() if id(flow) in chosen]
-        # one vectorised pass over every probed stream's queued packets, as at a full tick
-        drain_columns(stream for flow in probed for stream in flow.streams.values())
-        for flow in probed:
-            self.counters["rtp.quiet_probe_reports"] += len(flow.streams)
-            self._report(flow, self._call_of(flow), now)
-
-    # -- SIP --------------------------------------------------------------------
-
-    def _on_sip(self, p: Payload) -> None:
-        try:
-            msg = parse_sip(p.data)
-        except SipParseError as exc:
-            # Cut by the capture's snaplen, not broken by its sender: say so, not what is missing.
-            self._malformed(p, "sip.snapped" if p.cut else exc.reason)
-            return
-        if msg.anomalies:
-            # Usable, but bent: published (the call goes on) and reported as malformed evidence.
-            self._malformed(p, msg.anomalies[0], msg)
-            for extra in msg.anomalies[1:]:
-                self.errors[extra] += 1
-        self.counters["sip.messages"] += 1
-        sdp = self._sdp_of(msg)
-        call_id = msg.call_id or ""
-        if sdp:
-            self.media.learn(call_id, sdp)
-        self._track_call_end(msg, p.ts)
-        self._emit(sip_message_event(p, msg, sdp))
-
-    def _on_mgcp(self, p: Payload) -> bool:
-        """Learn media endpoints from MGCP SDP; True when the datagram was MGCP."""
-        msg = parse_mgcp(p.data)
-        if msg is None:
-            return False
-        self.counters["mgcp.messages"] += 1
-        if msg.is_command and msg.call_id is not None:
-            self._mgcp_calls[msg.transaction_id] = msg.call_id
-            if len(self._mgcp_calls) > 10_000:
-                self._mgcp_calls.popitem(last=False)
-        call = msg.call_id or self._mgcp_calls.get(msg.transaction_id) or f"txn-{msg.transaction_id}"
-        if msg.sdp is not None:
-            try:
-                self.media.learn(f"mgcp:{call}", parse_sdp(msg.sdp))
-            except SipParseError as exc:
-                self.errors[exc.reason] += 1
-        return True
-
-    def _malformed(self, p: Payload, reason: str, usable: SipMessage | None = None) -> None:
-        self.errors[reason] += 1
-        self._emit(malformed_sip_event(p, reason, usable))
-
-    def _sdp_of(self, msg: SipMessage) -> list[SdpMedia] | None:
-        anomalies: list[str] = []
-        try:
-            body = sdp_body(msg)
-            if body is None:
-                return None
-            return parse_sdp(body, anomalies)
-        except SipParseError as exc:
-            self.errors[exc.reason] += 1
-            return None
-        finally:
-            for reason in anomalies:
-                self.errors[reason] += 1
-
-    def _track_call_end(self, msg: SipMessage, ts: float) -> None:
-        """Remember when a call's signalling ended, so its streams can be finished soon after."""
-        ended = (msg.is_request and msg.method == "BYE") or (
-            not msg.is_request
-            and msg.cseq_method == "INVITE"
-            and msg.status_code is not None
-            and msg.status_code >= 300
-        )
-        if not ended or not msg.call_id or msg.call_id in self._ended:
-            return
-        self._ended[msg.call_id] = ts
-        if len(self._ended) > self.config.max_tracked_calls:
-            self._ended.popitem(last=False)
-            self.dropped["calls.end_table_evicted"] += 1
+        return self.flow_table.flows[(src_ip, src_port, dst_ip, dst_port)].inserted
 
     # -- reporting -------------------------------------------------------------
 
@@ -1116,9 +268,5 @@ class Collector:
         ``reason`` in ``dropped`` so reports show them.
         """
         self.dropped[reason] += dropped
-        self._hand_over()  # staged packets first: every flow's last arrival is then exact
-        start = (ts if since is None else min(since, ts)) - CAPTURE_LOSS_SLACK_S
-        for flow in self._flows.values():
-            if flow.last_ts >= start:
-                for stream in flow.streams.values():
-                    stream.unreliable = True
+        self.staged.hand_over()  # staged packets first: every flow's last arrival is then exact
+        self.flow_table.mark_unreliable((ts if since is None else min(since, ts)) - CAPTURE_LOSS_SLACK_S)

@@ -5,6 +5,12 @@ import sys
 
 PURE = [
     "callqual.collector.collector",
+    "callqual.collector.chunk_path",
+    "callqual.collector.chunk_staging",
+    "callqual.collector.frame_path",
+    "callqual.collector.signalling",
+    "callqual.collector.media.flow_table",
+    "callqual.collector.media.media_flow",
     "callqual.collector.frame_guard",
     "callqual.collector.decode.frame_decoder",
     "callqual.collector.sip.message",

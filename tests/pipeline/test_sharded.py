@@ -253,7 +253,7 @@ def _flow_times_at_ticks(path: Path, shard: FlowShard) -> tuple[list[FlowTimes],
         seen.append(
             {
                 key: (f.last_ts, f.reported_ts, f.reported_last_ts, sorted({*f.streams, *f.ghosts}))
-                for key, f in collector._flows.items()
+                for key, f in collector.flow_table.flows.items()
             }
         )
 
