@@ -11,6 +11,7 @@ Exit codes say what happened, so scripts can tell "bad calls" from "bad input":
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -26,7 +27,7 @@ from callqual.collector.errors import CaptureFormatError
 from callqual.detector.detector import CallScorer
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.report_json import write_report_json
-from callqual.pipeline.split import run_split
+from callqual.pipeline.split import SplitPipelineError, run_split
 from callqual.schemas import AnalysisReport
 
 if TYPE_CHECKING:
@@ -264,7 +265,11 @@ def _analyze(
                 return EXIT_UNREADABLE
             truncated, errors = capture.truncated, capture.errors
         elif settings.split:
-            truncated, errors = run_split(pipeline, capture)
+            try:
+                truncated, errors = _split_with_progress(pipeline, capture, show)
+            except SplitPipelineError as exc:
+                print(f"callqual: {args.capture}: --split: {exc}", file=sys.stderr)
+                return EXIT_UNREADABLE
         else:
             if show:
                 _run_with_progress(pipeline, capture)
@@ -298,6 +303,24 @@ def _run_with_progress(pipeline: EmbeddedPipeline, capture: CaptureFile) -> None
                 bar.update(capture.bytes_read - done)
                 done = capture.bytes_read
         bar.update(capture.bytes_read - done)
+
+
+def _split_with_progress(
+    pipeline: EmbeddedPipeline, capture: CaptureFile, show: bool
+) -> tuple[bool, Counter[str]]:
+    """``run_split``, with the bar following how far the collector process has read."""
+    if not show:
+        return run_split(pipeline, capture)
+    from tqdm import tqdm
+
+    with tqdm(total=capture.size, unit="B", unit_scale=True, file=sys.stderr, desc="analyze") as bar:
+
+        def progress(bytes_read: int) -> None:
+            bar.update(bytes_read - bar.n)
+
+        result = run_split(pipeline, capture, progress)
+        bar.update(capture.size - bar.n)
+        return result
 
 
 def _write_json(args: argparse.Namespace, write: Callable[[BinaryIO], None]) -> None:
