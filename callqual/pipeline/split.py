@@ -19,12 +19,16 @@ for the progress bar.
 import contextlib
 import fcntl
 import multiprocessing
+import os
 import pickle
+import resource
+import sys
 import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 from callqual.collector.capture.pcap_file import CaptureFile
 from callqual.collector.collector import Collector
@@ -33,7 +37,17 @@ from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.event_codec import CodecError, Item, decode_batch, encode_batch
 
-__all__ = ["BATCH", "SplitPipelineError", "run_split"]
+__all__ = [
+    "BATCH",
+    "MIN_SPLIT_BYTES",
+    "BatchSender",
+    "ChildEnd",
+    "SplitPipelineError",
+    "receive_all",
+    "run_split",
+    "split_pays",
+    "start_child",
+]
 
 #: Items (events or tick times) per message through the pipe: large enough that encoding and
 #: the system calls are paid per batch, small enough that the detector starts at once.
@@ -53,39 +67,86 @@ _PIPE_BYTES = 1 << 20
 Progress = Callable[[int], None]
 
 
+#: Below this, a capture is analysed in about the time the fork and the hand-over's start cost.
+MIN_SPLIT_BYTES = 1 << 20
+
+
+def split_pays(capture_bytes: int, workers: int) -> bool:
+    """Whether ``analyze`` of a capture file should split by default (``--split`` unset).
+
+    Yes when two CPUs are ours to use (the affinity mask, not the machine's
+    count: a container or ``taskset`` may allow one), the capture is not tiny,
+    ``--workers`` does not already spread the work, and the platform forks.
+    """
+    return (
+        workers == 1
+        and capture_bytes >= MIN_SPLIT_BYTES
+        and sys.platform == "linux"
+        and len(os.sched_getaffinity(0)) >= 2
+    )
+
+
 class SplitPipelineError(RuntimeError):
     """The collector process failed (its traceback is the message), died, or sent garbage."""
 
 
 @dataclass(frozen=True, slots=True)
-class _End:
-    """What the report needs from the collector and the capture, after the last batch."""
+class ChildEnd:
+    """The child's last message: what the report needs from the collector and its input."""
 
     totals: CollectorTotals
     truncated: bool
     reader_errors: Counter[str]
+    #: CPU seconds (user + system) the child used: for benchmarks, which only see their own
+    cpu_s: float
+    #: anything else of the input's (a live capture's ``CaptureStats``)
+    detail: object = None
+
+
+class BatchSender:
+    """The child's side: items gathered into batches of ``BATCH`` and sent in order."""
+
+    def __init__(self, conn: Connection, position: Callable[[], int]) -> None:
+        self.conn = conn
+        self.pending: list[Item] = []
+        #: how far the input has been read, sent with each batch (progress)
+        self.position = position
+
+    def add(self, item: Item) -> None:
+        self.pending.append(item)
+        if len(self.pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.conn.send_bytes(encode_batch(self.pending, self.position()))
+            self.pending.clear()
+
+    def end(self, end: ChildEnd) -> None:
+        self.flush()
+        self.conn.send_bytes(_END + pickle.dumps(end, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def fail(self) -> None:
+        """Send the exception being handled (its traceback), for the parent to report."""
+        self.conn.send_bytes(_FAILED + traceback.format_exc().encode())
+
+
+def child_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _collect(capture: CaptureFile, config: CollectorConfig, conn: Connection) -> None:
     """The child: run the collector over the capture, sending events and tick times in order."""
+    sender = BatchSender(conn, lambda: capture.bytes_read)
     try:
-        pending: list[Item] = []
-
-        def emit(event: Item) -> None:
-            pending.append(event)
-            if len(pending) >= BATCH:
-                conn.send_bytes(encode_batch(pending, capture.bytes_read))
-                pending.clear()
-
-        collector = Collector(emit, config, on_tick=pending.append)
+        collector = Collector(sender.add, config, on_tick=sender.add)
         collector.run(capture)
         collector.finish()
-        if pending:
-            conn.send_bytes(encode_batch(pending, capture.bytes_read))
-        end = _End(CollectorTotals.of(collector), capture.truncated, Counter(capture.errors))
-        conn.send_bytes(_END + pickle.dumps(end, protocol=pickle.HIGHEST_PROTOCOL))
+        totals = CollectorTotals.of(collector)
+        sender.end(ChildEnd(totals, capture.truncated, Counter(capture.errors), child_cpu_s()))
     except BaseException:  # the parent reports it; a child must not die silently
-        conn.send_bytes(_FAILED + traceback.format_exc().encode())
+        sender.fail()
     finally:
         conn.close()
 
@@ -96,23 +157,25 @@ def _widen(conn: Connection) -> None:
         fcntl.fcntl(conn.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
 
 
-def run_split(
-    pipeline: EmbeddedPipeline, capture: CaptureFile, progress: Progress | None = None
-) -> tuple[bool, Counter[str]]:
-    """Run ``capture`` through ``pipeline`` with its collector in a forked child.
-
-    Returns the capture's (truncated, reader errors), as the child's reader
-    saw them. The caller then finishes and reports as usual; the
-    pipeline's own collector is never fed, its totals come from the child.
-    """
+def start_child(target: Callable[..., None], *args: object) -> tuple[BaseProcess, Connection]:
+    """Fork ``target(*args, send)``; (the child, the receiving end of its pipe)."""
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
     _widen(send)
-    child = ctx.Process(
-        target=_collect, args=(capture, pipeline.collector.config, send), name="callqual-collector"
-    )
+    child = ctx.Process(target=target, args=(*args, send), name="callqual-collector")
     child.start()
     send.close()
+    return child, receive
+
+
+def receive_all(
+    pipeline: EmbeddedPipeline, child: BaseProcess, receive: Connection, progress: Progress | None = None
+) -> ChildEnd:
+    """Feed the child's batches to ``pipeline`` until its end; always reaps the child.
+
+    Raises :class:`SplitPipelineError` if the child failed, died or sent
+    something unreadable (the child is then stopped, never left behind).
+    """
     run_events = pipeline.run_events
     finished = False
     try:
@@ -124,22 +187,36 @@ def run_split(
                 raise SplitPipelineError(f"the collector process died (exit code {child.exitcode})") from None
             tag = data[:1]
             if tag == _END:
-                end = pickle.loads(data[1:])
+                end: ChildEnd = pickle.loads(data[1:])
                 pipeline.adopt_collector_totals(end.totals)
                 finished = True
-                return end.truncated, end.reader_errors
+                return end
             if tag == _FAILED:
                 failure = data[1:].decode(errors="replace")
                 raise SplitPipelineError(f"the collector process failed:\n{failure}")
             try:
-                bytes_read, items = decode_batch(data)
+                position, items = decode_batch(data)
             except CodecError as exc:
                 raise SplitPipelineError(f"the collector process sent an unreadable batch: {exc}") from None
             run_events(items)
             if progress is not None:
-                progress(bytes_read)
+                progress(position)
     finally:
         if not finished and child.is_alive():
             child.terminate()  # we failed (or were interrupted): the child has no one to send to
         receive.close()
         child.join()
+
+
+def run_split(
+    pipeline: EmbeddedPipeline, capture: CaptureFile, progress: Progress | None = None
+) -> tuple[bool, Counter[str]]:
+    """Run ``capture`` through ``pipeline`` with its collector in a forked child.
+
+    Returns the capture's (truncated, reader errors), as the child's reader
+    saw them. The caller then finishes and reports as usual; the
+    pipeline's own collector is never fed, its totals come from the child.
+    """
+    child, receive = start_child(_collect, capture, pipeline.collector.config)
+    end = receive_all(pipeline, child, receive, progress)
+    return end.truncated, end.reader_errors

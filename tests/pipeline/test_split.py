@@ -14,7 +14,7 @@ import pytest
 from callqual.cli.main import main
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.pipeline.embedded import EmbeddedPipeline
-from callqual.pipeline.split import SplitPipelineError, run_split
+from callqual.pipeline.split import MIN_SPLIT_BYTES, SplitPipelineError, run_split
 from callqual.schemas import AnalysisReport
 from callqual.simulator import simulate
 from tests.collector.callcraft import CallCapture, sdp, sip
@@ -193,3 +193,65 @@ def test_analyze_split_whose_collector_dies_exits_3_with_a_message(tmp_path: Pat
     assert proc.returncode == 3
     assert "--split: the collector process died (exit code -9)" in err.decode()
     assert b"Traceback" not in err
+
+
+_FORKS: list[int] = []
+os.register_at_fork(after_in_parent=lambda: _FORKS.append(os.getpid()))
+
+
+def _forks_of(args: list[str], env: dict[str, str] | None = None) -> tuple[int, int]:
+    """(exit code, processes forked) of ``callqual analyze`` run here with ``args``."""
+    before = len(_FORKS)
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        code = main(["analyze", *args])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return code, len(_FORKS) - before
+
+
+def test_a_capture_file_splits_by_default_on_two_cpus(invites: Path, tmp_path: Path) -> None:
+    """This box has two CPUs: analyze forks its collector unless told not to, and reports the same."""
+    assert len(os.sched_getaffinity(0)) >= 2
+    outs = {name: tmp_path / f"{name}.json" for name in ("auto", "no", "env-no", "yes")}
+    common = [str(invites), "--format", "json", "--no-progress", "-o"]
+    assert _forks_of([*common, str(outs["auto"])]) == (0, 1)
+    assert _forks_of([*common, str(outs["no"]), "--no-split"]) == (0, 0)
+    assert _forks_of([*common, str(outs["env-no"])], {"CALLQUAL_SPLIT": "false"}) == (0, 0)
+    assert _forks_of([*common, str(outs["yes"])], {"CALLQUAL_SPLIT": "true"}) == (0, 1)
+    reports = {out.read_bytes() for out in outs.values()}
+    assert len(reports) == 1 and b'"sip_messages": 20000' in reports.pop()
+
+
+def test_a_small_capture_stays_in_one_process(tmp_path: Path) -> None:
+    out = tmp_path / "small.json"
+    small = PCAPS / "rtp-pcap/SIP_DTMF2.pcap"
+    assert small.stat().st_size < MIN_SPLIT_BYTES
+    assert _forks_of([str(small), "--format", "json", "--no-progress", "-o", str(out)]) == (0, 0)
+    assert _forks_of([str(small), "--format", "json", "--no-progress", "-o", str(out), "--split"]) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "size", "workers", "expected"),
+    [
+        ({0, 1}, 1 << 20, 1, True),
+        ({0}, 1 << 30, 1, False),
+        ({0, 1}, (1 << 20) - 1, 1, False),
+        ({0, 1}, 1 << 30, 2, False),
+    ],
+)
+def test_when_splitting_pays(cpus: set[int], size: int, workers: int, expected: bool) -> None:
+    """By the CPUs this process may run on (``taskset``, a container's cpuset), not the machine's count."""
+    code = (
+        f"import os; os.sched_setaffinity(0, {cpus!r}); from callqual.pipeline.split import split_pays; "
+        f"print(split_pays({size}, {workers}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == str(expected)
