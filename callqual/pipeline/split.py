@@ -16,8 +16,6 @@ one batch are in flight. Each batch also carries how far the child has read,
 for the progress bar.
 """
 
-import contextlib
-import fcntl
 import multiprocessing
 import os
 import pickle
@@ -57,11 +55,6 @@ BATCH = 512
 #: apart from a batch (``event_codec``: b"M" or b"P") by the first byte.
 _END = b"E"
 _FAILED = b"F"
-
-#: Linux ``F_SETPIPE_SZ``: a 1 MiB pipe holds two batches, so the child writes a batch in one
-#: system call and the parent reads it in one (64 KiB pipes: ~10 wake-ups a batch).
-_F_SETPIPE_SZ = 1031
-_PIPE_BYTES = 1 << 20
 
 #: Progress callback: bytes of the capture read so far by the child.
 Progress = Callable[[int], None]
@@ -151,17 +144,10 @@ def _collect(capture: CaptureFile, config: CollectorConfig, conn: Connection) ->
         conn.close()
 
 
-def _widen(conn: Connection) -> None:
-    """A bigger pipe buffer where Linux allows one (else the default 64 KiB: slower, still correct)."""
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(conn.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)
-
-
 def start_child(target: Callable[..., None], *args: object) -> tuple[BaseProcess, Connection]:
     """Fork ``target(*args, send)``; (the child, the receiving end of its pipe)."""
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
-    _widen(send)
     child = ctx.Process(target=target, args=(*args, send), name="callqual-collector")
     child.start()
     send.close()
@@ -182,7 +168,7 @@ def receive_all(
         while True:
             try:
                 data = receive.recv_bytes()
-            except EOFError:
+            except (EOFError, OSError):  # OSError: it died in the middle of a batch
                 child.join()
                 raise SplitPipelineError(f"the collector process died (exit code {child.exitcode})") from None
             tag = data[:1]

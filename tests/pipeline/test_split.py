@@ -142,7 +142,7 @@ def test_a_collector_killed_mid_capture_is_an_error_not_a_hang(invites: Path) ->
     seen: list[int] = []
 
     def kill_on_first_batch(bytes_read: int) -> None:
-        if not seen:  # the child cannot have finished: the pipe holds 1 MiB, the events are ~20 MiB
+        if not seen:  # the child cannot have finished: a pipe holds 64 KiB, the events are ~20 MiB
             os.kill(_collector_child().pid, signal.SIGKILL)
         seen.append(bytes_read)
 
