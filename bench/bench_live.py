@@ -16,6 +16,7 @@ held. Usage (root, or CAP_NET_ADMIN + CAP_NET_RAW)::
     python -m callqual simulate --scenario load --calls 200 --duration 60 -o /tmp/bench/load.pcap
     python bench/bench_live.py --capture /tmp/bench/load.pcap --pps 20000 40000 80000 --topspeed
     python bench/make_sip_capture.py && python bench/bench_live.py --capture bench/out/sip.pcap --pps 20000
+    python bench/bench_live.py --capture bench/out/sip.pcap --pps 20000 --both   # one process, then split
 
 The second is issue 14's SIP flood: the signalling-only capture (207,295 messages) at 20,000
 messages/s. The collector runs with the cyclic GC tuned as ``callqual analyze`` tunes it.
@@ -35,8 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from callqual.cli.gc_tuning import tune_gc_for_throughput  # noqa: E402
-from callqual.collector.capture.live import LiveCapture, default_bpf  # noqa: E402
+from callqual.collector.capture.live import CaptureStats, LiveCapture, default_bpf  # noqa: E402
+from callqual.pipeline.embedded import EmbeddedPipeline  # noqa: E402
 from callqual.pipeline.live import analyze_live  # noqa: E402
+from callqual.pipeline.live_split import LiveSplit  # noqa: E402
 from callqual.schemas import AnalysisReport  # noqa: E402
 
 NS, NEAR, FAR = "cqbench", "cqbencha", "cqbenchb"
@@ -105,18 +108,45 @@ def reference(capture: Path, out_dir: Path, bpf: str) -> dict[str, object]:
     return {"rate": "--topspeed (tcpdump only)", **counts, "replay_s": round(replayed, 2)}
 
 
-def one_rate(capture: Path, rate: list[str], out_dir: Path) -> dict[str, object]:
+class _Live:
+    """The live pipeline under test: one process (``analyze_live``) or split (``LiveSplit``)."""
+
+    def __init__(self, split: bool) -> None:
+        self.capture = LiveCapture(NEAR)
+        self.split: LiveSplit | None = None
+        self.result: list[AnalysisReport] = []
+        if split:
+            self.pipeline = EmbeddedPipeline()
+            self.split = LiveSplit(self.pipeline, self.capture).open()
+        else:
+            self.capture.open()
+
+    def work(self) -> None:
+        if self.split is None:
+            self.result.append(analyze_live(self.capture))
+            return
+        self.split.run()
+        self.pipeline.finish()
+        self.result.append(self.pipeline.report(f"live:{NEAR}"))
+
+    def stop(self) -> None:
+        (self.capture if self.split is None else self.split).stop()
+
+    def stats(self) -> CaptureStats:
+        if self.split is None:
+            return self.capture.stats()
+        assert self.split.stats is not None
+        return self.split.stats
+
+    def child_cpu_s(self) -> float:
+        return 0.0 if self.split is None else self.split.child_cpu_s
+
+
+def one_rate(capture: Path, rate: list[str], out_dir: Path, split: bool = False) -> dict[str, object]:
     """Replay once at ``rate`` (tcpreplay options); what the live collector and tcpdump saw."""
-    live = LiveCapture(NEAR)
-    live.open()
-    result: list[AnalysisReport] = []
-    done = threading.Event()
-
-    def work() -> None:
-        result.append(analyze_live(live))
-        done.set()
-
-    worker = threading.Thread(target=work, daemon=True)
+    runner = _Live(split)
+    live = runner.capture
+    worker = threading.Thread(target=runner.work, daemon=True)
     worker.start()
     assert live.bpf is not None
     ref = out_dir / "tcpdump.pcap"
@@ -128,21 +158,24 @@ def one_rate(capture: Path, rate: list[str], out_dir: Path) -> dict[str, object]
     )
     replayed = time.perf_counter() - start
     time.sleep(0.5)
-    live.stop()
+    runner.stop()
     worker.join()
     finished = time.perf_counter() - start
-    cpu = time.process_time() - cpu
+    cpu = time.process_time() - cpu + runner.child_cpu_s()
     dump.terminate()
     _, dump_err = dump.communicate(timeout=60)
-    report = result[0]
-    stats = live.stats()
+    report = runner.result[0]
+    stats = runner.stats()
     counts = _counts(replay.stdout, dump_err)
     row: dict[str, object] = {
         "rate": " ".join(rate),
+        "pipeline": "split (capture+collector | detector)" if split else "one process",
         "sent": counts["sent"],
         "replay_pps": counts["replay_pps"],
         "replay_s": round(replayed, 2),
         "processed_s": round(finished, 2),
+        #: from the end of the replay to the last frame analysed (includes the 0.5 s wait before stop)
+        "drain_s": round(finished - replayed, 2),
         "cpu_s": round(cpu, 2),
         "frames": report.summary.frames,
         "kernel_dropped": stats.dropped,
@@ -179,6 +212,14 @@ def main() -> int:
     parser.add_argument(
         "--reference", action="store_true", help="start with --topspeed and only tcpdump capturing"
     )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="capture and collector in a child process (pipeline/live_split.py)",
+    )
+    parser.add_argument(
+        "--both", action="store_true", help="each rate one process, then split, alternately (before/after)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bench-live.json")
     args = parser.parse_args()
     tune_gc_for_throughput()  # as `callqual analyze --interface` runs
@@ -202,10 +243,12 @@ def main() -> int:
             row = reference(args.capture, args.out.parent, default_bpf())
             print(json.dumps(row), flush=True)
             rows.append(row)
+        modes = [False, True] if args.both else [args.split]
         for rate in rates:
-            row = one_rate(args.capture, rate, args.out.parent)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            for split in modes:
+                row = one_rate(args.capture, rate, args.out.parent, split)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     finally:
         veth_down()
     args.out.write_text(json.dumps({"cpus": os.cpu_count(), "runs": rows}, indent=2) + "\n")

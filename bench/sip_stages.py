@@ -1,10 +1,10 @@
 """In-process cost of each stage of SIP analysis: collector, hand-over (``analyze --split``), detector.
 
 The frames are read from the file as ``analyze`` reads them; the collector's events are kept in
-memory, then pickled and loaded as ``--split`` sends them, then given to the detector. CPU
-microseconds per message for each stage (best of ``--repeat``, since on a shared box only the
-best run is undisturbed), and Python function calls per message, a count that does not move
-with the load. GC tuned as ``analyze`` tunes it. Usage::
+memory, then encoded and decoded as ``--split`` sends them (``event_codec``), then given to the
+detector. CPU microseconds per message for each stage (best of ``--repeat``, since on a shared box
+only the best run is undisturbed), and Python function calls per message, a count that does not
+move with the load. GC tuned as ``analyze`` tunes it. Usage::
 
     python bench/make_sip_capture.py --calls 3000 --spread 30 -o bench/out/sip-3000.pcap
     python bench/sip_stages.py --capture bench/out/sip-3000.pcap [--repeat 3]
@@ -13,7 +13,6 @@ with the load. GC tuned as ``analyze`` tunes it. Usage::
 import argparse
 import cProfile
 import os
-import pickle
 import pstats
 import sys
 import time
@@ -27,7 +26,8 @@ from callqual.cli.gc_tuning import tune_gc_for_throughput  # noqa: E402
 from callqual.collector.capture.pcap_file import open_capture  # noqa: E402
 from callqual.collector.collector import Collector  # noqa: E402
 from callqual.pipeline.embedded import EmbeddedPipeline  # noqa: E402
-from callqual.pipeline.split import _BATCH, _dumps  # noqa: E402
+from callqual.pipeline.event_codec import Item, decode_batch, encode_batch  # noqa: E402
+from callqual.pipeline.split import BATCH  # noqa: E402
 from callqual.schemas import AnyEvent  # noqa: E402
 
 
@@ -69,14 +69,14 @@ def main() -> int:
     args = ap.parse_args()
     tune_gc_for_throughput()
     events, frames = _collect(args.capture)
-    batches = [events[i : i + _BATCH] for i in range(0, len(events), _BATCH)]
-    blobs = [_dumps(b) for b in batches]
+    batches: list[list[Item]] = [list(events[i : i + BATCH]) for i in range(0, len(events), BATCH)]
+    blobs = [encode_batch(b) for b in batches]
     load = os.getloadavg()[0]
     collect = lambda: _collect(args.capture)  # noqa: E731
     stages: list[tuple[str, float, int]] = [
         ("collector", _best_cpu(collect, args.repeat), _calls(collect)),
-        ("hand-over dump", _best_cpu(lambda: [_dumps(b) for b in batches], args.repeat), 0),
-        ("hand-over load", _best_cpu(lambda: [pickle.loads(b) for b in blobs], args.repeat), 0),
+        ("hand-over dump", _best_cpu(lambda: [encode_batch(b) for b in batches], args.repeat), 0),
+        ("hand-over load", _best_cpu(lambda: [decode_batch(b) for b in blobs], args.repeat), 0),
         ("detector", _best_cpu(lambda: _detect(events), args.repeat), _calls(lambda: _detect(events))),
     ]
     print(f"capture   {args.capture}: {frames} frames, {len(events)} events; load average {load:.2f}")

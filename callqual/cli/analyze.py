@@ -11,6 +11,7 @@ Exit codes say what happened, so scripts can tell "bad calls" from "bad input":
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -26,7 +27,7 @@ from callqual.collector.errors import CaptureFormatError
 from callqual.detector.detector import CallScorer
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.report_json import write_report_json
-from callqual.pipeline.split import run_split
+from callqual.pipeline.split import SplitPipelineError, run_split, split_pays
 from callqual.schemas import AnalysisReport
 
 if TYPE_CHECKING:
@@ -59,8 +60,9 @@ class AnalyzeSettings(BaseSettings):
     retention_days: int | None = Field(default=None, ge=1)
     #: ``--workers``: collector processes sharing a capture file's RTP (1: all in this process)
     workers: int = Field(default=1, ge=1, le=64)
-    #: ``--split``: the collector in a second process (a capture file on two cores; pipeline/split.py)
-    split: bool = False
+    #: ``--split``/``--no-split``: the collector in a second process (a capture file on two cores;
+    #: pipeline/split.py); None: whenever that pays (``split_pays``: a file, two free CPUs, no --workers)
+    split: bool | None = None
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -111,10 +113,11 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     )
     p.add_argument(
         "--split",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="decode in a second process while this one detects: a file analysed on two cores "
-        "(the same report; no progress bar; env CALLQUAL_SPLIT; not with --workers)",
+        help="decode in a second process while this one detects: a file analysed on two cores, the "
+        "same report (default: on for a capture file of 1 MiB or more when two CPUs are free and "
+        "--workers is not given; --no-split: one process; env CALLQUAL_SPLIT)",
     )
     p.set_defaults(func=run)
 
@@ -142,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["retention_days"] = args.retention_days
     if args.workers is not None:
         overrides["workers"] = args.workers
-    if args.split:
-        overrides["split"] = True
+    if args.split is not None:
+        overrides["split"] = args.split
     settings = AnalyzeSettings(**overrides)  # type: ignore[arg-type]
     tune_gc_for_throughput()
     scorer = None
@@ -230,7 +233,7 @@ def _analyze(
     if args.interface is not None:
         if settings.workers > 1:
             print("callqual: --workers applies to capture files; a live capture runs in one", file=sys.stderr)
-        return _run_live(args, pipeline, settings.format, storing)
+        return _run_live(args, pipeline, settings.format, storing, split=settings.split is True)
     if args.capture is None:
         print("callqual: analyze needs a capture file or --interface", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -254,6 +257,7 @@ def _analyze(
         if settings.workers > 1 and settings.split:
             print("callqual: --workers and --split are two ways to use more cores: pick one", file=sys.stderr)
             return EXIT_USAGE
+        split = settings.split if settings.split is not None else split_pays(capture.size, settings.workers)
         if settings.workers > 1:
             from callqual.pipeline.sharded import ShardWorkerError, run_sharded
 
@@ -263,8 +267,12 @@ def _analyze(
                 print(f"callqual: {args.capture}: --workers: {exc}", file=sys.stderr)
                 return EXIT_UNREADABLE
             truncated, errors = capture.truncated, capture.errors
-        elif settings.split:
-            truncated, errors = run_split(pipeline, capture)
+        elif split:
+            try:
+                truncated, errors = _split_with_progress(pipeline, capture, show)
+            except SplitPipelineError as exc:
+                print(f"callqual: {args.capture}: --split: {exc}", file=sys.stderr)
+                return EXIT_UNREADABLE
         else:
             if show:
                 _run_with_progress(pipeline, capture)
@@ -298,6 +306,24 @@ def _run_with_progress(pipeline: EmbeddedPipeline, capture: CaptureFile) -> None
                 bar.update(capture.bytes_read - done)
                 done = capture.bytes_read
         bar.update(capture.bytes_read - done)
+
+
+def _split_with_progress(
+    pipeline: EmbeddedPipeline, capture: CaptureFile, show: bool
+) -> tuple[bool, Counter[str]]:
+    """``run_split``, with the bar following how far the collector process has read."""
+    if not show:
+        return run_split(pipeline, capture)
+    from tqdm import tqdm
+
+    with tqdm(total=capture.size, unit="B", unit_scale=True, file=sys.stderr, desc="analyze") as bar:
+
+        def progress(bytes_read: int) -> None:
+            bar.update(bytes_read - bar.n)
+
+        result = run_split(pipeline, capture, progress)
+        bar.update(capture.size - bar.n)
+        return result
 
 
 def _write_json(args: argparse.Namespace, write: Callable[[BinaryIO], None]) -> None:
@@ -346,22 +372,41 @@ def _store(storing: "StoringPipeline", report: AnalysisReport, retention_days: i
 
 
 def _run_live(
-    args: argparse.Namespace, pipeline: EmbeddedPipeline, fmt: str, storing: "StoringPipeline | None" = None
+    args: argparse.Namespace,
+    pipeline: EmbeddedPipeline,
+    fmt: str,
+    storing: "StoringPipeline | None" = None,
+    *,
+    split: bool = False,
 ) -> int:
-    """``--interface``: a quick look at live traffic; the report covers what was captured."""
+    """``--interface``: a quick look at live traffic; the report covers what was captured.
+
+    ``split`` (``--split``, not the default here): capture and collector in a child process
+    (``pipeline/live_split.py``), for floods that one process cannot follow.
+    """
     from callqual.collector.capture.live import LiveCapture, LiveCaptureError
     from callqual.pipeline.live import run_live
+    from callqual.pipeline.live_split import LiveSplit, run_live_split
 
     capture = LiveCapture(args.interface, bpf=args.bpf, duration=args.duration)
+    runner = LiveSplit(pipeline, capture) if split else None
     try:
-        capture.open()
+        capture.open() if runner is None else runner.open()
     except LiveCaptureError as exc:
         print(f"callqual: cannot capture on {exc} (needs CAP_NET_RAW, CAP_NET_ADMIN)", file=sys.stderr)
         return EXIT_UNREADABLE
     # Tells the user (and scripts) that packets are being captured now; the report follows at the end.
     print(f"callqual: capturing on {args.interface}; SIGTERM or Ctrl-C ends it", file=sys.stderr, flush=True)
-    with capture:
-        run_live(pipeline, capture)
+    if runner is None:
+        with capture:
+            run_live(pipeline, capture)
+    else:
+        try:
+            run_live_split(runner)
+        except SplitPipelineError as exc:
+            print(f"callqual: {args.interface}: --split: {exc}", file=sys.stderr)
+            return EXIT_UNREADABLE
+        pipeline.finish()
     report = pipeline.report(f"live:{args.interface}")
     _print(args, fmt, report)
     if storing is not None:

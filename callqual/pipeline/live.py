@@ -11,6 +11,7 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Protocol
 
 from callqual.collector.capture.live import CaptureLoss, LiveCapture
 from callqual.collector.collector import Collector
@@ -28,22 +29,29 @@ def loss_notifier(collector: Collector) -> Callable[[CaptureLoss], None]:
     return note
 
 
+class Stoppable(Protocol):
+    """A live source that ends when asked to: ``LiveCapture``, ``LiveSplit``."""
+
+    def stop(self) -> None: ...
+
+
 @contextmanager
-def stop_on_sigterm(capture: LiveCapture) -> Iterator[None]:
-    """While inside, SIGTERM stops the capture cleanly (reports still flushed), as Ctrl-C would not."""
+def stop_on_sigterm(capture: Stoppable, *also: signal.Signals) -> Iterator[None]:
+    """While inside, SIGTERM (and ``also``) stops the capture cleanly (reports still flushed)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         capture.stop()
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, *also)}
     except ValueError:  # not the main thread: the caller owns signal handling
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
 
 
 def run_live(pipeline: EmbeddedPipeline, capture: LiveCapture) -> None:

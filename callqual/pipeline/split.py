@@ -1,7 +1,7 @@
 """``callqual analyze --split``: the collector in a child process, the detector in this one.
 
-Why: on signalling the two halves cost about the same (issue 14: ~70 us a
-message to decode, parse and build the event, ~45 to run the dialogs, rules
+Why: on signalling the two halves cost about the same order (issue 14: ~30 us
+a message to decode, parse and build the event, ~50 to run the dialogs, rules
 and records), so on two cores the capture is analysed in about the time of
 the slower half. The child is forked with the capture already open and runs
 the collector exactly as the embedded pipeline does; its events, and the
@@ -9,140 +9,200 @@ times of its ticks (after which the embedded pipeline judges the calls still
 up), come back through a pipe in order, so the detector sees the very same
 sequence and the report is byte-identical (``tests/pipeline/test_split.py``).
 
-Hand-over: batches of ``_BATCH`` items, pickled with each wire model reduced
-to its class and field dict and rebuilt unvalidated (``WireModel.trusted``'s
-reasoning: they were built in this program a moment ago): ~3.6 us an event to
-dump and ~6 to load, against ~5.4 and ~8 through pydantic's own pickling
-(``bench/sip_stages.py``). The pipe is the bound: the child blocks while the
-detector is behind, so at most a pipe buffer and one batch are in flight.
+Hand-over: batches of ``BATCH`` items as field dicts through ``marshal``
+(``event_codec``), each model rebuilt unvalidated here. The pipe is the bound:
+the child blocks while the detector is behind, so at most a pipe buffer and
+one batch are in flight. Each batch also carries how far the child has read,
+for the progress bar.
 """
 
-import io
 import multiprocessing
+import os
 import pickle
+import resource
+import sys
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.process import BaseProcess
 
 from callqual.collector.capture.pcap_file import CaptureFile
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
 from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.embedded import EmbeddedPipeline
-from callqual.schemas import AnyEvent
-from callqual.schemas.base import WireModel
+from callqual.pipeline.event_codec import CodecError, Item, decode_batch, encode_batch
 
-__all__ = ["SplitPipelineError", "run_split"]
+__all__ = [
+    "BATCH",
+    "MIN_SPLIT_BYTES",
+    "BatchSender",
+    "ChildEnd",
+    "SplitPipelineError",
+    "receive_all",
+    "run_split",
+    "split_pays",
+    "start_child",
+]
 
-#: Items (events or tick times) per message through the pipe: large enough that pickling and
+#: Items (events or tick times) per message through the pipe: large enough that encoding and
 #: the system calls are paid per batch, small enough that the detector starts at once.
-_BATCH = 512
+BATCH = 512
+
+#: The child's last message (a pickled :class:`_End`) and its failure (a traceback), told
+#: apart from a batch (``event_codec``: b"M" or b"P") by the first byte.
+_END = b"E"
+_FAILED = b"F"
+
+#: Progress callback: bytes of the capture read so far by the child.
+Progress = Callable[[int], None]
+
+
+#: Below this, a capture is analysed in about the time the fork and the hand-over's start cost.
+MIN_SPLIT_BYTES = 1 << 20
+
+
+def split_pays(capture_bytes: int, workers: int) -> bool:
+    """Whether ``analyze`` of a capture file should split by default (``--split`` unset).
+
+    Yes when two CPUs are ours to use (the affinity mask, not the machine's
+    count: a container or ``taskset`` may allow one), the capture is not tiny,
+    ``--workers`` does not already spread the work, and the platform forks.
+    """
+    return (
+        workers == 1
+        and capture_bytes >= MIN_SPLIT_BYTES
+        and sys.platform == "linux"
+        and len(os.sched_getaffinity(0)) >= 2
+    )
 
 
 class SplitPipelineError(RuntimeError):
-    """The collector process failed (its traceback is the message) or died."""
+    """The collector process failed (its traceback is the message), died, or sent garbage."""
 
 
 @dataclass(frozen=True, slots=True)
-class _End:
-    """The child's last message: what the report needs from the collector and the capture."""
+class ChildEnd:
+    """The child's last message: what the report needs from the collector and its input."""
 
     totals: CollectorTotals
     truncated: bool
     reader_errors: Counter[str]
+    #: CPU seconds (user + system) the child used: for benchmarks, which only see their own
+    cpu_s: float
+    #: anything else of the input's (a live capture's ``CaptureStats``)
+    detail: object = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    traceback: str
+class BatchSender:
+    """The child's side: items gathered into batches of ``BATCH`` and sent in order."""
+
+    def __init__(self, conn: Connection, position: Callable[[], int]) -> None:
+        self.conn = conn
+        self.pending: list[Item] = []
+        #: how far the input has been read, sent with each batch (progress)
+        self.position = position
+
+    def add(self, item: Item) -> None:
+        self.pending.append(item)
+        if len(self.pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.conn.send_bytes(encode_batch(self.pending, self.position()))
+            self.pending.clear()
+
+    def end(self, end: ChildEnd) -> None:
+        self.flush()
+        self.conn.send_bytes(_END + pickle.dumps(end, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def fail(self) -> None:
+        """Send the exception being handled (its traceback), for the parent to report."""
+        self.conn.send_bytes(_FAILED + traceback.format_exc().encode())
 
 
-def _rebuild(cls: type[WireModel], state: dict[str, Any], fields_set: set[str] | None) -> WireModel:
-    """A wire model back from :class:`_Pickler`'s reduction (None: every field was set).
-
-    What ``WireModel.trusted`` does, with the field dict the unpickler already built.
-    """
-    model = cls.__new__(cls)
-    _set(model, "__dict__", state)
-    _set(model, "__pydantic_fields_set__", set(state) if fields_set is None else fields_set)
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return model
-
-
-_set = object.__setattr__
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles a wire model as its class and field dict, not through pydantic's ``__reduce__``."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, WireModel):
-            state = obj.__dict__
-            fields_set = obj.__pydantic_fields_set__
-            return _rebuild, (type(obj), state, None if len(fields_set) == len(state) else fields_set)
-        return NotImplemented
-
-
-def _dumps(obj: object) -> bytes:
-    out = io.BytesIO()
-    _Pickler(out, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-    return out.getvalue()
+def child_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _collect(capture: CaptureFile, config: CollectorConfig, conn: Connection) -> None:
     """The child: run the collector over the capture, sending events and tick times in order."""
+    sender = BatchSender(conn, lambda: capture.bytes_read)
     try:
-        pending: list[AnyEvent | float] = []
-
-        def emit(event: AnyEvent) -> None:
-            pending.append(event)
-            if len(pending) >= _BATCH:
-                conn.send_bytes(_dumps(pending))
-                pending.clear()
-
-        collector = Collector(emit, config, on_tick=pending.append)
+        collector = Collector(sender.add, config, on_tick=sender.add)
         collector.run(capture)
         collector.finish()
-        if pending:
-            conn.send_bytes(_dumps(pending))
         totals = CollectorTotals.of(collector)
-        conn.send_bytes(_dumps(_End(totals, capture.truncated, Counter(capture.errors))))
+        sender.end(ChildEnd(totals, capture.truncated, Counter(capture.errors), child_cpu_s()))
     except BaseException:  # the parent reports it; a child must not die silently
-        conn.send_bytes(_dumps(_Failed(traceback.format_exc())))
+        sender.fail()
     finally:
         conn.close()
 
 
-def run_split(pipeline: EmbeddedPipeline, capture: CaptureFile) -> tuple[bool, Counter[str]]:
+def start_child(target: Callable[..., None], *args: object) -> tuple[BaseProcess, Connection]:
+    """Fork ``target(*args, send)``; (the child, the receiving end of its pipe)."""
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=target, args=(*args, send), name="callqual-collector")
+    child.start()
+    send.close()
+    return child, receive
+
+
+def receive_all(
+    pipeline: EmbeddedPipeline, child: BaseProcess, receive: Connection, progress: Progress | None = None
+) -> ChildEnd:
+    """Feed the child's batches to ``pipeline`` until its end; always reaps the child.
+
+    Raises :class:`SplitPipelineError` if the child failed, died or sent
+    something unreadable (the child is then stopped, never left behind).
+    """
+    run_events = pipeline.run_events
+    finished = False
+    try:
+        while True:
+            try:
+                data = receive.recv_bytes()
+            except (EOFError, OSError):  # OSError: it died in the middle of a batch
+                child.join()
+                raise SplitPipelineError(f"the collector process died (exit code {child.exitcode})") from None
+            tag = data[:1]
+            if tag == _END:
+                end: ChildEnd = pickle.loads(data[1:])
+                pipeline.adopt_collector_totals(end.totals)
+                finished = True
+                return end
+            if tag == _FAILED:
+                failure = data[1:].decode(errors="replace")
+                raise SplitPipelineError(f"the collector process failed:\n{failure}")
+            try:
+                position, items = decode_batch(data)
+            except CodecError as exc:
+                raise SplitPipelineError(f"the collector process sent an unreadable batch: {exc}") from None
+            run_events(items)
+            if progress is not None:
+                progress(position)
+    finally:
+        if not finished and child.is_alive():
+            child.terminate()  # we failed (or were interrupted): the child has no one to send to
+        receive.close()
+        child.join()
+
+
+def run_split(
+    pipeline: EmbeddedPipeline, capture: CaptureFile, progress: Progress | None = None
+) -> tuple[bool, Counter[str]]:
     """Run ``capture`` through ``pipeline`` with its collector in a forked child.
 
     Returns the capture's (truncated, reader errors), as the child's reader
     saw them. The caller then finishes and reports as usual; the
     pipeline's own collector is never fed, its totals come from the child.
     """
-    ctx = multiprocessing.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(
-        target=_collect, args=(capture, pipeline.collector.config, send), name="callqual-collector"
-    )
-    child.start()
-    send.close()
-    try:
-        while True:
-            try:
-                message = pickle.loads(receive.recv_bytes())
-            except EOFError:
-                raise SplitPipelineError(f"the collector process died (exit code {child.exitcode})") from None
-            if isinstance(message, list):
-                pipeline.run_events(message)
-            elif isinstance(message, _End):
-                pipeline.adopt_collector_totals(message.totals)
-                return message.truncated, message.reader_errors
-            else:
-                raise SplitPipelineError(f"the collector process failed:\n{message.traceback}")
-    finally:
-        receive.close()
-        child.join()
+    child, receive = start_child(_collect, capture, pipeline.collector.config)
+    end = receive_all(pipeline, child, receive, progress)
+    return end.truncated, end.reader_errors

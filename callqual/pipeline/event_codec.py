@@ -1,0 +1,176 @@
+"""The collector's output as plain values, for ``analyze --split``'s hand-over between two processes.
+
+Why not pickle: pickle walks each wire model's field dict key by key in
+Python-level reduce calls, and the parent, the busier of the two processes
+(it runs the detector), then paid ~8-10 us a message to load (issue 14). Here
+an event crosses as its field dict itself (nested SDP media and RTCP blocks
+as theirs), which ``marshal`` writes and reads in C, field names as shared
+references; the parent rebuilds each model unvalidated from its dict, as
+``WireModel.trusted`` does: the values were a valid model in this program a
+moment ago. Field order, fields-set and values come back exactly as they left.
+
+An item is a tick's time (a float), an event's field dict (every field set,
+as the collector always builds them), or ``(field dict, fields set)``. The
+class is the event's ``kind``. A value ``marshal`` would not give back as it
+is (a ``str`` subclass, a numpy scalar: marshal writes those as *bytes*) sends
+that batch's models through ``pickle`` instead, checked value by value at ~1 us
+an event in the child, the idler process.
+"""
+
+import marshal
+import pickle
+from typing import Any, Final
+
+from callqual.schemas import AnyEvent
+from callqual.schemas.base import WireModel
+from callqual.schemas.events import (
+    MalformedSipEvent,
+    RtcpEvent,
+    RtcpReportBlock,
+    RtpStreamReport,
+    SdpMedia,
+    SipMessageEvent,
+)
+
+__all__ = ["CodecError", "Item", "decode_batch", "encode_batch"]
+
+#: One item of the collector's output: an event, or the time of a tick.
+Item = AnyEvent | float
+
+#: The first byte of an encoded batch: how the rest was written.
+_MARSHAL: Final = b"M"
+_PICKLE: Final = b"P"
+
+_set = object.__setattr__
+_new = object.__new__
+
+
+class CodecError(ValueError):
+    """Bytes that are not a batch this module encoded (a broken or foreign sender)."""
+
+
+class _Shape:
+    """How one wire model class crosses: its fields, and which of them hold a list of models."""
+
+    __slots__ = ("all_set", "cls", "nested")
+
+    def __init__(self, cls: type[WireModel], nested: tuple[str, "_Shape"] | None = None) -> None:
+        self.cls = cls
+        self.all_set = frozenset(cls.model_fields)
+        #: (field name, shape of its models), for the one field that holds a list of models
+        self.nested = nested
+
+
+_SDP: Final = _Shape(SdpMedia)
+_BLOCK: Final = _Shape(RtcpReportBlock)
+_BY_KIND: Final = {
+    "sip_message": _Shape(SipMessageEvent, ("sdp", _SDP)),
+    "sip_malformed": _Shape(MalformedSipEvent),
+    "rtp_stream": _Shape(RtpStreamReport),
+    "rtcp": _Shape(RtcpEvent, ("blocks", _BLOCK)),
+}
+_BY_CLASS: Final = {shape.cls: shape for shape in _BY_KIND.values()}
+
+
+#: What ``marshal`` writes back as the same type. Anything else is suspect: marshal writes a
+#: ``str`` subclass not at all, and a numpy scalar (any object with the buffer protocol) as
+#: *bytes*, silently.
+_SCALARS: Final = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+class _NotPlainError(Exception):
+    """A value ``marshal`` would not give back as it is: the batch goes through pickle."""
+
+
+def _check_plain(fields: dict[str, Any], nested: str | None) -> None:
+    """Raise :class:`_NotPlainError` unless every value is a scalar, or a list or dict of scalars."""
+    if set(map(type, fields.values())) <= _SCALARS:
+        return
+    scalars = _SCALARS
+    for name, value in fields.items():
+        kind = type(value)
+        if kind in scalars or name == nested:
+            continue
+        if kind is list and set(map(type, value)) <= scalars:
+            continue
+        if kind is dict and set(map(type, value)) | set(map(type, value.values())) <= scalars:
+            continue
+        raise _NotPlainError(name)
+
+
+def _encode(model: WireModel, shape: _Shape) -> Any:
+    """``model``'s field dict (a shallow copy where a nested list is encoded), fields-set if partial."""
+    fields = model.__dict__
+    nested = shape.nested
+    _check_plain(fields, nested and nested[0])
+    if nested is not None:
+        name, inner = nested
+        models = fields[name]
+        if models:
+            if type(models) is not list:
+                raise _NotPlainError(name)
+            fields = {**fields, name: [_encode(m, inner) for m in models]}
+    fields_set = model.__pydantic_fields_set__
+    if len(fields_set) == len(shape.all_set):
+        return fields
+    return (fields, sorted(fields_set))
+
+
+def _decode(item: Any, shape: _Shape) -> WireModel:
+    """The model :func:`_encode` encoded, rebuilt as ``WireModel.trusted`` builds one."""
+    if type(item) is tuple:
+        fields, fields_set = item[0], set(item[1])
+    else:
+        fields, fields_set = item, set(shape.all_set)
+    nested = shape.nested
+    if nested is not None:
+        name, inner = nested
+        encoded = fields[name]
+        if encoded:
+            fields[name] = [_decode(m, inner) for m in encoded]
+    model = _new(shape.cls)
+    _set(model, "__dict__", fields)
+    _set(model, "__pydantic_fields_set__", fields_set)
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
+
+
+def encode_batch(items: list[Item], extra: Any = None) -> bytes:
+    """``items`` and ``extra`` (any plain value the receiver wants alongside them) as bytes."""
+    shapes = _BY_CLASS
+    try:
+        encoded: list[Any] = [
+            item if type(item) is float else _encode(item, shapes[type(item)])  # type: ignore[arg-type, index]
+            for item in items
+        ]
+        return _MARSHAL + marshal.dumps((extra, encoded))
+    except (_NotPlainError, ValueError):  # a value marshal does not give back as it is: pickle keeps it
+        return _PICKLE + pickle.dumps((extra, items), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_batch(data: bytes) -> tuple[Any, list[Item]]:
+    """(extra, items) from :func:`encode_batch`'s bytes; :class:`CodecError` if they are not that."""
+    try:
+        if data[:1] == _PICKLE:  # the models themselves (pydantic's own pickling)
+            extra, models = pickle.loads(memoryview(data)[1:])
+            if type(models) is not list:
+                raise CodecError(f"not an encoded batch: a {type(models).__name__}")
+            return extra, models
+        if data[:1] != _MARSHAL:
+            raise CodecError(f"not an encoded batch (first byte {data[:1]!r})")
+        extra, encoded = marshal.loads(memoryview(data)[1:])
+        shapes = _BY_KIND
+        items: list[Item] = []
+        append = items.append
+        for item in encoded:
+            if type(item) is float:
+                append(item)
+            else:
+                fields = item[0] if type(item) is tuple else item
+                append(_decode(item, shapes[fields["kind"]]))  # type: ignore[arg-type]
+    except CodecError:
+        raise
+    except (ValueError, EOFError, TypeError, KeyError, IndexError, pickle.UnpicklingError) as exc:
+        raise CodecError(f"not an encoded batch: {type(exc).__name__}: {exc}") from None
+    return extra, items
