@@ -76,8 +76,10 @@ class RuleEngine:
             # A proxy's copy of a request counted at its first hop: its origin is already charged.
             return alerts
         for rule in self.source_rules:
-            alerts.extend(rule.observe(event))
-        return self._record(alerts, event.ts)
+            found = rule.observe(event)
+            if found:
+                alerts.extend(found)
+        return self._record(alerts, event.ts) if alerts else alerts
 
     def on_malformed(
         self,

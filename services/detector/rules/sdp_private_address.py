@@ -12,6 +12,7 @@ import ipaddress
 
 from callqual.detector.call_context import CallContext
 from callqual.detector.rules.base import CallRule
+from callqual.detector.rules.ipv4_ranges import NOT_GLOBAL, in_ranges, ipv4_int, ranges
 from callqual.schemas import Alert, SipMessageEvent
 
 PRIVATE_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
@@ -21,12 +22,16 @@ PRIVATE_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
     ipaddress.ip_network("100.64.0.0/10"),
     ipaddress.ip_network("fc00::/7"),
 )
+_PRIVATE_V4 = ranges(PRIVATE_NETWORKS)
 
 
 @functools.lru_cache(maxsize=8192)  # pure; asked about every SDP address of every finished call
 def is_private(ip: str | None) -> bool:
     if not ip:
         return False
+    v4 = ipv4_int(ip)
+    if v4 is not None:
+        return in_ranges(v4, _PRIVATE_V4)
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -42,6 +47,7 @@ DOCUMENTATION_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...
     ipaddress.ip_network("203.0.113.0/24"),
     ipaddress.ip_network("2001:db8::/32"),
 )
+_DOCUMENTATION_V4 = ranges(DOCUMENTATION_NETWORKS)
 
 
 @functools.lru_cache(maxsize=8192)  # pure, and each call asks it about the same few addresses
@@ -51,6 +57,9 @@ def is_public(ip: str) -> bool:
     ``is_global`` alone says no to the documentation ranges, so a capture
     that uses them for the Internet side (as the RFCs ask) would never alert.
     """
+    v4 = ipv4_int(ip)
+    if v4 is not None:
+        return not in_ranges(v4, NOT_GLOBAL) or in_ranges(v4, _DOCUMENTATION_V4)
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:

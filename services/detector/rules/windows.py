@@ -17,7 +17,9 @@ class SourceTable(Generic[S]):
     """An LRU map key -> state, bounded in size and expired by capture time.
 
     Order is by last touch, so expiry only inspects the oldest entries:
-    amortised O(1) per event.
+    amortised O(1) per event. ``_floor`` is never above the oldest last-seen
+    time in the table, so while the cutoff has not passed it expiry has
+    nothing to look at (issue 14: it looked at the oldest entry on every message).
     """
 
     def __init__(self, max_size: int, idle_s: float) -> None:
@@ -27,6 +29,11 @@ class SourceTable(Generic[S]):
         self.evicted = 0  # dropped because the table was full
         self.expired = 0  # dropped because idle for idle_s
         self._now = float("-inf")
+        #: at most every entry's last-seen time (exactly the oldest's when ``_in_order``)
+        self._floor = float("inf")
+        #: last-seen times rise from the oldest entry to the newest (capture time did not step back)
+        self._in_order = True
+        self._newest = float("-inf")
 
     def __len__(self) -> int:
         return len(self._items)
@@ -45,16 +52,23 @@ class SourceTable(Generic[S]):
     def touch(self, key: str, ts: float, factory: Callable[[], S]) -> S:
         """Return the key's state (created if needed) and mark it seen at ``ts``."""
         self.expire(ts)
-        item = self._items.get(key)
+        items = self._items
+        item = items.get(key)
         if item is None:
             state = factory()
-            if len(self._items) >= self.max_size:
-                self._items.popitem(last=False)
+            if len(items) >= self.max_size:
+                items.popitem(last=False)
                 self.evicted += 1
+            last = ts
         else:
             state = item[0]
-            self._items.move_to_end(key)
-        self._items[key] = (state, max(ts, item[1]) if item is not None else ts)
+            items.move_to_end(key)
+            last = max(ts, item[1])
+        items[key] = (state, last)
+        if last < self._newest:
+            self._in_order = False
+        self._newest = last
+        self._floor = min(self._floor, last)
         return state
 
     def put(self, key: str, ts: float, state: S) -> None:
@@ -67,12 +81,18 @@ class SourceTable(Generic[S]):
         # against the latest time seen, never against an older one.
         self._now = max(self._now, now)
         cutoff = self._now - self.idle_s
-        while self._items:
-            key, (_, last) = next(iter(self._items.items()))
+        if self._floor >= cutoff:
+            return  # no entry is older than the cutoff
+        items = self._items
+        while items:
+            key, (_, last) = next(iter(items.items()))
             if last >= cutoff:
-                break
-            del self._items[key]
+                if self._in_order:
+                    self._floor = last
+                return
+            del items[key]
             self.expired += 1
+        self._forget_order()
 
     def items(self) -> list[tuple[str, S]]:
         return [(k, v[0]) for k, v in self._items.items()]
@@ -83,25 +103,35 @@ class SourceTable(Generic[S]):
 
     def clear(self) -> None:
         self._items.clear()
+        self._forget_order()
+
+    def _forget_order(self) -> None:
+        """The table is empty: no entry to be older than anything."""
+        self._floor = float("inf")
+        self._in_order = True
+        self._newest = float("-inf")
 
 
 class SlidingCounter:
     """Count of events over the last ``window_s`` seconds, in ``buckets`` sub-buckets.
 
     Approximates a true sliding window to within one bucket (window/buckets)
-    with O(buckets) memory, whatever the event rate.
+    with O(buckets) memory, whatever the event rate. The total is kept as
+    buckets come and go, not summed on every question (issue 14).
     """
 
-    __slots__ = ("_buckets", "_len", "_n")
+    __slots__ = ("_buckets", "_len", "_n", "_total")
 
     def __init__(self, window_s: float, buckets: int = 10) -> None:
         self._n = max(1, buckets)
         self._len = max(window_s / self._n, 1e-9)
         self._buckets: deque[list[int]] = deque()  # [bucket index, count]
+        self._total = 0
 
     def _trim(self, idx: int) -> None:
-        while self._buckets and self._buckets[0][0] <= idx - self._n:
-            self._buckets.popleft()
+        buckets = self._buckets
+        while buckets and buckets[0][0] <= idx - self._n:
+            self._total -= buckets.popleft()[1]
 
     def add(self, ts: float, n: int = 1) -> int:
         """Count ``n`` events at ``ts`` and return the total in the window ending at ``ts``."""
@@ -112,12 +142,12 @@ class SlidingCounter:
             self._buckets[-1][1] += n
         else:
             self._buckets.append([idx, n])
-        return self.total(ts)
+        self._total += n
+        return self._total
 
     def total(self, ts: float) -> int:
-        idx = int(ts // self._len)
-        self._trim(idx)
-        return sum(c for _, c in self._buckets)
+        self._trim(int(ts // self._len))
+        return self._total
 
 
 @dataclass(slots=True)
