@@ -11,11 +11,14 @@ PostgreSQL upserts go through a session temporary table per target (``stage_<tab
 (``DELETE ... RETURNING``), so no row lingers past the statement that uses it.
 """
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
+import orjson
+from psycopg.types.json import set_json_dumps
 from sqlalchemy import Column, Connection, Dialect, Table
 
 from callqual.store.schema import UtcDateTime
@@ -56,14 +59,28 @@ def _pg_type(column: Column[Any], dialect: Dialect) -> str:
     return _PG_COPY_TYPES.get(name, name)
 
 
+def _json_dumps(value: Any) -> bytes:
+    """JSON for jsonb columns by orjson (C; ``json.dumps`` walks nested records in Python): the
+    server stores jsonb parsed, so only the values reach the table, never this text's spacing,
+    escapes or exponent spelling. What orjson refuses (integers past 64 bits) goes as before."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value).encode()
+
+
 def _copy_values(
     conn: Connection, target: str, columns: Sequence[Column[Any]], values: Sequence[Sequence[Any]]
 ) -> None:
     """Binary ``COPY``: no text escaping of raw messages on either side, no parsing on the server.
-    JSON values go as Python objects: psycopg's jsonb dumper serialises them with ``json.dumps``."""
+    JSON values go as Python objects, serialised by :func:`_json_dumps` (set once per connection)."""
     names = ", ".join(c.name for c in columns)
+    driver = _driver(conn)
+    if not conn.info.get("callqual_json_dumps"):
+        set_json_dumps(_json_dumps, driver)
+        conn.info["callqual_json_dumps"] = True
     with (
-        _driver(conn).cursor() as cursor,
+        driver.cursor() as cursor,
         cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.set_types([_pg_type(c, conn.dialect) for c in columns])
