@@ -11,10 +11,14 @@ PostgreSQL upserts go through a session temporary table per target (``stage_<tab
 (``DELETE ... RETURNING``), so no row lingers past the statement that uses it.
 """
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
+import orjson
+from psycopg.types.json import set_json_dumps
 from sqlalchemy import Column, Connection, Dialect, Table
 
 from callqual.store.schema import UtcDateTime
@@ -22,6 +26,19 @@ from callqual.store.schema import UtcDateTime
 Row = dict[str, Any]
 #: How SQLAlchemy's SQLite dialect stores a DateTime (text that sorts as time does)
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _tuples(rows: list[Row], names: Sequence[str]) -> list[Any]:
+    """Each row's values in ``names`` order, picked in C (``itemgetter``), not per value in Python."""
+    if len(names) == 1:
+        return [(row[names[0]],) for row in rows]
+    pick = itemgetter(*names)
+    return [pick(row) for row in rows]
+
+
+def _on_conflict(update: dict[str, str]) -> str:
+    """The ON CONFLICT action: ``update`` is column -> SQL expression (none: DO NOTHING)."""
+    return f"DO UPDATE SET {', '.join(f'{c} = {e}' for c, e in update.items())}" if update else "DO NOTHING"
 
 
 def _driver(conn: Connection) -> Any:
@@ -42,14 +59,28 @@ def _pg_type(column: Column[Any], dialect: Dialect) -> str:
     return _PG_COPY_TYPES.get(name, name)
 
 
+def _json_dumps(value: Any) -> bytes:
+    """JSON for jsonb columns by orjson (C; ``json.dumps`` walks nested records in Python): the
+    server stores jsonb parsed, so only the values reach the table, never this text's spacing,
+    escapes or exponent spelling. What orjson refuses (integers past 64 bits) goes as before."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value).encode()
+
+
 def _copy_values(
     conn: Connection, target: str, columns: Sequence[Column[Any]], values: Sequence[Sequence[Any]]
 ) -> None:
     """Binary ``COPY``: no text escaping of raw messages on either side, no parsing on the server.
-    JSON values go as Python objects: psycopg's jsonb dumper serialises them with ``json.dumps``."""
+    JSON values go as Python objects, serialised by :func:`_json_dumps` (set once per connection)."""
     names = ", ".join(c.name for c in columns)
+    driver = _driver(conn)
+    if not conn.info.get("callqual_json_dumps"):
+        set_json_dumps(_json_dumps, driver)
+        conn.info["callqual_json_dumps"] = True
     with (
-        _driver(conn).cursor() as cursor,
+        driver.cursor() as cursor,
         cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.set_types([_pg_type(c, conn.dialect) for c in columns])
@@ -63,8 +94,7 @@ def pg_copy(conn: Connection, table: Table, rows: list[Row]) -> None:
     Several times faster than INSERT; a row another writer stored in the meantime makes the
     transaction fail with a unique violation, and a retry skips it as already stored.
     """
-    names = [c.name for c in table.c]
-    _copy_values(conn, table.name, list(table.c), [[row[c] for c in names] for row in rows])
+    _copy_values(conn, table.name, list(table.c), _tuples(rows, [c.name for c in table.c]))
 
 
 def pg_upsert(
@@ -76,7 +106,7 @@ def pg_upsert(
     """
     columns = [c for c in table.c if c.name in rows[0]]
     names = [c.name for c in columns]
-    values = [[row[n] for n in names] for row in rows]
+    values = _tuples(rows, names)
     stage = f"stage_{table.name}"
     driver = _driver(conn)
     with driver.cursor() as cursor:
@@ -84,14 +114,11 @@ def pg_upsert(
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table.name})")
     _copy_values(conn, stage, columns, values)
     listed = ", ".join(names)
-    conflict = (
-        f"DO UPDATE SET {', '.join(f'{c} = {e}' for c, e in update.items())}" if update else "DO NOTHING"
-    )
     with driver.cursor() as cursor:
         cursor.execute(
             f"WITH staged AS (DELETE FROM {stage} RETURNING {listed}) "
             f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM staged "
-            f"ON CONFLICT ({', '.join(key)}) {conflict}"
+            f"ON CONFLICT ({', '.join(key)}) {_on_conflict(update)}"
         )
 
 
@@ -124,20 +151,25 @@ def _sqlite_binders(
 
 
 def _sqlite_values(conn: Connection, table: Table, names: Sequence[str], rows: list[Row]) -> list[list[Any]]:
-    binders = _sqlite_binders(table, names, conn.dialect)
-    # None goes through the binder too: JSON binds it as SQLAlchemy does ('null')
-    return [
-        [v if f is None else f(v) for f, v in zip(binders, [row[n] for n in names], strict=True)]
-        for row in rows
-    ]
+    values = [list(t) for t in _tuples(rows, names)]
+    # Column by column, only the columns that have a binder; None goes through the binder too:
+    # JSON binds it as SQLAlchemy does ('null')
+    for i, bind in enumerate(_sqlite_binders(table, names, conn.dialect)):
+        if bind is not None:
+            for v in values:
+                v[i] = bind(v[i])
+    return values
 
 
 def sqlite_insert_new(conn: Connection, table: Table, rows: list[Row]) -> None:
     """``INSERT OR IGNORE`` of every column of ``rows``, values as the driver binds them but
     for times (the widest, most numerous rows: SIP messages, no JSON or floats among them)."""
     names = [c.name for c in table.c]
-    times = {c.name for c in table.c if isinstance(c.type, UtcDateTime)}
-    values = [[_sqlite_time(row[c]) if c in times else row[c] for c in names] for row in rows]
+    values = [list(t) for t in _tuples(rows, names)]
+    for i, column in enumerate(table.c):
+        if isinstance(column.type, UtcDateTime):
+            for v in values:
+                v[i] = _sqlite_time(v[i])
     marks = ", ".join("?" for _ in names)
     _driver(conn).executemany(
         f"INSERT OR IGNORE INTO {table.name} ({', '.join(names)}) VALUES ({marks})", values
@@ -145,13 +177,15 @@ def sqlite_insert_new(conn: Connection, table: Table, rows: list[Row]) -> None:
 
 
 def sqlite_upsert(
-    conn: Connection, table: Table, rows: list[Row], key: tuple[str, ...], update: list[str]
+    conn: Connection, table: Table, rows: list[Row], key: tuple[str, ...], update: dict[str, str]
 ) -> None:
-    """Upsert ``rows`` through the driver's ``executemany``; ``update``: columns overwritten on conflict."""
+    """Upsert ``rows`` through the driver's ``executemany``.
+
+    ``update``: column -> SQL expression for ON CONFLICT DO UPDATE (none: DO NOTHING).
+    """
     names = [c.name for c in table.c if c.name in rows[0]]
-    conflict = f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in update)}" if update else "DO NOTHING"
     sql = (
         f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
-        f"ON CONFLICT ({', '.join(key)}) {conflict}"
+        f"ON CONFLICT ({', '.join(key)}) {_on_conflict(update)}"
     )
     _driver(conn).executemany(sql, _sqlite_values(conn, table, names, rows))

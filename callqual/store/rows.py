@@ -94,9 +94,14 @@ def transaction_key(m: SipMessageEvent, start: str | None) -> int:
     )
 
 
-def correlation_headers(raw: bytes) -> dict[str, str | None]:
-    """X-CID, Session-ID and P-Charging-Vector as they appear in the message head (first occurrence)."""
-    found: dict[str, str | None] = dict.fromkeys(CORRELATION_HEADERS)
+#: No leg-correlation header in the message: the common case, one shared answer.
+_NO_HEADERS: tuple[str | None, ...] = (None,) * len(CORRELATION_HEADERS)
+_COLUMN_INDEX = {column: i for i, column in enumerate(CORRELATION_HEADERS)}
+
+
+def correlation_values(raw: bytes) -> tuple[str | None, ...]:
+    """X-CID, Session-ID and P-Charging-Vector (``CORRELATION_HEADERS`` order) as they appear in
+    the message head (first occurrence)."""
     # The common case, none of the names anywhere in the message: one lower-casing and a
     # substring scan per name, no copy of the head, no per-line parsing.
     lowered = raw.lower()
@@ -104,16 +109,23 @@ def correlation_headers(raw: bytes) -> dict[str, str | None]:
         if name in lowered:
             break
     else:
-        return found
+        return _NO_HEADERS
+    found = list(_NO_HEADERS)
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     for line in head.splitlines()[1:]:
         match = _HEADER_LINE.match(line)
         if match is None:
             continue
         column = _WANTED.get(match.group(1).lower())
-        if column is not None and found[column] is None:
-            found[column] = match.group(2)[:_MAX_HEADER_VALUE].decode("utf-8", "backslashreplace")
-    return found
+        if column is not None and found[_COLUMN_INDEX[column]] is None:
+            value = match.group(2)[:_MAX_HEADER_VALUE].decode("utf-8", "backslashreplace")
+            found[_COLUMN_INDEX[column]] = value
+    return tuple(found)
+
+
+def correlation_headers(raw: bytes) -> dict[str, str | None]:
+    """:func:`correlation_values` by column name."""
+    return dict(zip(CORRELATION_HEADERS, correlation_values(raw), strict=True))
 
 
 def call_row(c: CallRecord) -> Row:
@@ -253,16 +265,37 @@ def alert_row(a: Alert) -> Row:
 
 
 def message_row(m: SipMessageEvent) -> Row:
-    """Without ``retransmission``: the writer sets it against the call's earlier stored messages."""
+    """Without ``retransmission``: the writer sets it against the call's earlier stored messages.
+
+    Built once per stored message (the store's hottest loop): the two keys are hashed here
+    with the same text as :func:`message_key` and :func:`transaction_key` (tests hold them
+    equal), without the calls in between.
+    """
     start = m.method if m.is_request else str(m.status_code)
+    call_id, src_ip, dst_ip, raw = m.call_id, m.src_ip, m.dst_ip, m.raw
+    key = blake2b(
+        f"{m.ts}\x1f{m.frame}\x1f{src_ip}\x1f{m.src_port}\x1f{dst_ip}\x1f{m.dst_port}\x1f{call_id}".encode(
+            "utf-8", "surrogateescape"
+        ),
+        digest_size=8,
+    )
+    if raw:
+        key.update(raw)
+    txn = blake2b(
+        f"{call_id}\x1f{m.via_branch}\x1f{m.cseq_num}\x1f{m.cseq_method}\x1f{start}\x1f{src_ip}\x1f{dst_ip}".encode(
+            "utf-8", "surrogateescape"
+        ),
+        digest_size=8,
+    )
+    x_cid, session_id, p_charging_vector = correlation_values(raw)
     return {
-        "id": message_key(m),
-        "ts": utc(m.ts),
+        "id": int.from_bytes(key.digest(), "big", signed=True),
+        "ts": datetime.fromtimestamp(m.ts, UTC),
         "frame": m.frame,
-        "call_id": m.call_id,
-        "src_ip": m.src_ip,
+        "call_id": call_id,
+        "src_ip": src_ip,
         "src_port": m.src_port,
-        "dst_ip": m.dst_ip,
+        "dst_ip": dst_ip,
         "dst_port": m.dst_port,
         "transport": m.transport,
         "is_request": m.is_request,
@@ -273,8 +306,10 @@ def message_row(m: SipMessageEvent) -> Row:
         "from_user": uri_user(m.from_uri),
         "to_user": uri_user(m.to_uri),
         "user_agent": m.user_agent,
-        "txn_key": transaction_key(m, start),
+        "txn_key": int.from_bytes(txn.digest(), "big", signed=True),
         "first_line": m.first_line,
-        "raw": m.raw,
-        **correlation_headers(m.raw),
+        "raw": raw,
+        "x_cid": x_cid,
+        "session_id": session_id,
+        "p_charging_vector": p_charging_vector,
     }
