@@ -101,7 +101,8 @@ class StoreMetrics:
         self.batches = Counter("callqual_store_batches", "Transactions committed", registry=r)
         self.db_errors = Counter(
             "callqual_store_db_errors",
-            "Failed writes: unavailable (retried) or rejected (dead-lettered)",
+            "Failed writes: unavailable (retried), rejected (dead-lettered), conflict (another"
+            " member made the transaction fail: written again), partition_race (retried)",
             ["kind"],
             registry=r,
         )
@@ -222,6 +223,8 @@ class StoreService:
         self._in_flight_messages = 0
         self._by_topic: dict[str, tuple[Counter, Gauge]] = {}
         self._migrated = False
+        #: The writer's conflict counts already added to the metrics
+        self._conflicts_seen = (0, 0)
         self._backoff = 0.0
         self._next_retention = 0.0
         self.heartbeat = monotonic()
@@ -343,7 +346,10 @@ class StoreService:
                 migrate(self.engine)
                 self._migrated = True
             with self.metrics.write_seconds.time():
-                self._write(p)
+                try:
+                    self._write(p)
+                finally:
+                    self._note_conflicts()
         except SQLAlchemyError as exc:
             if not _unavailable(exc):
                 raise
@@ -362,6 +368,16 @@ class StoreService:
         self._backoff = 0.0
         self.metrics.db_up.set(1)
         return True
+
+    def _note_conflicts(self) -> None:
+        """Count what other members made the writer retry (transactions, partition creations)."""
+        now = (self.writer.conflicts, self.writer.partition_races)
+        conflicts, races = (a - b for a, b in zip(now, self._conflicts_seen, strict=True))
+        self._conflicts_seen = now
+        if conflicts:
+            self.metrics.db_errors.labels(kind="conflict").inc(conflicts)
+        if races:
+            self.metrics.db_errors.labels(kind="partition_race").inc(races)
 
     def _acknowledge(self, written: list[_Pending], source: EventSource | None) -> None:
         """Acknowledge committed batches' messages (in the order read), then commit the offsets."""
