@@ -196,6 +196,11 @@ def _error_text(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(origin).__name__
 
 
+def input_topics(t: Topics) -> list[str]:
+    """The topics ``callqual store`` consumes."""
+    return [t.events, t.calls, t.streams, t.alerts, t.call_state]
+
+
 class StoreService:
     """Kafka records in, store rows out; ticked by ``run`` with an injectable monotonic clock."""
 
@@ -238,8 +243,7 @@ class StoreService:
         return len(self._pending.messages) + self._in_flight_messages
 
     def input_topics(self) -> list[str]:
-        t = self.topics
-        return [t.events, t.calls, t.streams, t.alerts, t.call_state]
+        return input_topics(self.topics)
 
     # -- input -----------------------------------------------------------------
 
