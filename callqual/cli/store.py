@@ -7,14 +7,21 @@ which is where a password belongs: flags show in process listings). Serves /metr
 * 0 - stopped (SIGTERM, or --exit-when-idle) with everything consumed written and committed
 * 1 - stopped with a batch the database never took: its offsets were not committed (replayed)
 * 2 - bad settings
+
+``--members N`` runs N such processes in one consumer group (see ``store_members``): member i
+serves /metrics and /healthz on ``--port`` + i.
 """
 
 import argparse
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callqual.cli import jsonlog
+
+if TYPE_CHECKING:
+    from callqual.store.service import StoreSettings
+    from callqual.transport.settings import KafkaSettings
 
 log = logging.getLogger("callqual.store")
 
@@ -64,24 +71,32 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument(
         "--exit-when-idle", type=float, metavar="SECONDS", help="stop after this long without input"
     )
+    p.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        metavar="N",
+        help="store processes in the consumer group, supervised by this one (PostgreSQL; default 1)",
+    )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.members != 1:
+        from callqual.cli.store_members import supervise
+
+        return supervise(args)
+    return run_member(args)
+
+
+def settings_of(args: argparse.Namespace) -> "tuple[StoreSettings, KafkaSettings] | None":
+    """The validated settings of ``args`` and the environment; None (logged) if they are bad."""
     from pydantic import ValidationError
 
-    from callqual.observability.http_server import MetricsServer
-    from callqual.pipeline.stop_signals import stop_on_signals
-    from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine
-    from callqual.transport.kafka import KafkaEventSink, KafkaEventSource, ensure_service_topics
+    from callqual.store.service import StoreSettings
     from callqual.transport.settings import KafkaSettings
 
-    jsonlog.setup("store", args.log_level)
-    # Decoding allocates many short-lived objects per record: the same tuning as analyze.
-    from callqual.cli.gc_tuning import tune_gc_for_throughput
-
-    tune_gc_for_throughput()
     overrides: dict[str, Any] = {
         f: getattr(args, k) for k, f in _FLAGS.items() if getattr(args, k) is not None
     }
@@ -96,7 +111,28 @@ def run(args: argparse.Namespace) -> int:
         # Field names and messages only: the input (a URL with its password) is never echoed.
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         log.error("bad settings: %s", problems)
+        return None
+    return settings, kafka
+
+
+def run_member(args: argparse.Namespace, member: int | None = None) -> int:
+    """One store process; ``member`` i of ``--members``: logs as store.i, serves on port + i."""
+    from callqual.observability.http_server import MetricsServer
+    from callqual.pipeline.stop_signals import stop_on_signals
+    from callqual.store.service import StoreMetrics, StoreService, build_engine
+    from callqual.transport.kafka import KafkaEventSink, KafkaEventSource, ensure_service_topics
+
+    jsonlog.setup("store" if member is None else f"store.{member}", args.log_level)
+    # Decoding allocates many short-lived objects per record: the same tuning as analyze.
+    from callqual.cli.gc_tuning import tune_gc_for_throughput
+
+    tune_gc_for_throughput()
+    found = settings_of(args)
+    if found is None:
         return 2
+    settings, kafka = found
+    if member is not None and settings.port:
+        settings = settings.model_copy(update={"port": settings.port + member})
     topics = kafka.topics()
     engine = build_engine(settings)
     metrics = StoreMetrics()
@@ -109,7 +145,12 @@ def run(args: argparse.Namespace) -> int:
     stop_on_signals(stop.set)
     log.info(
         "store started",
-        extra={"group_id": settings.group_id, "dialect": engine.dialect.name, "metrics_port": server.port},
+        extra={
+            "group_id": settings.group_id,
+            "dialect": engine.dialect.name,
+            "metrics_port": server.port,
+            "member": member,
+        },
     )
     try:
         code = service.run(source, stop)
@@ -118,5 +159,6 @@ def run(args: argparse.Namespace) -> int:
         sink.close()
         server.close()
         engine.dispose()
-    log.info("stopped", extra={"exit_code": code})
+    batches = metrics.registry.get_sample_value("callqual_store_batches_total") or 0
+    log.info("stopped", extra={"exit_code": code, "member": member, "batches": int(batches)})
     return code

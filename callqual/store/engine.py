@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -44,11 +44,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Advisory lock key serialising migrations between store processes starting together ("cqmig")
+MIGRATION_LOCK = 0x6371_6D69_67
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Run Alembic's migrations up to ``revision`` on ``engine``."""
+    """Run Alembic's migrations up to ``revision`` on ``engine``; on PostgreSQL one process at a
+    time (the others then find the schema at ``revision`` and do nothing)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

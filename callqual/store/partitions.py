@@ -3,14 +3,29 @@
 A partition per UTC day, named ``<table>_pYYYYMMDD``: retention drops a day's table in one
 cheap statement instead of deleting millions of rows. No default partition, so a day's
 partition can always be created later (a default holding rows of that range would block it).
+
+Several store processes may need the same new day at once: ``create_partitions`` makes each
+partition in its own short transaction, outside any batch (the parent's exclusive lock is then
+the only lock the creator holds, so it cannot deadlock with writers), one creator at a time
+(an advisory lock, so ``IF NOT EXISTS`` sees a rival's committed table), retrying the errors a
+race can still raise.
 """
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from callqual.store.schema import PARTITIONED
+
+#: Advisory lock key serialising partition creation between store processes ("cqpart")
+PARTITION_LOCK = 0x6371_7061_7274
+#: SQLSTATEs a creation race can raise: unique_violation (pg_type/pg_class name taken under
+#: us), deadlock_detected, lock_not_available, serialization_failure, duplicate_table.
+_RACE_STATES = frozenset({"23505", "40P01", "55P03", "40001", "42P07"})
+_CREATE_TRIES = 5
 
 
 def partition_name(table: str, day: date) -> str:
@@ -33,6 +48,27 @@ def ensure_partitions(conn: Connection, days: Iterable[date], tables: Iterable[s
                     f"FOR VALUES FROM ('{low}') TO ('{high}')"
                 )
             )
+
+
+def create_partitions(engine: Engine, days: Iterable[date], tables: Iterable[str] = PARTITIONED) -> int:
+    """Make sure the daily partitions of ``tables`` exist for ``days``, each in its own
+    transaction; how many race errors were retried (a failure past the retries is raised)."""
+    retried = 0
+    for table in tables:
+        for day in sorted(set(days)):
+            for attempt in range(_CREATE_TRIES):
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITION_LOCK})
+                        ensure_partitions(conn, [day], [table])
+                    break
+                except DBAPIError as exc:
+                    race = getattr(exc.orig, "sqlstate", None) in _RACE_STATES
+                    if not race or attempt + 1 == _CREATE_TRIES:
+                        raise
+                    retried += 1
+                    time.sleep(0.05 * (attempt + 1))
+    return retried
 
 
 def partition_days(conn: Connection, table: str) -> list[date]:

@@ -102,7 +102,8 @@ class StoreMetrics:
         self.batches = Counter("callqual_store_batches", "Transactions committed", registry=r)
         self.db_errors = Counter(
             "callqual_store_db_errors",
-            "Failed writes: unavailable (retried) or rejected (dead-lettered)",
+            "Failed writes: unavailable (retried), rejected (dead-lettered), conflict (another"
+            " member made the transaction fail: written again), partition_race (retried)",
             ["kind"],
             registry=r,
         )
@@ -203,6 +204,11 @@ def _error_text(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(origin).__name__
 
 
+def input_topics(t: Topics) -> list[str]:
+    """The topics ``callqual store`` consumes."""
+    return [t.events, t.calls, t.streams, t.alerts, t.call_state]
+
+
 class StoreService:
     """Kafka records in, store rows out; ticked by ``run`` with an injectable monotonic clock."""
 
@@ -230,6 +236,8 @@ class StoreService:
         self._in_flight_messages = 0
         self._by_topic: dict[str, tuple[Counter, Gauge]] = {}
         self._migrated = False
+        #: The writer's conflict counts already added to the metrics
+        self._conflicts_seen = (0, 0)
         self._backoff = 0.0
         self._next_retention = 0.0
         self.heartbeat = monotonic()
@@ -243,8 +251,7 @@ class StoreService:
         return len(self._pending.messages) + self._in_flight_messages
 
     def input_topics(self) -> list[str]:
-        t = self.topics
-        return [t.events, t.calls, t.streams, t.alerts, t.call_state]
+        return input_topics(self.topics)
 
     # -- input -----------------------------------------------------------------
 
@@ -351,7 +358,10 @@ class StoreService:
                 migrate(self.engine)
                 self._migrated = True
             with self.metrics.write_seconds.time():
-                self._write(p)
+                try:
+                    self._write(p)
+                finally:
+                    self._note_conflicts()
         except SQLAlchemyError as exc:
             if not _unavailable(exc):
                 raise
@@ -370,6 +380,16 @@ class StoreService:
         self._backoff = 0.0
         self.metrics.db_up.set(1)
         return True
+
+    def _note_conflicts(self) -> None:
+        """Count what other members made the writer retry (transactions, partition creations)."""
+        now = (self.writer.conflicts, self.writer.partition_races)
+        conflicts, races = (a - b for a, b in zip(now, self._conflicts_seen, strict=True))
+        self._conflicts_seen = now
+        if conflicts:
+            self.metrics.db_errors.labels(kind="conflict").inc(conflicts)
+        if races:
+            self.metrics.db_errors.labels(kind="partition_race").inc(races)
 
     def _acknowledge(self, written: list[_Pending], source: EventSource | None) -> None:
         """Acknowledge committed batches' messages (in the order read), then commit the offsets."""

@@ -6,6 +6,15 @@ on a capture) never doubles a row. SIP messages are bounded per Call-ID; what is
 is counted in ``sip_message_counts``. Derived call columns (mean MOS, worst loss, model
 score, leg-correlation headers) are refreshed from the stored rows after every batch, so
 they come out the same whichever of a call's record, streams, alerts or messages came last.
+
+Several writers (``callqual store --members N``) may write at once, each its own share of the
+topics' partitions, so a call's record, streams, alerts and messages can be written by different
+processes. On PostgreSQL every transaction writes ``calls`` last, holding ``calls`` in SHARE ROW
+EXCLUSIVE mode (after ``alerts``, when it has alerts: always that order, so no deadlock on
+them): the refresh then reads every stream, alert and count committed by the writers before it,
+and a writer after it refreshes again, so no derived value is lost between two members. What a
+rival can still make fail (a deadlock or duplicate key while a moved partition is replayed) is
+rolled back and written again (``conflicts``).
 """
 
 import os
@@ -32,6 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import ColumnElement
 
 from callqual.schemas import (
@@ -45,7 +55,7 @@ from callqual.schemas import (
 )
 from callqual.store import rows as wire
 from callqual.store.bulk import pg_copy, pg_upsert, sqlite_insert_new, sqlite_upsert
-from callqual.store.partitions import ensure_partitions
+from callqual.store.partitions import create_partitions
 from callqual.store.schema import (
     alerts,
     calls,
@@ -59,6 +69,11 @@ from callqual.store.schema import (
 _CHUNK = 500
 #: How far back a repeated message counts as a retransmission (RFC 3261: 64*T1 = 32 s, doubled)
 RETRANSMISSION_WINDOW = timedelta(seconds=64)
+#: SQLSTATEs of a transaction another writer made fail: deadlock_detected, serialization_failure,
+#: unique_violation (a row it committed first: rows within a batch are unique), lock_not_available.
+CONFLICT_STATES = frozenset({"40P01", "40001", "23505", "55P03"})
+#: Tries of a batch that conflicts with other writers before the error is raised
+CONFLICT_TRIES = 5
 #: Columns the writer derives after the batch, never taken from the incoming call row.
 _DERIVED = (
     "mean_mos",
@@ -108,6 +123,13 @@ class WriteStats:
         self.messages_dropped += other.messages_dropped
         # header_calls is per write (it drives that write's refresh): not accumulated, so a
         # long run's totals stay small.
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A concurrent writer made this transaction fail (write it again), by SQLSTATE: raised
+    through SQLAlchemy, or by the driver itself (``COPY`` goes to psycopg directly)."""
+    origin = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(origin, "sqlstate", None) in CONFLICT_STATES
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -175,6 +197,10 @@ class StoreWriter:
         self._insert = postgresql.insert if self._postgres else sqlite.insert
         #: Days whose PostgreSQL partitions this writer already made sure of
         self._partition_days: set[date] = set()
+        #: Transactions rolled back because of another writer and written again
+        self.conflicts = 0
+        #: Partition creations retried because another writer raced us
+        self.partition_races = 0
 
     def forget_partitions(self) -> None:
         """After retention dropped partitions: check them again before the next insert."""
@@ -200,34 +226,41 @@ class StoreWriter:
         )
 
     def write_batch(self, batch: Batch) -> WriteStats:
-        """Write ``batch`` in one transaction: all of it is committed, or none."""
-        with self.engine.begin() as conn:
-            stats = self.write_in(conn, batch)
-            made = conn.info.pop("callqual_partition_days", set())
-        self._partition_days |= made
-        return stats
+        """Write ``batch`` in one transaction: all of it is committed, or none (a transaction
+        another writer made fail is written again, up to CONFLICT_TRIES times)."""
+        self.ensure_partitions(batch)
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                with self.engine.begin() as conn:
+                    return self.write_in(conn, batch)
+            except Exception as exc:
+                if not is_conflict(exc) or attempt + 1 == CONFLICT_TRIES:
+                    raise
+                self.conflicts += 1
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def ensure_partitions(self, batch: Batch) -> None:
+        """PostgreSQL: the daily partitions ``batch`` needs, made before (and outside) its transaction."""
+        if not self._postgres:
+            return
+        stamps = {m.ts for m in batch.messages} | {r.last_ts for r in batch.intervals}
+        days = {wire.utc(ts).date() for ts in stamps} - self._partition_days
+        if days:
+            self.partition_races += create_partitions(self.engine, days)
+            self._partition_days |= days
 
     def write_in(self, conn: Connection, batch: Batch) -> WriteStats:
-        """Write ``batch`` inside the caller's transaction."""
-        if self._postgres:
-            stamps = {m.ts for m in batch.messages} | {r.last_ts for r in batch.intervals}
-            days = {wire.utc(ts).date() for ts in stamps} - self._partition_days
-            if days:
-                ensure_partitions(conn, days)
-                # Remembered only once committed: a rolled-back CREATE leaves no partition.
-                conn.info.setdefault("callqual_partition_days", set()).update(days)
+        """Write ``batch`` inside the caller's transaction (its partitions made: ``ensure_partitions``)."""
         # SIP message rows (the costliest to build: two hashes each) are built on a worker thread
-        # while this one writes the other tables and waits on the database; the order of the
-        # tables does not matter to what is stored (the call refresh comes last either way).
+        # while this one writes the other tables and waits on the database. Table order: what
+        # other writers may also write comes last, under table locks (module docstring).
         message_rows = _row_builder().submit(_message_rows, batch.messages)
         self._upsert(conn, streams, [wire.stream_row(s) for s in batch.streams], ("stream_id",))
         self._upsert(
             conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
         )
-        self._alerts(conn, batch.alerts)
-        self._live_calls(conn, batch.call_states)
-        self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
         stats = self._messages(conn, message_rows.result())
+        self._alerts(conn, batch.alerts)
         # Messages change a call row only through leg-correlation headers: most need no refresh.
         touched = (
             {c.call_id for c in batch.calls}
@@ -235,6 +268,10 @@ class StoreWriter:
             | {a.call_id for a in batch.alerts if a.call_id is not None}
             | stats.header_calls
         )
+        if self._postgres and (touched or batch.call_states):
+            conn.execute(text("LOCK TABLE calls IN SHARE ROW EXCLUSIVE MODE"))
+        self._live_calls(conn, batch.call_states)
+        self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
         self._refresh_calls(conn, touched)
         return stats
 
@@ -263,9 +300,11 @@ class StoreWriter:
     ) -> None:
         """Insert ``rows``; where ``key`` exists, overwrite every column but the key and ``keep``."""
         key_of = itemgetter(*key)
-        unique = list({key_of(r): r for r in rows}.values())
-        if not unique:
+        by_key = {key_of(r): r for r in rows}
+        if not by_key:
             return
+        # In key order: two writers upserting the same rows lock them in the same order.
+        unique = [by_key[k] for k in sorted(by_key)] if self._postgres else list(by_key.values())
         if self._postgres:
             update = {c: f"EXCLUDED.{c}" for c in unique[0] if c not in key and c not in keep}
             pg_upsert(conn, table, unique, key, update)
@@ -347,6 +386,8 @@ class StoreWriter:
             else:
                 sqlite_insert_new(conn, sip_messages, keep)
         if count_rows:
+            # In Call-ID order: two writers upserting the same calls' counts lock them in the same order.
+            count_rows.sort(key=lambda r: str(r["call_id"]))
             table = sip_message_counts.name
             later = "greatest" if self._postgres else "max"
             counts_update = {

@@ -1,0 +1,236 @@
+"""Several writers on one PostgreSQL at once (``callqual store --members N``): the rows they store
+are the rows one writer stores, whichever writer gets a call's record, streams, alerts or messages."""
+
+import threading
+import zlib
+from collections.abc import Callable
+from datetime import date
+
+import pytest
+from sqlalchemy import Engine, select, text
+
+from callqual.collector.capture.pcap_file import open_capture
+from callqual.pipeline.embedded import EmbeddedPipeline
+from callqual.schemas import AnyEvent, RtpStreamReport, SipMessageEvent
+from callqual.simulator import simulate
+from callqual.store.partitions import PARTITIONED, create_partitions, partition_days
+from callqual.store.schema import sip_message_counts
+from callqual.store.writer import Batch, StoreWriter
+from tests.postgres_server import PostgresServer
+from tests.store.captures import store
+from tests.store.test_store_postgres import dump
+
+#: Records per batch: small, so each writer writes many transactions that overlap its rivals'
+_BATCH = 12
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    """The demo capture's calls, streams, alerts, SIP messages and interval reports, in input order."""
+    path = tmp_path_factory.mktemp("demo") / "demo.pcap"
+    simulate("demo", path, seed=3)
+    events: list[AnyEvent] = []
+    pipeline = EmbeddedPipeline(on_event=events.append)
+    with open_capture(path) as cap:
+        pipeline.run(cap)
+        pipeline.finish()
+        report = pipeline.report(str(path))
+    return Batch(
+        calls=list(report.calls),
+        streams=list(report.streams),
+        alerts=list(report.alerts),
+        messages=[e for e in events if isinstance(e, SipMessageEvent)],
+        intervals=[e for e in events if isinstance(e, RtpStreamReport) and not e.final],
+    )
+
+
+def _member(key: str | None, members: int, shift: int) -> int:
+    """The member a record goes to: by key as Kafka would, shifted per kind so that a call's
+    record, streams, alerts and messages land on different members."""
+    return (zlib.crc32((key or "").encode()) + shift) % members
+
+
+def _shares(data: Batch, members: int) -> list[list[Batch]]:
+    """Each member's batches: its records of every kind, in input order, cut into small batches."""
+    shares: list[Batch] = [Batch() for _ in range(members)]
+    for m in data.messages:
+        shares[_member(m.call_id, members, 0)].messages.append(m)
+    for r in data.intervals:
+        shares[_member(r.call_id, members, 0)].intervals.append(r)
+    for c in data.calls:
+        shares[_member(c.call_id, members, 1)].calls.append(c)
+    for s in data.streams:
+        shares[_member(s.call_id, members, 2)].streams.append(s)
+    for a in data.alerts:
+        shares[_member(a.call_id, members, 3)].alerts.append(a)
+    out: list[list[Batch]] = []
+    for share in shares:
+        batches = []
+        kinds = ("messages", "intervals", "calls", "streams", "alerts")
+        longest = max(len(getattr(share, k)) for k in kinds)
+        for i in range(0, longest, _BATCH):
+            batches.append(Batch(**{k: getattr(share, k)[i : i + _BATCH] for k in kinds}))
+        out.append(batches)
+    return out
+
+
+def _concurrently(jobs: list[Callable[[threading.Barrier], None]]) -> None:
+    """Run ``jobs`` on threads started together; re-raise the first failure."""
+    barrier = threading.Barrier(len(jobs))
+    errors: list[BaseException] = []
+
+    def guarded(job: Callable[[threading.Barrier], None]) -> None:
+        try:
+            job(barrier)
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=guarded, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    if errors:
+        raise errors[0]
+
+
+def _write_as_members(url: str, data: Batch, members: int, bound: int) -> list[StoreWriter]:
+    """Each member on its own engine (connection), its batches in lock step with the others'."""
+    shares = _shares(data, members)
+    rounds = max(len(s) for s in shares)
+    engines: list[Engine] = []
+    writers: list[StoreWriter] = []
+    with store(url) as first:
+        engines.append(first)
+        for _ in range(members - 1):
+            engines.append(store(url).__enter__())
+        writers = [StoreWriter(e, bound) for e in engines]
+
+        def member(index: int) -> Callable[[threading.Barrier], None]:
+            def job(barrier: threading.Barrier) -> None:
+                for k in range(rounds):
+                    barrier.wait()
+                    if k < len(shares[index]):
+                        writers[index].write_batch(shares[index][k])
+
+            return job
+
+        try:
+            _concurrently([member(i) for i in range(members)])
+        finally:
+            for e in engines[1:]:
+                e.dispose()
+    return writers
+
+
+@pytest.mark.parametrize("bound", [500, 3])
+def test_two_and_three_members_store_what_one_stores(
+    demo: Batch, postgres_server: PostgresServer, bound: int
+) -> None:
+    assert demo.calls and demo.streams and demo.alerts and demo.messages and demo.intervals
+    one = postgres_server.create_database()
+    _write_as_members(one, demo, 1, bound)
+    expected = dump(one)
+    assert len(expected["calls"]) == len(demo.calls)
+    assert any(row[-1] is not None for row in expected["calls"])  # derived columns filled in
+    for members in (2, 3):
+        url = postgres_server.create_database()
+        _write_as_members(url, demo, members, bound)
+        assert dump(url) == expected, f"{members} members"
+
+
+def test_racing_partition_creation_makes_each_partition_once(postgres_url: str) -> None:
+    days = [date(2031, 1, d) for d in (1, 2, 3)]
+    with store(postgres_url) as engine:
+        engines = [engine, *(store(postgres_url).__enter__() for _ in range(5))]
+        try:
+
+            def creator(e: Engine) -> Callable[[threading.Barrier], None]:
+                def job(barrier: threading.Barrier) -> None:
+                    barrier.wait()
+                    create_partitions(e, days)
+
+                return job
+
+            _concurrently([creator(e) for e in engines])
+        finally:
+            for e in engines[1:]:
+                e.dispose()
+        with engine.connect() as conn:
+            for table in PARTITIONED:
+                assert partition_days(conn, table) == days
+
+
+def test_a_rival_committing_the_same_messages_first_makes_a_retry_not_a_double(
+    demo: Batch, postgres_url: str
+) -> None:
+    """A moved partition replayed while its old owner still writes: the same messages twice at once.
+    The second writer waits on the first's rows, fails with a duplicate key, and writes again."""
+    batch = Batch(messages=demo.messages[:40])
+    with store(postgres_url) as engine, store(postgres_url) as rival_engine:
+        first, rival = StoreWriter(engine), StoreWriter(rival_engine)
+        first.ensure_partitions(batch)
+        result: list[object] = []
+        with engine.connect() as conn:
+            tx = conn.begin()
+            first.write_in(conn, batch)  # written, not committed
+            thread = threading.Thread(target=lambda: result.append(rival.write_batch(batch)))
+            thread.start()
+            with engine.connect() as probe:
+                for _ in range(600):  # until the rival waits on our rows (at most 60 s)
+                    waiting = probe.execute(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                    ).scalar_one()
+                    if waiting:
+                        break
+                    threading.Event().wait(0.1)
+                assert waiting == 1
+            tx.commit()
+        thread.join(timeout=60)
+        assert rival.conflicts == 1 and len(result) == 1
+        stats = result[0]
+        assert stats.messages_stored == 0  # all stored already: nothing twice
+        with engine.connect() as conn:
+            counts = conn.execute(select(sip_message_counts.c.stored)).scalars().all()
+    assert sum(counts) == 40
+    rows = dump(postgres_url)["sip_messages"]
+    assert len(rows) == 40
+
+
+def _wait_for_lock_wait_or(done: threading.Thread, engine: Engine) -> None:
+    """Until another session waits on a lock, or ``done`` ended without waiting (at most 60 s)."""
+    with engine.connect() as probe:
+        for _ in range(600):
+            waiting = probe.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            ).scalar_one()
+            if waiting or not done.is_alive():
+                return
+            threading.Event().wait(0.1)
+
+
+def test_a_call_row_written_while_a_rival_writes_its_streams_gets_their_values(
+    demo: Batch, postgres_server: PostgresServer
+) -> None:
+    """Member A writes a call's streams (not committed yet), member B its call record: whichever
+    commits first, the call row ends with the streams' derived values, as with one writer."""
+    call = next(c for c in demo.calls if any(s.call_id == c.call_id and s.mos for s in demo.streams))
+    own = [s for s in demo.streams if s.call_id == call.call_id]
+    one = postgres_server.create_database()
+    with store(one) as engine:
+        StoreWriter(engine).write_batch(Batch(calls=[call], streams=own))
+    expected = dump(one)["calls"]
+
+    url = postgres_server.create_database()
+    with store(url) as engine, store(url) as rival_engine:
+        streams_writer, call_writer = StoreWriter(engine), StoreWriter(rival_engine)
+        with engine.connect() as conn:
+            tx = conn.begin()
+            streams_writer.write_in(conn, Batch(streams=own))  # and its refresh: no call row yet
+            thread = threading.Thread(target=call_writer.write_batch, args=(Batch(calls=[call]),))
+            thread.start()
+            _wait_for_lock_wait_or(thread, engine)
+            tx.commit()
+        thread.join(timeout=60)
+    assert dump(url)["calls"] == expected
