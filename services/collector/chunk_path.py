@@ -38,7 +38,7 @@ from callqual.collector.decode.fast_path import (
     udp_flow_key,
 )
 from callqual.collector.frame_guard import locals_of
-from callqual.collector.media.flow_table import MediaFlowTable
+from callqual.collector.media.flow_table import MediaFlowTable, only_additions
 from callqual.collector.packet import RecordBatch
 
 if TYPE_CHECKING:  # the collector calls into this module; only its type is needed here
@@ -171,8 +171,7 @@ def feed_chunk(collector: "Collector", batch: RecordBatch) -> None:
         cur = hi + 1
         after = table.stamp()
         if after != before:
-            made = after[1] - before[1]
-            if after[0] == before[0] and after[2] - before[2] == made and after[4] >= before[4]:
+            if only_additions(before, after):
                 _resolve(
                     chunk,
                     by_key.get(key[0], ()) if key else (),
