@@ -1,5 +1,5 @@
 """The collector: capture sources, packet decoding, SIP parsing, RTP/RTCP stream tracking.
 
-Everything here but ``capture/`` and ``service.py`` is pure: it works on
+Everything here but ``capture/`` and ``service/`` is pure: it works on
 ``(timestamp, bytes)`` and emits typed events into a sink.
 """

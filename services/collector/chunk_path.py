@@ -4,9 +4,24 @@
 and pcapng files, live capture). Per chunk: every record's head is read and
 grouped by (flow key, SSRC) with numpy (``chunk_staging``), each group's
 stream is looked up once, and the rows of known streams wait to be staged and
-handed over as columns; every other record goes through ``Collector.feed`` in
-order. The result is :meth:`Collector.feed` on each record, to the byte (the
-tests in tests/collector/test_chunk_path.py hold it to that).
+handed to their streams as columns, one call per stream per capture second
+rather than per packet. Every other record (signalling, RTCP, new flows, other
+encapsulations, the first frame of each capture second, which runs the
+timers) goes through ``Collector.feed``, in order.
+
+Order is kept where it is observable. A fed frame can read or change only the
+streams of its own flow (the UDP 4-tuple udp_flow_key() names), except the
+first frame of a capture second (the timers report and close streams) and a
+frame udp_flow_key() cannot name (tunnels, fragments, IPv6): so the staged
+packets are handed over before such a frame, or before a frame of a flow that
+has packets staged. Staged packets carry the stream they were looked up for,
+so later look-ups cannot redirect them. Look-ups are redone when a fed frame
+changed the flow or stream tables (``MediaFlowTable.stamp``): all of them
+(after handing over) after a removal, else only those of the fed frame's own
+flow key, since adding a flow or a stream cannot invalidate a look-up that
+succeeded, and a look-up left failed only sends packets down the (exact) slow
+path. tests/collector/test_chunk_path.py holds the result to that of feeding
+frame by frame. Memory: one chunk's columns plus at most STAGE_LIMIT staged packets.
 """
 
 from collections.abc import Iterable
@@ -23,7 +38,7 @@ from callqual.collector.decode.fast_path import (
     udp_flow_key,
 )
 from callqual.collector.frame_guard import locals_of
-from callqual.collector.media.flow_table import MediaFlowTable
+from callqual.collector.media.flow_table import MediaFlowTable, only_additions
 from callqual.collector.packet import RecordBatch
 
 if TYPE_CHECKING:  # the collector calls into this module; only its type is needed here
@@ -70,31 +85,9 @@ def _resolve(
 def feed_chunk(collector: "Collector", batch: RecordBatch) -> None:
     """Feed one chunk of records: the result of ``Collector.feed`` on each, numpy doing the common case.
 
-    The per-frame loop (``frame_path``) still spends a few microseconds of
-    interpreter time on each RTP packet. Here the fast-path test, the
-    stream key and the RTP header fields are read for the whole chunk
-    with numpy, streams are looked up once per distinct (flow, SSRC) of
-    the chunk, and fast packets are staged (:class:`StagedPackets`) and handed
-    to their streams as columns (RtpStream.add_columns), one call per
-    stream per capture second rather than per packet. Frames the fast
-    path cannot take (signalling, RTCP, new flows, other encapsulations,
-    the first frame of each capture second, which runs the timers) go
-    through ``Collector.feed`` one by one, in order.
-
-    Order is kept where it is observable. A fed frame can read or change
-    only the streams of its own flow (the UDP 4-tuple udp_flow_key()
-    names), except the first frame of a capture second (the timers
-    report and close streams) and a frame udp_flow_key() cannot name
-    (tunnels, fragments, IPv6): so the staged packets are handed to
-    their streams before such a frame, or before a frame of a flow that
-    has packets staged. Staged packets carry the stream they were looked
-    up for, so later look-ups cannot redirect them. Look-ups are redone
-    when a fed frame changed the flow or stream tables (``MediaFlowTable.stamp``):
-    all of them (after handing over) after a removal, else only those of
-    the fed frame's own flow key, since adding a flow or a stream cannot
-    invalidate a look-up that succeeded, and a look-up left failed only
-    sends packets down the (exact) slow path. Memory: one chunk's columns
-    plus at most STAGE_LIMIT staged packets.
+    The per-frame loop (``frame_path``) spends microseconds of interpreter time
+    on each RTP packet; here they cost a share of a few numpy passes per chunk
+    (the module docstring says how order is kept).
     """
     n = len(batch)
     if not n:
@@ -178,8 +171,7 @@ def feed_chunk(collector: "Collector", batch: RecordBatch) -> None:
         cur = hi + 1
         after = table.stamp()
         if after != before:
-            made = after[1] - before[1]
-            if after[0] == before[0] and after[2] - before[2] == made and after[4] >= before[4]:
+            if only_additions(before, after):
                 _resolve(
                     chunk,
                     by_key.get(key[0], ()) if key else (),

@@ -1,6 +1,6 @@
 """The numpy chunk path of Collector.run must give exactly what feeding frame by frame gives.
 
-The chunk loop (Collector._run_batch) reorders work (fast rows wait, are handed over in
+The chunk loop (chunk_path.feed_chunk) reorders work (fast rows wait, are handed over in
 bulk, look-ups are redone only when tables change) and is what ``callqual analyze``
 runs on every capture file, pcap and pcapng; the per-frame loop is what sources
 without record_batches() (and paced replays) run.

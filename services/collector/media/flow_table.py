@@ -27,15 +27,33 @@ from callqual.collector.media.rtp_stream import PENDING_LIMIT, RtpStream
 from callqual.collector.packet import Payload
 from callqual.schemas import AnyEvent
 
-__all__ = ["FlowKey", "MediaFlowTable"]
+__all__ = ["FlowKey", "MediaFlowTable", "TableStamp", "only_additions"]
 
 #: A media flow's UDP 4-tuple: source address and port, destination address and port.
 FlowKey = tuple[str, int, str, int]
+
+#: MediaFlowTable.stamp(): fast-table removals, flows ever made, flows, fast-table entries, streams
+#: (with ghosts). A plain tuple: the chunk loop takes one before and after every frame it feeds.
+TableStamp = tuple[int, int, int, int, int]
 
 _RTP_FIXED = struct.Struct("!BBHII").unpack_from
 
 #: Capture seconds between scans of the stream table for idle streams.
 _TICK_S = 1.0
+
+
+def only_additions(before: TableStamp, after: TableStamp) -> bool:
+    """Between the two stamps flows and streams were only made: no fast entry, flow or stream left.
+
+    Then every look-up that succeeded before still holds (see chunk_path).
+    """
+    removed_before, made_before, flows_before, _, streams_before = before
+    removed_after, made_after, flows_after, _, streams_after = after
+    return (
+        removed_after == removed_before
+        and flows_after - flows_before == made_after - made_before
+        and streams_after >= streams_before
+    )
 
 
 class MediaFlowTable:
@@ -103,7 +121,7 @@ class MediaFlowTable:
         if stale:
             self.fast_removed += 1
 
-    def stamp(self) -> tuple[int, int, int, int, int]:
+    def stamp(self) -> TableStamp:
         """Changes whenever a flow or stream is made or dropped, or the fast table loses or gains entries."""
         return (
             self.fast_removed,
