@@ -62,7 +62,9 @@ def _pg_type(column: Column[Any], dialect: Dialect) -> str:
 def _json_dumps(value: Any) -> bytes:
     """JSON for jsonb columns by orjson (C; ``json.dumps`` walks nested records in Python): the
     server stores jsonb parsed, so only the values reach the table, never this text's spacing,
-    escapes or exponent spelling. What orjson refuses (integers past 64 bits) goes as before."""
+    escapes or exponent spelling. What orjson refuses (integers past 64 bits) goes as before.
+    One difference: a NaN or infinity (never in a validated model) becomes null, where
+    ``json.dumps`` wrote ``NaN``, which the server refused, rejecting the batch."""
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
