@@ -96,7 +96,7 @@ class LiveSplit:
         child, receive = start_child(_capture_and_collect, self.capture, self.pipeline.collector.config)
         try:
             first = receive.recv_bytes()
-        except EOFError:
+        except (EOFError, OSError):
             child.join()
             receive.close()
             raise LiveCaptureError(f"{self.capture.interface}: the capture process died") from None

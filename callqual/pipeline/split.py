@@ -10,7 +10,10 @@ up), come back through a pipe in order, so the detector sees the very same
 sequence and the report is byte-identical (``tests/pipeline/test_split.py``).
 
 Hand-over: batches of ``BATCH`` items as field dicts through ``marshal``
-(``event_codec``), each model rebuilt unvalidated here. The pipe is the bound:
+(``event_codec``), each model rebuilt unvalidated here (~5 us a message, of
+it ~3 in ``marshal.loads``; pickle was ~6.5: ``bench/split_handover.py``).
+By default ``analyze`` splits a capture file when two CPUs are ours
+(:func:`split_pays`; ``bench/RESULTS.md``, session 5). The pipe is the bound:
 the child blocks while the detector is behind, so at most a pipe buffer and
 one batch are in flight. Each batch also carries how far the child has read,
 for the progress bar.

@@ -255,3 +255,28 @@ def test_when_splitting_pays(cpus: set[int], size: int, workers: int, expected: 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == str(expected)
+
+
+def _store_rows(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table of a SQLite store, sorted (ids aside: the order rows were written)."""
+    import sqlite3
+
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        tables = [r[0] for r in db.execute("select name from sqlite_master where type = 'table'")]
+        return {t: sorted(map(tuple, db.execute(f'select * from "{t}"')), key=repr) for t in tables}
+
+
+def test_store_gets_the_same_rows_split_or_not(tmp_path: Path) -> None:
+    """``--store`` writes from this process, fed by the child's events: the same rows either way."""
+    path = tmp_path / "impaired.pcap"
+    simulate("impaired", path, seed=7, duration=20.0)
+    assert path.stat().st_size >= MIN_SPLIT_BYTES  # the default would split it too
+    rows = []
+    for flag in ("--split", "--no-split"):
+        url = f"sqlite:///{tmp_path / f'calls{flag}.db'}"
+        out = tmp_path / f"report{flag}.json"
+        args = [str(path), "--store", url, "--format", "json", "--no-progress", "-o", str(out)]
+        assert _forks_of([*args, flag]) == (0, 1 if flag == "--split" else 0)
+        rows.append(_store_rows(url))
+    assert rows[0] == rows[1]
+    assert len(rows[0]["sip_messages"]) > 50 and len(rows[0]["calls"]) > 5
