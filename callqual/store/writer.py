@@ -40,7 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.expression import ColumnElement
 
 from callqual.schemas import (
@@ -233,10 +233,23 @@ class StoreWriter:
                 with self.engine.begin() as conn:
                     return self.write_in(conn, batch)
             except Exception as exc:
-                if not is_conflict(exc) or attempt + 1 == CONFLICT_TRIES:
+                if is_conflict(exc) and attempt + 1 < CONFLICT_TRIES:
+                    self.conflicts += 1
+                    continue
+                wrapped = self._as_sqlalchemy_error(exc)
+                if wrapped is None:
                     raise
-                self.conflicts += 1
+                raise wrapped from exc
         raise AssertionError("unreachable: the last try returns or raises")
+
+    def _as_sqlalchemy_error(self, exc: Exception) -> StatementError | None:
+        """A driver error raised past SQLAlchemy (``COPY`` goes to psycopg directly) as SQLAlchemy's
+        class for it (DataError, IntegrityError, OperationalError...), so that callers tell a
+        row the database refuses from a database that is away the same way for every statement."""
+        driver_error = self.engine.dialect.loaded_dbapi.Error
+        if isinstance(exc, DBAPIError) or not isinstance(exc, driver_error):
+            return None
+        return DBAPIError.instance(None, None, exc, driver_error)
 
     def ensure_partitions(self, batch: Batch) -> None:
         """PostgreSQL: the daily partitions ``batch`` needs, made before (and outside) its transaction."""
