@@ -268,9 +268,7 @@ class StoreWriter:
         # other writers may also write comes last, under table locks (module docstring).
         message_rows = _row_builder().submit(_message_rows, batch.messages)
         self._upsert(conn, streams, [wire.stream_row(s) for s in batch.streams], ("stream_id",))
-        self._upsert(
-            conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
-        )
+        self._intervals(conn, [wire.interval_row(r) for r in batch.intervals])
         stats = self._messages(conn, message_rows.result())
         self._alerts(conn, batch.alerts)
         # Messages change a call row only through leg-correlation headers: most need no refresh.
@@ -321,6 +319,26 @@ class StoreWriter:
             pg_upsert(conn, table, unique, key, update)
             return
         sqlite_upsert(conn, table, unique, key, [c for c in unique[0] if c not in key and c not in keep])
+
+    def _intervals(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Interval reports: a stream's state at one time never changes, so on PostgreSQL the new
+        ones are copied straight into their partitions and the stored ones skipped (one look-up),
+        instead of staging + ``INSERT ... ON CONFLICT``; a rival's concurrent copy is a conflict."""
+        if not self._postgres:
+            self._upsert(conn, stream_intervals, rows, ("stream_id", "ts"))
+            return
+        by_key = {(r["stream_id"], r["ts"]): r for r in rows}
+        if not by_key:
+            return
+        i = stream_intervals.c
+        low, high = min(ts for _, ts in by_key), max(ts for _, ts in by_key)
+        stored: set[tuple[Any, Any]] = set()
+        for among in self._among(i.stream_id, sorted({s for s, _ in by_key})):
+            query = select(i.stream_id, i.ts).where(i.ts >= low, i.ts <= high, among)
+            stored.update((s, ts) for s, ts in conn.execute(query))
+        fresh = [by_key[k] for k in sorted(by_key) if k not in stored]
+        if fresh:
+            pg_copy(conn, stream_intervals, fresh)
 
     def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
         """Rows for calls in flight; a row its call's record wrote already is never overwritten."""

@@ -138,6 +138,11 @@ def test_two_and_three_members_store_what_one_stores(
         url = postgres_server.create_database()
         _write_as_members(url, demo, members, bound)
         assert dump(url) == expected, f"{members} members"
+    if bound == 500:
+        # Everything again, as a replay after a rebalance: not one row more or changed. (Past the
+        # bound, a replayed message not kept is counted as dropped again: a known limitation.)
+        _write_as_members(url, demo, 2, bound)
+        assert dump(url) == expected
 
 
 def test_racing_partition_creation_makes_each_partition_once(postgres_url: str) -> None:
