@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import date
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, select, text
 
 from callqual.collector.capture.pcap_file import open_capture
@@ -15,7 +16,9 @@ from callqual.schemas import AnyEvent, RtpStreamReport, SipMessageEvent
 from callqual.simulator import simulate
 from callqual.store.partitions import PARTITIONED, create_partitions, partition_days
 from callqual.store.schema import sip_message_counts
-from callqual.store.writer import Batch, StoreWriter
+from callqual.store.service import StoreMetrics, StoreService, StoreSettings
+from callqual.store.writer import Batch, StoreWriter, WriteStats
+from callqual.transport import TOPICS, Message
 from tests.postgres_server import PostgresServer
 from tests.store.captures import store
 from tests.store.test_store_postgres import dump
@@ -167,40 +170,53 @@ def test_racing_partition_creation_makes_each_partition_once(postgres_url: str) 
                 assert partition_days(conn, table) == days
 
 
+def _while_a_rival_holds(engine: Engine, batch: Batch, write: Callable[[], object]) -> None:
+    """A rival writes ``batch`` and keeps it uncommitted until ``write`` (on a thread) waits on its
+    rows; then the rival commits and ``write`` finishes."""
+    holder = StoreWriter(engine)
+    holder.ensure_partitions(batch)
+    with engine.connect() as conn:
+        tx = conn.begin()
+        holder.write_in(conn, batch)  # written, not committed
+        thread = threading.Thread(target=write)
+        thread.start()
+        _wait_for_lock_wait_or(thread, engine)
+        assert thread.is_alive(), "the writer did not wait on the rival's rows"
+        tx.commit()
+    thread.join(timeout=60)
+
+
 def test_a_rival_committing_the_same_messages_first_makes_a_retry_not_a_double(
     demo: Batch, postgres_url: str
 ) -> None:
     """A moved partition replayed while its old owner still writes: the same messages twice at once.
     The second writer waits on the first's rows, fails with a duplicate key, and writes again."""
     batch = Batch(messages=demo.messages[:40])
-    with store(postgres_url) as engine, store(postgres_url) as rival_engine:
-        first, rival = StoreWriter(engine), StoreWriter(rival_engine)
-        first.ensure_partitions(batch)
-        result: list[object] = []
-        with engine.connect() as conn:
-            tx = conn.begin()
-            first.write_in(conn, batch)  # written, not committed
-            thread = threading.Thread(target=lambda: result.append(rival.write_batch(batch)))
-            thread.start()
-            with engine.connect() as probe:
-                for _ in range(600):  # until the rival waits on our rows (at most 60 s)
-                    waiting = probe.execute(
-                        text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                    ).scalar_one()
-                    if waiting:
-                        break
-                    threading.Event().wait(0.1)
-                assert waiting == 1
-            tx.commit()
-        thread.join(timeout=60)
-        assert rival.conflicts == 1 and len(result) == 1
-        stats = result[0]
-        assert stats.messages_stored == 0  # all stored already: nothing twice
+    with store(postgres_url) as engine, store(postgres_url) as writer_engine:
+        writer = StoreWriter(writer_engine)
+        result: list[WriteStats] = []
+        _while_a_rival_holds(engine, batch, lambda: result.append(writer.write_batch(batch)))
+        assert writer.conflicts == 1 and len(result) == 1
+        assert result[0].messages_stored == 0  # all stored already: nothing twice
         with engine.connect() as conn:
             counts = conn.execute(select(sip_message_counts.c.stored)).scalars().all()
     assert sum(counts) == 40
-    rows = dump(postgres_url)["sip_messages"]
-    assert len(rows) == 40
+    assert len(dump(postgres_url)["sip_messages"]) == 40
+
+
+def test_the_service_counts_a_conflict_it_wrote_again(demo: Batch, postgres_url: str) -> None:
+    messages = demo.messages[:40]
+    settings = StoreSettings(url=postgres_url, writes_in_flight=0, port=0)
+    metrics = StoreMetrics(CollectorRegistry())
+    with store(postgres_url) as engine, store(postgres_url) as service_engine:
+        service = StoreService(service_engine, settings, metrics)
+        for offset, m in enumerate(messages):
+            service.handle(Message(TOPICS.events, 0, offset, m.call_id, m.model_dump_json().encode()))
+        done: list[bool] = []
+        _while_a_rival_holds(engine, Batch(messages=messages), lambda: done.append(service.flush(None)))
+    assert done == [True]
+    assert metrics.db_errors.labels(kind="conflict")._value.get() == 1
+    assert len(dump(postgres_url)["sip_messages"]) == 40
 
 
 def _wait_for_lock_wait_or(done: threading.Thread, engine: Engine) -> None:
