@@ -4,7 +4,7 @@ are the rows one writer stores, whichever writer gets a call's record, streams, 
 import threading
 import zlib
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -15,6 +15,7 @@ from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.schemas import AnyEvent, RtpStreamReport, SipMessageEvent
 from callqual.simulator import simulate
 from callqual.store.partitions import PARTITIONED, create_partitions, partition_days
+from callqual.store.retention import RetentionResult, apply_retention
 from callqual.store.schema import sip_message_counts
 from callqual.store.service import StoreMetrics, StoreService, StoreSettings
 from callqual.store.writer import Batch, StoreWriter, WriteStats
@@ -255,3 +256,47 @@ def test_a_call_row_written_while_a_rival_writes_its_streams_gets_their_values(
             tx.commit()
         thread.join(timeout=60)
     assert dump(url)["calls"] == expected
+
+
+def test_members_running_retention_at_once_drop_each_partition_once(demo: Batch, postgres_url: str) -> None:
+    with store(postgres_url) as engine:
+        StoreWriter(engine).write_batch(demo)
+        with engine.connect() as conn:
+            days = partition_days(conn, "sip_messages")
+        assert days
+        engines = [engine, *(store(postgres_url).__enter__() for _ in range(3))]
+        results: list[RetentionResult] = []
+        later = datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(days=3)
+
+        def member(e: Engine) -> Callable[[threading.Barrier], None]:
+            def job(barrier: threading.Barrier) -> None:
+                barrier.wait()
+                results.append(apply_retention(e, later, days=1))
+
+            return job
+
+        try:
+            with engine.connect() as blocker:
+                # Readers of both tables hold every retention run back until all four have started.
+                blocker.execute(text("LOCK TABLE sip_messages, stream_intervals IN ACCESS SHARE MODE"))
+                runs = threading.Thread(target=_concurrently, args=([member(e) for e in engines],))
+                runs.start()
+                with engine.connect() as probe:
+                    for _ in range(600):  # at most 60 s
+                        waiting = probe.execute(
+                            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                        ).scalar_one()
+                        if waiting == len(engines):
+                            break
+                        threading.Event().wait(0.1)
+                    assert waiting == len(engines)
+                blocker.rollback()
+            runs.join(timeout=120)
+        finally:
+            for e in engines[1:]:
+                e.dispose()
+        assert len(results) == len(engines)
+        with engine.connect() as conn:
+            assert all(partition_days(conn, table) == [] for table in PARTITIONED)
+    assert sum(r.partitions_dropped for r in results) == len(days) * len(PARTITIONED)
+    assert all(not rows for rows in dump(postgres_url).values())
