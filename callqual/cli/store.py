@@ -37,6 +37,7 @@ _FLAGS = {
     "listen_host": "listen_host",
     "port": "port",
     "exit_when_idle": "exit_when_idle_s",
+    "members": "members",
 }
 
 
@@ -74,7 +75,6 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument(
         "--members",
         type=int,
-        default=1,
         metavar="N",
         help="store processes in the consumer group, supervised by this one (PostgreSQL; default 1)",
     )
@@ -83,7 +83,11 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.members != 1:
+    jsonlog.setup("store", args.log_level)
+    found = settings_of(args)
+    if found is None:
+        return 2
+    if found[0].members > 1:
         from callqual.cli.store_members import supervise
 
         return supervise(args)

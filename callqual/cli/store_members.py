@@ -16,15 +16,16 @@ import os
 import signal
 import threading
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
-from callqual.cli import jsonlog
+if TYPE_CHECKING:
+    from callqual.store.service import StoreSettings
+    from callqual.transport.settings import KafkaSettings
 
 log = logging.getLogger("callqual.store")
 
 #: Seconds before a killed member is started again (its partitions move meanwhile)
 RESTART_DELAY_S = 1.0
-#: Most members one command starts: more than the topics' partitions would sit idle anyway
-MAX_MEMBERS = 64
 
 
 def _member_main(args: argparse.Namespace, member: int) -> None:
@@ -34,22 +35,14 @@ def _member_main(args: argparse.Namespace, member: int) -> None:
     raise SystemExit(run_member(args, member))
 
 
-def _prepare(args: argparse.Namespace) -> int:
-    """Settings checked, schema migrated and topics made once, before the members start; an exit code."""
+def _prepare(settings: "StoreSettings", kafka: "KafkaSettings") -> int:
+    """Schema migrated and topics made once, before the members start; an exit code."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from callqual.cli.store import settings_of
     from callqual.store.engine import migrate
     from callqual.store.service import build_engine, input_topics
     from callqual.transport.kafka import ensure_service_topics
 
-    found = settings_of(args)
-    if found is None:
-        return 2
-    settings, kafka = found
-    if not 1 <= args.members <= MAX_MEMBERS:
-        log.error("bad settings: members: between 1 and %d", MAX_MEMBERS)
-        return 2
     engine = build_engine(settings)
     try:
         if engine.dialect.name != "postgresql":
@@ -68,13 +61,18 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def supervise(args: argparse.Namespace) -> int:
-    """Run ``args.members`` members until they stop; 0, 1 if one left a batch unwritten, 2 bad settings."""
+    """Run the ``--members`` (``CALLQUAL_STORE_MEMBERS``) members until they stop: the worst
+    member's exit code (0, or 1 if one left a batch unwritten), 2 for bad settings."""
+    from callqual.cli.store import settings_of
     from callqual.pipeline.stop_signals import stop_on_signals
 
-    jsonlog.setup("store", args.log_level)
-    code = _prepare(args)
+    found = settings_of(args)
+    if found is None:
+        return 2
+    code = _prepare(*found)
     if code:
         return code
+    members = found[0].members
     spawn = multiprocessing.get_context("spawn")
     stop = threading.Event()
     stop_on_signals(stop.set)
@@ -85,7 +83,7 @@ def supervise(args: argparse.Namespace) -> int:
         log.info("member started", extra={"member": member, "pid": process.pid})
         return process
 
-    running = {m: start(m) for m in range(args.members)}
+    running = {m: start(m) for m in range(members)}
     codes: dict[int, int] = {}
     restarts = 0
     forwarded = False

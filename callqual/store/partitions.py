@@ -84,12 +84,28 @@ def partition_days(conn: Connection, table: str) -> list[date]:
     return sorted(datetime.strptime(name[len(prefix) :], "%Y%m%d").date() for name in rows)
 
 
+#: The partitioned tables in the order a batch writes them (intervals, then messages): retention
+#: locks them in the same order, so a member's retention cannot deadlock with another's batch.
+WRITE_ORDER = ("stream_intervals", "sip_messages")
+
+
 def drop_partitions_before(conn: Connection, cutoff: date, tables: Iterable[str] = PARTITIONED) -> int:
-    """Drop every daily partition that ends on or before ``cutoff``; how many were dropped."""
-    dropped = 0
-    for table in tables:
-        for day in partition_days(conn, table):
-            if day + timedelta(days=1) <= cutoff:
-                conn.execute(text(f'DROP TABLE "{partition_name(table, day)}"'))
-                dropped += 1
-    return dropped
+    """Drop every daily partition that ends on or before ``cutoff``; how many were dropped.
+
+    One process at a time (the partition advisory lock: several members run retention), the
+    parents locked in the writers' order first, ``IF EXISTS`` for a partition a rival dropped."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PARTITION_LOCK})
+    wanted = set(tables)
+    old = [
+        (table, day)
+        for table in tables
+        for day in partition_days(conn, table)
+        if day + timedelta(days=1) <= cutoff
+    ]
+    if not old:
+        return 0
+    parents = [t for t in WRITE_ORDER if t in wanted] + [t for t in wanted if t not in WRITE_ORDER]
+    conn.execute(text(f"LOCK TABLE {', '.join(parents)} IN ACCESS EXCLUSIVE MODE"))
+    for table, day in old:
+        conn.execute(text(f'DROP TABLE IF EXISTS "{partition_name(table, day)}"'))
+    return len(old)

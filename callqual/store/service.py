@@ -80,6 +80,8 @@ class StoreSettings(BaseSettings):
     backoff_max_s: float = Field(default=30.0, gt=0)
     #: Stop after this many seconds with no input and nothing pending (batch jobs, tests)
     exit_when_idle_s: float | None = Field(default=None, gt=0)
+    #: Store processes in the consumer group, started and supervised by one ``callqual store``
+    members: int = Field(default=1, ge=1, le=64)
 
 
 class StoreMetrics:

@@ -41,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.expression import ColumnElement
 
 from callqual.schemas import (
@@ -234,10 +234,23 @@ class StoreWriter:
                 with self.engine.begin() as conn:
                     return self.write_in(conn, batch)
             except Exception as exc:
-                if not is_conflict(exc) or attempt + 1 == CONFLICT_TRIES:
+                if is_conflict(exc) and attempt + 1 < CONFLICT_TRIES:
+                    self.conflicts += 1
+                    continue
+                wrapped = self._as_sqlalchemy_error(exc)
+                if wrapped is None:
                     raise
-                self.conflicts += 1
+                raise wrapped from exc
         raise AssertionError("unreachable: the last try returns or raises")
+
+    def _as_sqlalchemy_error(self, exc: Exception) -> StatementError | None:
+        """A driver error raised past SQLAlchemy (``COPY`` goes to psycopg directly) as SQLAlchemy's
+        class for it (DataError, IntegrityError, OperationalError...), so that callers tell a
+        row the database refuses from a database that is away the same way for every statement."""
+        driver_error = self.engine.dialect.loaded_dbapi.Error
+        if isinstance(exc, DBAPIError) or not isinstance(exc, driver_error):
+            return None
+        return DBAPIError.instance(None, None, exc, driver_error)
 
     def ensure_partitions(self, batch: Batch) -> None:
         """PostgreSQL: the daily partitions ``batch`` needs, made before (and outside) its transaction."""
@@ -256,9 +269,7 @@ class StoreWriter:
         # other writers may also write comes last, under table locks (module docstring).
         message_rows = _row_builder().submit(_message_rows, batch.messages)
         self._upsert(conn, streams, [wire.stream_row(s) for s in batch.streams], ("stream_id",))
-        self._upsert(
-            conn, stream_intervals, [wire.interval_row(r) for r in batch.intervals], ("stream_id", "ts")
-        )
+        self._intervals(conn, [wire.interval_row(r) for r in batch.intervals])
         stats = self._messages(conn, message_rows.result())
         self._alerts(conn, batch.alerts)
         # Messages change a call row only through leg-correlation headers: most need no refresh.
@@ -311,6 +322,26 @@ class StoreWriter:
             return
         update = {c: f"excluded.{c}" for c in unique[0] if c not in key and c not in keep}
         sqlite_upsert(conn, table, unique, key, update)
+
+    def _intervals(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Interval reports: a stream's state at one time never changes, so on PostgreSQL the new
+        ones are copied straight into their partitions and the stored ones skipped (one look-up),
+        instead of staging + ``INSERT ... ON CONFLICT``; a rival's concurrent copy is a conflict."""
+        if not self._postgres:
+            self._upsert(conn, stream_intervals, rows, ("stream_id", "ts"))
+            return
+        by_key = {(r["stream_id"], r["ts"]): r for r in rows}
+        if not by_key:
+            return
+        i = stream_intervals.c
+        low, high = min(ts for _, ts in by_key), max(ts for _, ts in by_key)
+        stored: set[tuple[Any, Any]] = set()
+        for among in self._among(i.stream_id, sorted({s for s, _ in by_key})):
+            query = select(i.stream_id, i.ts).where(i.ts >= low, i.ts <= high, among)
+            stored.update((s, ts) for s, ts in conn.execute(query))
+        fresh = [by_key[k] for k in sorted(by_key) if k not in stored]
+        if fresh:
+            pg_copy(conn, stream_intervals, fresh)
 
     def _live_calls(self, conn: Connection, updates: list[CallStateUpdate]) -> None:
         """Rows for calls in flight; a row its call's record wrote already is never overwritten."""

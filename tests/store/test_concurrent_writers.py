@@ -4,9 +4,10 @@ are the rows one writer stores, whichever writer gets a call's record, streams, 
 import threading
 import zlib
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, select, text
 
 from callqual.collector.capture.pcap_file import open_capture
@@ -14,8 +15,11 @@ from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.schemas import AnyEvent, RtpStreamReport, SipMessageEvent
 from callqual.simulator import simulate
 from callqual.store.partitions import PARTITIONED, create_partitions, partition_days
+from callqual.store.retention import RetentionResult, apply_retention
 from callqual.store.schema import sip_message_counts
-from callqual.store.writer import Batch, StoreWriter
+from callqual.store.service import StoreMetrics, StoreService, StoreSettings
+from callqual.store.writer import Batch, StoreWriter, WriteStats
+from callqual.transport import TOPICS, Message
 from tests.postgres_server import PostgresServer
 from tests.store.captures import store
 from tests.store.test_store_postgres import dump
@@ -138,6 +142,11 @@ def test_two_and_three_members_store_what_one_stores(
         url = postgres_server.create_database()
         _write_as_members(url, demo, members, bound)
         assert dump(url) == expected, f"{members} members"
+    if bound == 500:
+        # Everything again, as a replay after a rebalance: not one row more or changed. (Past the
+        # bound, a replayed message not kept is counted as dropped again: a known limitation.)
+        _write_as_members(url, demo, 2, bound)
+        assert dump(url) == expected
 
 
 def test_racing_partition_creation_makes_each_partition_once(postgres_url: str) -> None:
@@ -162,40 +171,53 @@ def test_racing_partition_creation_makes_each_partition_once(postgres_url: str) 
                 assert partition_days(conn, table) == days
 
 
+def _while_a_rival_holds(engine: Engine, batch: Batch, write: Callable[[], object]) -> None:
+    """A rival writes ``batch`` and keeps it uncommitted until ``write`` (on a thread) waits on its
+    rows; then the rival commits and ``write`` finishes."""
+    holder = StoreWriter(engine)
+    holder.ensure_partitions(batch)
+    with engine.connect() as conn:
+        tx = conn.begin()
+        holder.write_in(conn, batch)  # written, not committed
+        thread = threading.Thread(target=write)
+        thread.start()
+        _wait_for_lock_wait_or(thread, engine)
+        assert thread.is_alive(), "the writer did not wait on the rival's rows"
+        tx.commit()
+    thread.join(timeout=60)
+
+
 def test_a_rival_committing_the_same_messages_first_makes_a_retry_not_a_double(
     demo: Batch, postgres_url: str
 ) -> None:
     """A moved partition replayed while its old owner still writes: the same messages twice at once.
     The second writer waits on the first's rows, fails with a duplicate key, and writes again."""
     batch = Batch(messages=demo.messages[:40])
-    with store(postgres_url) as engine, store(postgres_url) as rival_engine:
-        first, rival = StoreWriter(engine), StoreWriter(rival_engine)
-        first.ensure_partitions(batch)
-        result: list[object] = []
-        with engine.connect() as conn:
-            tx = conn.begin()
-            first.write_in(conn, batch)  # written, not committed
-            thread = threading.Thread(target=lambda: result.append(rival.write_batch(batch)))
-            thread.start()
-            with engine.connect() as probe:
-                for _ in range(600):  # until the rival waits on our rows (at most 60 s)
-                    waiting = probe.execute(
-                        text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                    ).scalar_one()
-                    if waiting:
-                        break
-                    threading.Event().wait(0.1)
-                assert waiting == 1
-            tx.commit()
-        thread.join(timeout=60)
-        assert rival.conflicts == 1 and len(result) == 1
-        stats = result[0]
-        assert stats.messages_stored == 0  # all stored already: nothing twice
+    with store(postgres_url) as engine, store(postgres_url) as writer_engine:
+        writer = StoreWriter(writer_engine)
+        result: list[WriteStats] = []
+        _while_a_rival_holds(engine, batch, lambda: result.append(writer.write_batch(batch)))
+        assert writer.conflicts == 1 and len(result) == 1
+        assert result[0].messages_stored == 0  # all stored already: nothing twice
         with engine.connect() as conn:
             counts = conn.execute(select(sip_message_counts.c.stored)).scalars().all()
     assert sum(counts) == 40
-    rows = dump(postgres_url)["sip_messages"]
-    assert len(rows) == 40
+    assert len(dump(postgres_url)["sip_messages"]) == 40
+
+
+def test_the_service_counts_a_conflict_it_wrote_again(demo: Batch, postgres_url: str) -> None:
+    messages = demo.messages[:40]
+    settings = StoreSettings(url=postgres_url, writes_in_flight=0, port=0)
+    metrics = StoreMetrics(CollectorRegistry())
+    with store(postgres_url) as engine, store(postgres_url) as service_engine:
+        service = StoreService(service_engine, settings, metrics)
+        for offset, m in enumerate(messages):
+            service.handle(Message(TOPICS.events, 0, offset, m.call_id, m.model_dump_json().encode()))
+        done: list[bool] = []
+        _while_a_rival_holds(engine, Batch(messages=messages), lambda: done.append(service.flush(None)))
+    assert done == [True]
+    assert metrics.db_errors.labels(kind="conflict")._value.get() == 1
+    assert len(dump(postgres_url)["sip_messages"]) == 40
 
 
 def _wait_for_lock_wait_or(done: threading.Thread, engine: Engine) -> None:
@@ -234,3 +256,47 @@ def test_a_call_row_written_while_a_rival_writes_its_streams_gets_their_values(
             tx.commit()
         thread.join(timeout=60)
     assert dump(url)["calls"] == expected
+
+
+def test_members_running_retention_at_once_drop_each_partition_once(demo: Batch, postgres_url: str) -> None:
+    with store(postgres_url) as engine:
+        StoreWriter(engine).write_batch(demo)
+        with engine.connect() as conn:
+            days = partition_days(conn, "sip_messages")
+        assert days
+        engines = [engine, *(store(postgres_url).__enter__() for _ in range(3))]
+        results: list[RetentionResult] = []
+        later = datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(days=3)
+
+        def member(e: Engine) -> Callable[[threading.Barrier], None]:
+            def job(barrier: threading.Barrier) -> None:
+                barrier.wait()
+                results.append(apply_retention(e, later, days=1))
+
+            return job
+
+        try:
+            with engine.connect() as blocker:
+                # Readers of both tables hold every retention run back until all four have started.
+                blocker.execute(text("LOCK TABLE sip_messages, stream_intervals IN ACCESS SHARE MODE"))
+                runs = threading.Thread(target=_concurrently, args=([member(e) for e in engines],))
+                runs.start()
+                with engine.connect() as probe:
+                    for _ in range(600):  # at most 60 s
+                        waiting = probe.execute(
+                            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                        ).scalar_one()
+                        if waiting == len(engines):
+                            break
+                        threading.Event().wait(0.1)
+                    assert waiting == len(engines)
+                blocker.rollback()
+            runs.join(timeout=120)
+        finally:
+            for e in engines[1:]:
+                e.dispose()
+        assert len(results) == len(engines)
+        with engine.connect() as conn:
+            assert all(partition_days(conn, table) == [] for table in PARTITIONED)
+    assert sum(r.partitions_dropped for r in results) == len(days) * len(PARTITIONED)
+    assert all(not rows for rows in dump(postgres_url).values())

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.pipeline.embedded import EmbeddedPipeline
-from callqual.schemas import AnyEvent
+from callqual.schemas import AnyEvent, SipMessageEvent
 from callqual.store.embedded import analyze_into_store
 from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine
 from callqual.transport import TOPICS, InProcessBus
@@ -30,6 +30,21 @@ class CountingSource(InProcessSource):
 
     def ack(self, message: object) -> None:
         self.acked += 1
+
+
+def _events() -> list[AnyEvent]:
+    """The capture's SIP messages and interval reports, as the collector publishes them."""
+    kept: list[AnyEvent] = []
+
+    def keep(event: AnyEvent) -> None:
+        if event.kind == "sip_message" or (event.kind == "rtp_stream" and not event.final):
+            kept.append(event)
+
+    pipeline = EmbeddedPipeline(on_event=keep)
+    with open_capture(capture(NAME)) as cap:
+        pipeline.run(cap)
+        pipeline.finish()
+    return kept
 
 
 def _publish(bus: InProcessBus) -> dict[str, int]:
@@ -113,3 +128,31 @@ def test_retention_runs_in_both_loops(in_flight: int, tmp_path: Path) -> None:
     rows = dump(url)
     assert rows["sip_messages"] == [] and rows["calls"] == []
     assert metrics.rows_expired._value.get() > 0
+
+
+@pytest.mark.parametrize("in_flight", [0, 2])
+def test_a_message_postgresql_refuses_in_copy_is_dead_lettered_not_fatal(
+    in_flight: int, postgres_url: str
+) -> None:
+    """A NUL in a header (valid on the wire, refused by PostgreSQL's text) fails the binary
+    ``COPY``, below SQLAlchemy: still a rejected row, dead-lettered and counted, the rest stored."""
+    bus = InProcessBus()
+    published = _publish(bus)
+    kept = [e for e in _events() if isinstance(e, SipMessageEvent)]
+    bad = kept[0].model_copy(update={"user_agent": "evil\x00agent", "ts": kept[0].ts + 0.5, "frame": 10**6})
+    bus.publish(TOPICS.events, bad.call_id, bad.model_dump_json().encode())
+    settings = StoreSettings(
+        url=postgres_url, batch_size=50, exit_when_idle_s=0.001, writes_in_flight=in_flight, port=0
+    )
+    engine = build_engine(settings)
+    metrics = StoreMetrics(CollectorRegistry())
+    service = StoreService(engine, settings, metrics)
+    source = CountingSource(bus, service.input_topics())
+    try:
+        assert service.run(source, threading.Event(), poll_s=0.05) == 0
+    finally:
+        engine.dispose()
+    assert source.acked == sum(published.values()) + 1
+    assert metrics.dead_lettered._value.get() == 1
+    assert metrics.db_errors.labels(kind="rejected")._value.get() == 1
+    assert len(dump(postgres_url)["sip_messages"]) == len(kept)

@@ -191,8 +191,9 @@ def test_more_than_one_member_needs_postgresql(kafka_bootstrap: str, tmp_path: P
     proc = subprocess.run(
         [
             *(sys.executable, "-m", "callqual", "store", "--store", f"sqlite:///{tmp_path / 's.db'}"),
-            *("--members", "2", "--bootstrap-servers", kafka_bootstrap),
+            *("--bootstrap-servers", kafka_bootstrap),
         ],
+        env={**os.environ, "CALLQUAL_STORE_MEMBERS": "2"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -200,3 +201,12 @@ def test_more_than_one_member_needs_postgresql(kafka_bootstrap: str, tmp_path: P
     )
     assert proc.returncode == 2
     assert "needs a postgresql:// store" in proc.stderr
+    too_many = subprocess.run(
+        [*(sys.executable, "-m", "callqual", "store", "--store", "postgresql://db/x", "--members", "65")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert too_many.returncode == 2
+    assert "members: Input should be less than or equal to 64" in too_many.stderr

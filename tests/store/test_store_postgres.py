@@ -58,9 +58,16 @@ def test_migration_is_idempotent(postgres_url: str) -> None:
     with store(postgres_url):
         pass
     with store(postgres_url) as engine, engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
         options = conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'calls'")).scalar_one()
         assert options == ["fillfactor=70"]
+        record_types = conn.execute(
+            text(
+                "SELECT table_name, data_type FROM information_schema.columns"
+                " WHERE column_name = 'record' ORDER BY table_name"
+            )
+        ).all()
+        assert [tuple(r) for r in record_types] == [("calls", "json"), ("streams", "json")]
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
