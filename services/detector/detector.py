@@ -113,6 +113,9 @@ class Detector:
         return self._now
 
     def handle(self, event: AnyEvent) -> None:
+        if isinstance(event, SipMessageEvent):
+            self._on_sip(event)
+            return
         if isinstance(event, RtpStreamReport):
             # One collector tick's reports (interval and final) come back to back: the calls are
             # judged once the batch is complete, at the next other event or watermark.
@@ -124,17 +127,7 @@ class Detector:
             self._clock(event.last_ts)
             return
         self._judge_live()
-        if isinstance(event, SipMessageEvent):
-            self.counters["events.sip"] += 1
-            for ctx in self.assembler.on_sip(event):
-                self._finish_call(ctx)
-            self._on_dialog_progress(event)
-            dialog = self.assembler.dialog(event.call_id)
-            if self.call_state is not None and dialog is not None:
-                self.call_state.on_dialog(dialog, event.ts)
-            self._emit_all(self._rules.on_sip(event))
-            ts = event.ts
-        elif isinstance(event, RtcpEvent):
+        if isinstance(event, RtcpEvent):
             self.counters["events.rtcp"] += 1
             ts = event.ts
             for block in event.blocks:
@@ -150,6 +143,32 @@ class Detector:
         else:  # pragma: no cover - the union is exhaustive
             return
         self.advance(ts)
+
+    def _on_sip(self, event: SipMessageEvent) -> None:
+        """One SIP message: the call table, the early verdicts, the source rules, then the clock.
+
+        The hot path of signalling-only traffic (issue 14), written out: the live judgement runs
+        only when a batch of interval reports is pending, the dialog is looked up only for a
+        call-state publisher, and only a response to an INVITE can end or answer a call early.
+        """
+        live = self.live
+        if live.has_pending:
+            self._judge_live()
+        self.counters["events.sip"] += 1
+        for ctx in self.assembler.on_sip(event):
+            self._finish_call(ctx)
+        if not event.is_request and event.cseq_method == "INVITE":
+            self._on_dialog_progress(event)
+        if self.call_state is not None:
+            dialog = self.assembler.dialog(event.call_id)
+            if dialog is not None:
+                self.call_state.on_dialog(dialog, event.ts)
+        alerts = self._rules.on_sip(event)
+        if alerts:
+            self._emit_all(alerts)
+        if live.has_pending:
+            self._judge_live()
+        self._clock(event.ts)
 
     def advance(self, ts: float) -> None:
         """Move capture time forward: judges live calls, finishes ended ones."""

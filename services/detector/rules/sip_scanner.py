@@ -91,8 +91,9 @@ class SipScanner(SourceRule):
         return tool
 
     def observe(self, event: SipMessageEvent) -> list[Alert]:
-        self._now = max(self._now, event.ts)
-        alerts = self._judge_due(self._now)
+        now = self._now = max(self._now, event.ts)
+        due = self._due
+        alerts = self._judge_due(now) if due and due[0][0] <= now else []
         if not event.is_request:
             self._on_response(event)
             return alerts

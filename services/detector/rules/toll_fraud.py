@@ -50,7 +50,8 @@ class _Call:
 
 @dataclass(slots=True)
 class _Account:
-    incidents: dict[str, Incident]
+    #: the account's incident per sign, made when first needed (most accounts never need one)
+    incidents: dict[str, Incident] = field(default_factory=dict)
     #: open call-id -> its call, oldest INVITE first
     calls: OrderedDict[str, _Call] = field(default_factory=OrderedDict)
     #: recently counted call-ids, so an authenticated retry (same Call-ID after
@@ -86,9 +87,12 @@ class TollFraud(SourceRule):
         self._max_calls = max(4 * s.toll_fraud_max_concurrent, 64)
         self.calls_dropped = 0
 
-    def _new(self) -> _Account:
-        q = self.settings.incident_quiet_s
-        return _Account({t: Incident(q) for t in ("premium_destination", "concurrent_calls", "call_spike")})
+    def _incident(self, st: _Account, trigger: str) -> Incident:
+        """The account's incident of one sign (issue 14: three were made with every new account)."""
+        incident = st.incidents.get(trigger)
+        if incident is None:
+            incident = st.incidents[trigger] = Incident(self.settings.incident_quiet_s)
+        return incident
 
     def premium_prefix(self, dialled: str | None) -> str | None:
         if not dialled:
@@ -140,7 +144,7 @@ class TollFraud(SourceRule):
                         st.recent.popitem(last=False)
                     self._count_bucket(st, ts)
         alerts: list[Alert] = []
-        if len(up) > s.toll_fraud_max_concurrent and not st.incidents["concurrent_calls"].active(ts):
+        if len(up) > s.toll_fraud_max_concurrent and not self._incident(st, "concurrent_calls").active(ts):
             alerts.append(
                 self._fire(
                     st,
@@ -158,7 +162,7 @@ class TollFraud(SourceRule):
             st.history >= s.toll_fraud_min_history
             and n >= s.toll_fraud_spike_min_calls
             and n >= s.toll_fraud_spike_factor * st.baseline
-            and not st.incidents["call_spike"].active(ts)
+            and not self._incident(st, "call_spike").active(ts)
         ):
             bucket_start = (st.bucket or 0) * s.toll_fraud_bucket_s
             alerts.append(
@@ -191,7 +195,7 @@ class TollFraud(SourceRule):
         if account is None:
             return []
         s, ts = self.settings, event.ts
-        st = self._table.touch(account, ts, self._new)
+        st = self._table.touch(account, ts, _Account)
         if event.call_id in st.calls:
             return []  # retransmission or authenticated retry of a call already counted
         cutoff = ts - s.toll_fraud_call_max_age_s
@@ -204,7 +208,7 @@ class TollFraud(SourceRule):
         alerts: list[Alert] = []
         dialled = uri_user(event.request_uri) or uri_user(event.to_uri)
         prefix = self.premium_prefix(dialled)
-        if prefix is not None and not st.incidents["premium_destination"].active(ts):
+        if prefix is not None and not self._incident(st, "premium_destination").active(ts):
             alerts.append(
                 self._fire(
                     st,
@@ -250,7 +254,7 @@ class TollFraud(SourceRule):
     ) -> Alert:
         ts = event.ts
         start = min(first_ts, ts) if first_ts is not None else ts
-        st.incidents[trigger].open(start, ts, 1)
+        self._incident(st, trigger).open(start, ts, 1)
         return self.source_alert(
             account,
             start,
