@@ -20,35 +20,22 @@ and counted.
 
 from __future__ import annotations
 
-import gzip
 import inspect
 import os
 import struct
-from collections import Counter
 from collections.abc import Iterator
 from types import TracebackType
-from typing import BinaryIO
 
 import numpy as np
 
+from callqual.collector.capture import capture_stream
+from callqual.collector.capture.capture_stream import MAX_RECORD, STREAK, CaptureStream
 from callqual.collector.capture.other_formats import MAGIC_BYTES_NEEDED, describe_other_format
 from callqual.collector.errors import CaptureFormatError
 from callqual.collector.packet import Frame, RecordBatch
 
 __all__ = ["CaptureFile", "RecordBatch", "open_capture"]
 
-_CHUNK = 1 << 22  # 4 MiB: large enough that refills are rare, small enough to stream huge files
-#: Read size of the batch reader (about 9,000 RTP records): larger batches amortise the
-#: consumer's per-batch numpy set-up, but past a few MiB the record walk and the gathers
-#: fall out of the CPU caches (measured on the load capture: 1-2 MiB best, 16 MiB 3x slower).
-_BATCH_CHUNK = 1 << 23
-_MAX_RECORD = 1 << 26  # 64 MiB: a larger record length can only be corruption
-#: Records of one size in a row after which the batch reader checks the following ones
-#: in bulk (see CaptureFile._read_pcap_batches). 16, not 4: where codecs interleave (record sizes
-#: vary), short runs made a numpy check that took a handful of records; reading the realistic
-#: 1.19 M-packet benchmark capture took 0.57 s at 4, 0.36 s at 16 (as pcapng 1.40 / 0.69 s), the
-#: clean one 0.13 / 0.12 s.
-_STREAK = 16
 #: Share of records the same size as the one before, in a chunk, from which the next chunk's walk
 #: looks for runs: 0.99 on the clean benchmark capture, 0.6 on the realistic one (runs of 2-3).
 _RUNS_PAY = 0.8
@@ -65,7 +52,6 @@ _PCAP_MAGICS: dict[bytes, tuple[str, float, int]] = {
     b"\xa1\xb2\xcd\x34": (">", 1e-6, 24),
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
-_GZIP_MAGIC = b"\x1f\x8b"
 
 _BT_IDB = 1
 _BT_PB = 2  # obsolete Packet Block; Wireshark still reads it, so do we
@@ -77,7 +63,7 @@ _OPT_IF_TSRESOL = 9
 _OPT_IF_TSOFFSET = 14
 
 
-class CaptureFile:
+class CaptureFile(CaptureStream):
     """An open capture file: a context manager and an iterator of :class:`Frame`.
 
     ``bytes_read`` and ``size`` exist for progress reporting; both count bytes
@@ -85,24 +71,10 @@ class CaptureFile:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self.size = os.path.getsize(self.path)
-        self.bytes_read = 0
-        self.truncated = False
-        self.errors: Counter[str] = Counter()
+        super().__init__(path)
         self.format = ""  #: 'pcap' or 'pcapng'
-        self._raw: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
-        self._fh: BinaryIO = self._raw
         try:
-            head = self._raw.read(4)
-            if head[:2] == _GZIP_MAGIC:
-                self._raw.seek(0)
-                self._fh = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
-                head = self._safe_read(4)
-            self._buf = head
-            self._pos = 0
-            #: a plain file read through _raw: _fill may seek back over the unread tail
-            self._rereadable = self._fh is self._raw and self._raw.seekable()
+            head = self.buf
             if not head:
                 raise CaptureFormatError("capture.empty", self.path)
             if len(head) < 4:
@@ -115,7 +87,7 @@ class CaptureFile:
                 self._magic = head
                 self._frames = self._read_pcap(*_PCAP_MAGICS[head])
             else:
-                known = describe_other_format(head + self._safe_read(MAGIC_BYTES_NEEDED - 4), self.path)
+                known = describe_other_format(head + self.read(MAGIC_BYTES_NEEDED - 4), self.path)
                 if known is not None:
                     raise CaptureFormatError("capture.other_format", known)
                 raise CaptureFormatError("capture.unknown_format", f"magic {head.hex()}")
@@ -162,59 +134,16 @@ class CaptureFile:
             return self._read_pcapng_batches()
         return self._read_pcap_batches(*_PCAP_MAGICS[self._magic])
 
-    def close(self) -> None:
-        if self._fh is not self._raw:
-            self._fh.close()
-        self._raw.close()
-
-    # -- buffer management -----------------------------------------------------------------------
-
-    def _safe_read(self, n: int) -> bytes:
-        """Read, turning a damaged gzip stream into a truncation instead of an exception."""
-        try:
-            data = self._fh.read(n)
-        except (OSError, EOFError, gzip.BadGzipFile):
-            self.truncated = True
-            data = b""
-        self.bytes_read = self._raw.tell() if not self._raw.closed else self.bytes_read
-        return data
-
-    def _fill(self, need: int, chunk: int = _CHUNK) -> bool:
-        """Make at least ``need`` bytes available from ``_pos``, reading ``chunk`` at a time; False at EOF."""
-        if len(self._buf) - self._pos >= need:
-            # The common case, per block of a pcapng file: no copy of the rest of the chunk.
-            return True
-        tail = len(self._buf) - self._pos
-        if tail and self._rereadable:
-            # Read the unused tail again with the next chunk rather than joining the two:
-            # joining copies the whole chunk a second time (8 MiB per batch, ~5 % of a run).
-            self._raw.seek(-tail, os.SEEK_CUR)
-            self._buf = self._safe_read(max(chunk, need))
-            self._pos = 0
-            return len(self._buf) >= need
-        buf = self._buf[self._pos :]
-        parts = [buf]
-        have = len(buf)
-        while have < need:
-            more = self._safe_read(max(chunk, need - have))
-            if not more:
-                break
-            parts.append(more)
-            have += len(more)
-        self._buf = b"".join(parts)
-        self._pos = 0
-        return have >= need
-
     def _check_header(self) -> None:
         """Validate the file header now so that open_capture() fails fast on a non-capture file."""
         if self.format == "pcap":
-            if not self._fill(24):
+            if not self.fill(24):
                 raise CaptureFormatError("capture.truncated_header", "pcap file header")
         else:
-            if not self._fill(12):
+            if not self.fill(12):
                 raise CaptureFormatError("capture.truncated_header", "pcapng section header")
             for order in "<>":
-                (magic,) = struct.unpack_from(order + "I", self._buf, 8)
+                (magic,) = struct.unpack_from(order + "I", self.buf, 8)
                 if magic == _BYTE_ORDER_MAGIC:
                     break
             else:
@@ -223,17 +152,17 @@ class CaptureFile:
     # -- classic pcap ----------------------------------------------------------------------------
 
     def _read_pcap(self, order: str, unit: float, rec_size: int) -> Iterator[Frame]:
-        hdr = struct.unpack_from(order + "IHHiIII", self._buf, self._pos)
+        hdr = struct.unpack_from(order + "IHHiIII", self.buf, self.pos)
         snaplen, linktype = hdr[5], hdr[6] & 0x03FFFFFF  # upper bits carry FCS information
-        max_caplen = max(262144, snaplen if snaplen < _MAX_RECORD else 0)
-        self._pos += 24
+        max_caplen = max(262144, snaplen if snaplen < MAX_RECORD else 0)
+        self.pos += 24
         rec = struct.Struct(order + "IIII")
         unpack = rec.unpack_from
         frame = Frame
         number = 0
         while True:
-            buf = self._buf
-            pos = self._pos
+            buf = self.buf
+            pos = self.pos
             end = len(buf)
             # Inner loop works on locals over the current chunk; it leaves only to refill.
             while pos + rec_size <= end:
@@ -244,12 +173,12 @@ class CaptureFile:
                     break
                 if caplen > max_caplen:
                     self.errors["pcap.bad_caplen"] += 1
-                    self._pos = pos
+                    self.pos = pos
                     return
                 number += 1
                 pos = stop
                 yield frame(number, sec + sub * unit, linktype, buf[start:stop], origlen)
-            self._pos = pos
+            self.pos = pos
             if pos + rec_size <= end:
                 (caplen,) = struct.unpack_from(order + "I", buf, pos + 8)
                 if caplen > max_caplen:
@@ -258,9 +187,7 @@ class CaptureFile:
                 need = rec_size + caplen
             else:
                 need = rec_size
-            if not self._fill(need):
-                if len(self._buf) > self._pos:
-                    self.truncated = True
+            if not self.more(need):
                 return
 
     def _read_pcap_batches(self, order: str, unit: float, rec_size: int) -> Iterator[RecordBatch]:
@@ -270,18 +197,18 @@ class CaptureFile:
         header to the next (a record's length gives the next one's offset);
         every other header field is read for the whole chunk with numpy.
         """
-        hdr = struct.unpack_from(order + "IHHiIII", self._buf, self._pos)
+        hdr = struct.unpack_from(order + "IHHiIII", self.buf, self.pos)
         snaplen, linktype = hdr[5], hdr[6] & 0x03FFFFFF
-        max_caplen = max(262144, snaplen if snaplen < _MAX_RECORD else 0)
-        self._pos += 24
+        max_caplen = max(262144, snaplen if snaplen < MAX_RECORD else 0)
+        self.pos += 24
         #: a record's caplen, read from its header's offset
         caplen_at = struct.Struct(order + "8xI").unpack_from
         u32 = np.dtype(np.uint32).newbyteorder("<" if order == "<" else ">")
         number = 0
         runs_pay = True  # whether to look for runs of one size (see _RUNS_PAY)
         while True:
-            buf = self._buf
-            pos = self._pos
+            buf = self.buf
+            pos = self.pos
             end = len(buf) - rec_size
             limit = len(buf)
             starts: list[int] = []  # record offsets walked one by one, since the last run
@@ -316,7 +243,7 @@ class CaptureFile:
                     pos = stop
                     continue
                 streak += 1
-                if streak >= _STREAK:
+                if streak >= STREAK:
                     # Records of one size in a row (RTP of one codec): check the length
                     # field of the next ones in one strided numpy read, and take as many
                     # as agree; the first that differs continues the walk above.
@@ -340,7 +267,7 @@ class CaptureFile:
                         window *= 4
                     streak = 0
                 pos = stop
-            self._pos = pos
+            self.pos = pos
             if starts:
                 runs.append(np.array(starts, dtype=np.int64))
             if runs:
@@ -356,7 +283,7 @@ class CaptureFile:
                 over = np.flatnonzero(caplens > max_caplen)
                 if len(over):
                     # Impossible framing: stop at the first such record, as the frame reader does.
-                    self._pos = int(at[over[0]])
+                    self.pos = int(at[over[0]])
                     at = at[: over[0]]
                     heads = heads[: over[0]]
                     bad = True
@@ -375,9 +302,7 @@ class CaptureFile:
                 self.errors["pcap.bad_caplen"] += 1
                 return
             need = rec_size + caplen_at(buf, pos)[0] if pos <= end else rec_size
-            if not self._fill(need, _BATCH_CHUNK):
-                if len(self._buf) > self._pos:
-                    self.truncated = True
+            if not self.more(need, capture_stream.BATCH_CHUNK):
                 return
 
     # -- pcapng ----------------------------------------------------------------------------------
@@ -390,11 +315,9 @@ class CaptureFile:
         last_ts = 0.0
         u32 = struct.Struct("<I")
         while True:
-            if not self._fill(12):
-                if len(self._buf) > self._pos:
-                    self.truncated = True
+            if not self.more(12):
                 return
-            buf, pos = self._buf, self._pos
+            buf, pos = self.buf, self.pos
             if buf[pos : pos + 4] == _PCAPNG_SHB:
                 # A new section may switch byte order; the block length must be read in it.
                 order = "<"
@@ -406,17 +329,16 @@ class CaptureFile:
                 u32 = struct.Struct(order + "I")
                 ifaces = []
             btype, blen = struct.unpack_from(order + "II", buf, pos)
-            if blen < 12 or blen % 4 or blen > _MAX_RECORD:
+            if blen < 12 or blen % 4 or blen > MAX_RECORD:
                 self.errors["pcapng.bad_block_length"] += 1
                 return
-            if not self._fill(blen):
-                self.truncated = True
+            if not self.more(blen):
                 return
-            buf, pos = self._buf, self._pos
+            buf, pos = self.buf, self.pos
             if u32.unpack_from(buf, pos + blen - 4)[0] != blen:
                 self.errors["pcapng.bad_block_length"] += 1
                 return
-            self._pos = pos + blen
+            self.pos = pos + blen
             body = pos + 8
             body_end = pos + blen - 4
             if btype in (_BT_EPB, _BT_PB):
@@ -469,7 +391,7 @@ class CaptureFile:
         Blocks are walked one by one in Python (a block's length gives the
         next one's offset) and an Enhanced Packet Block contributes only its
         offset; its header fields and timestamp are read with numpy for the
-        whole batch (:func:`_pcapng_batch`). After _STREAK accepted EPBs of
+        whole batch (:func:`_pcapng_batch`). After STREAK accepted EPBs of
         one length in a row, the blocks that follow are checked in bulk with
         strided reads (block type, both length fields, interface, caplen
         bound) and taken as long as they agree; the first that differs
@@ -502,8 +424,8 @@ class CaptureFile:
         in_pieces = 0
         seg_lt: int | None = None
         while True:
-            buf = self._buf
-            pos = self._pos
+            buf = self.buf
+            pos = self.pos
             end = len(buf)
             need = 12
             fail = ""
@@ -535,7 +457,7 @@ class CaptureFile:
                     lt_table = None
                     size = streak = 0
                     btype, blen = head(buf, pos)
-                if blen < 12 or blen % 4 or blen > _MAX_RECORD:
+                if blen < 12 or blen % 4 or blen > MAX_RECORD:
                     fail = "pcapng.bad_block_length"
                     break
                 stop = pos + blen
@@ -572,7 +494,7 @@ class CaptureFile:
                         streak = 0
                     else:
                         streak += 1
-                        if streak >= _STREAK:
+                        if streak >= STREAK:
                             # EPBs of one length in a row (RTP of one codec): check the blocks
                             # that follow in strided reads, in windows that grow 4x, and take
                             # as many as agree; the first that differs continues the walk.
@@ -662,7 +584,7 @@ class CaptureFile:
                     lt_table = None
                 # Every other block type is skipped.
                 pos = stop
-            self._pos = pos
+            self.pos = pos
             if seg_lt is not None:
                 batch = _pcapng_batch(
                     buf,
@@ -689,9 +611,7 @@ class CaptureFile:
             if last_at >= 0:
                 last_ts = _pcapng_ts(order, buf, last_at, ifaces)
                 last_at = -1
-            if not self._fill(need, _BATCH_CHUNK):
-                if len(self._buf) > self._pos:
-                    self.truncated = True
+            if not self.more(need, capture_stream.BATCH_CHUNK):
                 return
 
     def _idb_options(self, order: str, buf: bytes, pos: int, end: int) -> tuple[float, int]:
