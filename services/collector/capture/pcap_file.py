@@ -31,6 +31,22 @@ import numpy as np
 from callqual.collector.capture import capture_stream
 from callqual.collector.capture.capture_stream import MAX_RECORD, STREAK, CaptureStream
 from callqual.collector.capture.other_formats import MAGIC_BYTES_NEEDED, describe_other_format
+from callqual.collector.capture.pcapng_blocks import (
+    BT_EPB,
+    BT_IDB,
+    BT_PB,
+    BT_SPB,
+    SHB_MAGIC,
+    SHB_TYPE,
+    UNUSABLE_INTERFACE,
+    Interface,
+    epb_seconds,
+    epb_timestamp,
+    interface_block,
+    section_byte_order,
+    spb_caplen,
+    ticks_per_second,
+)
 from callqual.collector.errors import CaptureFormatError
 from callqual.collector.packet import Frame, RecordBatch
 
@@ -51,16 +67,6 @@ _PCAP_MAGICS: dict[bytes, tuple[str, float, int]] = {
     b"\x34\xcd\xb2\xa1": ("<", 1e-6, 24),
     b"\xa1\xb2\xcd\x34": (">", 1e-6, 24),
 }
-_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
-
-_BT_IDB = 1
-_BT_PB = 2  # obsolete Packet Block; Wireshark still reads it, so do we
-_BT_SPB = 3
-_BT_EPB = 6
-_SHB_TYPE = 0x0A0D0D0A
-_BYTE_ORDER_MAGIC = 0x1A2B3C4D
-_OPT_IF_TSRESOL = 9
-_OPT_IF_TSOFFSET = 14
 
 
 class CaptureFile(CaptureStream):
@@ -79,7 +85,7 @@ class CaptureFile(CaptureStream):
                 raise CaptureFormatError("capture.empty", self.path)
             if len(head) < 4:
                 raise CaptureFormatError("capture.unknown_format", "shorter than a magic number")
-            if head == _PCAPNG_SHB:
+            if head == SHB_MAGIC:
                 self.format = "pcapng"
                 self._frames: Iterator[Frame] = self._read_pcapng()
             elif head in _PCAP_MAGICS:
@@ -142,11 +148,7 @@ class CaptureFile(CaptureStream):
         else:
             if not self.fill(12):
                 raise CaptureFormatError("capture.truncated_header", "pcapng section header")
-            for order in "<>":
-                (magic,) = struct.unpack_from(order + "I", self.buf, 8)
-                if magic == _BYTE_ORDER_MAGIC:
-                    break
-            else:
+            if section_byte_order(self.buf, 0) is None:
                 raise CaptureFormatError("capture.bad_header", "pcapng byte-order magic")
 
     # -- classic pcap ----------------------------------------------------------------------------
@@ -310,7 +312,7 @@ class CaptureFile(CaptureStream):
     def _read_pcapng(self) -> Iterator[Frame]:
         order = "<"
         # Per-section interface table: (linktype, seconds per tick, ts offset, snaplen)
-        ifaces: list[tuple[int, float, int, int]] = []
+        ifaces: list[Interface] = []
         number = 0
         last_ts = 0.0
         u32 = struct.Struct("<I")
@@ -318,14 +320,13 @@ class CaptureFile(CaptureStream):
             if not self.more(12):
                 return
             buf, pos = self.buf, self.pos
-            if buf[pos : pos + 4] == _PCAPNG_SHB:
+            if buf[pos : pos + 4] == SHB_MAGIC:
                 # A new section may switch byte order; the block length must be read in it.
-                order = "<"
-                if struct.unpack_from("<I", buf, pos + 8)[0] != _BYTE_ORDER_MAGIC:
-                    order = ">"
-                    if struct.unpack_from(">I", buf, pos + 8)[0] != _BYTE_ORDER_MAGIC:
-                        self.errors["pcapng.bad_section_header"] += 1
-                        return
+                section_order = section_byte_order(buf, pos)
+                if section_order is None:
+                    self.errors["pcapng.bad_section_header"] += 1
+                    return
+                order = section_order
                 u32 = struct.Struct(order + "I")
                 ifaces = []
             btype, blen = struct.unpack_from(order + "II", buf, pos)
@@ -341,11 +342,11 @@ class CaptureFile(CaptureStream):
             self.pos = pos + blen
             body = pos + 8
             body_end = pos + blen - 4
-            if btype in (_BT_EPB, _BT_PB):
+            if btype in (BT_EPB, BT_PB):
                 if body_end - body < 20:
                     self.errors["pcapng.bad_packet_block"] += 1
                     continue
-                if btype == _BT_EPB:
+                if btype == BT_EPB:
                     ifid, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(order + "IIIII", buf, body)
                 else:
                     ifid, _drops, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(
@@ -359,30 +360,26 @@ class CaptureFile(CaptureStream):
                     self.errors["pcapng.bad_caplen"] += 1
                     continue
                 linktype, tick, offset, _snap = ifaces[ifid]
-                last_ts = _epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
+                last_ts = epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
                 number += 1
                 yield Frame(number, last_ts, linktype, buf[start : start + caplen], origlen)
-            elif btype == _BT_SPB:
+            elif btype == BT_SPB:
                 if not ifaces:
                     self.errors["pcapng.unknown_interface"] += 1
                     continue
                 (origlen,) = u32.unpack_from(buf, body)
                 linktype, _tick, _offset, snap = ifaces[0]
-                caplen = min(origlen, body_end - body - 4)
-                if snap:
-                    caplen = min(caplen, snap)
+                caplen = spb_caplen(origlen, blen, snap)
                 number += 1
                 # An SPB carries no timestamp; reusing the previous one keeps
                 # capture-time timeouts downstream monotonic.
                 yield Frame(number, last_ts, linktype, buf[body + 4 : body + 4 + caplen], origlen)
-            elif btype == _BT_IDB:
-                if body_end - body < 8:
+            elif btype == BT_IDB:
+                iface = interface_block(order, buf, pos, blen)
+                if iface is None:
                     self.errors["pcapng.bad_interface_block"] += 1
-                    ifaces.append((-1, 1e-6, 0, 0))  # keep interface ids aligned
-                    continue
-                linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, body)
-                tick, ts_offset = self._idb_options(order, buf, body + 8, body_end)
-                ifaces.append((linktype, tick, ts_offset, snaplen))
+                    iface = UNUSABLE_INTERFACE
+                ifaces.append(iface)
             # Section headers were handled above; every other block type is skipped.
 
     def _read_pcapng_batches(self) -> Iterator[RecordBatch]:
@@ -402,7 +399,7 @@ class CaptureFile(CaptureStream):
         """
         order = "<"
         # Per-section interface table, as _read_pcapng's: (linktype, seconds per tick, ts offset, snaplen)
-        ifaces: list[tuple[int, float, int, int]] = []
+        ifaces: list[Interface] = []
         if_lt: list[int] = []  # the link types alone, for the walk
         lt_table: np.ndarray | None = None  # the same as an array, for the bulk checks; built on demand
         head = struct.Struct(order + "II").unpack_from
@@ -434,20 +431,18 @@ class CaptureFile(CaptureStream):
             streak = 0
             while pos + 12 <= end:
                 btype, blen = head(buf, pos)
-                if btype == _SHB_TYPE:  # the magic reads the same in both byte orders
+                if btype == SHB_TYPE:  # the magic reads the same in both byte orders
                     if seg_lt is not None:
                         cut = True  # the pending records were read with the old section's tables
                         break
                     if last_at >= 0:
-                        last_ts = _pcapng_ts(order, buf, last_at, ifaces)
+                        last_ts = epb_timestamp(order, buf, last_at, ifaces)
                         last_at = -1
-                    if struct.unpack_from("<I", buf, pos + 8)[0] == _BYTE_ORDER_MAGIC:
-                        order = "<"
-                    elif struct.unpack_from(">I", buf, pos + 8)[0] == _BYTE_ORDER_MAGIC:
-                        order = ">"
-                    else:
+                    section_order = section_byte_order(buf, pos)
+                    if section_order is None:
                         fail = "pcapng.bad_section_header"
                         break
+                    order = section_order
                     head = struct.Struct(order + "II").unpack_from
                     word = struct.Struct(order + "I").unpack_from
                     epb_check = struct.Struct(order + "I8xI").unpack_from
@@ -467,7 +462,7 @@ class CaptureFile(CaptureStream):
                 if word(buf, stop - 4)[0] != blen:
                     fail = "pcapng.bad_block_length"
                     break
-                if btype == _BT_EPB:
+                if btype == BT_EPB:
                     if blen < 32:
                         self.errors["pcapng.bad_packet_block"] += 1
                         pos = stop
@@ -507,7 +502,7 @@ class CaptureFile(CaptureStream):
                                 trailers = np.ndarray((count,), u32, buf, stop + blen - 4, (blen,))
                                 ids = fields[:, 2]
                                 ok = (
-                                    (fields[:, 0] == _BT_EPB)
+                                    (fields[:, 0] == BT_EPB)
                                     & (fields[:, 1] == blen)
                                     & (trailers == blen)
                                     & (fields[:, 5] <= blen - 32)
@@ -528,8 +523,8 @@ class CaptureFile(CaptureStream):
                                     break
                                 window *= 4
                             streak = 0
-                elif btype in (_BT_PB, _BT_SPB):
-                    if btype == _BT_PB:
+                elif btype in (BT_PB, BT_SPB):
+                    if btype == BT_PB:
                         if blen < 32:
                             self.errors["pcapng.bad_packet_block"] += 1
                             pos = stop
@@ -546,7 +541,7 @@ class CaptureFile(CaptureStream):
                             pos = stop
                             continue
                         linktype, tick, offset, _snap = ifaces[ifid]
-                        ts = _epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
+                        ts = epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
                         start = pos + 28
                     else:
                         if not ifaces:
@@ -555,12 +550,9 @@ class CaptureFile(CaptureStream):
                             continue
                         (origlen,) = word(buf, pos + 8)
                         linktype, _tick, _offset, snap = ifaces[0]
-                        caplen = min(origlen, blen - 16)
-                        if snap:
-                            caplen = min(caplen, snap)
-                        caplen = max(caplen, 0)  # a block too short for its length field: no data
+                        caplen = spb_caplen(origlen, blen, snap)
                         if last_at >= 0:
-                            last_ts = _pcapng_ts(order, buf, last_at, ifaces)
+                            last_ts = epb_timestamp(order, buf, last_at, ifaces)
                         ts = last_ts
                         start = pos + 12
                     if linktype != seg_lt:
@@ -572,15 +564,13 @@ class CaptureFile(CaptureStream):
                     last_ts = ts
                     last_at = -1
                     size = streak = 0
-                elif btype == _BT_IDB:
-                    if blen < 20:
+                elif btype == BT_IDB:
+                    iface = interface_block(order, buf, pos, blen)
+                    if iface is None:
                         self.errors["pcapng.bad_interface_block"] += 1
-                        ifaces.append((-1, 1e-6, 0, 0))  # keep interface ids aligned
-                    else:
-                        linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, pos + 8)
-                        tick, ts_offset = self._idb_options(order, buf, pos + 16, stop - 4)
-                        ifaces.append((linktype, tick, ts_offset, snaplen))
-                    if_lt.append(ifaces[-1][0])
+                        iface = UNUSABLE_INTERFACE
+                    ifaces.append(iface)
+                    if_lt.append(iface[0])
                     lt_table = None
                 # Every other block type is skipped.
                 pos = stop
@@ -609,55 +599,16 @@ class CaptureFile(CaptureStream):
             if cut:
                 continue  # the same buffer, from the record that starts the next batch
             if last_at >= 0:
-                last_ts = _pcapng_ts(order, buf, last_at, ifaces)
+                last_ts = epb_timestamp(order, buf, last_at, ifaces)
                 last_at = -1
             if not self.more(need, capture_stream.BATCH_CHUNK):
                 return
-
-    def _idb_options(self, order: str, buf: bytes, pos: int, end: int) -> tuple[float, int]:
-        tick = 1e-6
-        ts_offset = 0
-        while pos + 4 <= end:
-            code, olen = struct.unpack_from(order + "HH", buf, pos)
-            pos += 4
-            if code == 0 or pos + olen > end:
-                break
-            if code == _OPT_IF_TSRESOL and olen >= 1:
-                v = buf[pos]
-                tick = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v
-            elif code == _OPT_IF_TSOFFSET and olen >= 8:
-                (ts_offset,) = struct.unpack_from(order + "q", buf, pos)
-            pos += (olen + 3) & ~3
-        return tick, ts_offset
-
-
-def _pcapng_ts(order: str, buf: bytes, at: int, ifaces: list[tuple[int, float, int, int]]) -> float:
-    """The timestamp of the EPB at ``at``, computed as _read_pcapng computes it."""
-    ifid, ts_hi, ts_lo = struct.unpack_from(order + "III", buf, at + 8)
-    _linktype, tick, offset, _snap = ifaces[ifid]
-    return _epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
-
-
-def _ticks_per_second(tick: float) -> int:
-    """The whole number of ticks in a second (if_tsresol is 10^-n or 2^-n, so 1/tick is exact)."""
-    return max(1, round(1 / tick))
-
-
-def _epb_seconds(ticks: int, tick: float, offset: int) -> float:
-    """An EPB timestamp as classic pcap computes one: whole seconds, plus the fraction times the unit.
-
-    ``ticks * tick`` in one product rounds differently (often a double's step, 0.24 µs, off at
-    today's epoch), so a capture converted with ``editcap -F pcapng`` gave other
-    jitter figures than the original; seconds + fraction gives the same doubles.
-    """
-    sec, frac = divmod(ticks, _ticks_per_second(tick))
-    return float(offset + sec) + frac * tick
 
 
 def _pcapng_batch(
     buf: bytes,
     u32: np.dtype[np.uint32],
-    ifaces: list[tuple[int, float, int, int]],
+    ifaces: list[Interface],
     *,
     linktype: int,
     first_number: int,
@@ -680,7 +631,7 @@ def _pcapng_batch(
         heads = np.ndarray((len(buf) - 27,), "V20", buf, 8, (1,))[at].view(u32).reshape(-1, 5)
         ifid = heads[:, 0].astype(np.intp)
         ticks = (heads[:, 1].astype(np.uint64) << np.uint64(32)) | heads[:, 2].astype(np.uint64)
-        per = [_ticks_per_second(tick) for _lt, tick, _off, _snap in ifaces]
+        per = [ticks_per_second(tick) for _lt, tick, _off, _snap in ifaces]
         if max(per) < 1 << 63 and all(abs(off) < 1 << 62 for _lt, _tick, off, _snap in ifaces):
             # _epb_seconds, vectorised: the same integer split and the same float operations.
             per_iface = np.array(per, dtype=np.uint64)[ifid]
@@ -690,7 +641,7 @@ def _pcapng_batch(
             ts = sec + (ticks % per_iface).astype(np.float64) * tick_iface
         else:  # absurd resolutions or offsets: exact Python integers, record by record
             found = zip(ticks.tolist(), ifid.tolist(), strict=True)
-            ts = np.array([_epb_seconds(t, ifaces[i][1], ifaces[i][2]) for t, i in found], dtype=np.float64)
+            ts = np.array([epb_seconds(t, ifaces[i][1], ifaces[i][2]) for t, i in found], dtype=np.float64)
         start = at + 28
         caplen = heads[:, 3].astype(np.int64)
         orig_len = heads[:, 4].astype(np.int64)
