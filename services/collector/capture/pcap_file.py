@@ -31,6 +31,7 @@ import numpy as np
 from callqual.collector.capture import capture_stream
 from callqual.collector.capture.capture_stream import MAX_RECORD, STREAK, CaptureStream
 from callqual.collector.capture.other_formats import MAGIC_BYTES_NEEDED, describe_other_format
+from callqual.collector.capture.pcap_records import PCAP_MAGICS, read_pcap_batches, read_pcap_frames
 from callqual.collector.capture.pcapng_blocks import (
     BT_EPB,
     BT_IDB,
@@ -52,22 +53,6 @@ from callqual.collector.packet import Frame, RecordBatch
 
 __all__ = ["CaptureFile", "RecordBatch", "open_capture"]
 
-#: Share of records the same size as the one before, in a chunk, from which the next chunk's walk
-#: looks for runs: 0.99 on the clean benchmark capture, 0.6 on the realistic one (runs of 2-3).
-_RUNS_PAY = 0.8
-
-# Classic pcap magic numbers as read little-endian from the first 4 bytes.
-_PCAP_MAGICS: dict[bytes, tuple[str, float, int]] = {
-    # magic bytes on disk: (byte order, seconds per sub-second unit, record header size)
-    b"\xd4\xc3\xb2\xa1": ("<", 1e-6, 16),
-    b"\xa1\xb2\xc3\xd4": (">", 1e-6, 16),
-    b"\x4d\x3c\xb2\xa1": ("<", 1e-9, 16),
-    b"\xa1\xb2\x3c\x4d": (">", 1e-9, 16),
-    # Alexey Kuznetzov's patched libpcap: 8 more bytes per record (ifindex, protocol, pkt_type)
-    b"\x34\xcd\xb2\xa1": ("<", 1e-6, 24),
-    b"\xa1\xb2\xcd\x34": (">", 1e-6, 24),
-}
-
 
 class CaptureFile(CaptureStream):
     """An open capture file: a context manager and an iterator of :class:`Frame`.
@@ -88,10 +73,10 @@ class CaptureFile(CaptureStream):
             if head == SHB_MAGIC:
                 self.format = "pcapng"
                 self._frames: Iterator[Frame] = self._read_pcapng()
-            elif head in _PCAP_MAGICS:
+            elif head in PCAP_MAGICS:
                 self.format = "pcap"
                 self._magic = head
-                self._frames = self._read_pcap(*_PCAP_MAGICS[head])
+                self._frames = read_pcap_frames(self, *PCAP_MAGICS[head])
             else:
                 known = describe_other_format(head + self.read(MAGIC_BYTES_NEEDED - 4), self.path)
                 if known is not None:
@@ -138,7 +123,7 @@ class CaptureFile(CaptureStream):
         self._frames.close()  # type: ignore[attr-defined]
         if self.format == "pcapng":
             return self._read_pcapng_batches()
-        return self._read_pcap_batches(*_PCAP_MAGICS[self._magic])
+        return read_pcap_batches(self, *PCAP_MAGICS[self._magic])
 
     def _check_header(self) -> None:
         """Validate the file header now so that open_capture() fails fast on a non-capture file."""
@@ -150,162 +135,6 @@ class CaptureFile(CaptureStream):
                 raise CaptureFormatError("capture.truncated_header", "pcapng section header")
             if section_byte_order(self.buf, 0) is None:
                 raise CaptureFormatError("capture.bad_header", "pcapng byte-order magic")
-
-    # -- classic pcap ----------------------------------------------------------------------------
-
-    def _read_pcap(self, order: str, unit: float, rec_size: int) -> Iterator[Frame]:
-        hdr = struct.unpack_from(order + "IHHiIII", self.buf, self.pos)
-        snaplen, linktype = hdr[5], hdr[6] & 0x03FFFFFF  # upper bits carry FCS information
-        max_caplen = max(262144, snaplen if snaplen < MAX_RECORD else 0)
-        self.pos += 24
-        rec = struct.Struct(order + "IIII")
-        unpack = rec.unpack_from
-        frame = Frame
-        number = 0
-        while True:
-            buf = self.buf
-            pos = self.pos
-            end = len(buf)
-            # Inner loop works on locals over the current chunk; it leaves only to refill.
-            while pos + rec_size <= end:
-                sec, sub, caplen, origlen = unpack(buf, pos)
-                start = pos + rec_size
-                stop = start + caplen
-                if stop > end:
-                    break
-                if caplen > max_caplen:
-                    self.errors["pcap.bad_caplen"] += 1
-                    self.pos = pos
-                    return
-                number += 1
-                pos = stop
-                yield frame(number, sec + sub * unit, linktype, buf[start:stop], origlen)
-            self.pos = pos
-            if pos + rec_size <= end:
-                (caplen,) = struct.unpack_from(order + "I", buf, pos + 8)
-                if caplen > max_caplen:
-                    self.errors["pcap.bad_caplen"] += 1
-                    return
-                need = rec_size + caplen
-            else:
-                need = rec_size
-            if not self.more(need):
-                return
-
-    def _read_pcap_batches(self, order: str, unit: float, rec_size: int) -> Iterator[RecordBatch]:
-        """_read_pcap's framing and error handling, one RecordBatch per chunk instead of one Frame per record.
-
-        The only per-record Python work left is the walk from one record
-        header to the next (a record's length gives the next one's offset);
-        every other header field is read for the whole chunk with numpy.
-        """
-        hdr = struct.unpack_from(order + "IHHiIII", self.buf, self.pos)
-        snaplen, linktype = hdr[5], hdr[6] & 0x03FFFFFF
-        max_caplen = max(262144, snaplen if snaplen < MAX_RECORD else 0)
-        self.pos += 24
-        #: a record's caplen, read from its header's offset
-        caplen_at = struct.Struct(order + "8xI").unpack_from
-        u32 = np.dtype(np.uint32).newbyteorder("<" if order == "<" else ">")
-        number = 0
-        runs_pay = True  # whether to look for runs of one size (see _RUNS_PAY)
-        while True:
-            buf = self.buf
-            pos = self.pos
-            end = len(buf) - rec_size
-            limit = len(buf)
-            starts: list[int] = []  # record offsets walked one by one, since the last run
-            runs: list[np.ndarray] = []  # every offset so far, in order, as arrays
-            keep = starts.append
-            bad = False
-            last = -1  # the previous record's caplen
-            streak = 0
-            # The per-record loop is the hot spot where sizes vary (mixed codecs): as few
-            # operations as possible per record. A caplen over max_caplen is caught here
-            # only when the record runs past the chunk; one that fits is found in bulk below.
-            # Where the previous chunk's sizes varied too much for runs, even the run
-            # bookkeeping is left out (a quarter of the walk on the realistic benchmark).
-            while not runs_pay and pos <= end:
-                (caplen,) = caplen_at(buf, pos)
-                stop = pos + rec_size + caplen
-                if stop > limit:
-                    bad = caplen > max_caplen
-                    break
-                keep(pos)
-                pos = stop
-            while runs_pay and pos <= end:
-                (caplen,) = caplen_at(buf, pos)
-                stop = pos + rec_size + caplen
-                if stop > limit:
-                    bad = caplen > max_caplen
-                    break
-                keep(pos)
-                if caplen != last:
-                    last = caplen
-                    streak = 0
-                    pos = stop
-                    continue
-                streak += 1
-                if streak >= STREAK:
-                    # Records of one size in a row (RTP of one codec): check the length
-                    # field of the next ones in one strided numpy read, and take as many
-                    # as agree; the first that differs continues the walk above.
-                    # Windows that grow 4x: a run is typically a few hundred records
-                    # (until an RTCP or SIP record), far shorter than the chunk.
-                    size = rec_size + caplen
-                    window = 256
-                    while (count := min(window, (limit - stop) // size)) > 0:
-                        lengths = np.ndarray((count,), u32, buf, stop + 8, (size,))
-                        differ = lengths != caplen
-                        taken = int(differ.argmax()) if differ.any() else count
-                        if taken:
-                            if starts:
-                                runs.append(np.array(starts, dtype=np.int64))
-                                starts = []
-                                keep = starts.append
-                            runs.append(np.arange(stop, stop + taken * size, size, dtype=np.int64))
-                            stop += taken * size
-                        if taken < count:
-                            break
-                        window *= 4
-                    streak = 0
-                pos = stop
-            self.pos = pos
-            if starts:
-                runs.append(np.array(starts, dtype=np.int64))
-            if runs:
-                at = runs[0] if len(runs) == 1 else np.concatenate(runs)
-                # Every record header as one 16-byte element of an overlapping (stride 1) view:
-                # one gather of n elements, not 16n byte indices.
-                records = np.ndarray((len(buf) - 15,), "V16", buf, 0, (1,))[at]
-                heads = records.view(u32).reshape(-1, 4).astype(np.int64)
-                caplens = heads[:, 2]
-                runs_pay = len(at) < 2 or int(
-                    np.count_nonzero(caplens[1:] == caplens[:-1])
-                ) >= _RUNS_PAY * len(at)
-                over = np.flatnonzero(caplens > max_caplen)
-                if len(over):
-                    # Impossible framing: stop at the first such record, as the frame reader does.
-                    self.pos = int(at[over[0]])
-                    at = at[: over[0]]
-                    heads = heads[: over[0]]
-                    bad = True
-            if runs and len(at):
-                yield RecordBatch(
-                    buf,
-                    linktype,
-                    number + 1,
-                    at + rec_size,
-                    heads[:, 2],
-                    heads[:, 3],
-                    heads[:, 0] + heads[:, 1] * unit,
-                )
-                number += len(at)
-            if bad:
-                self.errors["pcap.bad_caplen"] += 1
-                return
-            need = rec_size + caplen_at(buf, pos)[0] if pos <= end else rec_size
-            if not self.more(need, capture_stream.BATCH_CHUNK):
-                return
 
     # -- pcapng ----------------------------------------------------------------------------------
 
