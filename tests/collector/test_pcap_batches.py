@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from callqual.collector.capture import pcap_file
+from callqual.collector.capture import pcap_records
 from tests.collector.pcapcraft import ether, ipv4, udp, write_pcap
 from tests.collector.test_pcapng_batches import check, chunk
 
@@ -25,7 +25,7 @@ __all__ = ["chunk"]  # the fixture, used by name
 def runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whether the walk looks for runs of one size: as the previous chunk suggests, always, or never."""
     if request.param is not None:
-        monkeypatch.setattr(pcap_file, "_RUNS_PAY", request.param)
+        monkeypatch.setattr(pcap_records, "RUNS_PAY", request.param)
 
 
 def _frame(size: int) -> bytes:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callqual.collector.capture import pcap_file
+from callqual.collector.capture import capture_stream, pcap_file
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.packet import Frame, RecordBatch
 from tests.collector.pcapcraft import ether, ipv4, udp
@@ -160,7 +160,7 @@ def chunk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> in
     """Read size of the batch reader: small ones put chunk boundaries inside blocks and runs."""
     size: int | None = request.param
     if size is not None:
-        monkeypatch.setattr(pcap_file, "_BATCH_CHUNK", size)
+        monkeypatch.setattr(capture_stream, "BATCH_CHUNK", size)
     return size
 
 
@@ -417,7 +417,7 @@ def test_random_files_and_random_damage(tmp_path: Path) -> None:
 
 
 def test_bytes_read_grows_as_batches_come(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pcap_file, "_BATCH_CHUNK", 1 << 18)
+    monkeypatch.setattr(capture_stream, "BATCH_CHUNK", 1 << 18)
     # 10 MB: more than the first read (the header check's, 4 MiB), then 256 KiB at a time
     blob = shb() + idb("<", ETHERNET) + epb("<", 0, 1, _rtp(1)) * 40_000
     path = write(tmp_path, blob)

@@ -55,18 +55,30 @@ the wire length of a cut packet; ``next_batch`` reports the captured length.
 from __future__ import annotations
 
 import select
-import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import numpy as np
 import pcapy
 
+from callqual.collector.capture.live_filter import (
+    DEFAULT_NOISE_PORTS,
+    DEFAULT_RTP_PORTS,
+    DEFAULT_SIP_PORTS,
+    default_bpf,
+)
+from callqual.collector.capture.raw_batches import (
+    META,
+    PACKET_OVERHEAD,
+    RawBatch,
+    RawChunk,
+    batch_span,
+    record_batch,
+)
 from callqual.collector.packet import Frame, RecordBatch
 
 __all__ = [
@@ -81,20 +93,8 @@ __all__ = [
     "default_bpf",
 ]
 
-#: SIP over UDP, TCP, TLS and SCTP (5060 plain, 5061 TLS) plus the collector's other usual ports.
-DEFAULT_SIP_PORTS: tuple[int, ...] = (5060, 5061, 5062, 5080)
-#: RTP/RTCP: SDP may put media on any unprivileged port, so the default range is all of them
-#: (Asterisk uses 10000-20000, FreeSWITCH 16384-32768, phones anything): narrow it per site.
-DEFAULT_RTP_PORTS: tuple[int, int] = (1024, 65535)
-#: Busy UDP services whose datagrams land in the RTP range (a client's ephemeral port talks to
-#: them) and which no VoIP media uses: DNS, DHCP, NTP, NetBIOS, SNMP, syslog, QUIC/HTTP3 (443),
-#: SSDP, mDNS, LLMNR, VXLAN/OTV. Excluded so a busy span port does not fill the ring with them.
-DEFAULT_NOISE_PORTS: tuple[int, ...] = (
-    *(53, 67, 68, 123, 137, 138, 161, 162, 443, 514),  # DNS DHCP NTP NetBIOS SNMP QUIC syslog
-    *(1900, 4789, 5353, 5355, 8472),  # SSDP VXLAN mDNS LLMNR OTV
-)
-
-_META = struct.Struct("=IIII")  # next_batch record: sec, usec, offset, caplen
+#: The end of the capture, queued by the capture thread; it stays queued so a later consumer ends too.
+_EOF = object()
 
 
 class LiveCaptureError(RuntimeError):
@@ -127,57 +127,6 @@ class CaptureStats:
     captured: int  #: frames read from the ring (delivered + queue_dropped)
     queue_peak_frames: int = 0  #: the most frames the queue held at once
     queue_peak_bytes: int = 0  #: the most bytes the queue held at once
-
-
-def _port_list(proto: str, ports: Iterable[int]) -> str:
-    return " or ".join(f"{proto} port {p}" for p in sorted(set(ports)))
-
-
-def default_bpf(
-    sip_ports: Iterable[int] = DEFAULT_SIP_PORTS,
-    rtp_ports: tuple[int, int] = DEFAULT_RTP_PORTS,
-    noise_ports: Iterable[int] = DEFAULT_NOISE_PORTS,
-    vlan: bool = True,
-) -> str:
-    """The default kernel filter: SIP, RTP/RTCP, IP fragments and the tunnels the decoder opens.
-
-    Fragments must pass because a large SIP INVITE over UDP is fragmented and
-    only its first fragment carries the UDP ports. GRE (ERSPAN) and IP-in-IP
-    pass whole because the filter cannot see the ports inside the tunnel. The
-    same expression is repeated after ``vlan`` since libpcap's ``vlan``
-    keyword shifts all later offsets by the tag (one tag; QinQ needs a custom
-    filter); ``vlan=False`` leaves it out, as libpcap rejects it on links
-    that carry no tags (Linux cooked capture of ``any``).
-    """
-    sip = [_port_list("udp", sip_ports), _port_list("tcp", sip_ports), _port_list("sctp", sip_ports)]
-    lo, hi = rtp_ports
-    media = f"udp portrange {lo}-{hi}"
-    noise = list(noise_ports)
-    if noise:
-        media = f"({media} and not ({_port_list('udp', noise)}))"
-    fragments = "(ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)"
-    tunnels = "ip proto 47 or ip proto 4 or ip6 proto 47"
-    inner = " or ".join(f"({part})" for part in [*sip, media, fragments, tunnels])
-    return f"({inner}) or (vlan and ({inner}))" if vlan else inner
-
-
-# A raw batch handed from the capture thread to the consumer: (packets, meta) from next_batch, or
-# a list of (ts, data, wire length) from the per-packet path.
-_Batch = tuple[bytes, bytes] | list[tuple[float, bytes, int]]
-_EOF = object()
-
-#: Bytes a queued frame of the per-packet (small snaplen) path costs besides its data: the
-#: bytes object's header, its tuple, the float and the int (CPython, 64-bit).
-_PACKET_OVERHEAD = 160
-
-
-@dataclass(slots=True)
-class _Chunk:
-    """One raw batch in the queue, with what it counts against the queue's bounds."""
-
-    batch: _Batch
-    frames: int
-    size: int  #: bytes it holds (packet data, metadata)
 
 
 class LiveFrames:
@@ -340,7 +289,7 @@ class LiveCapture:
 
     def _frame_iter(self, on_loss: Callable[[CaptureLoss], None] | None) -> Iterator[Frame]:
         linktype = self.linktype
-        unpack = _META.unpack_from
+        unpack = META.unpack_from
         number = self._number
         while True:
             item = self._take(1, 0)
@@ -378,7 +327,7 @@ class LiveCapture:
                 continue
             assert isinstance(item, list)
             number = self._number
-            batch = _record_batch(item, linktype, number + 1)
+            batch = record_batch(item, linktype, number + 1)
             self._number = number + len(batch)
             yield batch
         self._raise_error()
@@ -401,14 +350,14 @@ class LiveCapture:
             if queue[0] is _EOF:
                 return _EOF
             item = queue.popleft()
-            if not isinstance(item, _Chunk):
+            if not isinstance(item, RawChunk):
                 return item
             run = [item]
             frames, size = item.frames, item.size
             while queue:
                 nxt = queue[0]
                 if (
-                    not isinstance(nxt, _Chunk)
+                    not isinstance(nxt, RawChunk)
                     or frames + nxt.frames > max_frames
                     or size + nxt.size > max_bytes
                 ):
@@ -459,7 +408,7 @@ class LiveCapture:
     def _read_ready(self, reader: Any) -> None:
         """Read everything the ring holds now, batch by batch."""
         while True:
-            batch: _Batch
+            batch: RawBatch
             if self.snaplen >= 65535:
                 pkts, meta = reader.next_batch(self.batch)
                 n = len(meta) // 16
@@ -479,16 +428,16 @@ class LiveCapture:
                 if not n:
                     return
                 batch = got
-                size = sum(len(data) for _, data, _ in got) + n * _PACKET_OVERHEAD
+                size = sum(len(data) for _, data, _ in got) + n * PACKET_OVERHEAD
             self._captured += n
             self._offer(batch, n, size)
             if n < self.batch:
                 return
 
-    def _offer(self, batch: _Batch, n: int, size: int) -> None:
+    def _offer(self, batch: RawBatch, n: int, size: int) -> None:
         with self._cond:
             if self._queued + n <= self.queue_frames and self._queued_bytes + size <= self.queue_bytes:
-                self._queue.append(_Chunk(batch, n, size))
+                self._queue.append(RawChunk(batch, n, size))
                 self._queued += n
                 self._queued_bytes += size
                 peak_frames, peak_bytes = self._peak
@@ -497,7 +446,7 @@ class LiveCapture:
                 self._cond.notify()
                 return
             self._queue_dropped += n
-            first, last = _batch_span(batch)
+            first, last = batch_span(batch)
             tail = self._queue[-1] if self._queue else None
             if isinstance(tail, CaptureLoss) and tail.reason == "capture.queue":
                 # Merge with the previous queue loss: markers must not grow the queue without bound.
@@ -522,52 +471,3 @@ class LiveCapture:
                 self._queue.extend(losses)
                 self._cond.notify()
         return now
-
-
-def _batch_span(batch: _Batch) -> tuple[float, float]:
-    """Capture times of the first and last frame of a batch."""
-    if isinstance(batch, tuple):
-        meta = batch[1]
-        sec, usec, _, _ = _META.unpack_from(meta, 0)
-        sec2, usec2, _, _ = _META.unpack_from(meta, len(meta) - 16)
-        return sec + usec * 1e-6, sec2 + usec2 * 1e-6
-    return batch[0][0], batch[-1][0]
-
-
-def _columns(
-    batch: _Batch,
-) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One raw batch as (buffer, start, caplen, orig_len, ts) columns."""
-    if isinstance(batch, tuple):
-        pkts, meta = batch
-        cols = np.frombuffer(meta, np.uint32).reshape(-1, 4)  # native order, as next_batch writes it
-        caplen = cols[:, 3].astype(np.int64)
-        # The same two IEEE operations as the per-frame path's sec + usec * 1e-6: equal bit for bit.
-        ts = cols[:, 0].astype(np.float64) + cols[:, 1].astype(np.float64) * 1e-6
-        return pkts, cols[:, 2].astype(np.int64), caplen, caplen, ts
-    lengths = np.fromiter((len(data) for _, data, _ in batch), np.int64, len(batch))
-    return (
-        b"".join(data for _, data, _ in batch),
-        np.cumsum(lengths) - lengths,
-        lengths,
-        np.fromiter((wire for _, _, wire in batch), np.int64, len(batch)),
-        np.fromiter((ts for ts, _, _ in batch), np.float64, len(batch)),
-    )
-
-
-def _record_batch(run: list[_Chunk], linktype: int, first_number: int) -> RecordBatch:
-    """A run of consecutive raw batches as one RecordBatch (their buffers joined)."""
-    if len(run) == 1:
-        buf, start, caplen, orig_len, ts = _columns(run[0].batch)
-        return RecordBatch(buf, linktype, first_number, start, caplen, orig_len, ts)
-    parts = [_columns(chunk.batch) for chunk in run]
-    bases = np.cumsum([0, *(len(p[0]) for p in parts[:-1])])
-    return RecordBatch(
-        b"".join(p[0] for p in parts),
-        linktype,
-        first_number,
-        np.concatenate([p[1] + base for p, base in zip(parts, bases.tolist(), strict=True)]),
-        np.concatenate([p[2] for p in parts]),
-        np.concatenate([p[3] for p in parts]),
-        np.concatenate([p[4] for p in parts]),
-    )

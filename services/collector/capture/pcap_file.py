@@ -8,7 +8,11 @@ systems, dumpcap with several ``-i``) carries a link type and a timestamp
 resolution per Interface Description Block and must be honoured per frame.
 
 The file is read in large chunks and records are cut with ``struct`` at fixed
-offsets, which keeps the per-frame cost at roughly one microsecond.
+offsets, which keeps the per-frame cost at roughly one microsecond. This module
+only opens the file and tells the format; the pieces, one job each:
+``capture_stream`` (the buffer and its refilling, gzip), ``pcap_records``
+(classic pcap), ``pcapng_blocks`` (what both pcapng readers decode alike),
+``pcapng_frames`` and ``pcapng_batches`` (one Frame per packet, or RecordBatches).
 
 A file that is not a capture raises :class:`CaptureFormatError` at open time.
 Damage found later never raises: a file that ends inside a record sets
@@ -20,64 +24,24 @@ and counted.
 
 from __future__ import annotations
 
-import gzip
 import inspect
 import os
-import struct
-from collections import Counter
 from collections.abc import Iterator
 from types import TracebackType
-from typing import BinaryIO
 
-import numpy as np
-
+from callqual.collector.capture.capture_stream import CaptureStream
 from callqual.collector.capture.other_formats import MAGIC_BYTES_NEEDED, describe_other_format
+from callqual.collector.capture.pcap_records import PCAP_MAGICS, read_pcap_batches, read_pcap_frames
+from callqual.collector.capture.pcapng_batches import read_pcapng_batches
+from callqual.collector.capture.pcapng_blocks import SHB_MAGIC, section_byte_order
+from callqual.collector.capture.pcapng_frames import read_pcapng_frames
 from callqual.collector.errors import CaptureFormatError
 from callqual.collector.packet import Frame, RecordBatch
 
 __all__ = ["CaptureFile", "RecordBatch", "open_capture"]
 
-_CHUNK = 1 << 22  # 4 MiB: large enough that refills are rare, small enough to stream huge files
-#: Read size of the batch reader (about 9,000 RTP records): larger batches amortise the
-#: consumer's per-batch numpy set-up, but past a few MiB the record walk and the gathers
-#: fall out of the CPU caches (measured on the load capture: 1-2 MiB best, 16 MiB 3x slower).
-_BATCH_CHUNK = 1 << 23
-_MAX_RECORD = 1 << 26  # 64 MiB: a larger record length can only be corruption
-#: Records of one size in a row after which the batch reader checks the following ones
-#: in bulk (see CaptureFile._read_pcap_batches). 16, not 4: where codecs interleave (record sizes
-#: vary), short runs made a numpy check that took a handful of records; reading the realistic
-#: 1.19 M-packet benchmark capture took 0.57 s at 4, 0.36 s at 16 (as pcapng 1.40 / 0.69 s), the
-#: clean one 0.13 / 0.12 s.
-_STREAK = 16
-#: Share of records the same size as the one before, in a chunk, from which the next chunk's walk
-#: looks for runs: 0.99 on the clean benchmark capture, 0.6 on the realistic one (runs of 2-3).
-_RUNS_PAY = 0.8
 
-# Classic pcap magic numbers as read little-endian from the first 4 bytes.
-_PCAP_MAGICS: dict[bytes, tuple[str, float, int]] = {
-    # magic bytes on disk: (byte order, seconds per sub-second unit, record header size)
-    b"\xd4\xc3\xb2\xa1": ("<", 1e-6, 16),
-    b"\xa1\xb2\xc3\xd4": (">", 1e-6, 16),
-    b"\x4d\x3c\xb2\xa1": ("<", 1e-9, 16),
-    b"\xa1\xb2\x3c\x4d": (">", 1e-9, 16),
-    # Alexey Kuznetzov's patched libpcap: 8 more bytes per record (ifindex, protocol, pkt_type)
-    b"\x34\xcd\xb2\xa1": ("<", 1e-6, 24),
-    b"\xa1\xb2\xcd\x34": (">", 1e-6, 24),
-}
-_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
-_GZIP_MAGIC = b"\x1f\x8b"
-
-_BT_IDB = 1
-_BT_PB = 2  # obsolete Packet Block; Wireshark still reads it, so do we
-_BT_SPB = 3
-_BT_EPB = 6
-_SHB_TYPE = 0x0A0D0D0A
-_BYTE_ORDER_MAGIC = 0x1A2B3C4D
-_OPT_IF_TSRESOL = 9
-_OPT_IF_TSOFFSET = 14
-
-
-class CaptureFile:
+class CaptureFile(CaptureStream):
     """An open capture file: a context manager and an iterator of :class:`Frame`.
 
     ``bytes_read`` and ``size`` exist for progress reporting; both count bytes
@@ -85,37 +49,23 @@ class CaptureFile:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self.size = os.path.getsize(self.path)
-        self.bytes_read = 0
-        self.truncated = False
-        self.errors: Counter[str] = Counter()
+        super().__init__(path)
         self.format = ""  #: 'pcap' or 'pcapng'
-        self._raw: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
-        self._fh: BinaryIO = self._raw
         try:
-            head = self._raw.read(4)
-            if head[:2] == _GZIP_MAGIC:
-                self._raw.seek(0)
-                self._fh = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
-                head = self._safe_read(4)
-            self._buf = head
-            self._pos = 0
-            #: a plain file read through _raw: _fill may seek back over the unread tail
-            self._rereadable = self._fh is self._raw and self._raw.seekable()
+            head = self.buf
             if not head:
                 raise CaptureFormatError("capture.empty", self.path)
             if len(head) < 4:
                 raise CaptureFormatError("capture.unknown_format", "shorter than a magic number")
-            if head == _PCAPNG_SHB:
+            if head == SHB_MAGIC:
                 self.format = "pcapng"
-                self._frames: Iterator[Frame] = self._read_pcapng()
-            elif head in _PCAP_MAGICS:
+                self._frames: Iterator[Frame] = read_pcapng_frames(self)
+            elif head in PCAP_MAGICS:
                 self.format = "pcap"
                 self._magic = head
-                self._frames = self._read_pcap(*_PCAP_MAGICS[head])
+                self._frames = read_pcap_frames(self, *PCAP_MAGICS[head])
             else:
-                known = describe_other_format(head + self._safe_read(MAGIC_BYTES_NEEDED - 4), self.path)
+                known = describe_other_format(head + self.read(MAGIC_BYTES_NEEDED - 4), self.path)
                 if known is not None:
                     raise CaptureFormatError("capture.other_format", known)
                 raise CaptureFormatError("capture.unknown_format", f"magic {head.hex()}")
@@ -159,639 +109,19 @@ class CaptureFile:
             return None
         self._frames.close()  # type: ignore[attr-defined]
         if self.format == "pcapng":
-            return self._read_pcapng_batches()
-        return self._read_pcap_batches(*_PCAP_MAGICS[self._magic])
-
-    def close(self) -> None:
-        if self._fh is not self._raw:
-            self._fh.close()
-        self._raw.close()
-
-    # -- buffer management -----------------------------------------------------------------------
-
-    def _safe_read(self, n: int) -> bytes:
-        """Read, turning a damaged gzip stream into a truncation instead of an exception."""
-        try:
-            data = self._fh.read(n)
-        except (OSError, EOFError, gzip.BadGzipFile):
-            self.truncated = True
-            data = b""
-        self.bytes_read = self._raw.tell() if not self._raw.closed else self.bytes_read
-        return data
-
-    def _fill(self, need: int, chunk: int = _CHUNK) -> bool:
-        """Make at least ``need`` bytes available from ``_pos``, reading ``chunk`` at a time; False at EOF."""
-        if len(self._buf) - self._pos >= need:
-            # The common case, per block of a pcapng file: no copy of the rest of the chunk.
-            return True
-        tail = len(self._buf) - self._pos
-        if tail and self._rereadable:
-            # Read the unused tail again with the next chunk rather than joining the two:
-            # joining copies the whole chunk a second time (8 MiB per batch, ~5 % of a run).
-            self._raw.seek(-tail, os.SEEK_CUR)
-            self._buf = self._safe_read(max(chunk, need))
-            self._pos = 0
-            return len(self._buf) >= need
-        buf = self._buf[self._pos :]
-        parts = [buf]
-        have = len(buf)
-        while have < need:
-            more = self._safe_read(max(chunk, need - have))
-            if not more:
-                break
-            parts.append(more)
-            have += len(more)
-        self._buf = b"".join(parts)
-        self._pos = 0
-        return have >= need
+            return read_pcapng_batches(self)
+        return read_pcap_batches(self, *PCAP_MAGICS[self._magic])
 
     def _check_header(self) -> None:
         """Validate the file header now so that open_capture() fails fast on a non-capture file."""
         if self.format == "pcap":
-            if not self._fill(24):
+            if not self.fill(24):
                 raise CaptureFormatError("capture.truncated_header", "pcap file header")
         else:
-            if not self._fill(12):
+            if not self.fill(12):
                 raise CaptureFormatError("capture.truncated_header", "pcapng section header")
-            for order in "<>":
-                (magic,) = struct.unpack_from(order + "I", self._buf, 8)
-                if magic == _BYTE_ORDER_MAGIC:
-                    break
-            else:
+            if section_byte_order(self.buf, 0) is None:
                 raise CaptureFormatError("capture.bad_header", "pcapng byte-order magic")
-
-    # -- classic pcap ----------------------------------------------------------------------------
-
-    def _read_pcap(self, order: str, unit: float, rec_size: int) -> Iterator[Frame]:
-        hdr = struct.unpack_from(order + "IHHiIII", self._buf, self._pos)
-        snaplen, linktype = hdr[5], hdr[6] & 0x03FFFFFF  # upper bits carry FCS information
-        max_caplen = max(262144, snaplen if snaplen < _MAX_RECORD else 0)
-        self._pos += 24
-        rec = struct.Struct(order + "IIII")
-        unpack = rec.unpack_from
-        frame = Frame
-        number = 0
-        while True:
-            buf = self._buf
-            pos = self._pos
-            end = len(buf)
-            # Inner loop works on locals over the current chunk; it leaves only to refill.
-            while pos + rec_size <= end:
-                sec, sub, caplen, origlen = unpack(buf, pos)
-                start = pos + rec_size
-                stop = start + caplen
-                if stop > end:
-                    break
-                if caplen > max_caplen:
-                    self.errors["pcap.bad_caplen"] += 1
-                    self._pos = pos
-                    return
-                number += 1
-                pos = stop
-                yield frame(number, sec + sub * unit, linktype, buf[start:stop], origlen)
-            self._pos = pos
-            if pos + rec_size <= end:
-                (caplen,) = struct.unpack_from(order + "I", buf, pos + 8)
-                if caplen > max_caplen:
-                    self.errors["pcap.bad_caplen"] += 1
-                    return
-                need = rec_size + caplen
-            else:
-                need = rec_size
-            if not self._fill(need):
-                if len(self._buf) > self._pos:
-                    self.truncated = True
-                return
-
-    def _read_pcap_batches(self, order: str, unit: float, rec_size: int) -> Iterator[RecordBatch]:
-        """_read_pcap's framing and error handling, one RecordBatch per chunk instead of one Frame per record.
-
-        The only per-record Python work left is the walk from one record
-        header to the next (a record's length gives the next one's offset);
-        every other header field is read for the whole chunk with numpy.
-        """
-        hdr = struct.unpack_from(order + "IHHiIII", self._buf, self._pos)
-        snaplen, linktype = hdr[5], hdr[6] & 0x03FFFFFF
-        max_caplen = max(262144, snaplen if snaplen < _MAX_RECORD else 0)
-        self._pos += 24
-        #: a record's caplen, read from its header's offset
-        caplen_at = struct.Struct(order + "8xI").unpack_from
-        u32 = np.dtype(np.uint32).newbyteorder("<" if order == "<" else ">")
-        number = 0
-        runs_pay = True  # whether to look for runs of one size (see _RUNS_PAY)
-        while True:
-            buf = self._buf
-            pos = self._pos
-            end = len(buf) - rec_size
-            limit = len(buf)
-            starts: list[int] = []  # record offsets walked one by one, since the last run
-            runs: list[np.ndarray] = []  # every offset so far, in order, as arrays
-            keep = starts.append
-            bad = False
-            last = -1  # the previous record's caplen
-            streak = 0
-            # The per-record loop is the hot spot where sizes vary (mixed codecs): as few
-            # operations as possible per record. A caplen over max_caplen is caught here
-            # only when the record runs past the chunk; one that fits is found in bulk below.
-            # Where the previous chunk's sizes varied too much for runs, even the run
-            # bookkeeping is left out (a quarter of the walk on the realistic benchmark).
-            while not runs_pay and pos <= end:
-                (caplen,) = caplen_at(buf, pos)
-                stop = pos + rec_size + caplen
-                if stop > limit:
-                    bad = caplen > max_caplen
-                    break
-                keep(pos)
-                pos = stop
-            while runs_pay and pos <= end:
-                (caplen,) = caplen_at(buf, pos)
-                stop = pos + rec_size + caplen
-                if stop > limit:
-                    bad = caplen > max_caplen
-                    break
-                keep(pos)
-                if caplen != last:
-                    last = caplen
-                    streak = 0
-                    pos = stop
-                    continue
-                streak += 1
-                if streak >= _STREAK:
-                    # Records of one size in a row (RTP of one codec): check the length
-                    # field of the next ones in one strided numpy read, and take as many
-                    # as agree; the first that differs continues the walk above.
-                    # Windows that grow 4x: a run is typically a few hundred records
-                    # (until an RTCP or SIP record), far shorter than the chunk.
-                    size = rec_size + caplen
-                    window = 256
-                    while (count := min(window, (limit - stop) // size)) > 0:
-                        lengths = np.ndarray((count,), u32, buf, stop + 8, (size,))
-                        differ = lengths != caplen
-                        taken = int(differ.argmax()) if differ.any() else count
-                        if taken:
-                            if starts:
-                                runs.append(np.array(starts, dtype=np.int64))
-                                starts = []
-                                keep = starts.append
-                            runs.append(np.arange(stop, stop + taken * size, size, dtype=np.int64))
-                            stop += taken * size
-                        if taken < count:
-                            break
-                        window *= 4
-                    streak = 0
-                pos = stop
-            self._pos = pos
-            if starts:
-                runs.append(np.array(starts, dtype=np.int64))
-            if runs:
-                at = runs[0] if len(runs) == 1 else np.concatenate(runs)
-                # Every record header as one 16-byte element of an overlapping (stride 1) view:
-                # one gather of n elements, not 16n byte indices.
-                records = np.ndarray((len(buf) - 15,), "V16", buf, 0, (1,))[at]
-                heads = records.view(u32).reshape(-1, 4).astype(np.int64)
-                caplens = heads[:, 2]
-                runs_pay = len(at) < 2 or int(
-                    np.count_nonzero(caplens[1:] == caplens[:-1])
-                ) >= _RUNS_PAY * len(at)
-                over = np.flatnonzero(caplens > max_caplen)
-                if len(over):
-                    # Impossible framing: stop at the first such record, as the frame reader does.
-                    self._pos = int(at[over[0]])
-                    at = at[: over[0]]
-                    heads = heads[: over[0]]
-                    bad = True
-            if runs and len(at):
-                yield RecordBatch(
-                    buf,
-                    linktype,
-                    number + 1,
-                    at + rec_size,
-                    heads[:, 2],
-                    heads[:, 3],
-                    heads[:, 0] + heads[:, 1] * unit,
-                )
-                number += len(at)
-            if bad:
-                self.errors["pcap.bad_caplen"] += 1
-                return
-            need = rec_size + caplen_at(buf, pos)[0] if pos <= end else rec_size
-            if not self._fill(need, _BATCH_CHUNK):
-                if len(self._buf) > self._pos:
-                    self.truncated = True
-                return
-
-    # -- pcapng ----------------------------------------------------------------------------------
-
-    def _read_pcapng(self) -> Iterator[Frame]:
-        order = "<"
-        # Per-section interface table: (linktype, seconds per tick, ts offset, snaplen)
-        ifaces: list[tuple[int, float, int, int]] = []
-        number = 0
-        last_ts = 0.0
-        u32 = struct.Struct("<I")
-        while True:
-            if not self._fill(12):
-                if len(self._buf) > self._pos:
-                    self.truncated = True
-                return
-            buf, pos = self._buf, self._pos
-            if buf[pos : pos + 4] == _PCAPNG_SHB:
-                # A new section may switch byte order; the block length must be read in it.
-                order = "<"
-                if struct.unpack_from("<I", buf, pos + 8)[0] != _BYTE_ORDER_MAGIC:
-                    order = ">"
-                    if struct.unpack_from(">I", buf, pos + 8)[0] != _BYTE_ORDER_MAGIC:
-                        self.errors["pcapng.bad_section_header"] += 1
-                        return
-                u32 = struct.Struct(order + "I")
-                ifaces = []
-            btype, blen = struct.unpack_from(order + "II", buf, pos)
-            if blen < 12 or blen % 4 or blen > _MAX_RECORD:
-                self.errors["pcapng.bad_block_length"] += 1
-                return
-            if not self._fill(blen):
-                self.truncated = True
-                return
-            buf, pos = self._buf, self._pos
-            if u32.unpack_from(buf, pos + blen - 4)[0] != blen:
-                self.errors["pcapng.bad_block_length"] += 1
-                return
-            self._pos = pos + blen
-            body = pos + 8
-            body_end = pos + blen - 4
-            if btype in (_BT_EPB, _BT_PB):
-                if body_end - body < 20:
-                    self.errors["pcapng.bad_packet_block"] += 1
-                    continue
-                if btype == _BT_EPB:
-                    ifid, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(order + "IIIII", buf, body)
-                else:
-                    ifid, _drops, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(
-                        order + "HHIIII", buf, body
-                    )
-                if ifid >= len(ifaces):
-                    self.errors["pcapng.unknown_interface"] += 1
-                    continue
-                start = body + 20
-                if start + caplen > body_end:
-                    self.errors["pcapng.bad_caplen"] += 1
-                    continue
-                linktype, tick, offset, _snap = ifaces[ifid]
-                last_ts = _epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
-                number += 1
-                yield Frame(number, last_ts, linktype, buf[start : start + caplen], origlen)
-            elif btype == _BT_SPB:
-                if not ifaces:
-                    self.errors["pcapng.unknown_interface"] += 1
-                    continue
-                (origlen,) = u32.unpack_from(buf, body)
-                linktype, _tick, _offset, snap = ifaces[0]
-                caplen = min(origlen, body_end - body - 4)
-                if snap:
-                    caplen = min(caplen, snap)
-                number += 1
-                # An SPB carries no timestamp; reusing the previous one keeps
-                # capture-time timeouts downstream monotonic.
-                yield Frame(number, last_ts, linktype, buf[body + 4 : body + 4 + caplen], origlen)
-            elif btype == _BT_IDB:
-                if body_end - body < 8:
-                    self.errors["pcapng.bad_interface_block"] += 1
-                    ifaces.append((-1, 1e-6, 0, 0))  # keep interface ids aligned
-                    continue
-                linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, body)
-                tick, ts_offset = self._idb_options(order, buf, body + 8, body_end)
-                ifaces.append((linktype, tick, ts_offset, snaplen))
-            # Section headers were handled above; every other block type is skipped.
-
-    def _read_pcapng_batches(self) -> Iterator[RecordBatch]:
-        """_read_pcapng's block walk and error handling, RecordBatches instead of one Frame per packet.
-
-        Blocks are walked one by one in Python (a block's length gives the
-        next one's offset) and an Enhanced Packet Block contributes only its
-        offset; its header fields and timestamp are read with numpy for the
-        whole batch (:func:`_pcapng_batch`). After _STREAK accepted EPBs of
-        one length in a row, the blocks that follow are checked in bulk with
-        strided reads (block type, both length fields, interface, caplen
-        bound) and taken as long as they agree; the first that differs
-        continues the walk. Obsolete Packet Blocks and Simple Packet Blocks
-        are rare and decoded in Python. A batch is cut where the packets'
-        link type changes and at a section header (its byte order and
-        interface table may differ); else there is one batch per chunk read.
-        """
-        order = "<"
-        # Per-section interface table, as _read_pcapng's: (linktype, seconds per tick, ts offset, snaplen)
-        ifaces: list[tuple[int, float, int, int]] = []
-        if_lt: list[int] = []  # the link types alone, for the walk
-        lt_table: np.ndarray | None = None  # the same as an array, for the bulk checks; built on demand
-        head = struct.Struct(order + "II").unpack_from
-        word = struct.Struct(order + "I").unpack_from
-        epb_check = struct.Struct(order + "I8xI").unpack_from  # interface id, caplen
-        u32 = np.dtype(np.uint32).newbyteorder("<" if order == "<" else ">")
-        number = 0
-        last_ts = 0.0  # the timestamp an SPB reuses; see last_at
-        # Offset in the buffer of the EPB that set the latest timestamp, or -1 when last_ts is
-        # current: computed only when an SPB needs it or before the buffer or interfaces change.
-        last_at = -1
-        # The pending batch: EPB offsets (whole arrays for bulk runs, walked offsets since the
-        # last run) and, decoded in Python, PB/SPB records as (index in batch, start, caplen,
-        # orig_len, ts). seg_lt is its link type, None while it is empty.
-        pieces: list[np.ndarray] = []
-        walked: list[int] = []
-        keep = walked.append
-        extra: list[tuple[int, int, int, int, float]] = []
-        in_pieces = 0
-        seg_lt: int | None = None
-        while True:
-            buf = self._buf
-            pos = self._pos
-            end = len(buf)
-            need = 12
-            fail = ""
-            cut = False
-            size = 0
-            streak = 0
-            while pos + 12 <= end:
-                btype, blen = head(buf, pos)
-                if btype == _SHB_TYPE:  # the magic reads the same in both byte orders
-                    if seg_lt is not None:
-                        cut = True  # the pending records were read with the old section's tables
-                        break
-                    if last_at >= 0:
-                        last_ts = _pcapng_ts(order, buf, last_at, ifaces)
-                        last_at = -1
-                    if struct.unpack_from("<I", buf, pos + 8)[0] == _BYTE_ORDER_MAGIC:
-                        order = "<"
-                    elif struct.unpack_from(">I", buf, pos + 8)[0] == _BYTE_ORDER_MAGIC:
-                        order = ">"
-                    else:
-                        fail = "pcapng.bad_section_header"
-                        break
-                    head = struct.Struct(order + "II").unpack_from
-                    word = struct.Struct(order + "I").unpack_from
-                    epb_check = struct.Struct(order + "I8xI").unpack_from
-                    u32 = np.dtype(np.uint32).newbyteorder("<" if order == "<" else ">")
-                    ifaces = []
-                    if_lt = []
-                    lt_table = None
-                    size = streak = 0
-                    btype, blen = head(buf, pos)
-                if blen < 12 or blen % 4 or blen > _MAX_RECORD:
-                    fail = "pcapng.bad_block_length"
-                    break
-                stop = pos + blen
-                if stop > end:
-                    need = blen
-                    break
-                if word(buf, stop - 4)[0] != blen:
-                    fail = "pcapng.bad_block_length"
-                    break
-                if btype == _BT_EPB:
-                    if blen < 32:
-                        self.errors["pcapng.bad_packet_block"] += 1
-                        pos = stop
-                        continue
-                    ifid, caplen = epb_check(buf, pos + 8)
-                    if ifid >= len(if_lt):
-                        self.errors["pcapng.unknown_interface"] += 1
-                        pos = stop
-                        continue
-                    if caplen > blen - 32:
-                        self.errors["pcapng.bad_caplen"] += 1
-                        pos = stop
-                        continue
-                    linktype = if_lt[ifid]
-                    if linktype != seg_lt:
-                        if seg_lt is not None:
-                            cut = True
-                            break
-                        seg_lt = linktype
-                    keep(pos)
-                    last_at = pos
-                    if blen != size:
-                        size = blen
-                        streak = 0
-                    else:
-                        streak += 1
-                        if streak >= _STREAK:
-                            # EPBs of one length in a row (RTP of one codec): check the blocks
-                            # that follow in strided reads, in windows that grow 4x, and take
-                            # as many as agree; the first that differs continues the walk.
-                            if lt_table is None:
-                                lt_table = np.array(if_lt, dtype=np.int64)
-                            last_if = len(if_lt) - 1
-                            window = 256
-                            while (count := min(window, (end - stop) // blen)) > 0:
-                                fields = np.ndarray((count, 7), u32, buf, stop, (blen, 4))
-                                trailers = np.ndarray((count,), u32, buf, stop + blen - 4, (blen,))
-                                ids = fields[:, 2]
-                                ok = (
-                                    (fields[:, 0] == _BT_EPB)
-                                    & (fields[:, 1] == blen)
-                                    & (trailers == blen)
-                                    & (fields[:, 5] <= blen - 32)
-                                    & (ids <= last_if)
-                                )
-                                ok &= lt_table[np.minimum(ids, last_if)] == linktype
-                                taken = int(ok.argmin()) if not ok.all() else count
-                                if taken:
-                                    if walked:
-                                        pieces.append(np.array(walked, dtype=np.int64))
-                                        in_pieces += len(walked)
-                                        walked.clear()
-                                    pieces.append(np.arange(stop, stop + taken * blen, blen, dtype=np.int64))
-                                    in_pieces += taken
-                                    stop += taken * blen
-                                    last_at = stop - blen
-                                if taken < count:
-                                    break
-                                window *= 4
-                            streak = 0
-                elif btype in (_BT_PB, _BT_SPB):
-                    if btype == _BT_PB:
-                        if blen < 32:
-                            self.errors["pcapng.bad_packet_block"] += 1
-                            pos = stop
-                            continue
-                        ifid, _drops, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(
-                            order + "HHIIII", buf, pos + 8
-                        )
-                        if ifid >= len(ifaces):
-                            self.errors["pcapng.unknown_interface"] += 1
-                            pos = stop
-                            continue
-                        if caplen > blen - 32:
-                            self.errors["pcapng.bad_caplen"] += 1
-                            pos = stop
-                            continue
-                        linktype, tick, offset, _snap = ifaces[ifid]
-                        ts = _epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
-                        start = pos + 28
-                    else:
-                        if not ifaces:
-                            self.errors["pcapng.unknown_interface"] += 1
-                            pos = stop
-                            continue
-                        (origlen,) = word(buf, pos + 8)
-                        linktype, _tick, _offset, snap = ifaces[0]
-                        caplen = min(origlen, blen - 16)
-                        if snap:
-                            caplen = min(caplen, snap)
-                        caplen = max(caplen, 0)  # a block too short for its length field: no data
-                        if last_at >= 0:
-                            last_ts = _pcapng_ts(order, buf, last_at, ifaces)
-                        ts = last_ts
-                        start = pos + 12
-                    if linktype != seg_lt:
-                        if seg_lt is not None:
-                            cut = True
-                            break
-                        seg_lt = linktype
-                    extra.append((in_pieces + len(walked) + len(extra), start, caplen, origlen, ts))
-                    last_ts = ts
-                    last_at = -1
-                    size = streak = 0
-                elif btype == _BT_IDB:
-                    if blen < 20:
-                        self.errors["pcapng.bad_interface_block"] += 1
-                        ifaces.append((-1, 1e-6, 0, 0))  # keep interface ids aligned
-                    else:
-                        linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, pos + 8)
-                        tick, ts_offset = self._idb_options(order, buf, pos + 16, stop - 4)
-                        ifaces.append((linktype, tick, ts_offset, snaplen))
-                    if_lt.append(ifaces[-1][0])
-                    lt_table = None
-                # Every other block type is skipped.
-                pos = stop
-            self._pos = pos
-            if seg_lt is not None:
-                batch = _pcapng_batch(
-                    buf,
-                    u32,
-                    ifaces,
-                    linktype=seg_lt,
-                    first_number=number + 1,
-                    pieces=pieces,
-                    walked=walked,
-                    extra=extra,
-                )
-                number += len(batch)
-                pieces.clear()
-                walked.clear()
-                extra.clear()
-                in_pieces = 0
-                seg_lt = None
-                yield batch
-            if fail:
-                self.errors[fail] += 1
-                return
-            if cut:
-                continue  # the same buffer, from the record that starts the next batch
-            if last_at >= 0:
-                last_ts = _pcapng_ts(order, buf, last_at, ifaces)
-                last_at = -1
-            if not self._fill(need, _BATCH_CHUNK):
-                if len(self._buf) > self._pos:
-                    self.truncated = True
-                return
-
-    def _idb_options(self, order: str, buf: bytes, pos: int, end: int) -> tuple[float, int]:
-        tick = 1e-6
-        ts_offset = 0
-        while pos + 4 <= end:
-            code, olen = struct.unpack_from(order + "HH", buf, pos)
-            pos += 4
-            if code == 0 or pos + olen > end:
-                break
-            if code == _OPT_IF_TSRESOL and olen >= 1:
-                v = buf[pos]
-                tick = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v
-            elif code == _OPT_IF_TSOFFSET and olen >= 8:
-                (ts_offset,) = struct.unpack_from(order + "q", buf, pos)
-            pos += (olen + 3) & ~3
-        return tick, ts_offset
-
-
-def _pcapng_ts(order: str, buf: bytes, at: int, ifaces: list[tuple[int, float, int, int]]) -> float:
-    """The timestamp of the EPB at ``at``, computed as _read_pcapng computes it."""
-    ifid, ts_hi, ts_lo = struct.unpack_from(order + "III", buf, at + 8)
-    _linktype, tick, offset, _snap = ifaces[ifid]
-    return _epb_seconds((ts_hi << 32) | ts_lo, tick, offset)
-
-
-def _ticks_per_second(tick: float) -> int:
-    """The whole number of ticks in a second (if_tsresol is 10^-n or 2^-n, so 1/tick is exact)."""
-    return max(1, round(1 / tick))
-
-
-def _epb_seconds(ticks: int, tick: float, offset: int) -> float:
-    """An EPB timestamp as classic pcap computes one: whole seconds, plus the fraction times the unit.
-
-    ``ticks * tick`` in one product rounds differently (often a double's step, 0.24 µs, off at
-    today's epoch), so a capture converted with ``editcap -F pcapng`` gave other
-    jitter figures than the original; seconds + fraction gives the same doubles.
-    """
-    sec, frac = divmod(ticks, _ticks_per_second(tick))
-    return float(offset + sec) + frac * tick
-
-
-def _pcapng_batch(
-    buf: bytes,
-    u32: np.dtype[np.uint32],
-    ifaces: list[tuple[int, float, int, int]],
-    *,
-    linktype: int,
-    first_number: int,
-    pieces: list[np.ndarray],
-    walked: list[int],
-    extra: list[tuple[int, int, int, int, float]],
-) -> RecordBatch:
-    """The RecordBatch of EPBs at the offsets in ``pieces`` then ``walked``, with the ``extra`` records.
-
-    The EPB fields are gathered as one 20-byte element per block (interface
-    id, timestamp halves, caplen, orig_len) from an overlapping view. The
-    timestamp is :func:`_epb_seconds` of the block's interface in
-    float64, the operations and roundings of _read_pcapng's Python floats,
-    so the two agree bit for bit. ``extra`` records go to the indices they name.
-    """
-    if walked:
-        pieces = [*pieces, np.array(walked, dtype=np.int64)]
-    at = np.concatenate(pieces) if len(pieces) > 1 else pieces[0] if pieces else np.empty(0, dtype=np.int64)
-    if len(at):
-        heads = np.ndarray((len(buf) - 27,), "V20", buf, 8, (1,))[at].view(u32).reshape(-1, 5)
-        ifid = heads[:, 0].astype(np.intp)
-        ticks = (heads[:, 1].astype(np.uint64) << np.uint64(32)) | heads[:, 2].astype(np.uint64)
-        per = [_ticks_per_second(tick) for _lt, tick, _off, _snap in ifaces]
-        if max(per) < 1 << 63 and all(abs(off) < 1 << 62 for _lt, _tick, off, _snap in ifaces):
-            # _epb_seconds, vectorised: the same integer split and the same float operations.
-            per_iface = np.array(per, dtype=np.uint64)[ifid]
-            tick_iface = np.array([tick for _lt, tick, _off, _snap in ifaces], dtype=np.float64)[ifid]
-            offsets = np.array([off for _lt, _tick, off, _snap in ifaces], dtype=np.int64)[ifid]
-            sec = (offsets + (ticks // per_iface).astype(np.int64)).astype(np.float64)
-            ts = sec + (ticks % per_iface).astype(np.float64) * tick_iface
-        else:  # absurd resolutions or offsets: exact Python integers, record by record
-            found = zip(ticks.tolist(), ifid.tolist(), strict=True)
-            ts = np.array([_epb_seconds(t, ifaces[i][1], ifaces[i][2]) for t, i in found], dtype=np.float64)
-        start = at + 28
-        caplen = heads[:, 3].astype(np.int64)
-        orig_len = heads[:, 4].astype(np.int64)
-    else:
-        ts = np.empty(0, dtype=np.float64)
-        start = caplen = orig_len = at
-    if extra:
-        n = len(at) + len(extra)
-        slots = np.array([e[0] for e in extra], dtype=np.int64)
-        rest = np.ones(n, dtype=bool)
-        rest[slots] = False
-        columns = []
-        for k, (column, dtype) in enumerate(
-            ((start, np.int64), (caplen, np.int64), (orig_len, np.int64), (ts, np.float64)), 1
-        ):
-            full = np.empty(n, dtype=dtype)
-            full[rest] = column
-            full[slots] = [e[k] for e in extra]
-            columns.append(full)
-        start, caplen, orig_len, ts = columns
-    return RecordBatch(buf, linktype, first_number, start, caplen, orig_len, ts)
 
 
 def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
