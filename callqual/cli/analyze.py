@@ -65,6 +65,10 @@ class AnalyzeSettings(BaseSettings):
     split: bool | None = None
 
 
+#: ``analyze -``: a capture piped in (``tcpdump -w - ... | callqual analyze -``)
+STDIN = Path("/dev/stdin")
+
+
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser(
         "analyze",
@@ -72,7 +76,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("capture", type=Path, nargs="?", help="pcap or pcapng file (none with --interface)")
+    p.add_argument(
+        "capture",
+        type=Path,
+        nargs="?",
+        help="pcap or pcapng file, - for standard input (none with --interface)",
+    )
     live = p.add_argument_group("live capture (needs CAP_NET_RAW and CAP_NET_ADMIN)")
     live.add_argument("--interface", "-i", help="capture live from this interface instead of a file")
     live.add_argument("--duration", type=float, help="seconds to capture (default: until SIGTERM/Ctrl-C)")
@@ -238,7 +247,7 @@ def _analyze(
         print("callqual: analyze needs a capture file or --interface", file=sys.stderr)
         return EXIT_UNREADABLE
     try:
-        capture = open_capture(args.capture)
+        capture = open_capture(STDIN if args.capture == Path("-") else args.capture)
     except FileNotFoundError:
         print(f"callqual: {args.capture}: no such file", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -256,6 +265,12 @@ def _analyze(
         show = settings.progress and sys.stderr.isatty()
         if settings.workers > 1 and settings.split:
             print("callqual: --workers and --split are two ways to use more cores: pick one", file=sys.stderr)
+            return EXIT_USAGE
+        if settings.workers > 1 and not capture.seekable:
+            print(
+                f"callqual: {args.capture}: --workers reads the capture once per worker: not a pipe",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         split = settings.split if settings.split is not None else split_pays(capture.size, settings.workers)
         if settings.workers > 1:
@@ -298,7 +313,7 @@ def _run_with_progress(pipeline: EmbeddedPipeline, capture: CaptureFile) -> None
     from tqdm import tqdm
 
     feed = pipeline.collector.feed
-    with tqdm(total=capture.size, unit="B", unit_scale=True, file=sys.stderr, desc="analyze") as bar:
+    with tqdm(total=capture.size or None, unit="B", unit_scale=True, file=sys.stderr, desc="analyze") as bar:
         done = 0
         for i, frame in enumerate(capture, 1):
             feed(frame)
@@ -316,13 +331,14 @@ def _split_with_progress(
         return run_split(pipeline, capture)
     from tqdm import tqdm
 
-    with tqdm(total=capture.size, unit="B", unit_scale=True, file=sys.stderr, desc="analyze") as bar:
+    with tqdm(total=capture.size or None, unit="B", unit_scale=True, file=sys.stderr, desc="analyze") as bar:
 
         def progress(bytes_read: int) -> None:
             bar.update(bytes_read - bar.n)
 
         result = run_split(pipeline, capture, progress)
-        bar.update(capture.size - bar.n)
+        if capture.size:  # a pipe's size is unknown: the bar counts bytes without a total
+            bar.update(capture.size - bar.n)
         return result
 
 

@@ -30,6 +30,23 @@ STREAK = 16
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+class _Prefixed:
+    """A pipe's bytes with the ones already read to tell the format put back in front."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._rest.read(n)
+        if n < 0:
+            data, self._head = self._head + self._rest.read(), b""
+            return data
+        data, self._head = self._head[:n], self._head[n:]
+        return data
+
+
 class CaptureStream:
     """An open capture file's bytes: ``buf`` holds the current chunk, ``pos`` the reader's offset in it.
 
@@ -45,19 +62,27 @@ class CaptureStream:
         self.errors: Counter[str] = Counter()
         self._raw: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
         self._fh: BinaryIO = self._raw
+        #: a regular file; a pipe (``tcpdump -w - | callqual analyze -``) is read once, in order
+        self.seekable = self._raw.seekable()
         try:
             head = self._raw.read(4)
             if head[:2] == _GZIP_MAGIC:
-                self._raw.seek(0)
-                self._fh = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
+                compressed: BinaryIO = self._raw
+                if self.seekable:
+                    self._raw.seek(0)
+                else:
+                    compressed = _Prefixed(head, self._raw)  # type: ignore[assignment]
+                self._fh = gzip.GzipFile(fileobj=compressed, mode="rb")  # type: ignore[assignment]
                 head = self.read(4)
+            elif not self.seekable:
+                self.bytes_read = len(head)
         except BaseException:
             self.close()
             raise
         self.buf = head
         self.pos = 0
         #: a plain file read through _raw: fill may seek back over the unread tail
-        self._rereadable = self._fh is self._raw and self._raw.seekable()
+        self._rereadable = self._fh is self._raw and self.seekable
 
     def close(self) -> None:
         if self._fh is not self._raw:
@@ -71,7 +96,10 @@ class CaptureStream:
         except (OSError, EOFError, gzip.BadGzipFile):
             self.truncated = True
             data = b""
-        self.bytes_read = self._raw.tell() if not self._raw.closed else self.bytes_read
+        if not self.seekable:
+            self.bytes_read += len(data)
+        elif not self._raw.closed:
+            self.bytes_read = self._raw.tell()
         return data
 
     def fill(self, need: int, chunk: int = CHUNK) -> bool:
