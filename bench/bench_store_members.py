@@ -97,10 +97,11 @@ def _member(url: str, records: list[Message], start: MpEvent, done: Connection, 
     engine = build_engine(settings)
     service = StoreService(engine, settings, StoreMetrics())
     service._migrated = True  # migrated by the parent before the start
-    source = ListSource(records)
+    stop = threading.Event()
+    source = ListSource(records, stop)
     start.wait()
     cpu = time.process_time()
-    code = service.run(source, threading.Event(), poll_s=0.01)
+    code = service.run(source, stop, poll_s=0.01)
     finished = time.perf_counter()
     done.send({"code": code, "acked": source.acked, "cpu_s": time.process_time() - cpu, "end": finished})
     # Connected until the parent has read the backends' CPU.
@@ -119,6 +120,8 @@ def run_members(url: str, parts: list[list[Message]]) -> dict[str, Any]:
     ]
     for p in procs:
         p.start()
+    for _, w in pipes:
+        w.close()  # a member that dies is an EOFError below, not a wait for ever
     time.sleep(1.0)  # every member set up and waiting
     load = os.getloadavg()[0]
     begin = time.perf_counter()
