@@ -162,6 +162,17 @@ class Link:
     def far(self, *cmd: str) -> list[str]:
         return [*self.far_prefix, *cmd]
 
+    def replay(self, pcap: Path, *rate: str) -> None:
+        """tcpreplay ``pcap`` onto the capture interface at ``rate`` (``--pps N``, ``--topspeed``)."""
+        done = subprocess.run(
+            ["tcpreplay", "-i", self.interface, *rate, str(pcap)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=False, timeout=10)
@@ -337,14 +348,7 @@ def test_capture_drops_are_counted_and_mark_live_streams_unreliable(
     result, thread = _run_live_in_background(live)
     try:
         time.sleep(0.3)
-        replay = subprocess.run(
-            ["tcpreplay", "-i", link.interface, "--topspeed", str(pcap)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert replay.returncode == 0, replay.stderr
+        link.replay(pcap, "--topspeed")
         time.sleep(0.5)
     finally:
         live.stop()
@@ -367,15 +371,18 @@ def test_capture_drops_are_counted_and_mark_live_streams_unreliable(
 
 
 @pytest.mark.slow
-def test_cli_live_quick_look_stops_on_sigterm_and_flushes(link: Link, tmp_path: Path) -> None:
-    """``callqual analyze --interface``: SIGTERM ends the capture and the report still covers it all."""
+@pytest.mark.parametrize("split", [(), ("--split",)], ids=["one-process", "split"])
+def test_cli_live_quick_look_stops_on_sigterm_and_flushes(
+    link: Link, tmp_path: Path, split: tuple[str, ...]
+) -> None:
+    """``callqual analyze --interface [--split]``: SIGTERM ends the capture, the report still covers it."""
     pcap = tmp_path / "load.pcap"
     simulate("load", pcap, calls=3, duration=2)
     reference = analyze_file(pcap)
     out = tmp_path / "live.json"
     cli = subprocess.Popen(
         [
-            *(sys.executable, "-m", "callqual", "analyze", "--interface", link.interface),
+            *(sys.executable, "-m", "callqual", "analyze", "--interface", link.interface, *split),
             *("--format", "json", "--no-progress", "-o", str(out)),
         ],
         stdout=subprocess.PIPE,
@@ -385,14 +392,7 @@ def test_cli_live_quick_look_stops_on_sigterm_and_flushes(link: Link, tmp_path: 
     try:
         assert cli.stderr is not None
         assert "capturing on" in cli.stderr.readline()  # the capture is open, the handler installed
-        replay = subprocess.run(
-            ["tcpreplay", "-i", link.interface, "--pps", "2000", str(pcap)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert replay.returncode == 0, replay.stderr
+        link.replay(pcap, "--pps", "2000")
         time.sleep(0.5)
         cli.send_signal(signal.SIGTERM)
         _, err = cli.communicate(timeout=60)
@@ -403,6 +403,7 @@ def test_cli_live_quick_look_stops_on_sigterm_and_flushes(link: Link, tmp_path: 
     report = AnalysisReport.model_validate_json(out.read_text(encoding="utf-8"))
     assert report.summary.source == f"live:{link.interface}"
     assert report.summary.frames == reference.summary.frames
+    assert report.summary.sip_messages == reference.summary.sip_messages
     assert sorted((c.call_id, c.final_status) for c in report.calls) == sorted(
         (c.call_id, c.final_status) for c in reference.calls
     )
@@ -467,14 +468,7 @@ def test_batches_hold_exactly_the_frames_and_losses_of_the_frame_view(
     worker.start()
     try:
         time.sleep(0.3)
-        replay = subprocess.run(
-            ["tcpreplay", "-i", link.interface, "--pps", "8000", str(pcap)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert replay.returncode == 0, replay.stderr
+        link.replay(pcap, "--pps", "8000")
         time.sleep(0.3)
     finally:
         live.stop()

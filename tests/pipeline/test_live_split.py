@@ -4,15 +4,13 @@ Real traffic on a real veth into a fresh network namespace (the fixture of
 ``tests/collector/test_live_capture.py``), replayed by tcpreplay; the split
 live report must hold every frame, call and stream the file analysis of the
 same capture holds. A missing interface is the same clear error as in one
-process, and the CLI's ``--interface --split`` stops on SIGTERM and flushes.
+process. (The CLI's ``--interface --split`` stopping on SIGTERM is tested with the one-process
+CLI, in ``tests/collector/test_live_capture.py``.)
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -47,14 +45,7 @@ def test_split_live_capture_reports_everything_replayed(link: Link, tmp_path: Pa
     thread = threading.Thread(target=split.run, daemon=True)
     thread.start()
     try:
-        replay = subprocess.run(
-            ["tcpreplay", "-i", link.interface, "--pps", "3000", str(pcap)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert replay.returncode == 0, replay.stderr
+        link.replay(pcap, "--pps", "3000")
         time.sleep(0.5)
     finally:
         split.stop()
@@ -76,41 +67,3 @@ def test_a_missing_interface_is_a_clear_error_and_no_process_is_left() -> None:
     with pytest.raises(LiveCaptureError, match="cq-no-such-if0"):
         split.open()
     assert not multiprocessing.active_children()
-
-
-@pytest.mark.slow
-def test_cli_live_split_stops_on_sigterm_and_flushes(link: Link, tmp_path: Path) -> None:  # noqa: F811
-    pcap = tmp_path / "load.pcap"
-    simulate("load", pcap, calls=3, duration=2)
-    reference = analyze_file(pcap)
-    out = tmp_path / "live.json"
-    cli = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "callqual", "analyze", "--interface", link.interface, "--split"),
-            *("--format", "json", "--no-progress", "-o", str(out)),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert cli.stderr is not None
-        assert "capturing on" in cli.stderr.readline()  # the child's capture is open
-        replay = subprocess.run(
-            ["tcpreplay", "-i", link.interface, "--pps", "2000", str(pcap)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert replay.returncode == 0, replay.stderr
-        time.sleep(0.5)
-        cli.send_signal(signal.SIGTERM)
-        _, err = cli.communicate(timeout=60)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-    assert cli.returncode == 0, err
-    report = AnalysisReport.model_validate_json(out.read_text(encoding="utf-8"))
-    assert report.summary.source == f"live:{link.interface}"
-    _same_calls_and_streams(report, reference)
