@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.pipeline.embedded import EmbeddedPipeline
-from callqual.schemas import AnyEvent, SipMessageEvent
+from callqual.schemas import AnalysisReport, AnyEvent, SipMessageEvent
 from callqual.store.embedded import analyze_into_store
 from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine
 from callqual.transport import TOPICS, InProcessBus
@@ -32,8 +32,8 @@ class CountingSource(InProcessSource):
         self.acked += 1
 
 
-def _events() -> list[AnyEvent]:
-    """The capture's SIP messages and interval reports, as the collector publishes them."""
+def _analysed() -> tuple[list[AnyEvent], AnalysisReport]:
+    """The capture's SIP messages and interval reports, as the collector publishes them, and its report."""
     kept: list[AnyEvent] = []
 
     def keep(event: AnyEvent) -> None:
@@ -44,22 +44,12 @@ def _events() -> list[AnyEvent]:
     with open_capture(capture(NAME)) as cap:
         pipeline.run(cap)
         pipeline.finish()
-    return kept
+    return kept, pipeline.report(str(capture(NAME)))
 
 
 def _publish(bus: InProcessBus) -> dict[str, int]:
     """What the collector and detector would publish for the capture; records per topic."""
-    kept: list[AnyEvent] = []
-
-    def keep(event: AnyEvent) -> None:
-        if event.kind == "sip_message" or (event.kind == "rtp_stream" and not event.final):
-            kept.append(event)
-
-    pipeline = EmbeddedPipeline(on_event=keep)
-    with open_capture(capture(NAME)) as cap:
-        pipeline.run(cap)
-        pipeline.finish()
-        report = pipeline.report(str(capture(NAME)))
+    kept, report = _analysed()
     t = TOPICS
     topics = [
         (t.events, kept),
@@ -138,7 +128,7 @@ def test_a_message_postgresql_refuses_in_copy_is_dead_lettered_not_fatal(
     ``COPY``, below SQLAlchemy: still a rejected row, dead-lettered and counted, the rest stored."""
     bus = InProcessBus()
     published = _publish(bus)
-    kept = [e for e in _events() if isinstance(e, SipMessageEvent)]
+    kept = [e for e in _analysed()[0] if isinstance(e, SipMessageEvent)]
     bad = kept[0].model_copy(update={"user_agent": "evil\x00agent", "ts": kept[0].ts + 0.5, "frame": 10**6})
     bus.publish(TOPICS.events, bad.call_id, bad.model_dump_json().encode())
     settings = StoreSettings(
