@@ -63,6 +63,21 @@ def _publish(bus: InProcessBus) -> dict[str, int]:
     return {topic: len(records) for topic, records in topics if records}
 
 
+def _run_to_idle(
+    bus: InProcessBus, settings: StoreSettings
+) -> tuple[StoreService, CountingSource, StoreMetrics]:
+    """``callqual store``'s loop over what ``bus`` holds, until it is idle; it must exit 0."""
+    engine = build_engine(settings)
+    metrics = StoreMetrics(CollectorRegistry())
+    service = StoreService(engine, settings, metrics)
+    source = CountingSource(bus, service.input_topics())
+    try:
+        assert service.run(source, threading.Event(), poll_s=0.05) == 0
+    finally:
+        engine.dispose()
+    return service, source, metrics
+
+
 @pytest.mark.parametrize(("in_flight", "batch_size"), [(0, 7), (1, 7), (3, 7), (3, 1000)])
 def test_both_loops_store_what_analyze_stores(in_flight: int, batch_size: int, tmp_path: Path) -> None:
     bus = InProcessBus()
@@ -72,14 +87,7 @@ def test_both_loops_store_what_analyze_stores(in_flight: int, batch_size: int, t
     settings = StoreSettings(
         url=url, batch_size=batch_size, exit_when_idle_s=0.001, writes_in_flight=in_flight, port=0
     )
-    engine = build_engine(settings)
-    metrics = StoreMetrics(CollectorRegistry())
-    service = StoreService(engine, settings, metrics)
-    source = CountingSource(bus, service.input_topics())
-    try:
-        assert service.run(source, threading.Event(), poll_s=0.05) == 0
-    finally:
-        engine.dispose()
+    service, source, metrics = _run_to_idle(bus, settings)
     assert source.acked == sum(published.values()) > 50
     for topic, n in published.items():
         assert metrics.messages_consumed.labels(topic=topic)._value.get() == n
@@ -104,14 +112,7 @@ def test_retention_runs_in_both_loops(in_flight: int, tmp_path: Path) -> None:
         retention_interval_s=0.01,
         port=0,
     )
-    engine = build_engine(settings)
-    metrics = StoreMetrics(CollectorRegistry())
-    service = StoreService(engine, settings, metrics)
-    source = CountingSource(bus, service.input_topics())
-    try:
-        assert service.run(source, threading.Event(), poll_s=0.05) == 0
-    finally:
-        engine.dispose()
+    _, source, metrics = _run_to_idle(bus, settings)
     assert source.acked == sum(published.values())
     # All written (acknowledged only after commit), and the capture is years old: every row
     # was expired by a later retention run.
@@ -134,14 +135,7 @@ def test_a_message_postgresql_refuses_in_copy_is_dead_lettered_not_fatal(
     settings = StoreSettings(
         url=postgres_url, batch_size=50, exit_when_idle_s=0.001, writes_in_flight=in_flight, port=0
     )
-    engine = build_engine(settings)
-    metrics = StoreMetrics(CollectorRegistry())
-    service = StoreService(engine, settings, metrics)
-    source = CountingSource(bus, service.input_topics())
-    try:
-        assert service.run(source, threading.Event(), poll_s=0.05) == 0
-    finally:
-        engine.dispose()
+    _, source, metrics = _run_to_idle(bus, settings)
     assert source.acked == sum(published.values()) + 1
     assert metrics.dead_lettered._value.get() == 1
     assert metrics.db_errors.labels(kind="rejected")._value.get() == 1
