@@ -52,6 +52,7 @@ from callqual.pipeline.embedded import EmbeddedPipeline  # noqa: E402
 from callqual.schemas import AnalysisReport, AnyEvent, RtpStreamReport, SipMessageEvent  # noqa: E402
 from callqual.simulator import simulate  # noqa: E402
 from callqual.store.engine import open_store  # noqa: E402
+from callqual.store.pipelined import PipelinedWriter  # noqa: E402
 from callqual.store.rows import message_row  # noqa: E402
 from callqual.store.schema import sip_messages  # noqa: E402
 from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine  # noqa: E402
@@ -153,31 +154,37 @@ def _backend_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def ingest_writer(url: str, batches: list[Batch]) -> dict[str, float]:
+def ingest_writer(url: str, batches: list[Batch], depth: int) -> dict[str, float]:
+    """The batches written in order: ``depth`` 0 by ``write_batch`` in line, else by a
+    ``PipelinedWriter`` (rows of the next batch built while the writer thread writes)."""
     engine = open_store(url)
     writer = StoreWriter(engine)
     n = sum(len(b.messages) for b in batches)
     other = sum(len(b) - len(b.messages) for b in batches)
-    backend = None
-    if engine.dialect.name == "postgresql":
-        # The pool hands a sequential writer the same connection every time: its backend's CPU
-        # is the server's share of the work.
-        with engine.connect() as conn:
-            backend = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
-    server_cpu = _backend_cpu(backend)
+    postgres = engine.dialect.name == "postgresql"
+    # The server's share: every backend of the database (the pool's connections stay open).
+    server_cpu = _backends_cpu(url) if postgres else 0.0
+    load = os.getloadavg()[0]
     cpu, wall = time.process_time(), time.perf_counter()
-    for b in batches:
-        writer.write_batch(b)
+    if depth:
+        with PipelinedWriter(writer, depth) as pipe:
+            for b in batches:
+                pipe.submit(b)
+    else:
+        for b in batches:
+            writer.write_batch(b)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    server_cpu = _backend_cpu(backend) - server_cpu
+    server_cpu = (_backends_cpu(url) - server_cpu) if postgres else 0.0
     engine.dispose()
     return {
+        "depth": depth,
         "messages": n,
         "other_rows": other,
         "seconds": wall,
         "cpu_s": cpu,
         "server_cpu_s": server_cpu,
         "per_s": n / wall,
+        "load_average_1m": [load, os.getloadavg()[0]],
     }
 
 
@@ -449,6 +456,7 @@ def main() -> int:
         "--writes-in-flight", type=int, default=2, help="the writer thread's bound with --service"
     )
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the --service comparison")
+    ap.add_argument("--depth", type=int, default=2, help="writer: batches in flight (0: write_batch in line)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
     capture = args.capture
@@ -468,20 +476,21 @@ def main() -> int:
             engines = args.engines.split(",")
             if "sqlite" in engines:
                 lite = work / "ours.db"
-                results["sqlite"] = ingest_writer(f"sqlite:///{lite}", batches)
+                results["sqlite"] = ingest_writer(f"sqlite:///{lite}", batches, args.depth)
                 results["sqlite_reference"] = ingest_reference(
                     f"sqlite:///{work / 'ref.db'}", batches, work / "ref.db"
                 )
             if "postgresql" in engines:
-                results["postgresql"] = ingest_writer(server.create_database(), batches)
+                results["postgresql"] = ingest_writer(server.create_database(), batches, args.depth)
                 results["postgresql_reference"] = ingest_reference(server.create_database(), batches, None)
             for engine in engines:
                 ours, ref = results[engine], results[f"{engine}_reference"]
                 print(
-                    f"ingest {engine:10s} batches of {args.batch_messages}: "
+                    f"ingest {engine:10s} batches of {args.batch_messages}, depth {args.depth}: "
                     f"{ours['messages']:>7} msgs + {ours['other_rows']} other rows: "
                     f"{ours['per_s']:>8.0f} msg/s ({ours['seconds']:.1f} s, CPU {ours['cpu_s']:.2f} s, "
-                    f"server CPU {ours['server_cpu_s']:.2f} s); "
+                    f"server CPU {ours['server_cpu_s']:.2f} s, load {ours['load_average_1m'][0]:.1f}-"
+                    f"{ours['load_average_1m'][1]:.1f}); "
                     f"reference {ref['per_s']:>8.0f} msg/s; ratio {ref['per_s'] / ours['per_s']:.2f}x",
                     flush=True,
                 )

@@ -201,6 +201,7 @@ def _analyze_storing(
         print(f"callqual: the store could not be written: {_store_error(exc)}", file=sys.stderr)
         return EXIT_STORE
     finally:
+        storing.close()
         storing.writer.engine.dispose()
 
 

@@ -2,7 +2,8 @@
 
 SIP messages and interval reports are written in batches while the capture is read (memory
 stays bounded by the batch, not the capture); calls, streams and alerts follow when the
-analysis ends, and the derived call columns are refreshed then.
+analysis ends, and the derived call columns are refreshed then. The batches go through a
+``PipelinedWriter``: written on a thread of their own while the analysis goes on.
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from callqual.detector.rules.settings import RuleSettings
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.schemas import AnalysisReport, AnyEvent, RtpStreamReport, SipMessageEvent
 from callqual.store.engine import open_store
+from callqual.store.pipelined import PipelinedWriter
 from callqual.store.writer import Batch, StoreWriter, WriteStats
 
 #: Collector events buffered before a write (about 1-2 MB of SIP).
@@ -41,7 +43,7 @@ class StoringPipeline:
         scorer: CallScorer | None = None,
     ) -> None:
         self.writer = writer
-        self.stats = WriteStats()
+        self._pipe = PipelinedWriter(writer)
         self._pending = Batch()
         self.pipeline = EmbeddedPipeline(
             collector_config, rule_settings, scorer=scorer, on_event=self._on_event
@@ -55,16 +57,29 @@ class StoringPipeline:
         if len(self._pending) >= EVENT_BATCH:
             self._flush()
 
+    @property
+    def stats(self) -> WriteStats:
+        """What the batches committed so far did."""
+        return self._pipe.stats
+
     def _flush(self) -> None:
         if len(self._pending):
-            self.stats.add(self.writer.write_batch(self._pending))
+            self._pipe.submit(self._pending)
             self._pending = Batch()
 
     def store(self, report: AnalysisReport) -> StoredAnalysis:
-        """After ``pipeline.finish()``: write what is pending plus the report's calls, streams, alerts."""
-        self._flush()
-        self.stats.add(self.writer.write_report(report))
-        return StoredAnalysis(report, self.stats)
+        """After ``pipeline.finish()``: write what is pending plus the report's calls, streams,
+        alerts, and wait until all of it is committed (then the writer thread is stopped)."""
+        try:
+            self._flush()
+            self._pipe.submit(self.writer.report_batch(report))
+            return StoredAnalysis(report, self._pipe.finish())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the writer thread (what it has not written by now is not written)."""
+        self._pipe.close()
 
 
 def analyze_into_store(
@@ -82,6 +97,7 @@ def analyze_into_store(
     :func:`open_capture` raises for unreadable input (``FileNotFoundError``, ``CaptureFormatError``).
     """
     engine = open_store(url) if isinstance(url, str) else url
+    storing: StoringPipeline | None = None
     try:
         storing = StoringPipeline(
             StoreWriter(engine, max_messages_per_call), collector_config, rule_settings, scorer
@@ -92,5 +108,7 @@ def analyze_into_store(
             report = storing.pipeline.report(str(capture_path), capture.truncated, capture.errors)
         return storing.store(report)
     finally:
+        if storing is not None:
+            storing.close()
         if isinstance(url, str):
             engine.dispose()

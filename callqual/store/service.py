@@ -12,9 +12,9 @@ service catches up from where it stood. A batch the database *rejects* (bad data
 written message by message and the rejected ones go to the dead-letter topic, counted.
 
 With ``writes_in_flight`` K >= 1 (the default) batches are written on a writer thread while the
-loop decodes the next ones (``inflight.InFlightWriter``): at most K batches handed over and not
-yet committed, written one after another in the order read, acknowledged in that order after
-their commit. K = 0 writes in the loop, as before.
+loop decodes the next ones and builds their rows (``inflight.InFlightWriter``): at most K
+batches handed over and not yet committed, written one after another in the order read,
+acknowledged in that order after their commit. K = 0 writes in the loop, as before.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from callqual.schemas import (
     Alert,
@@ -45,9 +45,10 @@ from callqual.schemas import (
     parse_event,
 )
 from callqual.store.engine import migrate, open_store
-from callqual.store.inflight import InFlightWriter
+from callqual.store.inflight import InFlightWriter, writer_switch_interval
+from callqual.store.prepared import PreparedBatch, prepare
 from callqual.store.retention import apply_retention
-from callqual.store.writer import Batch, StoreWriter
+from callqual.store.writer import Batch, StoreWriter, is_unavailable
 from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics
 from callqual.transport.ordering import Marker
 
@@ -157,6 +158,8 @@ class _Pending:
     messages: list[Message] = field(default_factory=list)
     items: list[tuple[Message, Batch]] = field(default_factory=list)
     since: float = 0.0
+    #: Its rows, built by the consuming loop when handed to the writer thread (None: built there)
+    rows: PreparedBatch | None = None
 
     def batch(self) -> Batch:
         out = Batch()
@@ -183,20 +186,13 @@ def _kind(value: bytes) -> object:
     return doc.get("kind") if isinstance(doc, dict) else None
 
 
-def _unavailable(exc: SQLAlchemyError) -> bool:
-    """The database could not be reached (retry), as opposed to refusing the data (do not)."""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
 #: What a batch can raise because of what is in it, not because the database is away: a row the
 #: database refuses, or a value no row can hold (a capture time past year 9999 is valid on the wire).
 _CONTENT_ERRORS = (SQLAlchemyError, ValueError, OverflowError)
 
 
 def _away(exc: Exception) -> bool:
-    return isinstance(exc, SQLAlchemyError) and _unavailable(exc)
+    return isinstance(exc, SQLAlchemyError) and is_unavailable(exc)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -365,7 +361,7 @@ class StoreService:
                 finally:
                     self._note_conflicts()
         except SQLAlchemyError as exc:
-            if not _unavailable(exc):
+            if not is_unavailable(exc):
                 raise
             self.failures += 1
             self.db_up = False
@@ -407,7 +403,7 @@ class StoreService:
     def _write(self, p: _Pending) -> None:
         batch = p.batch()
         try:
-            stats = self.writer.write_batch(batch)
+            stats = self.writer.write_batch(batch) if p.rows is None else self.writer.write_prepared(p.rows)
         except _CONTENT_ERRORS as exc:
             if _away(exc):
                 raise
@@ -456,7 +452,8 @@ class StoreService:
     def run(self, source: EventSource, stop: threading.Event, *, poll_s: float = 0.2) -> int:
         """Consume until ``stop`` (or idle, with ``exit_when_idle_s``); 0, or 1 if left unwritten."""
         if self.settings.writes_in_flight:
-            return self._run_overlapped(source, stop, poll_s)
+            with writer_switch_interval():
+                return self._run_overlapped(source, stop, poll_s)
         return self._run_in_line(source, stop, poll_s)
 
     def _run_in_line(self, source: EventSource, stop: threading.Event, poll_s: float) -> int:
@@ -535,6 +532,11 @@ class StoreService:
         p = self._pending
         if not p.messages:
             return
+        try:
+            # The rows are built here, while the writer thread has the previous batch in the database.
+            p.rows = prepare(p.batch())
+        except (ValueError, OverflowError):
+            p.rows = None  # a record no row can hold: the writer thread finds it, message by message
         writer.submit(p)
         self._in_flight_messages += len(p.messages)
         self._pending = _Pending()

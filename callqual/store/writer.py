@@ -17,10 +17,8 @@ rival can still make fail (a deadlock or duplicate key while a moved partition i
 rolled back and written again (``conflicts``).
 """
 
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from operator import itemgetter
@@ -41,21 +39,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.sql.expression import ColumnElement
 
-from callqual.schemas import (
-    Alert,
-    AnalysisReport,
-    CallRecord,
-    CallStateUpdate,
-    RtpStreamReport,
-    SipMessageEvent,
-    StreamRecord,
-)
+from callqual.schemas import AnalysisReport, CallStateUpdate, RtpStreamReport, SipMessageEvent
 from callqual.store import rows as wire
 from callqual.store.bulk import pg_copy, pg_upsert, sqlite_insert_new, sqlite_upsert
 from callqual.store.partitions import create_partitions
+from callqual.store.prepared import Batch, PreparedBatch, prepare
 from callqual.store.schema import (
     alerts,
     calls,
@@ -64,6 +55,19 @@ from callqual.store.schema import (
     stream_intervals,
     streams,
 )
+
+#: ``Batch`` is re-exported: callers have always imported it from here.
+__all__ = [
+    "CONFLICT_STATES",
+    "CONFLICT_TRIES",
+    "RETRANSMISSION_WINDOW",
+    "Batch",
+    "PreparedBatch",
+    "StoreWriter",
+    "WriteStats",
+    "is_conflict",
+    "is_unavailable",
+]
 
 #: Rows per INSERT statement: under SQLite's bound-parameter limit for our widest table.
 _CHUNK = 500
@@ -87,29 +91,6 @@ _DERIVED = (
 
 
 @dataclass(slots=True)
-class Batch:
-    """What one transaction writes (any mix of kinds, in any order)."""
-
-    calls: list[CallRecord] = field(default_factory=list)
-    streams: list[StreamRecord] = field(default_factory=list)
-    intervals: list[RtpStreamReport] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
-    messages: list[SipMessageEvent] = field(default_factory=list)
-    call_states: list[CallStateUpdate] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        # Asked once per consumed record by the service: plain additions, no generator.
-        return (
-            len(self.calls)
-            + len(self.streams)
-            + len(self.intervals)
-            + len(self.alerts)
-            + len(self.messages)
-            + len(self.call_states)
-        )
-
-
-@dataclass(slots=True)
 class WriteStats:
     """What a write did: new SIP messages stored, messages over the per-call bound not stored."""
 
@@ -130,6 +111,13 @@ def is_conflict(exc: BaseException) -> bool:
     through SQLAlchemy, or by the driver itself (``COPY`` goes to psycopg directly)."""
     origin = exc.orig if isinstance(exc, DBAPIError) else exc
     return getattr(origin, "sqlstate", None) in CONFLICT_STATES
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached (write again later), as opposed to refusing the data."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -165,26 +153,6 @@ _PG_REFRESH = text(
 )
 
 
-#: Process id -> the thread that builds SIP message rows while the writing thread waits on the
-#: database (the GIL is free then; at worst the two take turns, which costs what building in
-#: line did). Per process: a forked child inherits the executor but not its thread.
-_ROW_BUILDERS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _row_builder() -> ThreadPoolExecutor:
-    pid = os.getpid()
-    builder = _ROW_BUILDERS.get(pid)
-    if builder is None:
-        builder = _ROW_BUILDERS.setdefault(
-            pid, ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqual-store-rows")
-        )
-    return builder
-
-
-def _message_rows(events: list[SipMessageEvent]) -> list[dict[str, Any]]:
-    return [wire.message_row(m) for m in events]
-
-
 class StoreWriter:
     """Upserts batches into the store behind ``engine`` (SQLite or PostgreSQL)."""
 
@@ -215,24 +183,35 @@ class StoreWriter:
         intervals: Iterable[RtpStreamReport] = (),
     ) -> WriteStats:
         """Store an embedded run: the report plus the SIP messages and interval reports it saw."""
-        return self.write_batch(
-            Batch(
-                calls=list(report.calls),
-                streams=list(report.streams),
-                intervals=[r for r in intervals if not r.final],
-                alerts=list(report.alerts),
-                messages=list(messages),
-            )
+        return self.write_batch(self.report_batch(report, messages, intervals))
+
+    @staticmethod
+    def report_batch(
+        report: AnalysisReport,
+        messages: Iterable[SipMessageEvent] = (),
+        intervals: Iterable[RtpStreamReport] = (),
+    ) -> Batch:
+        """What :meth:`write_report` writes, as one batch."""
+        return Batch(
+            calls=list(report.calls),
+            streams=list(report.streams),
+            intervals=[r for r in intervals if not r.final],
+            alerts=list(report.alerts),
+            messages=list(messages),
         )
 
     def write_batch(self, batch: Batch) -> WriteStats:
         """Write ``batch`` in one transaction: all of it is committed, or none (a transaction
         another writer made fail is written again, up to CONFLICT_TRIES times)."""
-        self.ensure_partitions(batch)
+        return self.write_prepared(prepare(batch))
+
+    def write_prepared(self, batch: PreparedBatch) -> WriteStats:
+        """:meth:`write_batch` of rows built beforehand (:func:`prepared.prepare`), on any thread."""
+        self._ensure_days(batch.days)
         for attempt in range(CONFLICT_TRIES):
             try:
                 with self.engine.begin() as conn:
-                    return self.write_in(conn, batch)
+                    return self.write_rows(conn, batch)
             except Exception as exc:
                 if is_conflict(exc) and attempt + 1 < CONFLICT_TRIES:
                     self.conflicts += 1
@@ -254,35 +233,35 @@ class StoreWriter:
 
     def ensure_partitions(self, batch: Batch) -> None:
         """PostgreSQL: the daily partitions ``batch`` needs, made before (and outside) its transaction."""
+        if self._postgres:
+            stamps = {m.ts for m in batch.messages} | {r.last_ts for r in batch.intervals}
+            self._ensure_days({wire.utc(ts).date() for ts in stamps})
+
+    def _ensure_days(self, wanted: set[date]) -> None:
         if not self._postgres:
             return
-        stamps = {m.ts for m in batch.messages} | {r.last_ts for r in batch.intervals}
-        days = {wire.utc(ts).date() for ts in stamps} - self._partition_days
+        days = wanted - self._partition_days
         if days:
             self.partition_races += create_partitions(self.engine, days)
             self._partition_days |= days
 
     def write_in(self, conn: Connection, batch: Batch) -> WriteStats:
         """Write ``batch`` inside the caller's transaction (its partitions made: ``ensure_partitions``)."""
-        # SIP message rows (the costliest to build: two hashes each) are built on a worker thread
-        # while this one writes the other tables and waits on the database. Table order: what
-        # other writers may also write comes last, under table locks (module docstring).
-        message_rows = _row_builder().submit(_message_rows, batch.messages)
-        self._upsert(conn, streams, [wire.stream_row(s) for s in batch.streams], ("stream_id",))
-        self._intervals(conn, [wire.interval_row(r) for r in batch.intervals])
-        stats = self._messages(conn, message_rows.result())
+        return self.write_rows(conn, prepare(batch))
+
+    def write_rows(self, conn: Connection, batch: PreparedBatch) -> WriteStats:
+        """Write prepared rows inside the caller's transaction (partitions made beforehand)."""
+        # Table order: what other writers may also write comes last, under table locks (module docstring).
+        self._upsert(conn, streams, batch.streams, ("stream_id",))
+        self._intervals(conn, batch.intervals)
+        stats = self._messages(conn, batch.messages)
         self._alerts(conn, batch.alerts)
         # Messages change a call row only through leg-correlation headers: most need no refresh.
-        touched = (
-            {c.call_id for c in batch.calls}
-            | {s.call_id for s in batch.streams if s.call_id is not None}
-            | {a.call_id for a in batch.alerts if a.call_id is not None}
-            | stats.header_calls
-        )
+        touched = batch.touched | stats.header_calls
         if self._postgres and (touched or batch.call_states):
             conn.execute(text("LOCK TABLE calls IN SHARE ROW EXCLUSIVE MODE"))
         self._live_calls(conn, batch.call_states)
-        self._upsert(conn, calls, [wire.call_row(c) for c in batch.calls], ("call_id",), keep=_DERIVED)
+        self._upsert(conn, calls, batch.calls, ("call_id",), keep=_DERIVED)
         self._refresh_calls(conn, touched)
         return stats
 
@@ -470,14 +449,14 @@ class StoreWriter:
                 update(sip_messages).where(m.ts >= low, m.ts <= high, among).values(retransmission=True)
             )
 
-    def _alerts(self, conn: Connection, batch: list[Alert]) -> None:
-        """Upsert alerts; new ones are numbered after every committed one (the live-feed cursor)."""
-        if not batch:
+    def _alerts(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Upsert alerts (one row per id); new ones are numbered after every committed one (the
+        live-feed cursor)."""
+        if not rows:
             return
         if self._postgres:
             # One numbering writer at a time, so seq order is commit order.
             conn.execute(text("LOCK TABLE alerts IN SHARE ROW EXCLUSIVE MODE"))
-        rows = list({r["alert_id"]: r for r in map(wire.alert_row, batch)}.values())
         ids = [r["alert_id"] for r in rows]
         query = select(alerts.c.alert_id, alerts.c.seq).where(alerts.c.alert_id.in_(ids))
         known = {alert_id: seq for alert_id, seq in conn.execute(query)}

@@ -1,5 +1,5 @@
-"""``StoreWriter.write_batch`` builds message rows on a worker thread while it writes the other
-tables: a message that cannot be stored must still leave nothing of its batch behind."""
+"""``StoreWriter.write_batch`` builds a batch's rows before its transaction (``prepared``): a
+message that cannot be stored must still leave nothing of its batch behind."""
 
 import multiprocessing
 from pathlib import Path
@@ -74,7 +74,7 @@ def _write_in_child(url: str, batch: Batch) -> None:
 
 
 def test_a_forked_process_writes_with_a_row_builder_of_its_own(tmp_path: Path) -> None:
-    """The worker thread does not survive fork(): a child must not wait on its parent's."""
+    """No thread survives fork(): a child must not wait on one of its parent's."""
     good = _batch()
     half = len(good.messages) // 2
     url = f"sqlite:///{tmp_path / 'calls.db'}"
