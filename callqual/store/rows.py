@@ -6,6 +6,7 @@ when it was stored, so a replay or the other ingest path yields the same keys an
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Any
 
@@ -76,7 +77,13 @@ def _key(*parts: object, data: bytes = b"") -> int:
 
 
 def stream_key(s: RtpStreamStats) -> int:
-    return _key(s.ssrc, s.src_ip, s.src_port, s.dst_ip, s.dst_port, s.first_ts)
+    return _stream_key((s.ssrc, s.src_ip, s.src_port, s.dst_ip, s.dst_port, s.first_ts))
+
+
+@lru_cache(maxsize=8192, typed=True)
+def _stream_key(fields: tuple[int, str, int, str, int, float]) -> int:
+    """Cached: all of a stream's interval reports (one every few seconds) carry the same fields."""
+    return _key(*fields)
 
 
 def message_key(m: SipMessageEvent) -> int:
