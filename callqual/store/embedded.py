@@ -23,6 +23,10 @@ from callqual.store.writer import Batch, StoreWriter, WriteStats
 
 #: Collector events buffered before a write (about 1-2 MB of SIP).
 EVENT_BATCH = 2000
+#: Batches written on a writer thread while the analysis goes on, by engine (others: in line).
+#: SQLite works in this process: a thread beside the analysis only contends for the GIL
+#: (measured slower, bench/RESULTS.md "Session 6, branch store-pg").
+PIPELINE_DEPTH = {"postgresql": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,7 @@ class StoringPipeline:
         scorer: CallScorer | None = None,
     ) -> None:
         self.writer = writer
-        self._pipe = PipelinedWriter(writer)
+        self._pipe = PipelinedWriter(writer, PIPELINE_DEPTH.get(writer.engine.dialect.name, 0))
         self._pending = Batch()
         self.pipeline = EmbeddedPipeline(
             collector_config, rule_settings, scorer=scorer, on_event=self._on_event

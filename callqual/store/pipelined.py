@@ -16,6 +16,7 @@ error, or the last one, is raised to the caller by its next ``submit`` or ``fini
 
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -36,7 +37,8 @@ class PipelinedWriter:
 
     ``depth`` bounds the batches handed to the writer and not yet committed (and so the memory);
     the times ``submit`` had to wait for room are counted in ``full_waits``, the writes tried
-    again in ``retries``. Use it as a context manager, or call ``finish`` then ``close``.
+    again in ``retries``. ``depth`` 0: no thread, each batch written by ``submit`` itself (same
+    retries). Use it as a context manager, or call ``finish`` then ``close``.
     """
 
     def __init__(
@@ -50,9 +52,12 @@ class PipelinedWriter:
         self.retries = 0
         self._tries = tries
         self._backoff_s = backoff_s
+        self._stopping = threading.Event()
         self._open = ExitStack()
-        self._open.enter_context(writer_switch_interval())
-        self._thread = InFlightWriter(self._write, depth)
+        self._thread: InFlightWriter[_Job] | None = None
+        if depth:
+            self._open.enter_context(writer_switch_interval())
+            self._thread = InFlightWriter(self._write, depth)
 
     def __enter__(self) -> PipelinedWriter:
         return self
@@ -69,13 +74,16 @@ class PipelinedWriter:
     @property
     def in_flight(self) -> int:
         """Batches handed to the writer thread and not yet collected."""
-        return len(self._thread)
+        return 0 if self._thread is None else len(self._thread)
 
     def submit(self, batch: Batch) -> None:
         """Prepare ``batch`` here and hand it to the writer; waits while ``depth`` are in flight.
         Raises what a row cannot hold (before anything of it is written) and what an earlier
         batch's write raised."""
         job = _Job(prepare(batch))
+        if self._thread is None:
+            self._collected(job, self._write(job))
+            return
         self._collect(0.0)
         while self._thread.full:
             self.full_waits += 1
@@ -84,21 +92,27 @@ class PipelinedWriter:
 
     def finish(self) -> WriteStats:
         """Wait until every batch handed over is committed; what the writes did, in all."""
-        while len(self._thread):
+        while self.in_flight:
             self._collect(1.0)
         return self.stats
 
     def close(self) -> None:
         """Stop the writer thread: batches still waiting (after an error) are not written."""
-        self._thread.stopping.set()
-        self._thread.close()
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.stopping.set()
+            self._thread.close()
         self._open.close()
 
     def _collect(self, timeout: float) -> None:
+        assert self._thread is not None
         for job, written in self._thread.collect(timeout):  # raises the writer's error
-            if not written or job.stats is None:
-                raise RuntimeError("a batch was not written: the writer was stopped")
-            self.stats.add(job.stats)
+            self._collected(job, written)
+
+    def _collected(self, job: _Job, written: bool) -> None:
+        if not written or job.stats is None:
+            raise RuntimeError("a batch was not written: the writer was stopped")
+        self.stats.add(job.stats)
 
     def _write(self, job: _Job) -> bool:
         """On the writer thread: write ``job``, again while the database is away (bounded)."""
@@ -111,7 +125,7 @@ class PipelinedWriter:
                 if not is_unavailable(exc) or attempt + 1 == self._tries:
                     raise
             self.retries += 1
-            if self._thread.stopping.wait(delay):
+            if self._stopping.wait(delay):
                 return False
             delay *= 2
         raise AssertionError("unreachable: the last try returns or raises")

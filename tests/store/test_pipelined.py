@@ -61,16 +61,17 @@ def _url(engine_name: str, tmp_path: Path, name: str, request: pytest.FixtureReq
     return url
 
 
+@pytest.mark.parametrize("depth", [2, 0])
 @pytest.mark.parametrize("bound", [500, 3])
 @pytest.mark.parametrize("engine_name", ["postgresql", "sqlite"])
 def test_pipelined_batches_store_what_in_line_batches_store_and_a_replay_adds_nothing(
-    engine_name: str, bound: int, tmp_path: Path, request: pytest.FixtureRequest
+    engine_name: str, bound: int, depth: int, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     batches = _batches()
     expected = _in_line(_url(engine_name, tmp_path, "line.db", request), batches, bound)
     url = _url(engine_name, tmp_path, "pipe.db", request)
     with store(url) as engine:
-        with PipelinedWriter(StoreWriter(engine, bound), depth=2) as pipe:
+        with PipelinedWriter(StoreWriter(engine, bound), depth) as pipe:
             for b in batches:
                 pipe.submit(b)
         first = pipe.stats
@@ -78,7 +79,7 @@ def test_pipelined_batches_store_what_in_line_batches_store_and_a_replay_adds_no
         assert first.messages_stored == len(expected["sip_messages"])
         assert first.messages_stored + first.messages_dropped == sum(len(b.messages) for b in batches)
         assert (first.messages_dropped > 0) == (bound == 3)
-        with PipelinedWriter(StoreWriter(engine, bound), depth=2) as again:
+        with PipelinedWriter(StoreWriter(engine, bound), depth) as again:
             for b in batches:
                 again.submit(b)
         assert again.stats.messages_stored == 0
