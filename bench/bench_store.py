@@ -3,7 +3,10 @@
 1. **Ingest** (SIP messages/s, with the call, stream, interval and alert rows of the same
    traffic): ``StoreWriter.write_batch`` in batches of about 1,000 messages, as ``callqual
    store`` writes them, into SQLite and into PostgreSQL (a cluster of its own, default
-   durability: fsync and synchronous commit on). Side by side with a reference: the same
+   durability: fsync and synchronous commit on), through ``PipelinedWriter`` as ``analyze
+   --store`` does (``--depth``: 2 batches in flight on PostgreSQL, in line on SQLite; ``--depth
+   0``: ``write_batch`` in line, which also runs on older checkouts), with the CLIs' GC
+   tuning. Side by side with a reference: the same
    message rows bulk-loaded with no logic at all (SQLite ``executemany``, PostgreSQL ``COPY``).
    Targets: >= 10,000/s SQLite, >= 20,000/s PostgreSQL.
    With ``--service``: the ``callqual store`` service end to end instead (decoding each record
@@ -442,6 +445,15 @@ _DAY = timedelta(days=1)
 _SECOND = timedelta(seconds=1)
 
 
+def _depth(args: argparse.Namespace, engine: str) -> int:
+    """``--depth``, or what ``analyze --store`` uses for ``engine``."""
+    if args.depth is not None:
+        return int(args.depth)
+    from callqual.store.embedded import PIPELINE_DEPTH  # here: --depth 0 runs on older checkouts
+
+    return PIPELINE_DEPTH.get(engine, 0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--capture", type=Path, help="traffic to ingest (default: simulated day, seed 101)")
@@ -457,7 +469,12 @@ def main() -> int:
         "--writes-in-flight", type=int, default=2, help="the writer thread's bound with --service"
     )
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the --service comparison")
-    ap.add_argument("--depth", type=int, default=2, help="writer: batches in flight (0: write_batch in line)")
+    ap.add_argument(
+        "--depth",
+        type=int,
+        help="writer: batches in flight (0: write_batch in line; default: as analyze --store, 2 for"
+        " PostgreSQL, 0 for SQLite)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
     capture = args.capture
@@ -480,17 +497,19 @@ def main() -> int:
             engines = args.engines.split(",")
             if "sqlite" in engines:
                 lite = work / "ours.db"
-                results["sqlite"] = ingest_writer(f"sqlite:///{lite}", batches, args.depth)
+                results["sqlite"] = ingest_writer(f"sqlite:///{lite}", batches, _depth(args, "sqlite"))
                 results["sqlite_reference"] = ingest_reference(
                     f"sqlite:///{work / 'ref.db'}", batches, work / "ref.db"
                 )
             if "postgresql" in engines:
-                results["postgresql"] = ingest_writer(server.create_database(), batches, args.depth)
+                results["postgresql"] = ingest_writer(
+                    server.create_database(), batches, _depth(args, "postgresql")
+                )
                 results["postgresql_reference"] = ingest_reference(server.create_database(), batches, None)
             for engine in engines:
                 ours, ref = results[engine], results[f"{engine}_reference"]
                 print(
-                    f"ingest {engine:10s} batches of {args.batch_messages}, depth {args.depth}: "
+                    f"ingest {engine:10s} batches of {args.batch_messages}, depth {ours['depth']}: "
                     f"{ours['messages']:>7} msgs + {ours['other_rows']} other rows: "
                     f"{ours['per_s']:>8.0f} msg/s ({ours['seconds']:.1f} s, CPU {ours['cpu_s']:.2f} s, "
                     f"server CPU {ours['server_cpu_s']:.2f} s, load {ours['load_average_1m'][0]:.1f}-"
