@@ -8,6 +8,9 @@ the collector exactly as the embedded pipeline does; its events, and the
 times of its ticks (after which the embedded pipeline judges the calls still
 up), come back through a pipe in order, so the detector sees the very same
 sequence and the report is byte-identical (``tests/pipeline/test_split.py``).
+The child also runs the per-source rules (``detector/source_rules.py``: they
+read nothing but the events) and sends each event's alerts just before it,
+for the detector's rule engine to record where it would have raised them.
 
 Hand-over: batches of ``BATCH`` items as field dicts through ``marshal``
 (``event_codec``), each model rebuilt unvalidated here (~5 us a message, of
@@ -34,9 +37,11 @@ from multiprocessing.process import BaseProcess
 from callqual.collector.capture.pcap_file import CaptureFile
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
+from callqual.detector.source_rules import SourceAlerts, SourceRules, SourceTotals
 from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.event_codec import CodecError, Item, decode_batch, encode_batch
+from callqual.schemas import Alert, AnyEvent, MalformedSipEvent, SipMessageEvent
 
 __all__ = [
     "BATCH",
@@ -97,6 +102,8 @@ class ChildEnd:
     cpu_s: float
     #: anything else of the input's (a live capture's ``CaptureStats``)
     detail: object = None
+    #: the source rules' flush and counters, when they ran in the child
+    source_rules: tuple[list[Alert], SourceTotals] | None = None
 
 
 class BatchSender:
@@ -132,15 +139,36 @@ def child_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _collect(capture: CaptureFile, config: CollectorConfig, conn: Connection) -> None:
-    """The child: run the collector over the capture, sending events and tick times in order."""
+def source_rules_first(rules: SourceRules, send: Callable[[Item], None]) -> Callable[[AnyEvent], None]:
+    """The collector's emit in the child: an observation's source-rule alerts (if any), then it."""
+    on_sip, on_malformed = rules.on_sip, rules.on_malformed_event
+
+    def emit(event: AnyEvent) -> None:
+        if isinstance(event, SipMessageEvent):
+            alerts = on_sip(event)
+        elif isinstance(event, MalformedSipEvent):
+            alerts = on_malformed(event)
+        else:
+            send(event)
+            return
+        if alerts:
+            send(SourceAlerts(alerts))
+        send(event)
+
+    return emit
+
+
+def _collect(capture: CaptureFile, config: CollectorConfig, rules: SourceRules, conn: Connection) -> None:
+    """The child: run the collector and the source rules over the capture, sending all in order."""
     sender = BatchSender(conn, lambda: capture.bytes_read)
     try:
-        collector = Collector(sender.add, config, on_tick=sender.add)
+        collector = Collector(source_rules_first(rules, sender.add), config, on_tick=sender.add)
         collector.run(capture)
         collector.finish()
         totals = CollectorTotals.of(collector)
-        sender.end(ChildEnd(totals, capture.truncated, Counter(capture.errors), child_cpu_s()))
+        errors = Counter(capture.errors)
+        ends = (rules.flush(), rules.totals())
+        sender.end(ChildEnd(totals, capture.truncated, errors, child_cpu_s(), source_rules=ends))
     except BaseException:  # the parent reports it; a child must not die silently
         sender.fail()
     finally:
@@ -178,6 +206,8 @@ def receive_all(
             if tag == _END:
                 end: ChildEnd = pickle.loads(data[1:])
                 pipeline.adopt_collector_totals(end.totals)
+                if end.source_rules is not None:
+                    pipeline.adopt_source_rules_end(*end.source_rules)
                 finished = True
                 return end
             if tag == _FAILED:
@@ -206,6 +236,7 @@ def run_split(
     saw them. The caller then finishes and reports as usual; the
     pipeline's own collector is never fed, its totals come from the child.
     """
-    child, receive = start_child(_collect, capture, pipeline.collector.config)
+    rules = pipeline.hand_over_source_rules()
+    child, receive = start_child(_collect, capture, pipeline.collector.config, rules)
     end = receive_all(pipeline, child, receive, progress)
     return end.truncated, end.reader_errors
