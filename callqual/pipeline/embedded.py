@@ -19,7 +19,7 @@ from callqual.detector.call_assembler import AssemblerConfig
 from callqual.detector.detector import CallScorer, Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
-from callqual.detector.source_rules import HandedOverSourceRules, SourceAlerts, SourceRules, SourceTotals
+from callqual.detector.source_rules import HandedOverSourceRules, SourceRules, SourceTotals, SourceVerdict
 from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.compact_outputs import CompactOutputs
 from callqual.pipeline.report_json import write_report_frame, write_report_json
@@ -98,33 +98,34 @@ class EmbeddedPipeline:
     def run(self, frames: Iterable[Frame]) -> None:
         self.collector.run(frames)
 
-    def run_events(self, items: Iterable[AnyEvent | float | SourceAlerts]) -> None:
+    def run_events(self, items: Iterable[AnyEvent | float | SourceVerdict]) -> None:
         """A collector's output from elsewhere, in order: its events, and a float for each tick's time.
 
-        Once the source rules run elsewhere (:meth:`hand_over_source_rules`), an event's
-        ``SourceAlerts`` come just before it.
+        Once source rules run elsewhere (:meth:`hand_over_source_rules`), an event's
+        ``SourceVerdict``, if any, comes just before it.
         """
         deliver, tick = self.deliver, self.on_tick
         for item in items:
             if isinstance(item, float):
                 tick(item)
-            elif isinstance(item, SourceAlerts):
-                self._handed_over_rules().put(item.alerts)
+            elif isinstance(item, SourceVerdict):
+                self._handed_over_rules().put(item)
             else:
                 deliver(item)
 
-    def hand_over_source_rules(self) -> SourceRules:
-        """The source rules, to run where the collector runs; their alerts come back with the events."""
-        rules, self._handed_over = self.rules.hand_over_source_rules()
+    def hand_over_source_rules(self, keep_from: str) -> SourceRules:
+        """The relay check and the source rules before ``keep_from``, to run where the collector
+        runs; their verdicts come back with the events (``RuleEngine.hand_over_source_rules``)."""
+        rules, self._handed_over = self.rules.hand_over_source_rules(keep_from)
         return rules
 
     def adopt_source_rules_end(self, flushed: list[Alert], totals: SourceTotals) -> None:
-        """The handed-over rules' end of input: what their flush raised, and their counters."""
+        """The handed-over rules' end of input: what their flush raised, and their totals."""
         self._handed_over_rules().end(flushed, totals)
 
     def _handed_over_rules(self) -> HandedOverSourceRules:
         if self._handed_over is None:
-            raise RuntimeError("source-rule alerts from elsewhere, but the source rules run here")
+            raise RuntimeError("source-rule verdicts from elsewhere, but the source rules run here")
         return self._handed_over
 
     def adopt_collector_totals(self, totals: CollectorTotals) -> None:

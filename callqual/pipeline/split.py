@@ -8,9 +8,11 @@ the collector exactly as the embedded pipeline does; its events, and the
 times of its ticks (after which the embedded pipeline judges the calls still
 up), come back through a pipe in order, so the detector sees the very same
 sequence and the report is byte-identical (``tests/pipeline/test_split.py``).
-The child also runs the per-source rules (``detector/source_rules.py``: they
-read nothing but the events) and sends each event's alerts just before it,
-for the detector's rule engine to record where it would have raised them.
+The child also runs the relay check and most per-source rules
+(``detector/source_rules.py``: they read nothing but the events) and sends
+what they said of an event (alerts, or "a relayed copy") just before it, for
+the detector's rule engine to record where it would have raised them; the
+rules from :data:`KEEP_FROM` on stay here, to even out the two processes.
 
 Hand-over: batches of ``BATCH`` items as field dicts through ``marshal``
 (``event_codec``), each model rebuilt unvalidated here (~5 us a message, of
@@ -37,7 +39,7 @@ from multiprocessing.process import BaseProcess
 from callqual.collector.capture.pcap_file import CaptureFile
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
-from callqual.detector.source_rules import SourceAlerts, SourceRules, SourceTotals
+from callqual.detector.source_rules import SourceRules, SourceTotals
 from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.event_codec import CodecError, Item, decode_batch, encode_batch
@@ -45,6 +47,7 @@ from callqual.schemas import Alert, AnyEvent, MalformedSipEvent, SipMessageEvent
 
 __all__ = [
     "BATCH",
+    "KEEP_FROM",
     "MIN_SPLIT_BYTES",
     "BatchSender",
     "ChildEnd",
@@ -67,6 +70,12 @@ _FAILED = b"F"
 #: Progress callback: bytes of the capture read so far by the child.
 Progress = Callable[[int], None]
 
+
+#: The first source rule (in catalogue order) the detector runs itself; the relay check and
+#: the rules before it run in the child. On signalling (bench/out/sip.pcap) the source rules
+#: cost the child ~3.9 s of ~8.7 with all of them there, the parent ~6.3 s left: toll_fraud
+#: (~29 % of the rules) back here evens the two (bench/RESULTS.md, session 6, rules-child).
+KEEP_FROM = "toll_fraud"
 
 #: Below this, a capture is analysed in about the time the fork and the hand-over's start cost.
 MIN_SPLIT_BYTES = 1 << 20
@@ -140,19 +149,19 @@ def child_cpu_s() -> float:
 
 
 def source_rules_first(rules: SourceRules, send: Callable[[Item], None]) -> Callable[[AnyEvent], None]:
-    """The collector's emit in the child: an observation's source-rule alerts (if any), then it."""
-    on_sip, on_malformed = rules.on_sip, rules.on_malformed_event
+    """The collector's emit in the child: the source rules' verdict on an observation (if any), then it."""
+    on_sip, on_malformed = rules.verdict, rules.malformed_verdict
 
     def emit(event: AnyEvent) -> None:
         if isinstance(event, SipMessageEvent):
-            alerts = on_sip(event)
+            verdict = on_sip(event)
         elif isinstance(event, MalformedSipEvent):
-            alerts = on_malformed(event)
+            verdict = on_malformed(event)
         else:
             send(event)
             return
-        if alerts:
-            send(SourceAlerts(alerts))
+        if verdict is not None:
+            send(verdict)
         send(event)
 
     return emit
@@ -236,7 +245,7 @@ def run_split(
     saw them. The caller then finishes and reports as usual; the
     pipeline's own collector is never fed, its totals come from the child.
     """
-    rules = pipeline.hand_over_source_rules()
+    rules = pipeline.hand_over_source_rules(KEEP_FROM)
     child, receive = start_child(_collect, capture, pipeline.collector.config, rules)
     end = receive_all(pipeline, child, receive, progress)
     return end.truncated, end.reader_errors

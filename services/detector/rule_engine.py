@@ -67,16 +67,19 @@ class RuleEngine:
         #: ids already counted before their call finished (the final copy is not counted again)
         self._counted_early: OrderedDict[str, None] = OrderedDict()
 
-    def hand_over_source_rules(self) -> tuple[SourceRules, HandedOverSourceRules]:
-        """The source rules, to run elsewhere (``analyze --split``'s collector process), and what
-        replaces them here: their alerts, fed back in order (``detector/source_rules.py``).
+    def hand_over_source_rules(self, keep_from: str) -> tuple[SourceRules, HandedOverSourceRules]:
+        """The relay check and the source rules before ``keep_from``, to run elsewhere (``analyze
+        --split``'s collector process), and what replaces them here: their verdicts, fed back in
+        order, and the rules from ``keep_from`` on (``detector/source_rules.py``).
 
         Before any event: the rules must see the whole stream, where they run.
         """
         if not isinstance(self.sources, SourceRules) or self._sip or self._malformed_count:
             raise SourceRulesElsewhereError("the source rules can be handed over once, before any event")
-        rules, self.sources = self.sources, HandedOverSourceRules()
-        return rules, self.sources
+        there, kept = self.sources.hand_over(keep_from)
+        handed = HandedOverSourceRules(kept)
+        self.sources = handed
+        return there, handed
 
     # ------------------------------------------------------------------ inputs
     def on_sip(self, event: SipMessageEvent) -> list[Alert]:
