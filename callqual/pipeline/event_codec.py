@@ -12,10 +12,10 @@ moment ago. Field order, fields-set and values come back exactly as they left.
 An item is a tick's time (a float), an event's field dict (every field set,
 as the collector always builds them), ``(field dict, fields set)``, or the
 source rules' verdict on the next event (``SourceVerdict``: rare, pickled
-into a bytes value). The class is the event's ``kind``. A value ``marshal`` would not give back as it
-is (a ``str`` subclass; a numpy scalar, which marshal writes as *bytes*)
-sends that batch's models through ``pickle`` instead (checked in the child,
-the idler process, at ~0.5 us an event).
+into a bytes value). The class is the event's ``kind``. A value ``marshal``
+would not give back as it is (a ``str`` subclass; a numpy scalar, which
+marshal writes as *bytes*) sends that batch's models through ``pickle``
+instead (checked in the child, at ~0.5 us an event).
 """
 
 import marshal

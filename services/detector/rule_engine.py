@@ -54,6 +54,7 @@ class RuleEngine:
         local = SourceRules(s)
         #: the per-source rules (relay check included); :meth:`hand_over_source_rules` moves them
         self.sources: SourceRuleRunner = local
+        #: every source rule, wherever it runs
         self.source_rules = local.rules
         self._alerts: Counter[str] = Counter({r: 0 for r in RULE_IDS})
         self._categories: Counter[str] = Counter()
