@@ -153,13 +153,18 @@ def source_rules_first(rules: SourceRules, send: Callable[[Item], None]) -> Call
     on_sip, on_malformed = rules.verdict, rules.malformed_verdict
 
     def emit(event: AnyEvent) -> None:
-        if isinstance(event, SipMessageEvent):
-            verdict = on_sip(event)
-        elif isinstance(event, MalformedSipEvent):
-            verdict = on_malformed(event)
-        else:
+        try:
+            if isinstance(event, SipMessageEvent):
+                verdict = on_sip(event)
+            elif isinstance(event, MalformedSipEvent):
+                verdict = on_malformed(event)
+            else:
+                verdict = None
+        except Exception:
+            # A rule's bug: the event still reaches the detector, as in one process (where the
+            # rules run after the call path), and the collector's frame guard counts the failure.
             send(event)
-            return
+            raise
         if verdict is not None:
             send(verdict)
         send(event)

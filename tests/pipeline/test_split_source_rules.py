@@ -10,19 +10,24 @@ call's category. Each is analysed in one process and split, through the real for
 import io
 import json
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.detector.call_assembler import AssemblerConfig
 from callqual.detector.rules.settings import RuleSettings
+from callqual.detector.source_rules import SourceRules
 from callqual.detector.suspicion import SuspicionMarks
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.split import KEEP_FROM, run_split
-from callqual.schemas import Alert, CallRecord
+from callqual.schemas import Alert, CallRecord, SipMessageEvent
 from tests.collector.callcraft import CallCapture
 from tests.shared_captures import PCAPS
+
+T = TypeVar("T")
 
 ATTACKER = "203.0.113.7"
 CALLEE = ("10.0.0.2", 5060)
@@ -181,3 +186,28 @@ def test_the_engine_counts_alike_split_or_not(tmp_path: Path) -> None:
     assert counters[1] == counters[0]
     assert counters[0].relayed > 0 and counters[0].sip_messages > 0
     assert list(counters[1].evictions) == list(counters[0].evictions)
+
+
+def test_a_source_rule_failing_on_a_message_is_counted_as_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule's bug on one message: the frame's failure counted (``internal.*``), the message still
+    in its call, the analysis going on: in the child as in the one-process detector."""
+
+    def failing(
+        method: Callable[[SourceRules, SipMessageEvent], T],
+    ) -> Callable[[SourceRules, SipMessageEvent], T]:
+        def on(self: SourceRules, event: SipMessageEvent) -> T:
+            if event.frame == 3:
+                raise ZeroDivisionError("a rule's bug")
+            return method(self, event)
+
+        return on
+
+    monkeypatch.setattr(SourceRules, "on_sip", failing(SourceRules.on_sip))  # one process
+    monkeypatch.setattr(SourceRules, "verdict", failing(SourceRules.verdict))  # the forked child
+    one, split = _reports(PCAPS / "rtp-pcap/SIP_DTMF2.pcap")
+    assert split == one
+    summary = json.loads(one)["summary"]
+    assert summary["errors"] == {"internal.ZeroDivisionError": 1}
+    assert summary["sip_messages"] == 29 and summary["calls"] == 2
