@@ -2,7 +2,7 @@
 
 For a pure refactor of the capture readers: every file under /work/shared/pcaps, the
 benchmark captures, simulated scenarios, the other-tool rewrites of callqual.fuzz and
-structurally broken files, each with the default flags, ``--workers 2`` and ``--no-split``.
+structurally broken files, each with the default flags, ``--workers 2``, ``--no-split`` and ``--split``.
 Prints one line per difference and the count compared; exit 1 on any difference. Usage::
 
     PYTHONPATH=$PWD python bench/same_reports.py --a /tmp/base --b . [--corpus /tmp/corpus]
@@ -25,7 +25,7 @@ from callqual.fuzz.corpus import broken_files, write_corpus  # noqa: E402
 from callqual.fuzz.other_tools import INTACT, damaging  # noqa: E402
 
 PCAPS = Path("/work/shared/pcaps")
-FLAGS: tuple[tuple[str, ...], ...] = ((), ("--workers", "2"), ("--no-split",))
+FLAGS: tuple[tuple[str, ...], ...] = ((), ("--workers", "2"), ("--no-split",), ("--split",))
 #: shared captures the rewrites and the broken variants start from (a pcap and a pcapng)
 SEEDS = (
     "sipp/g711a.pcap",

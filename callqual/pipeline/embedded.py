@@ -19,6 +19,7 @@ from callqual.detector.call_assembler import AssemblerConfig
 from callqual.detector.detector import CallScorer, Detector, Output
 from callqual.detector.rule_engine import RuleEngine
 from callqual.detector.rules.settings import RuleSettings
+from callqual.detector.source_rules import HandedOverSourceRules, SourceRules, SourceTotals, SourceVerdict
 from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.compact_outputs import CompactOutputs
 from callqual.pipeline.report_json import write_report_frame, write_report_json
@@ -79,6 +80,8 @@ class EmbeddedPipeline:
         #: What the summary reports of the capture and the collector, when the collector ran
         #: elsewhere (``analyze --workers``: worker processes; ``--split``: a child); None: ours.
         self.collector_totals: CollectorTotals | None = None
+        #: The source rules' alerts as fed back, once they were handed over to run elsewhere
+        self._handed_over: HandedOverSourceRules | None = None
 
     def deliver(self, event: AnyEvent) -> None:
         """One collector event into the detector (and ``on_event``)."""
@@ -95,14 +98,35 @@ class EmbeddedPipeline:
     def run(self, frames: Iterable[Frame]) -> None:
         self.collector.run(frames)
 
-    def run_events(self, items: Iterable[AnyEvent | float]) -> None:
-        """A collector's output from elsewhere, in order: its events, and a float for each tick's time."""
+    def run_events(self, items: Iterable[AnyEvent | float | SourceVerdict]) -> None:
+        """A collector's output from elsewhere, in order: its events, and a float for each tick's time.
+
+        Once source rules run elsewhere (:meth:`hand_over_source_rules`), an event's
+        ``SourceVerdict``, if any, comes just before it.
+        """
         deliver, tick = self.deliver, self.on_tick
         for item in items:
             if isinstance(item, float):
                 tick(item)
+            elif isinstance(item, SourceVerdict):
+                self._handed_over_rules().put(item)
             else:
                 deliver(item)
+
+    def hand_over_source_rules(self, keep_from: str) -> SourceRules:
+        """The relay check and the source rules before ``keep_from``, to run where the collector
+        runs; their verdicts come back with the events (``RuleEngine.hand_over_source_rules``)."""
+        rules, self._handed_over = self.rules.hand_over_source_rules(keep_from)
+        return rules
+
+    def adopt_source_rules_end(self, flushed: list[Alert], totals: SourceTotals) -> None:
+        """The handed-over rules' end of input: what their flush raised, and their totals."""
+        self._handed_over_rules().end(flushed, totals)
+
+    def _handed_over_rules(self) -> HandedOverSourceRules:
+        if self._handed_over is None:
+            raise RuntimeError("source-rule verdicts from elsewhere, but the source rules run here")
+        return self._handed_over
 
     def adopt_collector_totals(self, totals: CollectorTotals) -> None:
         """Report ``totals`` for the input: the collector that saw it ran elsewhere (``split.py``)."""

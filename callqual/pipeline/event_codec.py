@@ -10,11 +10,12 @@ references; the parent rebuilds each model unvalidated from its dict, as
 moment ago. Field order, fields-set and values come back exactly as they left.
 
 An item is a tick's time (a float), an event's field dict (every field set,
-as the collector always builds them), or ``(field dict, fields set)``. The
-class is the event's ``kind``. A value ``marshal`` would not give back as it
-is (a ``str`` subclass; a numpy scalar, which marshal writes as *bytes*)
-sends that batch's models through ``pickle`` instead (checked in the child,
-the idler process, at ~0.5 us an event).
+as the collector always builds them), ``(field dict, fields set)``, or the
+source rules' verdict on the next event (``SourceVerdict``: rare, pickled
+into a bytes value). The class is the event's ``kind``. A value ``marshal``
+would not give back as it is (a ``str`` subclass; a numpy scalar, which
+marshal writes as *bytes*) sends that batch's models through ``pickle``
+instead (checked in the child, at ~0.5 us an event).
 """
 
 import marshal
@@ -24,6 +25,7 @@ from operator import itemgetter
 from types import UnionType
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
+from callqual.detector.source_rules import SourceVerdict
 from callqual.schemas import AnyEvent
 from callqual.schemas.base import WireModel
 from callqual.schemas.events import (
@@ -37,8 +39,8 @@ from callqual.schemas.events import (
 
 __all__ = ["CodecError", "Item", "decode_batch", "encode_batch"]
 
-#: One item of the collector's output: an event, or the time of a tick.
-Item = AnyEvent | float
+#: One item of the collector's output: an event, the time of a tick, or the next event's verdict.
+Item = AnyEvent | float | SourceVerdict
 
 #: The first byte of an encoded batch: how the rest was written.
 _MARSHAL: Final = b"M"
@@ -172,12 +174,20 @@ def _decode(item: Any, shape: _Shape) -> WireModel:
     return model
 
 
+def _verdict(item: SourceVerdict) -> bytes:
+    return pickle.dumps(tuple(item), protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def encode_batch(items: list[Item], extra: Any = None) -> bytes:
     """``items`` and ``extra`` (any plain value the receiver wants alongside them) as bytes."""
     shapes = _BY_CLASS
     try:
         encoded: list[Any] = [
-            item if type(item) is float else _encode(item, shapes[type(item)])  # type: ignore[arg-type, index]
+            item
+            if type(item) is float
+            else _verdict(item)
+            if type(item) is SourceVerdict
+            else _encode(item, shapes[type(item)])  # type: ignore[arg-type, index]
             for item in items
         ]
         return _MARSHAL + marshal.dumps((extra, encoded))
@@ -214,6 +224,11 @@ def decode_batch(data: bytes) -> tuple[Any, list[Item]]:
                 _set(model, "__pydantic_extra__", None)
                 _set(model, "__pydantic_private__", None)
                 append(model)  # type: ignore[arg-type]  # the class is the event's kind
+            elif kind is bytes:
+                alerts, relayed = pickle.loads(item)
+                if type(alerts) is not list or type(relayed) is not bool:
+                    raise CodecError("not an encoded batch: a verdict of another shape")
+                append(SourceVerdict(alerts, relayed))
             else:
                 append(_decode(item, shapes[item[0]["kind"]]))  # type: ignore[arg-type]
     except CodecError:

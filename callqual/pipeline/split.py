@@ -8,6 +8,11 @@ the collector exactly as the embedded pipeline does; its events, and the
 times of its ticks (after which the embedded pipeline judges the calls still
 up), come back through a pipe in order, so the detector sees the very same
 sequence and the report is byte-identical (``tests/pipeline/test_split.py``).
+The child also runs the relay check and most per-source rules
+(``detector/source_rules.py``: they read nothing but the events) and sends
+what they said of an event (alerts, or "a relayed copy") just before it, for
+the detector's rule engine to record where it would have raised them; the
+rules from :data:`KEEP_FROM` on stay here, to even out the two processes.
 
 Hand-over: batches of ``BATCH`` items as field dicts through ``marshal``
 (``event_codec``), each model rebuilt unvalidated here (~5 us a message, of
@@ -34,12 +39,15 @@ from multiprocessing.process import BaseProcess
 from callqual.collector.capture.pcap_file import CaptureFile
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
+from callqual.detector.source_rules import SourceRules, SourceTotals
 from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.event_codec import CodecError, Item, decode_batch, encode_batch
+from callqual.schemas import Alert, AnyEvent, MalformedSipEvent, SipMessageEvent
 
 __all__ = [
     "BATCH",
+    "KEEP_FROM",
     "MIN_SPLIT_BYTES",
     "BatchSender",
     "ChildEnd",
@@ -62,6 +70,12 @@ _FAILED = b"F"
 #: Progress callback: bytes of the capture read so far by the child.
 Progress = Callable[[int], None]
 
+
+#: The first source rule (in catalogue order) the detector runs itself; the relay check and
+#: the rules before it run in the child. On signalling (bench/out/sip.pcap) the source rules
+#: cost the child ~3.9 s of ~8.7 with all of them there, the parent ~6.3 s left: toll_fraud
+#: (~29 % of the rules) back here evens the two (bench/RESULTS.md, session 6, rules-child).
+KEEP_FROM = "toll_fraud"
 
 #: Below this, a capture is analysed in about the time the fork and the hand-over's start cost.
 MIN_SPLIT_BYTES = 1 << 20
@@ -97,6 +111,8 @@ class ChildEnd:
     cpu_s: float
     #: anything else of the input's (a live capture's ``CaptureStats``)
     detail: object = None
+    #: the source rules' flush and counters, when they ran in the child
+    source_rules: tuple[list[Alert], SourceTotals] | None = None
 
 
 class BatchSender:
@@ -132,15 +148,41 @@ def child_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _collect(capture: CaptureFile, config: CollectorConfig, conn: Connection) -> None:
-    """The child: run the collector over the capture, sending events and tick times in order."""
+def source_rules_first(rules: SourceRules, send: Callable[[Item], None]) -> Callable[[AnyEvent], None]:
+    """The collector's emit in the child: the source rules' verdict on an observation (if any), then it."""
+    on_sip, on_malformed = rules.verdict, rules.malformed_verdict
+
+    def emit(event: AnyEvent) -> None:
+        try:
+            if isinstance(event, SipMessageEvent):
+                verdict = on_sip(event)
+            elif isinstance(event, MalformedSipEvent):
+                verdict = on_malformed(event)
+            else:
+                verdict = None
+        except Exception:
+            # A rule's bug: the event still reaches the detector, as in one process (where the
+            # rules run after the call path), and the collector's frame guard counts the failure.
+            send(event)
+            raise
+        if verdict is not None:
+            send(verdict)
+        send(event)
+
+    return emit
+
+
+def _collect(capture: CaptureFile, config: CollectorConfig, rules: SourceRules, conn: Connection) -> None:
+    """The child: run the collector and the source rules over the capture, sending all in order."""
     sender = BatchSender(conn, lambda: capture.bytes_read)
     try:
-        collector = Collector(sender.add, config, on_tick=sender.add)
+        collector = Collector(source_rules_first(rules, sender.add), config, on_tick=sender.add)
         collector.run(capture)
         collector.finish()
         totals = CollectorTotals.of(collector)
-        sender.end(ChildEnd(totals, capture.truncated, Counter(capture.errors), child_cpu_s()))
+        errors = Counter(capture.errors)
+        ends = (rules.flush(), rules.totals())
+        sender.end(ChildEnd(totals, capture.truncated, errors, child_cpu_s(), source_rules=ends))
     except BaseException:  # the parent reports it; a child must not die silently
         sender.fail()
     finally:
@@ -178,6 +220,8 @@ def receive_all(
             if tag == _END:
                 end: ChildEnd = pickle.loads(data[1:])
                 pipeline.adopt_collector_totals(end.totals)
+                if end.source_rules is not None:
+                    pipeline.adopt_source_rules_end(*end.source_rules)
                 finished = True
                 return end
             if tag == _FAILED:
@@ -206,6 +250,7 @@ def run_split(
     saw them. The caller then finishes and reports as usual; the
     pipeline's own collector is never fed, its totals come from the child.
     """
-    child, receive = start_child(_collect, capture, pipeline.collector.config)
+    rules = pipeline.hand_over_source_rules(KEEP_FROM)
+    child, receive = start_child(_collect, capture, pipeline.collector.config, rules)
     end = receive_all(pipeline, child, receive, progress)
     return end.truncated, end.reader_errors

@@ -12,17 +12,15 @@ from dataclasses import dataclass, field
 
 from callqual.detector.call_context import CallContext
 from callqual.detector.categories import categorize
-from callqual.detector.rules import (
-    RULE_IDS,
-    SECURITY_RULES,
-    MalformedSip,
-    RuleSettings,
-    build_call_rules,
-    build_source_rules,
-)
+from callqual.detector.rules import RULE_IDS, SECURITY_RULES, RuleSettings, build_call_rules
 from callqual.detector.rules.call_failed import CallFailed
 from callqual.detector.rules.in_progress import LiveView, build_live_rules
-from callqual.detector.rules.relay import RelayTracker
+from callqual.detector.source_rules import (
+    HandedOverSourceRules,
+    SourceRuleRunner,
+    SourceRules,
+    SourceRulesElsewhereError,
+)
 from callqual.detector.suspicion import SuspicionMarks
 from callqual.schemas import Alert, CallCategory, MalformedSipEvent, SipMessageEvent
 
@@ -53,32 +51,41 @@ class RuleEngine:
         self.settings = settings
         s = self.settings
         self.call_rules = build_call_rules(s)
-        self.source_rules = build_source_rules(s)
-        self._malformed = next((r for r in self.source_rules if isinstance(r, MalformedSip)), None)
+        local = SourceRules(s)
+        #: the per-source rules (relay check included); :meth:`hand_over_source_rules` moves them
+        self.sources: SourceRuleRunner = local
+        #: every source rule, wherever it runs
+        self.source_rules = local.rules
         self._alerts: Counter[str] = Counter({r: 0 for r in RULE_IDS})
         self._categories: Counter[str] = Counter()
         self._sip = 0
         self._malformed_count = 0
         self._calls = 0
         self.marks = SuspicionMarks(s.max_sources, s.suspicious_source_ttl_s)
-        self._relays = RelayTracker(s.relay_max_transactions, s.relay_window_s)
         self.live_rules = build_live_rules(s)
         #: rules whose verdict on a failed call needs nothing after its final response
         self._at_failure = [r for r in self.call_rules if isinstance(r, CallFailed)]
         #: ids already counted before their call finished (the final copy is not counted again)
         self._counted_early: OrderedDict[str, None] = OrderedDict()
 
+    def hand_over_source_rules(self, keep_from: str) -> tuple[SourceRules, HandedOverSourceRules]:
+        """The relay check and the source rules before ``keep_from``, to run elsewhere (``analyze
+        --split``'s collector process), and what replaces them here: their verdicts, fed back in
+        order, and the rules from ``keep_from`` on (``detector/source_rules.py``).
+
+        Before any event: the rules must see the whole stream, where they run.
+        """
+        if not isinstance(self.sources, SourceRules) or self._sip or self._malformed_count:
+            raise SourceRulesElsewhereError("the source rules can be handed over once, before any event")
+        there, kept = self.sources.hand_over(keep_from)
+        handed = HandedOverSourceRules(kept)
+        self.sources = handed
+        return there, handed
+
     # ------------------------------------------------------------------ inputs
     def on_sip(self, event: SipMessageEvent) -> list[Alert]:
         self._sip += 1
-        alerts: list[Alert] = []
-        if self._relays.is_relayed(event):
-            # A proxy's copy of a request counted at its first hop: its origin is already charged.
-            return alerts
-        for rule in self.source_rules:
-            found = rule.observe(event)
-            if found:
-                alerts.extend(found)
+        alerts = self.sources.on_sip(event)
         return self._record(alerts, event.ts) if alerts else alerts
 
     def on_malformed(
@@ -92,30 +99,19 @@ class RuleEngine:
         dst: str = "",
         excerpt: str | None = None,
     ) -> list[Alert]:
+        """A bare parse error (no event): needs the source rules here, not handed over."""
+        if not isinstance(self.sources, SourceRules):
+            raise SourceRulesElsewhereError("a bare parse error needs the source rules, which run elsewhere")
         self._malformed_count += 1
-        if self._malformed is None:
-            return []
+        rules = self.sources
         return self._record(
-            self._malformed.observe_malformed(
-                ts, src_ip, reason, frame, src_port=src_port, dst=dst, excerpt=excerpt
-            ),
-            ts,
+            rules.on_malformed(ts, src_ip, reason, frame, src_port=src_port, dst=dst, excerpt=excerpt), ts
         )
 
     def on_malformed_event(self, event: MalformedSipEvent) -> list[Alert]:
         """The collector's parse-error event, its excerpt as evidence; a proxy's relayed copy is skipped."""
-        if self._relays.is_relayed_malformed(event):
-            self._malformed_count += 1
-            return []
-        return self.on_malformed(
-            event.ts,
-            event.src_ip,
-            event.reason,
-            event.frame,
-            src_port=event.src_port,
-            dst=f"{event.dst_ip}:{event.dst_port}",
-            excerpt=event.excerpt,
-        )
+        self._malformed_count += 1
+        return self._record(self.sources.on_malformed_event(event), event.ts)
 
     def on_call_failure(self, ctx: CallContext) -> list[Alert]:
         """A call whose final failure response was just seen: the alerts that need no more."""
@@ -142,11 +138,8 @@ class RuleEngine:
         return alerts, category
 
     def flush(self) -> list[Alert]:
-        alerts: list[Alert] = []
-        for rule in self.source_rules:
-            alerts.extend(rule.flush())
+        alerts = self.sources.flush()
         self.marks.clear()
-        self._relays.clear()
         return self._record(alerts)
 
     # ----------------------------------------------------------------- helpers
@@ -167,16 +160,17 @@ class RuleEngine:
 
     @property
     def counters(self) -> EngineCounters:
-        evictions = {r.id: r.evictions for r in self.source_rules}
+        sources = self.sources.totals()
+        evictions = dict(sources.evictions)
         evictions["suspicious_marks"] = self.marks.evictions
-        evictions["relay"] = self._relays.evictions
+        evictions["relay"] = evictions.pop("relay", 0)  # (the key order of old: rules, marks, relay)
         return EngineCounters(
             sip_messages=self._sip,
-            relayed=self._relays.relayed,
+            relayed=sources.relayed,
             malformed=self._malformed_count,
             calls=self._calls,
             alerts_by_rule=dict(self._alerts),
             calls_by_category=dict(self._categories),
             evictions=evictions,
-            table_sizes={r.id: r.table_size for r in self.source_rules},
+            table_sizes=sources.table_sizes,
         )

@@ -14,7 +14,10 @@ import pytest
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
+from callqual.detector.rules.settings import RuleSettings
+from callqual.detector.source_rules import SourceRules, SourceVerdict
 from callqual.pipeline.event_codec import CodecError, Item, decode_batch, encode_batch
+from callqual.pipeline.split import source_rules_first
 from callqual.schemas import SdpMedia
 from callqual.schemas.base import WireModel
 from callqual.simulator import simulate
@@ -74,6 +77,27 @@ def test_simulated_traffic_in_batches(tmp_path: Path) -> None:
     for start in range(0, len(items), 64):
         back.extend(decode_batch(encode_batch(items[start : start + 64]))[1])
     _assert_same(back, items)
+
+
+def test_the_source_rules_verdicts_cross_in_place() -> None:
+    """``--split``'s child sends what its source rules said of an event (alerts, or "a relayed
+    copy") just before the event: in place, alerts equal, through marshal."""
+    items: list[Item] = []
+    for name in ("nDPI/fuzz-2006-06-26-2594.pcap", "heplify/sip_tcp_websocket.pcap"):
+        collector = Collector(
+            source_rules_first(SourceRules(RuleSettings()), items.append), on_tick=items.append
+        )
+        with open_capture(PCAPS / name) as capture:
+            collector.run(capture)
+            collector.finish()
+    verdicts = [i for i, item in enumerate(items) if isinstance(item, SourceVerdict)]
+    assert any(items[i].alerts for i in verdicts) and any(items[i].relayed for i in verdicts)  # type: ignore[union-attr]
+    assert all(getattr(items[i + 1], "kind", "") in ("sip_message", "sip_malformed") for i in verdicts)
+    blob = encode_batch(items)
+    assert blob[:1] == b"M"
+    back = decode_batch(blob)[1]
+    assert back == items
+    assert [type(b) for b in back] == [type(i) for i in items]
 
 
 def test_a_partially_set_model_keeps_its_fields_set() -> None:
