@@ -8,8 +8,9 @@ edit the old build would silently win. ``install()`` (called by ``callqual/__ini
 finder first on ``sys.meta_path``: a compiled module under ``callqual`` is loaded only if the
 manifest lists it and no listed source changed; otherwise every one of them is loaded from its
 ``.py`` (the compiled modules call each other directly in C, so one stale member makes the whole
-build stale), and one line on stderr says why and how to rebuild. ``CALLQUAL_PURE_PYTHON=1``
-loads the ``.py`` files on purpose (for before/after comparisons).
+build stale), and one line on stderr says why and how to rebuild. The ``callqual`` modules the
+compiled ones import are checked too: mypyc compiled against their types and may have inlined
+their constants. ``CALLQUAL_PURE_PYTHON=1`` loads the ``.py`` files on purpose (to compare).
 """
 
 import hashlib
@@ -58,26 +59,28 @@ STATE = GuardState()
 _ALLOWED: dict[str, str] = {}
 
 
-def _manifest_modules() -> dict[str, str]:
-    """module name -> source SHA-256 from the manifest; empty when there is no (readable) manifest."""
+def _read_manifest() -> tuple[dict[str, str], dict[str, str]]:
+    """(compiled modules, the modules they import) as name -> source SHA-256; empty if unreadable."""
     try:
         data = json.loads(MANIFEST.read_text(encoding="utf-8"))
-        modules = data["modules"]
-        return {str(name): str(entry["sha256"]) for name, entry in modules.items()}
+        modules = {str(name): str(entry["sha256"]) for name, entry in data["modules"].items()}
+        imported = {str(name): str(entry["sha256"]) for name, entry in data.get("dependencies", {}).items()}
+        return modules, imported
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+        return {}, {}
 
 
 def _source_path(module: str) -> Path:
-    return PACKAGE_DIR.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    base = PACKAGE_DIR.joinpath(*module.split(".")[1:])
+    source = base.with_suffix(".py")
+    return source if source.exists() else base / "__init__.py"
 
 
-def _stale_sources(modules: dict[str, str]) -> list[str]:
+def _stale_sources(hashes: dict[str, str]) -> list[str]:
     stale = []
-    for name, digest in modules.items():
-        path = _source_path(name)
+    for name, digest in hashes.items():
         try:
-            current = source_digest(path)
+            current = source_digest(_source_path(name))
         except OSError:
             current = ""
         if current != digest:
@@ -94,11 +97,11 @@ def _decide() -> None:
     if _pure_python_requested():
         STATE.usable, STATE.reason = False, f"{PURE_PYTHON_ENV} is set"
         return
-    modules = _manifest_modules()
+    modules, dependencies = _read_manifest()
     if not modules:
         STATE.usable, STATE.reason = False, f"no build manifest ({MANIFEST.name})"
         return
-    stale = _stale_sources(modules)
+    stale = _stale_sources({**modules, **dependencies})
     if stale:
         STATE.usable = False
         STATE.reason = "sources changed since the build: " + ", ".join(stale)

@@ -83,6 +83,17 @@ def test_an_edited_source_runs_as_python(package_copy: Path) -> None:
     assert run.stdout.strip() == "True"
 
 
+def test_an_edited_module_they_import_sets_the_build_aside(package_copy: Path) -> None:
+    """Not compiled itself, but compiled against (its types, maybe its constants inlined)."""
+    manifest = json.loads((package_copy / "callqual" / "_compiled_manifest.json").read_text())
+    assert "callqual.schemas.events" in manifest["dependencies"]
+    edited = package_copy / "callqual" / "schemas" / "events.py"
+    edited.write_text(edited.read_text() + "\n# edited after the build\n")
+    result, stderr = _where(package_copy)
+    assert _kinds(result) == {".py"}
+    assert "callqual.schemas.events" in stderr
+
+
 def test_extensions_without_a_manifest_are_not_loaded(package_copy: Path) -> None:
     (package_copy / "callqual" / "_compiled_manifest.json").unlink()
     result, stderr = _where(package_copy)
