@@ -110,15 +110,15 @@ def _decide() -> None:
     _ALLOWED.update(modules)
 
 
-def _warn_once() -> None:
+def _warn_once(fullname: str) -> None:
     if STATE.warnings or _pure_python_requested():
         return
     STATE.warnings += 1
-    print(
-        f"callqual: not using the compiled modules ({STATE.reason}); running the Python sources, "
-        f"{REBUILD_HINT}",
-        file=sys.stderr,
-    )
+    if STATE.usable:  # the build is fine, but this extension is not part of it (a leftover)
+        what = f"ignoring the extension of {fullname}: not in {MANIFEST.name}"
+    else:
+        what = f"not using the compiled modules ({STATE.reason})"
+    print(f"callqual: {what}; running the Python sources, {REBUILD_HINT}", file=sys.stderr)
 
 
 class CompiledGuard(MetaPathFinder):
@@ -140,7 +140,7 @@ class CompiledGuard(MetaPathFinder):
         source = _python_twin(spec.origin)
         if source is None:
             return spec
-        _warn_once()
+        _warn_once(fullname)
         STATE.python_fallbacks.append(fullname)
         return importlib.util.spec_from_file_location(fullname, source)
 

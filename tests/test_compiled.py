@@ -101,6 +101,28 @@ def test_extensions_without_a_manifest_are_not_loaded(package_copy: Path) -> Non
     assert "no build manifest" in stderr
 
 
+def test_an_extension_the_build_did_not_make_is_not_loaded(package_copy: Path) -> None:
+    """A leftover ``.so`` (a module dropped from the list, one from elsewhere) never shadows its ``.py``."""
+    built = next((package_copy / "callqual" / "detector").glob("detector.cpython-*.so"))
+    leftover = built.with_name(built.name.replace("detector.", "features.", 1))
+    shutil.copyfile(built, leftover)
+    probe = (
+        "import callqual.detector.features as f, callqual.detector.detector as d;"
+        "print(f.__file__, d.__file__)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=package_copy,
+        env={**os.environ, "PYTHONPATH": str(package_copy)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    features, detector = run.stdout.split()
+    assert features.endswith("features.py") and detector.endswith(".so")
+    assert "ignoring the extension of callqual.detector.features" in run.stderr
+
+
 def test_pure_python_on_request(package_copy: Path) -> None:
     result, stderr = _where(package_copy, {"CALLQUAL_PURE_PYTHON": "1"})
     assert _kinds(result) == {".py"}
