@@ -16,6 +16,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import pydantic.main  # noqa: F401  (mypyc: a compiled module must import where BaseModel lives)
 from pydantic import BaseModel, ConfigDict
 
 from callqual.detector.call_context import CallContext

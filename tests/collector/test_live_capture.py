@@ -230,15 +230,21 @@ class Tcpdump:
 
 @pytest.fixture
 def chunk_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The sizes of the RecordBatches collectors run from now on (their numpy chunk path)."""
+    """The sizes of the RecordBatches live captures hand collectors from now on (their numpy chunk path).
+
+    Counted where the live source hands them over (``Collector.run`` runs every RecordBatch a
+    source offers through the chunk path): the collector itself may be compiled (mypyc), and a
+    compiled class's methods cannot be patched.
+    """
     sizes: list[int] = []
-    run_batch = Collector._run_batch
+    record_batches = live_module.LiveFrames.record_batches
 
-    def counting(self: Collector, batch: RecordBatch) -> None:
-        sizes.append(len(batch))
-        run_batch(self, batch)
+    def counting(self: live_module.LiveFrames) -> Iterator[RecordBatch]:
+        for batch in record_batches(self):
+            sizes.append(len(batch))
+            yield batch
 
-    monkeypatch.setattr(Collector, "_run_batch", counting)
+    monkeypatch.setattr(live_module.LiveFrames, "record_batches", counting)
     return sizes
 
 

@@ -26,6 +26,7 @@ from callqual.collector.service import (
     CollectorServiceSettings,
     EventPublisher,
 )
+from callqual.collector.service.runner import _ServiceInput
 from callqual.schemas import AnyEvent
 from callqual.simulator import simulate
 from callqual.transport import InProcessBus, Message
@@ -52,20 +53,32 @@ class RecordingBus:
         return [dict(m.headers)[H_MARKER].decode() for m in self._drain() if H_MARKER in dict(m.headers)]
 
 
-def _service(pcap: Path, **settings: Any) -> tuple[CollectorService, RecordingBus, list[int]]:
-    """A service publishing to the in-process bus, and the sizes of the batches its core ran."""
+def _service(
+    monkeypatch: pytest.MonkeyPatch, pcap: Path, **settings: Any
+) -> tuple[CollectorService, RecordingBus, list[int]]:
+    """A service publishing to the in-process bus, and the sizes of the batches its core ran.
+
+    Counted as the service's input hands them to ``Collector.run`` (which runs each one through
+    the chunk path): the collector may be compiled (mypyc), and its methods cannot be patched.
+    """
     producer = RecordingBus()
     service = CollectorService(CollectorServiceSettings(pcap=pcap, **settings), sink=producer.bus.sink())
     service.publisher = EventPublisher(producer.bus.sink(), "events", service.run_id)
     sizes: list[int] = []
-    run_batch = service.collector._run_batch
+    record_batches = _ServiceInput.record_batches
 
-    def counting(batch: RecordBatch) -> None:
-        sizes.append(len(batch))
-        run_batch(batch)
+    def counting(self: _ServiceInput) -> Iterator[RecordBatch] | None:
+        batches = record_batches(self)
+        return None if batches is None else _counted(batches, sizes)
 
-    service.collector._run_batch = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(_ServiceInput, "record_batches", counting)
     return service, producer, sizes
+
+
+def _counted(batches: Iterator[RecordBatch], sizes: list[int]) -> Iterator[RecordBatch]:
+    for batch in batches:
+        sizes.append(len(batch))
+        yield batch
 
 
 def _per_frame_events(pcap: Path) -> tuple[list[dict[str, Any]], int]:
@@ -93,8 +106,10 @@ def _chunks(pcap: Path) -> list[int]:
         return [len(b) for b in batches]
 
 
-def test_file_takes_the_chunk_path_and_publishes_what_the_frame_path_emits(load_pcap: Path) -> None:
-    service, producer, sizes = _service(load_pcap)
+def test_file_takes_the_chunk_path_and_publishes_what_the_frame_path_emits(
+    monkeypatch: pytest.MonkeyPatch, load_pcap: Path
+) -> None:
+    service, producer, sizes = _service(monkeypatch, load_pcap)
     with open_capture(load_pcap) as capture:
         assert service.run(capture) == EXIT_OK
     expected, frames = _per_frame_events(load_pcap)
@@ -108,8 +123,8 @@ def test_file_takes_the_chunk_path_and_publishes_what_the_frame_path_emits(load_
     assert markers.count("watermark") >= 3 * len(sizes)
 
 
-def test_paced_replay_stays_per_frame(load_pcap: Path) -> None:
-    service, producer, sizes = _service(load_pcap, pace=1e9)  # paced, but too fast to wait
+def test_paced_replay_stays_per_frame(monkeypatch: pytest.MonkeyPatch, load_pcap: Path) -> None:
+    service, producer, sizes = _service(monkeypatch, load_pcap, pace=1e9)  # paced, but too fast to wait
     with open_capture(load_pcap) as capture:
         assert service.run(capture) == EXIT_OK
     expected, frames = _per_frame_events(load_pcap)
@@ -136,8 +151,8 @@ class _StopsAfter:
                 self.service.stop()
 
 
-def test_stop_ends_the_batch_run_cleanly(load_pcap: Path) -> None:
-    service, producer, sizes = _service(load_pcap)
+def test_stop_ends_the_batch_run_cleanly(monkeypatch: pytest.MonkeyPatch, load_pcap: Path) -> None:
+    service, producer, sizes = _service(monkeypatch, load_pcap)
     with open_capture(load_pcap) as capture:
         assert service.run(_StopsAfter(capture, service, 2)) == EXIT_OK
     frames = sum(_chunks(load_pcap))

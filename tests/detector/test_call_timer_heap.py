@@ -17,16 +17,30 @@ from tests.detector.rules.factories import request, response, stream
 T0 = 1_700_000_000.0
 
 
-class _ScanningAssembler(CallAssembler):
-    """The table as it was: every open call tested at every expiry, in least-recently-active order."""
+class _ScanningAssembler:
+    """The table as it was: every open call tested at every expiry, in least-recently-active order.
+
+    It wraps a table rather than subclassing it: the assembler may be compiled (mypyc), and an
+    interpreted class cannot inherit from a compiled one.
+    """
+
+    def __init__(self, config: AssemblerConfig) -> None:
+        self.table = CallAssembler(config)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
 
     def expire(self, now: float) -> list[CallContext]:
-        done = [cid for cid, call in self._calls.items() if self._is_finished(call, now)]
+        table = self.table
+        done = [cid for cid, call in table._calls.items() if table._is_finished(call, now)]
         out = []
         for cid in done:
-            call = self._calls.pop(cid)
+            call = table._calls.pop(cid)
             by: ClosedBy = "signalling" if call.dialog.ended_ts is not None else "timeout"
-            out.append(self._context(call, by, now, due=sum(self._timer(call))))
+            out.append(table._context(call, by, now, due=sum(table._timer(call))))
         return out
 
 
@@ -50,7 +64,10 @@ _op = st.tuples(
 
 
 def _apply(
-    assembler: CallAssembler, op: tuple[str, int, str | int, int, float], ts: float, frame: int
+    assembler: CallAssembler | _ScanningAssembler,
+    op: tuple[str, int, str | int, int, float],
+    ts: float,
+    frame: int,
 ) -> Any:
     kind, n, what, cseq, _ = op
     call_id = f"call-{n}"

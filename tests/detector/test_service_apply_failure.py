@@ -12,6 +12,7 @@ import json
 
 from callqual.detector.detector import Detector
 from callqual.detector.rule_engine import RuleEngine
+from callqual.detector.rules.base import SourceRule
 from callqual.detector.rules.settings import RuleSettings
 from callqual.detector.service import DetectorService, DetectorServiceSettings
 from callqual.detector.stages.call_judgement import H_PART, PART_CALLS, FinishedCalls
@@ -28,8 +29,11 @@ BROKEN_CALL = "1-2161@10.0.2.20"  # sip-rtp-g722.pcap
 NEXT_CALL = PCAPS / "rtp-pcap/sip-rtp-g729a.pcap"
 
 
-class DefectiveRule:
+class DefectiveRule(SourceRule):
     """A per-source rule with a defect that shows on one Call-ID only."""
+
+    id = "defective"
+    severity = "warning"
 
     def observe(self, event: SipMessageEvent) -> list[Alert]:
         if event.call_id == BROKEN_CALL:
@@ -43,7 +47,7 @@ class DefectiveRule:
 class DetectorWithADefect(DetectorService):
     def _new_detector(self) -> Detector:
         engine = RuleEngine(self.rules)
-        engine.source_rules.append(DefectiveRule())  # type: ignore[arg-type]
+        engine.source_rules.append(DefectiveRule(self.rules))
         return Detector(self._on_output, engine, on_call_state=self._on_call_state)
 
 

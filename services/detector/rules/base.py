@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from callqual.detector.call_context import CallContext
 from callqual.detector.rules.settings import RuleSettings
 from callqual.schemas import Alert, EvidenceMessage, Severity, SipMessageEvent
@@ -119,6 +121,9 @@ def ip_in(ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Netw
     return any(addr in net for net in networks)
 
 
+# Rules are the detector's extension point: one written in plain Python may subclass these
+# bases even when the built-in rules are compiled (scripts/build-compiled).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class CallRule(ABC):
     """Judges one finished call; returns at most a few alerts about it."""
 
@@ -158,6 +163,7 @@ class CallRule(ABC):
         )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SourceRule(ABC):
     """Watches SIP messages per source over capture-time windows.
 
