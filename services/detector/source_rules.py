@@ -14,6 +14,8 @@ child's rules come first in the catalogue.
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from callqual.detector.rules import MalformedSip, RuleSettings, SourceRule, build_source_rules
 from callqual.detector.rules.relay import RelayTracker
 from callqual.schemas import Alert, MalformedSipEvent, SipMessageEvent
@@ -147,6 +149,7 @@ class SourceRules:
         return SourceTotals(self.relays.relayed, evictions, {r.id: r.table_size for r in self.rules})
 
 
+@mypyc_attr(native_class=False)  # mypyc cannot compile a builtin exception's subclass natively
 class SourceRulesElsewhereError(RuntimeError):
     """The handed-over rules were asked something only the rules themselves can answer."""
 
