@@ -32,6 +32,11 @@ class SourceTotals:
     #: current size of each source rule's per-key table
     table_sizes: dict[str, int] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[type["SourceTotals"], tuple[int, dict[str, int], dict[str, int]]]:
+        """Pickled as its constructor's arguments: compiled by mypyc, a frozen instance's fields
+        cannot be set one by one, which is how pickle would rebuild it in the parent."""
+        return (SourceTotals, (self.relayed, self.evictions, self.table_sizes))
+
 
 class SourceVerdict(NamedTuple):
     """What the handed-over rules said of the observation that comes next in the stream."""
