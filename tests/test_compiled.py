@@ -28,15 +28,20 @@ print(json.dumps({"files": files, "usable": compiled_guard.STATE.usable,
 """
 
 
-def _where(root: Path, env: dict[str, str] | None = None) -> tuple[dict[str, object], str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", _WHERE, json.dumps(COMPILED)],
+def _python_in(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -c ...`` importing callqual from ``root`` (the checkout or a copy of it)."""
+    return subprocess.run(
+        [sys.executable, "-c", *args],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root), **(env or {})},
         capture_output=True,
         text=True,
         check=True,
     )
+
+
+def _where(root: Path, env: dict[str, str] | None = None) -> tuple[dict[str, object], str]:
+    proc = _python_in(root, _WHERE, json.dumps(COMPILED), env=env)
     return json.loads(proc.stdout), proc.stderr
 
 
@@ -72,14 +77,7 @@ def test_an_edited_source_runs_as_python(package_copy: Path) -> None:
     assert "callqual.detector.rules.windows" in stderr
     assert "scripts/build-compiled" in stderr
     probe = "import callqual.detector.rules.windows as w; print(w.EDITED_AFTER_BUILD)"
-    run = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=package_copy,
-        env={**os.environ, "PYTHONPATH": str(package_copy)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    run = _python_in(package_copy, probe)
     assert run.stdout.strip() == "True"
 
 
@@ -110,14 +108,7 @@ def test_an_extension_the_build_did_not_make_is_not_loaded(package_copy: Path) -
         "import callqual.detector.features as f, callqual.detector.detector as d;"
         "print(f.__file__, d.__file__)"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=package_copy,
-        env={**os.environ, "PYTHONPATH": str(package_copy)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    run = _python_in(package_copy, probe)
     features, detector = run.stdout.split()
     assert features.endswith("features.py") and detector.endswith(".so")
     assert "ignoring the extension of callqual.detector.features" in run.stderr

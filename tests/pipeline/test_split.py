@@ -1,6 +1,5 @@
 """``analyze --split`` (collector in a child process) must report exactly what the one-process run reports."""
 
-import io
 import multiprocessing
 import os
 import signal
@@ -18,6 +17,7 @@ from callqual.pipeline.split import MIN_SPLIT_BYTES, SplitPipelineError, run_spl
 from callqual.schemas import AnalysisReport
 from callqual.simulator import simulate
 from tests.collector.callcraft import CallCapture, sdp, sip
+from tests.pipeline.split_reports import json_report
 from tests.shared_captures import PCAPS
 
 _CAPTURES = sorted(
@@ -86,28 +86,13 @@ def test_split_and_workers_do_not_combine(tmp_path: Path, capsys: pytest.Capture
     assert not out.exists() or out.read_bytes() == b""
 
 
-def _in_memory(path: Path, split: bool, compact: bool) -> bytes:
-    """The JSON report of ``path``, one process or split, from a pipeline keeping models or JSON."""
-    pipeline = EmbeddedPipeline(compact_outputs=compact)
-    with open_capture(path) as capture:
-        if split:
-            truncated, errors = run_split(pipeline, capture)
-        else:
-            pipeline.run(capture)
-            truncated, errors = capture.truncated, capture.errors
-        pipeline.finish()
-        out = io.BytesIO()
-        pipeline.write_json_report(out, str(path), truncated, errors)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("scenario", ["load", "impaired"])
 @pytest.mark.parametrize("compact", [True, False], ids=["json-kept", "models-kept"])
 def test_simulated_scenarios_report_alike(tmp_path: Path, scenario: str, compact: bool) -> None:
     path = tmp_path / f"{scenario}.pcap"
     simulate(scenario, path, seed=5, duration=20.0, **({"calls": 16} if scenario == "load" else {}))
-    one = _in_memory(path, split=False, compact=compact)
-    assert _in_memory(path, split=True, compact=compact) == one
+    one = json_report(path, split=False, compact=compact)
+    assert json_report(path, split=True, compact=compact) == one
     assert one.count(b'"ssrc"') >= 10 and one.count(b'"call_id"') >= 10
 
 

@@ -7,7 +7,6 @@ recorded one event early, one event late, or at the end before the drained calls
 call's category. Each is analysed in one process and split, through the real fork and pipe.
 """
 
-import io
 import json
 import zlib
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.split import KEEP_FROM, run_split
 from callqual.schemas import Alert, CallRecord, SipMessageEvent
 from tests.collector.callcraft import CallCapture
+from tests.pipeline.split_reports import json_report
 from tests.shared_captures import PCAPS
 
 T = TypeVar("T")
@@ -64,20 +64,10 @@ def _reports(
     path: Path, config: AssemblerConfig | None = None, rules: RuleSettings | None = None
 ) -> tuple[bytes, bytes]:
     """The JSON report of ``path`` analysed in one process, and split."""
-    out: list[bytes] = []
-    for split in (False, True):
-        pipeline = EmbeddedPipeline(rule_settings=rules, assembler_config=config)
-        with open_capture(path) as capture:
-            if split:
-                truncated, errors = run_split(pipeline, capture)
-            else:
-                pipeline.run(capture)
-                truncated, errors = capture.truncated, capture.errors
-            pipeline.finish()
-            buffer = io.BytesIO()
-            pipeline.write_json_report(buffer, str(path), truncated, errors)
-        out.append(buffer.getvalue())
-    return out[0], out[1]
+    return (
+        json_report(path, split=False, rules=rules, config=config),
+        json_report(path, split=True, rules=rules, config=config),
+    )
 
 
 def _call(report: bytes, call_id: str) -> CallRecord:
