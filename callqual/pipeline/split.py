@@ -21,9 +21,12 @@ By default ``analyze`` splits a capture file when two CPUs are ours
 (:func:`split_pays`; ``bench/RESULTS.md``, session 5). The pipe is the bound:
 the child blocks while the detector is behind, so at most a pipe buffer and
 one batch are in flight. Each batch also carries how far the child has read,
-for the progress bar.
+for the progress bar. The pipe is widened to :data:`PIPE_BYTES` (two batches) where the
+kernel allows: at its default 64 KiB the child blocked in every send until the detector had
+read the whole batch, and each process idled while the other had a slow stretch.
 """
 
+import fcntl
 import multiprocessing
 import os
 import pickle
@@ -49,6 +52,7 @@ __all__ = [
     "BATCH",
     "KEEP_FROM",
     "MIN_SPLIT_BYTES",
+    "PIPE_BYTES",
     "BatchSender",
     "ChildEnd",
     "SplitPipelineError",
@@ -76,6 +80,10 @@ Progress = Callable[[int], None]
 #: cost the child ~3.9 s of ~8.7 with all of them there, the parent ~6.3 s left: toll_fraud
 #: (~29 % of the rules) back here evens the two (bench/RESULTS.md, session 6, rules-child).
 KEEP_FROM = "toll_fraud"
+
+#: The pipe's buffer asked of the kernel: two encoded batches of signalling (~0.5 MB each), so
+#: that neither process waits on the other's every uneven stretch (bench/RESULTS.md, session 7).
+PIPE_BYTES = 1 << 20
 
 #: Below this, a capture is analysed in about the time the fork and the hand-over's start cost.
 MIN_SPLIT_BYTES = 1 << 20
@@ -189,10 +197,23 @@ def _collect(capture: CaptureFile, config: CollectorConfig, rules: SourceRules, 
         conn.close()
 
 
+def widen_pipe(fd: int, size: int = PIPE_BYTES) -> int:
+    """Ask for a ``size`` buffer on pipe ``fd``; the size it has (the default where refused).
+
+    Refused above ``/proc/sys/fs/pipe-max-size`` to an unprivileged user, or over a user's
+    pipe quota: the hand-over then runs as before, only with less slack.
+    """
+    try:
+        return fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+    except OSError:
+        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+
+
 def start_child(target: Callable[..., None], *args: object) -> tuple[BaseProcess, Connection]:
     """Fork ``target(*args, send)``; (the child, the receiving end of its pipe)."""
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
+    widen_pipe(send.fileno())
     child = ctx.Process(target=target, args=(*args, send), name="callqual-collector")
     child.start()
     send.close()
