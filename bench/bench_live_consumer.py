@@ -62,8 +62,8 @@ def one(capture: Path, size: int, speedup: float, per_frame: bool) -> dict[str, 
     live = live_module.LiveCapture("bench0", merge_frames=size, merge_bytes=1 << 30)
     live.linktype = 1
     for pkts, meta in raw:
-        live._offer((pkts, meta), len(meta) // 16, 0)  # no wire: fill the queue directly
-    live._queue.append(live_module._EOF)  # what the capture thread appends at its end
+        live.queue.offer((pkts, meta), len(meta) // 16, 0)  # no wire: fill the queue directly
+    live.queue.end()  # what the capture thread does at its end
     pipeline = EmbeddedPipeline()
     start, cpu = time.perf_counter(), time.process_time()
     frames = live.frames(loss_notifier(pipeline.collector))

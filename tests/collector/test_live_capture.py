@@ -28,6 +28,7 @@ import pcapy
 import pytest
 
 import callqual.collector.capture.live as live_module
+from callqual.collector.capture.capture_queue import CaptureQueue
 from callqual.collector.capture.live import CaptureLoss, LiveCapture, LiveCaptureError, default_bpf
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
@@ -416,25 +417,31 @@ def test_cli_live_quick_look_stops_on_sigterm_and_flushes(
     assert sorted(s.packets for s in report.streams) == sorted(s.packets for s in reference.streams)
 
 
-class _Recording(LiveCapture):
-    """A live capture that keeps what its consumer took from the queue, to replay it to another."""
+class _RecordingQueue(CaptureQueue):
+    """A capture queue that keeps what its consumer took, to replay it to another."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, max_frames: int, max_bytes: int) -> None:
+        super().__init__(max_frames, max_bytes)
         self.taken: list[object] = []
 
-    def _take(self, max_frames: int, max_bytes: int) -> object:
-        item = super()._take(max_frames, max_bytes)
+    def take(self, max_frames: int, max_bytes: int) -> object:
+        item = super().take(max_frames, max_bytes)
         self.taken.append(item)
         return item
 
 
-def _replay_of(live: _Recording) -> LiveCapture:
+def _recording(interface: str, **settings: int) -> tuple[LiveCapture, _RecordingQueue]:
+    live = LiveCapture(interface, **settings)  # type: ignore[arg-type]
+    live.queue = _RecordingQueue(live.queue_frames, live.queue_bytes)
+    return live, live.queue
+
+
+def _replay_of(live: LiveCapture, taken: list[object]) -> LiveCapture:
     """A capture (not opened) whose queue holds, raw, exactly what ``live``'s consumer took."""
     clone = LiveCapture(live.interface)
     clone.linktype = live.linktype
-    for item in live.taken:
-        clone._queue.extend(item if isinstance(item, list) else [item])
+    for item in taken:
+        clone.queue.put(item if isinstance(item, list) else [item])
     return clone
 
 
@@ -458,7 +465,7 @@ def test_batches_hold_exactly_the_frames_and_losses_of_the_frame_view(
     must come out, and every loss between the same two frames.
     """
     pcap, sent = small_load
-    live = _Recording(link.interface, snaplen=snaplen, batch=32, queue_frames=256, merge_frames=200)
+    live, recorded = _recording(link.interface, snaplen=snaplen, batch=32, queue_frames=256, merge_frames=200)
     live.open()
     got: list[Frame | CaptureLoss] = []
     sizes: list[int] = []
@@ -497,7 +504,7 @@ def test_batches_hold_exactly_the_frames_and_losses_of_the_frame_view(
         assert any(f.orig_len > len(f.data) for f in frames)  # cut by the snaplen, wire length kept
 
     replayed: list[Frame | CaptureLoss] = []
-    per_frame = _replay_of(live)
+    per_frame = _replay_of(live, recorded.taken)
     replayed.extend(per_frame.frames(replayed.append))
     assert len(replayed) == len(got)
     for a, b in zip(got, replayed, strict=True):
@@ -518,8 +525,8 @@ def test_batch_view_resumes_numbering_and_ends_every_later_consumer() -> None:
             struct.pack("=IIII", 1_700_000_000 + lo + k, 999_999 - k, off, len(p))
             for k, (off, p) in enumerate(zip(offsets, part, strict=True))
         )
-        live._offer((b"".join(part), meta), len(part), len(meta) + sum(map(len, part)))
-    live._queue.append(live_module._EOF)  # what the capture thread appends when it ends
+        live.queue.offer((b"".join(part), meta), len(part), len(meta) + sum(map(len, part)))
+    live.queue.end()  # what the capture thread does when it ends
 
     first = next(iter(live.frames().record_batches()))  # then interrupted
     assert (first.first_number, len(first)) == (1, 4)  # 4 + 3 would exceed merge_frames

@@ -31,7 +31,8 @@ Design, in the order a packet travels:
   frames (``queue_frames``). It absorbs bursts the consumer cannot follow
   for a few seconds; when processing falls further behind, whole batches
   are dropped here and counted (``capture.queue``) rather than letting memory
-  grow without bound; the drop is reported like a kernel drop.
+  grow without bound; the drop is reported like a kernel drop
+  (``capture_queue.py``).
 * **Consumer.** :meth:`LiveCapture.frames` (run in the processing thread)
   returns a :class:`LiveFrames`: iterated, it cuts the batches into frames;
   its ``record_batches()`` turns them into :class:`RecordBatch` columns
@@ -57,7 +58,6 @@ from __future__ import annotations
 import select
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -65,20 +65,14 @@ from typing import Any
 
 import pcapy
 
+from callqual.collector.capture.capture_queue import EOF, CaptureLoss, CaptureQueue
 from callqual.collector.capture.live_filter import (
     DEFAULT_NOISE_PORTS,
     DEFAULT_RTP_PORTS,
     DEFAULT_SIP_PORTS,
     default_bpf,
 )
-from callqual.collector.capture.raw_batches import (
-    META,
-    PACKET_OVERHEAD,
-    RawBatch,
-    RawChunk,
-    batch_span,
-    record_batch,
-)
+from callqual.collector.capture.raw_batches import META, PACKET_OVERHEAD, RawBatch, record_batch
 from callqual.collector.packet import Frame, RecordBatch
 
 __all__ = [
@@ -93,27 +87,9 @@ __all__ = [
     "default_bpf",
 ]
 
-#: The end of the capture, queued by the capture thread; it stays queued so a later consumer ends too.
-_EOF = object()
-
 
 class LiveCaptureError(RuntimeError):
     """The interface could not be opened (missing, no permission, bad filter)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CaptureLoss:
-    """Packets the capture lost, reported in order with the frames.
-
-    ``since``..``ts`` is the window in which the loss happened: kernel drops
-    are only known at the next ``pcap_stats`` poll, so the window is the
-    polling interval; queue drops know the timestamps of the dropped frames.
-    """
-
-    ts: float
-    since: float
-    dropped: int
-    reason: str  #: 'capture.kernel', 'capture.interface' or 'capture.queue'
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,12 +187,8 @@ class LiveCapture:
         self._reader: Any = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._cond = threading.Condition()
-        self._queue: deque[object] = deque()
-        self._queued = 0  # frames in _queue (guarded by _cond)
-        self._queued_bytes = 0  # bytes in _queue (guarded by _cond)
-        self._peak = (0, 0)  # high-water marks of _queued and _queued_bytes
-        self._queue_dropped = 0
+        #: what the capture thread read and the consumer has not taken yet
+        self.queue = CaptureQueue(queue_frames, queue_bytes)
         self._captured = 0
         self._number = 0
         self._kernel = (0, 0, 0)
@@ -273,7 +245,10 @@ class LiveCapture:
 
     def stats(self) -> CaptureStats:
         recv, drop, ifdrop = self._kernel
-        return CaptureStats(recv, drop, ifdrop, self._queue_dropped, self._captured, *self._peak)
+        queue = self.queue
+        return CaptureStats(
+            recv, drop, ifdrop, queue.dropped, self._captured, queue.peak_frames, queue.peak_bytes
+        )
 
     # -- consumer side -------------------------------------------------------------------------------
 
@@ -292,8 +267,8 @@ class LiveCapture:
         unpack = META.unpack_from
         number = self._number
         while True:
-            item = self._take(1, 0)
-            if item is _EOF:
+            item = self.queue.take(1, 0)
+            if item is EOF:
                 break
             if isinstance(item, CaptureLoss):
                 if on_loss is not None:
@@ -318,8 +293,8 @@ class LiveCapture:
     def _batch_iter(self, on_loss: Callable[[CaptureLoss], None] | None) -> Iterator[RecordBatch]:
         linktype = self.linktype
         while True:
-            item = self._take(self.merge_frames, self.merge_bytes)
-            if item is _EOF:
+            item = self.queue.take(self.merge_frames, self.merge_bytes)
+            if item is EOF:
                 break
             if isinstance(item, CaptureLoss):
                 if on_loss is not None:
@@ -335,40 +310,6 @@ class LiveCapture:
     def _raise_error(self) -> None:
         if self._error is not None:
             raise LiveCaptureError(f"{self.interface}: {self._error}") from self._error
-
-    def _take(self, max_frames: int, max_bytes: int) -> object:
-        """The next loss marker, the end, or a run of raw batches: the first one waiting, plus the
-        ones right behind it while the run stays within ``max_frames`` and ``max_bytes``.
-
-        Never waits for more data to merge: only what is already queued is taken.
-        The end stays in the queue, so a later consumer ends too.
-        """
-        with self._cond:
-            queue = self._queue
-            while not queue:
-                self._cond.wait(0.5)
-            if queue[0] is _EOF:
-                return _EOF
-            item = queue.popleft()
-            if not isinstance(item, RawChunk):
-                return item
-            run = [item]
-            frames, size = item.frames, item.size
-            while queue:
-                nxt = queue[0]
-                if (
-                    not isinstance(nxt, RawChunk)
-                    or frames + nxt.frames > max_frames
-                    or size + nxt.size > max_bytes
-                ):
-                    break
-                queue.popleft()
-                run.append(nxt)
-                frames += nxt.frames
-                size += nxt.size
-            self._queued -= frames
-            self._queued_bytes -= size
-            return run
 
     # -- capture thread ------------------------------------------------------------------------------
 
@@ -401,9 +342,7 @@ class LiveCapture:
             self._error = exc
         finally:
             reader.close()
-            with self._cond:
-                self._queue.append(_EOF)
-                self._cond.notify()
+            self.queue.end()
 
     def _read_ready(self, reader: Any) -> None:
         """Read everything the ring holds now, batch by batch."""
@@ -430,30 +369,9 @@ class LiveCapture:
                 batch = got
                 size = sum(len(data) for _, data, _ in got) + n * PACKET_OVERHEAD
             self._captured += n
-            self._offer(batch, n, size)
+            self.queue.offer(batch, n, size)
             if n < self.batch:
                 return
-
-    def _offer(self, batch: RawBatch, n: int, size: int) -> None:
-        with self._cond:
-            if self._queued + n <= self.queue_frames and self._queued_bytes + size <= self.queue_bytes:
-                self._queue.append(RawChunk(batch, n, size))
-                self._queued += n
-                self._queued_bytes += size
-                peak_frames, peak_bytes = self._peak
-                if self._queued > peak_frames or self._queued_bytes > peak_bytes:
-                    self._peak = (max(peak_frames, self._queued), max(peak_bytes, self._queued_bytes))
-                self._cond.notify()
-                return
-            self._queue_dropped += n
-            first, last = batch_span(batch)
-            tail = self._queue[-1] if self._queue else None
-            if isinstance(tail, CaptureLoss) and tail.reason == "capture.queue":
-                # Merge with the previous queue loss: markers must not grow the queue without bound.
-                self._queue[-1] = CaptureLoss(last, tail.since, tail.dropped + n, "capture.queue")
-            else:
-                self._queue.append(CaptureLoss(last, first, n, "capture.queue"))
-            self._cond.notify()
 
     def _poll_stats(self, reader: Any, since: float) -> float:
         """Turn new kernel/interface drops into loss markers; returns the poll time."""
@@ -467,7 +385,5 @@ class LiveCapture:
             if n > 0
         ]
         if losses:
-            with self._cond:
-                self._queue.extend(losses)
-                self._cond.notify()
+            self.queue.put(losses)
         return now
