@@ -28,6 +28,7 @@ from callqual.schemas import (
     AnalysisReport,
     AnyEvent,
     CallRecord,
+    SipMessageEvent,
     StreamRecord,
     Summary,
 )
@@ -105,8 +106,14 @@ class EmbeddedPipeline:
         ``SourceVerdict``, if any, comes just before it.
         """
         deliver, tick = self.deliver, self.on_tick
+        # ``deliver`` written out for a SIP message with no ``on_event``: a Python call less per
+        # message (~0.5 us of the split's detector process; issue 14).
+        handle = self.detector.handle if self._on_event is None else None
         for item in items:
-            if isinstance(item, float):
+            if type(item) is SipMessageEvent and handle is not None:
+                self.sip_messages += 1
+                handle(item)
+            elif isinstance(item, float):
                 tick(item)
             elif isinstance(item, SourceVerdict):
                 self._handed_over_rules().put(item)

@@ -76,6 +76,14 @@ _DUE_SLACK_S = 1e-3
 class CallAssembler:
     def __init__(self, config: AssemblerConfig | None = None) -> None:
         self.config = config or AssemblerConfig()
+        cfg = self.config
+        #: The timers as plain floats: read per message, and a pydantic field read is a generic lookup
+        self._linger_s = cfg.linger_s
+        self._retry_wait_s = max(cfg.linger_s, cfg.retry_window_s)
+        self._invite_timeout_s = cfg.invite_timeout_s
+        self._ringing_timeout_s = cfg.ringing_timeout_s
+        self._idle_timeout_s = cfg.idle_timeout_s
+        self._max_messages = cfg.max_messages_per_call
         self._calls: OrderedDict[str, _OpenCall] = OrderedDict()
         self.counters: Counter[str] = Counter()
         #: Open calls by due time (issue 14: scanning every open call each capture second was
@@ -92,7 +100,8 @@ class CallAssembler:
 
     def on_sip(self, ev: SipMessageEvent) -> list[CallContext]:
         """Apply one SIP message; returns calls evicted to make room (usually none)."""
-        call = self._calls.get(ev.call_id)
+        call_id = ev.call_id
+        call = self._calls.get(call_id)
         evicted: list[CallContext] = []
         if call is None:
             if not (ev.is_request and ev.method == "INVITE"):
@@ -105,20 +114,20 @@ class CallAssembler:
                 self.counters["calls.evicted"] += 1
                 evicted.append(self._context(oldest, "evicted", ev.ts, due=ev.ts))
             call = _OpenCall(dialog=SipDialog.start(ev), last_activity=ev.ts)
-            self._calls[ev.call_id] = call
+            self._calls[call_id] = call
         else:
-            self._calls.move_to_end(ev.call_id)
+            self._calls.move_to_end(call_id)
         self._pushes += 1
         call.recency = self._pushes
         call.dialog.apply(ev)
         call.last_activity = max(call.last_activity, ev.ts)
-        if len(call.messages) < self.config.max_messages_per_call:
+        if len(call.messages) < self._max_messages:
             call.messages.append(ev)
         else:
             call.messages_truncated = True
         # A message can bring the due time forward (a BYE, a final failure); activity alone only
         # pushes it back, which the live entry finds when it comes up.
-        self._schedule(ev.call_id, call, sum(self._timer(call)))
+        self._schedule(call_id, call, sum(self._timer(call)))
         return evicted
 
     def on_stream(self, record: StreamRecord) -> bool:
@@ -220,15 +229,14 @@ class CallAssembler:
         """The call's running timer: (since when, how long); it is finished once that has passed."""
         d = call.dialog
         ended = d.ended_ts
-        cfg = self.config
         if ended is not None:
             retryable = d.answer_ts is None and d.final_status in RETRIED_BY_UA
-            wait = max(cfg.linger_s, cfg.retry_window_s) if retryable else cfg.linger_s
+            wait = self._retry_wait_s if retryable else self._linger_s
             return max(ended, call.last_activity), wait
         if d.answer_ts is None:
-            timeout = cfg.invite_timeout_s if d.ringing_ts is None else cfg.ringing_timeout_s
+            timeout = self._invite_timeout_s if d.ringing_ts is None else self._ringing_timeout_s
             return call.last_activity, timeout
-        return call.last_activity, cfg.idle_timeout_s
+        return call.last_activity, self._idle_timeout_s
 
     @staticmethod
     def _context(call: _OpenCall, closed_by: "ClosedBy", now: float, due: float = math.inf) -> CallContext:

@@ -324,12 +324,15 @@ class Detector:
             if learned is not None:
                 alerts.append(learned)
         alerts = self._refine(ctx, alerts)
-        problems = sorted({a.rule for a in alerts})
-        ctx.record = ctx.record.model_copy(
-            update={
+        record = ctx.record
+        # As ``model_copy(update=...)`` would, at a fifth of its cost (issue 14): the record was
+        # built trusted from the call's own values a moment ago, and these three are the rules'.
+        ctx.record = CallRecord.trusted(
+            **{
+                **record.__dict__,
                 "category": category,
-                "problems": problems,
-                "failure_class": failure_class(ctx.record.final_status),
+                "problems": sorted({a.rule for a in alerts}),
+                "failure_class": failure_class(record.final_status),
             }
         )
         self.counters["calls.finished"] += 1

@@ -82,14 +82,15 @@ class SipDialog:
         """Apply one message; returns True when it was a retransmission (and changed nothing)."""
         self.messages += 1
         self.last_ts = max(self.last_ts, ev.ts)
-        if self._is_retransmission(ev):
+        is_request = ev.is_request  # read once: each read of an event's field is a generic lookup
+        if self._is_retransmission(ev, is_request):
             self.retransmissions += 1
             return True
-        if ev.is_request:
+        if is_request:
             self._on_request(ev)
         else:
             self._on_response(ev)
-        self._on_sdp(ev)
+        self._on_sdp(ev, is_request)
         return False
 
     def _party(self, ev: SipMessageEvent) -> Party:
@@ -107,29 +108,29 @@ class SipDialog:
             return "callee"
         return "caller" if ev.is_request else "callee"
 
-    def _on_sdp(self, ev: SipMessageEvent) -> None:
-        method = ev.method if ev.is_request else ev.cseq_method
+    def _on_sdp(self, ev: SipMessageEvent, is_request: bool) -> None:
+        method = ev.method if is_request else ev.cseq_method
         if method not in _SDP_METHODS:
             return
-        cseq = ev.cseq_num or 0
-        code = ev.status_code or 0
-        if not ev.is_request and code >= 300:
-            self.sdp.on_rejected(self._party(ev), cseq)
+        if not is_request and (ev.status_code or 0) >= 300:
+            self.sdp.on_rejected(self._party(ev), ev.cseq_num or 0)
             return
-        if ev.sdp is not None:
-            self.sdp.on_sdp(self._party(ev), ev.ts, list(ev.sdp), cseq, is_response=not ev.is_request)
+        sdp = ev.sdp
+        if sdp is not None:
+            self.sdp.on_sdp(self._party(ev), ev.ts, list(sdp), ev.cseq_num or 0, is_response=not is_request)
 
-    def _is_retransmission(self, ev: SipMessageEvent) -> bool:
+    def _is_retransmission(self, ev: SipMessageEvent, is_request: bool) -> bool:
         direction = (ev.src_ip, ev.src_port, ev.dst_ip, ev.dst_port)
+        cseq = ev.cseq_num
         what: str | tuple[int | None, str | None]
-        if ev.is_request:
+        if is_request:
             what = ev.method or ""
             # RFC 3261 17.2.3: a request matches a transaction by top Via branch and method.
-            tail = ev.via_branch or f"cseq:{ev.cseq_num}"
+            tail = ev.via_branch or f"cseq:{cseq}"
         else:
             what = (ev.status_code, ev.cseq_method)
             tail = ev.to_tag or ""
-        key = (direction, what, ev.cseq_num or 0, tail)
+        key = (direction, what, cseq or 0, tail)
         if key in self._seen:
             return True
         if len(self._seen) < 4096:  # bound: a pathological dialog cannot grow this forever

@@ -103,11 +103,13 @@ class TollFraud(SourceRule):
         return next((p for p in self._prefixes if number.startswith(p)), None)
 
     def observe(self, event: SipMessageEvent) -> list[Alert]:
-        if event.is_request and event.method == "INVITE" and event.to_tag is None:
-            return self._on_invite(event)
-        if event.is_request and event.method in ("BYE", "CANCEL"):
-            self._end(event, uri_user(event.from_uri), uri_user(event.to_uri))
-        elif not event.is_request and event.cseq_method == "INVITE":
+        if event.is_request:  # each field read once: a read on an event is a generic lookup
+            method = event.method
+            if method == "INVITE" and event.to_tag is None:
+                return self._on_invite(event)
+            if method in ("BYE", "CANCEL"):
+                self._end(event, uri_user(event.from_uri), uri_user(event.to_uri))
+        elif event.cseq_method == "INVITE":
             code = event.status_code or 0
             if code >= 300:
                 self._end(event, uri_user(event.from_uri))
