@@ -15,7 +15,7 @@ from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.schemas import AnalysisReport, AnyEvent, SipMessageEvent
 from callqual.store.embedded import analyze_into_store
 from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine
-from callqual.transport import TOPICS, InProcessBus
+from callqual.transport import TOPICS, InProcessBus, Message
 from callqual.transport.inprocess import InProcessSource
 from tests.store.captures import capture
 from tests.store.test_store_postgres import dump
@@ -140,3 +140,33 @@ def test_a_message_postgresql_refuses_in_copy_is_dead_lettered_not_fatal(
     assert metrics.dead_lettered._value.get() == 1
     assert metrics.db_errors.labels(kind="rejected")._value.get() == 1
     assert len(dump(postgres_url)["sip_messages"]) == len(kept)
+
+
+def test_consumed_counts_lag_and_pending_reach_the_metrics_with_each_batch(tmp_path: Path) -> None:
+    """Per record they are only noted; each batch written (or handed over) publishes them: the
+    counts of every record read (undecodable ones too), the lag from the newest record's
+    timestamp by the service's wall clock, and nothing pending once it is written."""
+    kept = [e for e in _analysed()[0] if isinstance(e, SipMessageEvent)]
+    settings = StoreSettings(url=f"sqlite:///{tmp_path / 'm.db'}", writes_in_flight=0, port=0)
+    engine = build_engine(settings)
+    metrics = StoreMetrics(CollectorRegistry())
+    service = StoreService(engine, settings, metrics, wall=lambda: 1_000_100.0)
+    values = [e.model_dump_json().encode() for e in kept[:20]] + [b"{not json"]
+    try:
+        for offset, value in enumerate(values):
+            service.handle(
+                Message(TOPICS.events, 0, offset, None, value, timestamp_ms=1_000_000_000 + offset)
+            )
+        service.publish_metrics()
+        assert metrics.pending._value.get() == len(values)
+        assert metrics.messages_consumed.labels(topic=TOPICS.events)._value.get() == len(values)
+        assert service.flush(None)
+    finally:
+        engine.dispose()
+    # counted once, not again by the flush
+    assert metrics.messages_consumed.labels(topic=TOPICS.events)._value.get() == len(values)
+    assert metrics.undecodable._value.get() == 1
+    # newest timestamp 1,000,000,020 ms = 1,000,000.02 s; the wall clock says 1,000,100 s
+    assert metrics.consumer_lag_seconds.labels(topic=TOPICS.events)._value.get() == pytest.approx(99.98)
+    assert metrics.pending._value.get() == 0 and service.pending_messages == 0
+    assert len(dump(settings.url.get_secret_value())["sip_messages"]) == 20
