@@ -261,7 +261,7 @@ class StoreWriter:
         if self._postgres and (touched or batch.call_states):
             conn.execute(text("LOCK TABLE calls IN SHARE ROW EXCLUSIVE MODE"))
         self._live_calls(conn, batch.call_states)
-        self._upsert(conn, calls, batch.calls, ("call_id",), keep=_DERIVED)
+        self._calls(conn, batch.calls)
         self._refresh_calls(conn, touched)
         return stats
 
@@ -301,6 +301,22 @@ class StoreWriter:
             return
         update = {c: f"excluded.{c}" for c in unique[0] if c not in key and c not in keep}
         sqlite_upsert(conn, table, unique, key, update)
+
+    def _calls(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Call rows: on PostgreSQL (under the calls table lock, so no writer adds one meanwhile)
+        the new ones are copied straight into ``calls`` after one look-up of which are stored;
+        only those go through the staging table and ``ON CONFLICT`` (a live call's row, a replay)."""
+        if not self._postgres:
+            self._upsert(conn, calls, rows, ("call_id",), keep=_DERIVED)
+            return
+        by_key = {r["call_id"]: r for r in rows}
+        stored: set[str] = set()
+        for among in self._among(calls.c.call_id, sorted(by_key)):
+            stored.update(conn.execute(select(calls.c.call_id).where(among)).scalars())
+        self._upsert(conn, calls, [by_key[k] for k in stored], ("call_id",), keep=_DERIVED)
+        new = [by_key[k] for k in sorted(by_key) if k not in stored]
+        if new:
+            pg_copy(conn, calls, new, only_given=True)
 
     def _intervals(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Interval reports: a stream's state at one time never changes, so on PostgreSQL the new
@@ -405,16 +421,24 @@ class StoreWriter:
         if count_rows:
             # In Call-ID order: two writers upserting the same calls' counts lock them in the same order.
             count_rows.sort(key=lambda r: str(r["call_id"]))
-            table = sip_message_counts.name
-            later = "greatest" if self._postgres else "max"
-            counts_update = {
-                "stored": f"{table}.stored + excluded.stored",
-                "dropped": f"{table}.dropped + excluded.dropped",
-                "last_ts": f"{later}({table}.last_ts, excluded.last_ts)",
-                **{h: f"coalesce({table}.{h}, excluded.{h})" for h in wire.CORRELATION_HEADERS},
-            }
-            upsert = pg_upsert if self._postgres else sqlite_upsert
-            upsert(conn, sip_message_counts, count_rows, ("call_id",), counts_update)
+            if self._postgres:
+                # Calls without a count row (read above) get theirs by COPY; a rival adding one
+                # meanwhile is a unique violation, written again (``conflicts``).
+                fresh_counts = [r for r in count_rows if r["call_id"] not in counts]
+                count_rows = [r for r in count_rows if r["call_id"] in counts]
+                if fresh_counts:
+                    pg_copy(conn, sip_message_counts, fresh_counts)
+            if count_rows:
+                table = sip_message_counts.name
+                later = "greatest" if self._postgres else "max"
+                counts_update = {
+                    "stored": f"{table}.stored + excluded.stored",
+                    "dropped": f"{table}.dropped + excluded.dropped",
+                    "last_ts": f"{later}({table}.last_ts, excluded.last_ts)",
+                    **{h: f"coalesce({table}.{h}, excluded.{h})" for h in wire.CORRELATION_HEADERS},
+                }
+                upsert = pg_upsert if self._postgres else sqlite_upsert
+                upsert(conn, sip_message_counts, count_rows, ("call_id",), counts_update)
         return stats
 
     def _flag_retransmissions(
