@@ -252,7 +252,7 @@ class StoreWriter:
     def write_rows(self, conn: Connection, batch: PreparedBatch) -> WriteStats:
         """Write prepared rows inside the caller's transaction (partitions made beforehand)."""
         # Table order: what other writers may also write comes last, under table locks (module docstring).
-        self._upsert(conn, streams, batch.streams, ("stream_id",))
+        self._new_or_upsert(conn, streams, batch.streams, "stream_id")
         self._intervals(conn, batch.intervals)
         stats = self._messages(conn, batch.messages)
         self._alerts(conn, batch.alerts)
@@ -303,20 +303,36 @@ class StoreWriter:
         sqlite_upsert(conn, table, unique, key, update)
 
     def _calls(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Call rows: on PostgreSQL (under the calls table lock, so no writer adds one meanwhile)
-        the new ones are copied straight into ``calls`` after one look-up of which are stored;
-        only those go through the staging table and ``ON CONFLICT`` (a live call's row, a replay)."""
+        """Call rows (on PostgreSQL under the calls table lock: no writer adds one meanwhile)."""
+        self._new_or_upsert(conn, calls, rows, "call_id", keep=_DERIVED)
+
+    def _new_or_upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: list[dict[str, Any]],
+        key: str,
+        *,
+        keep: tuple[str, ...] = (),
+        stored: set[Any] | None = None,
+    ) -> None:
+        """Upsert ``rows`` by the single-column ``key``; on PostgreSQL the new ones (nearly all:
+        a record arrives once) are copied straight into the table after one look-up of which
+        are stored (``stored``, when the caller knows), and only the stored ones go through
+        the staging table and ``ON CONFLICT``. A rival adding one of the new rows meanwhile
+        makes the copy fail with a unique violation: the batch is written again (``conflicts``)."""
         if not self._postgres:
-            self._upsert(conn, calls, rows, ("call_id",), keep=_DERIVED)
+            self._upsert(conn, table, rows, (key,), keep=keep)
             return
-        by_key = {r["call_id"]: r for r in rows}
-        stored: set[str] = set()
-        for among in self._among(calls.c.call_id, sorted(by_key)):
-            stored.update(conn.execute(select(calls.c.call_id).where(among)).scalars())
-        self._upsert(conn, calls, [by_key[k] for k in stored], ("call_id",), keep=_DERIVED)
+        by_key = {r[key]: r for r in rows}
+        if stored is None:
+            stored = set()
+            for among in self._among(table.c[key], sorted(by_key)):
+                stored.update(conn.execute(select(table.c[key]).where(among)).scalars())
+        self._upsert(conn, table, [r for k, r in by_key.items() if k in stored], (key,), keep=keep)
         new = [by_key[k] for k in sorted(by_key) if k not in stored]
         if new:
-            pg_copy(conn, calls, new, only_given=True)
+            pg_copy(conn, table, new, only_given=True)
 
     def _intervals(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Interval reports: a stream's state at one time never changes, so on PostgreSQL the new
@@ -498,7 +514,7 @@ class StoreWriter:
             else:
                 row["seq"] = next_seq
                 next_seq += 1
-        self._upsert(conn, alerts, rows, ("alert_id",), keep=("seq",))
+        self._new_or_upsert(conn, alerts, rows, "alert_id", keep=("seq",), stored=set(known))
 
     def _refresh_calls(self, conn: Connection, call_ids: set[str]) -> None:
         """Derived call columns from the call's stored streams, alerts and first messages."""
