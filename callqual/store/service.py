@@ -425,12 +425,19 @@ class StoreService:
             self.metrics.db_errors.labels(kind="partition_race").inc(races)
 
     def _acknowledge(self, written: list[_Pending], source: EventSource | None) -> None:
-        """Acknowledge committed batches' messages (in the order read), then commit the offsets."""
+        """Acknowledge committed batches' messages, then commit the offsets.
+
+        An ack covers its message and everything before it on its partition, so the last message
+        read of each partition is acknowledged (one ``store_offsets`` per partition and batch on
+        Kafka instead of one per record)."""
         if source is None or not written:
             return
+        last: dict[tuple[str, int], Message] = {}
         for p in written:
             for message in p.messages:
-                source.ack(message)
+                last[message.topic, message.partition] = message
+        for message in last.values():
+            source.ack(message)
         commit = getattr(source, "commit", None)
         if commit is not None:
             commit()
