@@ -54,6 +54,9 @@ from callqual.transport.ordering import Marker
 
 log = logging.getLogger("callqual.store")
 
+#: Records the loop reads in one go while they are at hand (its housekeeping runs between goes)
+READ_AT_ONCE = 256
+
 #: The collector's progress markers on the events topic (ordering information, not data)
 COLLECTOR_MARKERS = frozenset(m.value for m in Marker)
 
@@ -499,6 +502,17 @@ class StoreService:
                 return self._run_overlapped(source, stop, poll_s)
         return self._run_in_line(source, stop, poll_s)
 
+    def _read_at_hand(self, source: EventSource) -> None:
+        """Records already at hand (``poll`` without waiting), up to READ_AT_ONCE or a full batch,
+        without the loop's housekeeping per record (heartbeat, writer, clock and idle checks)."""
+        room = min(READ_AT_ONCE, self.settings.batch_size - len(self._pending.messages))
+        poll, handle = source.poll, self.handle
+        for _ in range(room):
+            message = poll(0.0)
+            if message is None:
+                return
+            handle(message)
+
     def _run_in_line(self, source: EventSource, stop: threading.Event, poll_s: float) -> int:
         self.running = True
         last_input = self._monotonic()
@@ -516,6 +530,7 @@ class StoreService:
                 if message is not None:
                     last_input = self._monotonic()
                     self.handle(message)
+                    self._read_at_hand(source)
                 if self.due() or (message is None and self._pending.messages):
                     self.flush(source)
                     # Idle means nothing to read: a long write is not idle time.
@@ -552,6 +567,7 @@ class StoreService:
                 if message is not None:
                     last_input = self._monotonic()
                     self.handle(message)
+                    self._read_at_hand(source)
                 if self.due() or (message is None and self._pending.messages):
                     self._hand_over(writer)
                 idle = self._monotonic() - last_input

@@ -107,6 +107,8 @@ def test_both_loops_store_what_analyze_stores(in_flight: int, batch_size: int, t
     )
     service, source, metrics = _run_to_idle(bus, settings)
     assert source.acked == sum(published.values()) > 50
+    # Records at hand are read in goes, never past a full batch: at least this many transactions
+    assert metrics.batches._value.get() >= -(-source.acked // batch_size)
     # one ack per partition and batch, not per record
     assert source.ack_calls <= len(published) * -(-source.acked // batch_size) + len(published)
     for topic, n in published.items():
