@@ -200,9 +200,11 @@ class ListSource:
     the limit between a write and its idle check stopped with input left (seen at load 10)."""
 
     def __init__(self, messages: list[Message], done: threading.Event) -> None:
+        self._all = messages
         self._messages = iter(messages)
         self._done = done
-        self.acked = 0
+        #: The highest offset acknowledged per (topic, partition): an ack covers what came before
+        self._acked: dict[tuple[str, int], int] = {}
 
     def poll(self, timeout: float) -> Message | None:
         message = next(self._messages, None)
@@ -211,7 +213,13 @@ class ListSource:
         return message
 
     def ack(self, message: Message) -> None:
-        self.acked += 1
+        key = (message.topic, message.partition)
+        self._acked[key] = max(message.offset, self._acked.get(key, -1))
+
+    @property
+    def acked(self) -> int:
+        """Messages acknowledged, each by its own ack or a later one on its partition."""
+        return sum(1 for m in self._all if m.offset <= self._acked.get((m.topic, m.partition), -1))
 
     def commit(self) -> None:
         return None

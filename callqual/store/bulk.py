@@ -90,13 +90,16 @@ def _copy_values(
             copy.write_row(row)
 
 
-def pg_copy(conn: Connection, table: Table, rows: list[Row]) -> None:
+def pg_copy(conn: Connection, table: Table, rows: list[Row], *, only_given: bool = False) -> None:
     """``COPY`` of rows known to be new (the bulk of the volume: SIP messages).
 
     Several times faster than INSERT; a row another writer stored in the meantime makes the
     transaction fail with a unique violation, and a retry skips it as already stored.
+    ``only_given``: the columns of the first row only (the others get their defaults, as
+    from an INSERT of those columns); otherwise every column of the table.
     """
-    _copy_values(conn, table.name, list(table.c), _tuples(rows, [c.name for c in table.c]))
+    columns = [c for c in table.c if c.name in rows[0]] if only_given else list(table.c)
+    _copy_values(conn, table.name, columns, _tuples(rows, [c.name for c in columns]))
 
 
 def pg_upsert(

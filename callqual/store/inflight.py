@@ -91,6 +91,8 @@ class InFlightWriter(Generic[T]):
         """Finished jobs in the order handed over, with whether each was committed; waits up to
         ``timeout`` for the first one."""
         out: list[tuple[T, bool]] = []
+        if timeout <= 0 and self._done.empty():
+            return out  # asked once per consumed record: no queue.Empty raised and caught
         try:
             out.append(self._done.get(timeout=timeout) if timeout > 0 else self._done.get_nowait())
             while True:

@@ -252,7 +252,7 @@ class StoreWriter:
     def write_rows(self, conn: Connection, batch: PreparedBatch) -> WriteStats:
         """Write prepared rows inside the caller's transaction (partitions made beforehand)."""
         # Table order: what other writers may also write comes last, under table locks (module docstring).
-        self._upsert(conn, streams, batch.streams, ("stream_id",))
+        self._new_or_upsert(conn, streams, batch.streams, "stream_id")
         self._intervals(conn, batch.intervals)
         stats = self._messages(conn, batch.messages)
         self._alerts(conn, batch.alerts)
@@ -261,7 +261,7 @@ class StoreWriter:
         if self._postgres and (touched or batch.call_states):
             conn.execute(text("LOCK TABLE calls IN SHARE ROW EXCLUSIVE MODE"))
         self._live_calls(conn, batch.call_states)
-        self._upsert(conn, calls, batch.calls, ("call_id",), keep=_DERIVED)
+        self._calls(conn, batch.calls)
         self._refresh_calls(conn, touched)
         return stats
 
@@ -301,6 +301,38 @@ class StoreWriter:
             return
         update = {c: f"excluded.{c}" for c in unique[0] if c not in key and c not in keep}
         sqlite_upsert(conn, table, unique, key, update)
+
+    def _calls(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Call rows (on PostgreSQL under the calls table lock: no writer adds one meanwhile)."""
+        self._new_or_upsert(conn, calls, rows, "call_id", keep=_DERIVED)
+
+    def _new_or_upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: list[dict[str, Any]],
+        key: str,
+        *,
+        keep: tuple[str, ...] = (),
+        stored: set[Any] | None = None,
+    ) -> None:
+        """Upsert ``rows`` by the single-column ``key``; on PostgreSQL the new ones (nearly all:
+        a record arrives once) are copied straight into the table after one look-up of which
+        are stored (``stored``, when the caller knows), and only the stored ones go through
+        the staging table and ``ON CONFLICT``. A rival adding one of the new rows meanwhile
+        makes the copy fail with a unique violation: the batch is written again (``conflicts``)."""
+        if not self._postgres:
+            self._upsert(conn, table, rows, (key,), keep=keep)
+            return
+        by_key = {r[key]: r for r in rows}
+        if stored is None:
+            stored = set()
+            for among in self._among(table.c[key], sorted(by_key)):
+                stored.update(conn.execute(select(table.c[key]).where(among)).scalars())
+        self._upsert(conn, table, [r for k, r in by_key.items() if k in stored], (key,), keep=keep)
+        new = [by_key[k] for k in sorted(by_key) if k not in stored]
+        if new:
+            pg_copy(conn, table, new, only_given=True)
 
     def _intervals(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Interval reports: a stream's state at one time never changes, so on PostgreSQL the new
@@ -349,22 +381,29 @@ class StoreWriter:
         return found
 
     def _messages(self, conn: Connection, new_rows: list[dict[str, Any]]) -> WriteStats:
-        """New messages up to the per-call bound; replays of stored ones are skipped, not counted."""
+        """New messages up to the per-call bound; replays of stored ones are skipped, not counted.
+
+        The calls' counts are read first: only a call with messages stored can hold a stored copy
+        of one of these (a message's key covers its Call-ID), so the look-up of stored messages
+        covers those calls' messages only (it was 14 % of the server's time, finding none).
+        """
         stats = WriteStats()
         if not new_rows:
             return stats
         by_id = {r["id"]: r for r in new_rows}
-        stored_ids = self._stored_message_ids(conn, list(by_id.values()))
+        counts: dict[str, int] = {}
+        call_ids = list({r["call_id"]: None for r in by_id.values()})
+        for among in self._among(sip_message_counts.c.call_id, call_ids):
+            query = select(sip_message_counts.c.call_id, sip_message_counts.c.stored).where(among)
+            counts.update((call_id, stored) for call_id, stored in conn.execute(query))
+        maybe_stored = [r for r in by_id.values() if counts.get(r["call_id"], 0) > 0]
+        stored_ids = self._stored_message_ids(conn, maybe_stored)
         fresh = sorted((r for i, r in by_id.items() if i not in stored_ids), key=lambda r: (r["ts"], r["id"]))
         if not fresh:
             return stats
         per_call: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in fresh:
             per_call[row["call_id"]].append(row)
-        counts: dict[str, int] = {}
-        for among in self._among(sip_message_counts.c.call_id, list(per_call)):
-            query = select(sip_message_counts.c.call_id, sip_message_counts.c.stored).where(among)
-            counts.update((call_id, stored) for call_id, stored in conn.execute(query))
         keep: list[dict[str, Any]] = []
         count_rows: list[dict[str, Any]] = []
         for call_id, rows in per_call.items():
@@ -398,16 +437,24 @@ class StoreWriter:
         if count_rows:
             # In Call-ID order: two writers upserting the same calls' counts lock them in the same order.
             count_rows.sort(key=lambda r: str(r["call_id"]))
-            table = sip_message_counts.name
-            later = "greatest" if self._postgres else "max"
-            counts_update = {
-                "stored": f"{table}.stored + excluded.stored",
-                "dropped": f"{table}.dropped + excluded.dropped",
-                "last_ts": f"{later}({table}.last_ts, excluded.last_ts)",
-                **{h: f"coalesce({table}.{h}, excluded.{h})" for h in wire.CORRELATION_HEADERS},
-            }
-            upsert = pg_upsert if self._postgres else sqlite_upsert
-            upsert(conn, sip_message_counts, count_rows, ("call_id",), counts_update)
+            if self._postgres:
+                # Calls without a count row (read above) get theirs by COPY; a rival adding one
+                # meanwhile is a unique violation, written again (``conflicts``).
+                fresh_counts = [r for r in count_rows if r["call_id"] not in counts]
+                count_rows = [r for r in count_rows if r["call_id"] in counts]
+                if fresh_counts:
+                    pg_copy(conn, sip_message_counts, fresh_counts)
+            if count_rows:
+                table = sip_message_counts.name
+                later = "greatest" if self._postgres else "max"
+                counts_update = {
+                    "stored": f"{table}.stored + excluded.stored",
+                    "dropped": f"{table}.dropped + excluded.dropped",
+                    "last_ts": f"{later}({table}.last_ts, excluded.last_ts)",
+                    **{h: f"coalesce({table}.{h}, excluded.{h})" for h in wire.CORRELATION_HEADERS},
+                }
+                upsert = pg_upsert if self._postgres else sqlite_upsert
+                upsert(conn, sip_message_counts, count_rows, ("call_id",), counts_update)
         return stats
 
     def _flag_retransmissions(
@@ -467,7 +514,7 @@ class StoreWriter:
             else:
                 row["seq"] = next_seq
                 next_seq += 1
-        self._upsert(conn, alerts, rows, ("alert_id",), keep=("seq",))
+        self._new_or_upsert(conn, alerts, rows, "alert_id", keep=("seq",), stored=set(known))
 
     def _refresh_calls(self, conn: Connection, call_ids: set[str]) -> None:
         """Derived call columns from the call's stored streams, alerts and first messages."""

@@ -205,6 +205,47 @@ def test_a_rival_committing_the_same_messages_first_makes_a_retry_not_a_double(
     assert len(dump(postgres_url)["sip_messages"]) == 40
 
 
+def test_a_rival_committing_the_same_records_first_makes_a_retry_not_a_double(
+    demo: Batch, postgres_url: str
+) -> None:
+    """New stream rows are copied, not upserted: the same streams (with their calls and alerts)
+    written by a rival at once fail with a duplicate key and are written again as updates."""
+    batch = Batch(calls=demo.calls[:5], streams=demo.streams[:5], alerts=demo.alerts[:5])
+    assert batch.streams and batch.alerts
+    with store(postgres_url) as engine, store(postgres_url) as writer_engine:
+        writer = StoreWriter(writer_engine)
+        _while_a_rival_holds(engine, batch, lambda: writer.write_batch(batch))
+        assert writer.conflicts == 1
+        rows = dump(postgres_url)
+        with engine.connect() as conn:
+            conn.execute(text("TRUNCATE calls, streams, alerts"))
+            conn.commit()
+        StoreWriter(engine).write_batch(batch)
+    # The same rows as one writer writing the batch once
+    assert rows == dump(postgres_url) and len(rows["streams"]) == len(batch.streams)
+
+
+def test_two_writers_adding_the_first_messages_of_one_call_at_once_sum_its_counts(
+    demo: Batch, postgres_url: str
+) -> None:
+    """A call's count row is copied when the writer read none: a rival adding the call's first
+    messages meanwhile makes that copy fail (unique violation), and the retry adds to its count."""
+    call_id = demo.messages[0].call_id
+    own = [m for m in demo.messages if m.call_id == call_id]
+    assert len(own) >= 4
+    first, second = Batch(messages=own[:2]), Batch(messages=own[2:])
+    with store(postgres_url) as engine, store(postgres_url) as writer_engine:
+        writer = StoreWriter(writer_engine)
+        writer.ensure_partitions(second)
+        result: list[WriteStats] = []
+        _while_a_rival_holds(engine, first, lambda: result.append(writer.write_batch(second)))
+        assert writer.conflicts == 1 and result[0].messages_stored == len(own) - 2
+        with engine.connect() as conn:
+            stored = conn.execute(select(sip_message_counts.c.stored)).scalars().all()
+    assert stored == [len(own)]
+    assert len(dump(postgres_url)["sip_messages"]) == len(own)
+
+
 def test_the_service_counts_a_conflict_it_wrote_again(demo: Batch, postgres_url: str) -> None:
     messages = demo.messages[:40]
     settings = StoreSettings(url=postgres_url, writes_in_flight=0, port=0)

@@ -15,7 +15,7 @@ from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.schemas import AnalysisReport, AnyEvent, SipMessageEvent
 from callqual.store.embedded import analyze_into_store
 from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine
-from callqual.transport import TOPICS, InProcessBus
+from callqual.transport import TOPICS, InProcessBus, Message
 from callqual.transport.inprocess import InProcessSource
 from tests.store.captures import capture
 from tests.store.test_store_postgres import dump
@@ -24,12 +24,30 @@ NAME = "rtp-pcap/aaa.pcap"
 
 
 class CountingSource(InProcessSource):
-    """The in-process source, counting acknowledgements."""
+    """The in-process source, counting the messages acknowledged: an ack covers its message and
+    every earlier one of its partition (the service acknowledges each partition's last)."""
 
-    acked = 0
+    def __init__(self, bus: InProcessBus, topics: list[str]) -> None:
+        super().__init__(bus, topics)
+        self.polled: list[Message] = []
+        self.highest: dict[tuple[str, int], int] = {}
+        self.ack_calls = 0
 
-    def ack(self, message: object) -> None:
-        self.acked += 1
+    def poll(self, timeout: float) -> Message | None:
+        message = super().poll(timeout)
+        if message is not None:
+            self.polled.append(message)
+        return message
+
+    def ack(self, message: Message) -> None:
+        key = (message.topic, message.partition)
+        assert message.offset > self.highest.get(key, -1), "acknowledged out of order"
+        self.highest[key] = message.offset
+        self.ack_calls += 1
+
+    @property
+    def acked(self) -> int:
+        return sum(1 for m in self.polled if m.offset <= self.highest.get((m.topic, m.partition), -1))
 
 
 def _analysed() -> tuple[list[AnyEvent], AnalysisReport]:
@@ -89,6 +107,10 @@ def test_both_loops_store_what_analyze_stores(in_flight: int, batch_size: int, t
     )
     service, source, metrics = _run_to_idle(bus, settings)
     assert source.acked == sum(published.values()) > 50
+    # Records at hand are read in goes, never past a full batch: at least this many transactions
+    assert metrics.batches._value.get() >= -(-source.acked // batch_size)
+    # one ack per partition and batch, not per record
+    assert source.ack_calls <= len(published) * -(-source.acked // batch_size) + len(published)
     for topic, n in published.items():
         assert metrics.messages_consumed.labels(topic=topic)._value.get() == n
     assert service.pending_messages == 0 and metrics.batches_in_flight._value.get() == 0
@@ -140,3 +162,33 @@ def test_a_message_postgresql_refuses_in_copy_is_dead_lettered_not_fatal(
     assert metrics.dead_lettered._value.get() == 1
     assert metrics.db_errors.labels(kind="rejected")._value.get() == 1
     assert len(dump(postgres_url)["sip_messages"]) == len(kept)
+
+
+def test_consumed_counts_lag_and_pending_reach_the_metrics_with_each_batch(tmp_path: Path) -> None:
+    """Per record they are only noted; each batch written (or handed over) publishes them: the
+    counts of every record read (undecodable ones too), the lag from the newest record's
+    timestamp by the service's wall clock, and nothing pending once it is written."""
+    kept = [e for e in _analysed()[0] if isinstance(e, SipMessageEvent)]
+    settings = StoreSettings(url=f"sqlite:///{tmp_path / 'm.db'}", writes_in_flight=0, port=0)
+    engine = build_engine(settings)
+    metrics = StoreMetrics(CollectorRegistry())
+    service = StoreService(engine, settings, metrics, wall=lambda: 1_000_100.0)
+    values = [e.model_dump_json().encode() for e in kept[:20]] + [b"{not json"]
+    try:
+        for offset, value in enumerate(values):
+            service.handle(
+                Message(TOPICS.events, 0, offset, None, value, timestamp_ms=1_000_000_000 + offset)
+            )
+        service.publish_metrics()
+        assert metrics.pending._value.get() == len(values)
+        assert metrics.messages_consumed.labels(topic=TOPICS.events)._value.get() == len(values)
+        assert service.flush(None)
+    finally:
+        engine.dispose()
+    # counted once, not again by the flush
+    assert metrics.messages_consumed.labels(topic=TOPICS.events)._value.get() == len(values)
+    assert metrics.undecodable._value.get() == 1
+    # newest timestamp 1,000,000,020 ms = 1,000,000.02 s; the wall clock says 1,000,100 s
+    assert metrics.consumer_lag_seconds.labels(topic=TOPICS.events)._value.get() == pytest.approx(99.98)
+    assert metrics.pending._value.get() == 0 and service.pending_messages == 0
+    assert len(dump(settings.url.get_secret_value())["sip_messages"]) == 20
