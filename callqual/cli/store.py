@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from callqual.cli import jsonlog
 
 if TYPE_CHECKING:
-    from callqual.store.service import StoreSettings
+    from callqual.store.service_settings import StoreSettings
     from callqual.transport.settings import KafkaSettings
 
 log = logging.getLogger("callqual.store")
@@ -98,7 +98,7 @@ def settings_of(args: argparse.Namespace) -> "tuple[StoreSettings, KafkaSettings
     """The validated settings of ``args`` and the environment; None (logged) if they are bad."""
     from pydantic import ValidationError
 
-    from callqual.store.service import StoreSettings
+    from callqual.store.service_settings import StoreSettings
     from callqual.transport.settings import KafkaSettings
 
     overrides: dict[str, Any] = {

@@ -19,7 +19,7 @@ from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from callqual.store.service import StoreSettings
+    from callqual.store.service_settings import StoreSettings
     from callqual.transport.settings import KafkaSettings
 
 log = logging.getLogger("callqual.store")

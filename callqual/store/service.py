@@ -19,7 +19,6 @@ acknowledged in that order after their commit. K = 0 writes in the loop, as befo
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,118 +27,35 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import BaseModel, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from callqual.schemas import (
-    Alert,
-    CallRecord,
-    CallStateUpdate,
-    RtpStreamReport,
-    SipMessageEvent,
-    StreamRecord,
-    parse_event,
-)
-from callqual.store.engine import migrate, open_store
+from callqual.store.engine import migrate
 from callqual.store.inflight import InFlightWriter, writer_switch_interval
 from callqual.store.prepared import PreparedBatch, prepare
+from callqual.store.records import BatchField, Record, decode_record, single_batch
 from callqual.store.retention import apply_retention
+from callqual.store.service_metrics import StoreMetrics
+from callqual.store.service_settings import StoreSettings, build_engine
 from callqual.store.writer import Batch, StoreWriter, is_unavailable
 from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics
-from callqual.transport.ordering import Marker
+
+__all__ = [
+    "READ_AT_ONCE",
+    "StoreDeadLetter",
+    "StoreMetrics",
+    "StoreService",
+    "StoreSettings",
+    "build_engine",
+    "input_topics",
+]
 
 log = logging.getLogger("callqual.store")
 
 #: Records the loop reads in one go while they are at hand (its housekeeping runs between goes)
 READ_AT_ONCE = 256
-
-#: The collector's progress markers on the events topic (ordering information, not data)
-COLLECTOR_MARKERS = frozenset(m.value for m in Marker)
-
-
-class StoreSettings(BaseSettings):
-    """Settings of ``callqual store``: flags override ``CALLQUAL_STORE_*`` environment variables."""
-
-    model_config = SettingsConfigDict(env_prefix="CALLQUAL_STORE_", frozen=True)
-
-    #: sqlite:///calls.db or postgresql://user:password@host/db: a secret (it holds the password)
-    url: SecretStr
-    group_id: str = "callqual-store"
-    #: Messages per transaction: larger batches write faster, smaller ones commit offsets sooner
-    batch_size: int = Field(default=1000, ge=1)
-    #: A partial batch is written after this many seconds
-    batch_interval_s: float = Field(default=1.0, gt=0)
-    #: Batches handed to the writer thread and not yet committed (0: write in the consuming loop)
-    writes_in_flight: int = Field(default=2, ge=0)
-    max_messages_per_call: int = Field(default=500, ge=1)
-    retention_days: int | None = Field(default=None, ge=1)
-    retention_interval_s: float = Field(default=3600.0, gt=0)
-    listen_host: str = "127.0.0.1"
-    port: int = Field(default=9470, ge=0, le=65535)
-    backoff_initial_s: float = Field(default=0.5, gt=0)
-    backoff_max_s: float = Field(default=30.0, gt=0)
-    #: Stop after this many seconds with no input and nothing pending (batch jobs, tests)
-    exit_when_idle_s: float | None = Field(default=None, gt=0)
-    #: Store processes in the consumer group, started and supervised by one ``callqual store``
-    members: int = Field(default=1, ge=1, le=64)
-
-
-class StoreMetrics:
-    """The store service's metrics, on their own registry (``/metrics``)."""
-
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.messages_consumed = Counter(
-            "callqual_store_messages_consumed", "Messages read from Kafka", ["topic"], registry=r
-        )
-        self.rows_written = Counter(
-            "callqual_store_rows_written", "Records written, by kind", ["kind"], registry=r
-        )
-        self.sip_messages_over_bound = Counter(
-            "callqual_store_sip_messages_over_bound",
-            "SIP messages past the per-call bound, not kept",
-            registry=r,
-        )
-        self.batches = Counter("callqual_store_batches", "Transactions committed", registry=r)
-        self.db_errors = Counter(
-            "callqual_store_db_errors",
-            "Failed writes: unavailable (retried), rejected (dead-lettered), conflict (another"
-            " member made the transaction fail: written again), partition_race (retried)",
-            ["kind"],
-            registry=r,
-        )
-        self.db_up = Gauge("callqual_store_db_up", "1 while the last write succeeded", registry=r)
-        self.pending = Gauge("callqual_store_pending_messages", "Consumed, not yet committed", registry=r)
-        self.undecodable = Counter("callqual_store_undecodable", "Messages that did not decode", registry=r)
-        self.dead_lettered = Counter(
-            "callqual_store_dead_lettered", "Messages sent to dead-letter", registry=r
-        )
-        self.write_seconds = Histogram(
-            "callqual_store_write_seconds",
-            "Time to write one batch",
-            registry=r,
-            buckets=(0.01, 0.05, 0.2, 1, 5),
-        )
-        self.consumer_lag_seconds = Gauge(
-            "callqual_consumer_lag_seconds", "Wall time minus the message timestamp", ["topic"], registry=r
-        )
-        self.partitions_dropped = Counter(
-            "callqual_store_partitions_dropped", "Daily partitions dropped by retention", registry=r
-        )
-        self.rows_expired = Counter("callqual_store_rows_expired", "Rows deleted by retention", registry=r)
-        self.batches_in_flight = Gauge(
-            "callqual_store_batches_in_flight", "Batches handed to the writer, not yet committed", registry=r
-        )
-        self.writer_full = Counter(
-            "callqual_store_writer_full_waits",
-            "Times the loop stopped reading because writes_in_flight batches were not yet committed",
-            registry=r,
-        )
 
 
 class StoreDeadLetter(BaseModel):
@@ -152,11 +68,6 @@ class StoreDeadLetter(BaseModel):
     key: str | None
     reason: str
     value: str
-
-
-#: The :class:`Batch` list a decoded record goes to (``messages``, ``intervals``, ``calls``...)
-BatchField = Literal["calls", "streams", "intervals", "alerts", "messages", "call_states"]
-Record = CallRecord | StreamRecord | RtpStreamReport | Alert | SipMessageEvent | CallStateUpdate
 
 
 @dataclass
@@ -174,26 +85,6 @@ class _Pending:
 
     def batch(self) -> Batch:
         return self.records
-
-
-def _single(name: BatchField, record: Record) -> Batch:
-    """A batch of one record (a rejected batch is written again record by record)."""
-    out = Batch()
-    getattr(out, name).append(record)
-    return out
-
-
-def _kind(value: bytes) -> object:
-    """The ``kind`` of a JSON object (None for anything else); ValueError if not JSON at all.
-
-    orjson first: ``json.loads`` of a call record cost as much as validating it. What orjson
-    refuses (a lone surrogate escape, which the models accept and escape) json.loads decides.
-    """
-    try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        doc = json.loads(value)
-    return doc.get("kind") if isinstance(doc, dict) else None
 
 
 #: What a batch can raise because of what is in it, not because the database is away: a row the
@@ -268,37 +159,8 @@ class StoreService:
 
     def decode(self, message: Message) -> Batch:
         """What one message adds to the store (empty for events the store does not keep)."""
-        found = self._decode(message)
-        return Batch() if found is None else _single(*found)
-
-    def _decode(self, message: Message) -> tuple[BatchField, Record] | None:
-        """The record one message holds and the batch list it goes to (None: not kept)."""
-        t = self.topics
-        topic = message.topic
-        if topic == t.events:
-            try:
-                event = parse_event(message.value)
-            except ValidationError:
-                if _kind(message.value) in COLLECTOR_MARKERS:
-                    return None
-                raise
-            if isinstance(event, SipMessageEvent):
-                return "messages", event
-            if isinstance(event, RtpStreamReport) and not event.final:
-                return "intervals", event
-            return None
-        if topic == t.alerts:
-            return "alerts", Alert.model_validate_json(message.value)
-        if topic == t.call_state:
-            return "call_states", CallStateUpdate.model_validate_json(message.value)
-        if topic in (t.calls, t.streams):
-            kind = _kind(message.value)
-            if kind == "call_record":
-                return "calls", CallRecord.model_validate_json(message.value)
-            if kind == "stream_record":
-                return "streams", StreamRecord.model_validate_json(message.value)
-            raise ValueError(f"unexpected kind {kind!r}")
-        return None
+        found = decode_record(self.topics, message)
+        return Batch() if found is None else single_batch(*found)
 
     def handle(self, message: Message) -> None:
         """Decode and queue one message; undecodable ones are dead-lettered (acked with the batch).
@@ -316,7 +178,7 @@ class StoreService:
             p.since = self._monotonic()
         p.messages.append(message)
         try:
-            found = self._decode(message)
+            found = decode_record(self.topics, message)
         except (ValidationError, ValueError) as exc:
             self.metrics.undecodable.inc()
             self._dead_letter(message, f"undecodable: {type(exc).__name__}")
@@ -456,7 +318,7 @@ class StoreService:
             self.metrics.db_errors.labels(kind="rejected").inc()
             log.warning("batch rejected (%s); writing message by message", _error_text(exc))
             for message, name, record in p.items:
-                single = _single(name, record)
+                single = single_batch(name, record)
                 try:
                     self._count(single, self.writer.write_batch(single).messages_dropped)
                 except _CONTENT_ERRORS as one:
@@ -626,8 +488,3 @@ class StoreService:
     def healthy(self, max_stall_s: float = 30.0) -> bool:
         """Serving, the loop turning, and the last write reached the database."""
         return self.running and self.db_up and self._monotonic() - self.heartbeat < max_stall_s
-
-
-def build_engine(settings: StoreSettings) -> Engine:
-    """The store's engine without touching the database (migrations run on the first write)."""
-    return open_store(settings.url.get_secret_value(), migrate=False)

@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from callqual.store.service import StoreMetrics, StoreService, StoreSettings, _kind, build_engine
+from callqual.store.records import record_kind
+from callqual.store.service import StoreMetrics, StoreService, StoreSettings, build_engine
 from callqual.transport import TOPICS, Message
 from tests.store.captures import analyse
 
@@ -39,9 +40,9 @@ def test_kind_is_what_json_loads_reads(value: bytes) -> None:
         expected: object = _json_loads_kind(value)
     except ValueError:
         with pytest.raises(ValueError):
-            _kind(value)
+            record_kind(value)
         return
-    assert _kind(value) == expected
+    assert record_kind(value) == expected
 
 
 def test_call_and_stream_records_decode_and_bent_ones_are_refused_as_before(tmp_path: Path) -> None:
