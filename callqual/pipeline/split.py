@@ -43,10 +43,11 @@ from callqual.collector.capture.pcap_file import CaptureFile
 from callqual.collector.collector import Collector
 from callqual.collector.config import CollectorConfig
 from callqual.detector.source_rules import SourceRules, SourceTotals
+from callqual.pipeline.child_emit import Batcher, VerdictsFirst
 from callqual.pipeline.collector_totals import CollectorTotals
 from callqual.pipeline.embedded import EmbeddedPipeline
 from callqual.pipeline.event_codec import CodecError, Item, decode_batch, encode_batch
-from callqual.schemas import Alert, AnyEvent, MalformedSipEvent, SipMessageEvent
+from callqual.schemas import Alert, AnyEvent
 
 __all__ = [
     "BATCH",
@@ -124,23 +125,22 @@ class ChildEnd:
 
 
 class BatchSender:
-    """The child's side: items gathered into batches of ``BATCH`` and sent in order."""
+    """The child's side: items gathered into batches of ``BATCH`` and sent in order.
+
+    The batching is compiled (``child_emit.Batcher``): ``add`` is its method, called once per
+    item, so no interpreted frame is paid per message.
+    """
 
     def __init__(self, conn: Connection, position: Callable[[], int]) -> None:
         self.conn = conn
-        self.pending: list[Item] = []
         #: how far the input has been read, sent with each batch (progress)
         self.position = position
+        self._batcher = Batcher(self._send, BATCH)
+        self.add: Callable[[Item], None] = self._batcher.add
+        self.flush: Callable[[], None] = self._batcher.flush
 
-    def add(self, item: Item) -> None:
-        self.pending.append(item)
-        if len(self.pending) >= BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            self.conn.send_bytes(encode_batch(self.pending, self.position()))
-            self.pending.clear()
+    def _send(self, items: list[Item]) -> None:
+        self.conn.send_bytes(encode_batch(items, self.position()))
 
     def end(self, end: ChildEnd) -> None:
         self.flush()
@@ -158,26 +158,7 @@ def child_cpu_s() -> float:
 
 def source_rules_first(rules: SourceRules, send: Callable[[Item], None]) -> Callable[[AnyEvent], None]:
     """The collector's emit in the child: the source rules' verdict on an observation (if any), then it."""
-    on_sip, on_malformed = rules.verdict, rules.malformed_verdict
-
-    def emit(event: AnyEvent) -> None:
-        try:
-            if isinstance(event, SipMessageEvent):
-                verdict = on_sip(event)
-            elif isinstance(event, MalformedSipEvent):
-                verdict = on_malformed(event)
-            else:
-                verdict = None
-        except Exception:
-            # A rule's bug: the event still reaches the detector, as in one process (where the
-            # rules run after the call path), and the collector's frame guard counts the failure.
-            send(event)
-            raise
-        if verdict is not None:
-            send(verdict)
-        send(event)
-
-    return emit
+    return VerdictsFirst(rules, send)
 
 
 def _collect(capture: CaptureFile, config: CollectorConfig, rules: SourceRules, conn: Connection) -> None:
