@@ -43,12 +43,16 @@ from callqual.collector.decode.fast_path import (
     udp_flow_key,
 )
 from callqual.collector.media.flow_table import MediaFlowTable, only_additions
-from callqual.collector.packet import RecordBatch
+from callqual.collector.packet import Frame, RecordBatch
 
 if TYPE_CHECKING:  # the collector calls into this module; only its type is needed here
     from callqual.collector.collector import Collector
 
-__all__ = ["ChunkProgress", "feed_chunk", "recover_chunk"]
+__all__ = ["ChunkProgress", "FrameColumns", "feed_chunk", "recover_chunk"]
+
+#: Frames fed from one chunk before its columns are read out as Python values (FrameColumns):
+#: a chunk of RTP feeds a few (RTCP, a second's first frame), one of signalling nearly all.
+COLUMNS_AFTER = 64
 
 
 class ChunkProgress:
@@ -63,6 +67,29 @@ class ChunkProgress:
         self.fed = 0
         self.fed_bytes = 0
         self.chunk: Chunk | None = None
+
+
+class FrameColumns:
+    """A batch's per-record columns as Python values: ``frame(i)`` is ``batch.frame(i)``.
+
+    ``RecordBatch.frame`` reads four numpy scalars per record, a twentieth of the
+    collector's time on signalling, where every record is fed; ``tolist`` reads them all at
+    once, for a chunk that feeds many.
+    """
+
+    def __init__(self, batch: RecordBatch) -> None:
+        self.buf = batch.buf
+        self.linktype = batch.linktype
+        self.first_number = batch.first_number
+        self.start: list[int] = batch.start.tolist()
+        self.caplen: list[int] = batch.caplen.tolist()
+        self.orig_len: list[int] = batch.orig_len.tolist()
+        self.ts: list[float] = batch.ts.tolist()
+
+    def frame(self, i: int) -> Frame:
+        s = self.start[i]
+        data = self.buf[s : s + self.caplen[i]]
+        return Frame(self.first_number + i, self.ts[i], self.linktype, data, self.orig_len[i])
 
 
 def _resolve(
@@ -147,6 +174,7 @@ def feed_chunk(collector: "Collector", batch: RecordBatch, at: ChunkProgress) ->
     #: group of each row as Python ints: a row outside every group (signalling...) is fed
     #: without the numpy search below, which costs more than a list look-up per row
     row_groups = group.tolist()
+    columns: FrameColumns | None = None
     while at.cur < n:
         cur = at.cur
         # The next frame the fast path cannot take, searched in growing windows with the
@@ -167,7 +195,9 @@ def feed_chunk(collector: "Collector", batch: RecordBatch, at: ChunkProgress) ->
             collector.last_ts = float(ts[hi - 1])
         if hi == n:
             break
-        frame = batch.frame(hi)
+        if columns is None and at.fed >= COLUMNS_AFTER:
+            columns = FrameColumns(batch)
+        frame = batch.frame(hi) if columns is None else columns.frame(hi)
         key = udp_flow_key(frame.linktype, frame.data)
         if (chunk.waiting or staged.seen) and (
             frame.ts >= table.next_tick
