@@ -19,7 +19,7 @@ The parts it composes, one job each:
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
-from callqual.collector.chunk_path import feed_chunk, recover_chunk
+from callqual.collector.chunk_path import ChunkProgress, feed_chunk, recover_chunk
 from callqual.collector.chunk_staging import StagedPackets
 from callqual.collector.config import CollectorConfig
 from callqual.collector.decode.fast_path import (
@@ -181,19 +181,16 @@ class Collector:
                     return
 
     def _run_batch_guarded(self, batch: RecordBatch) -> None:
-        """:meth:`_run_batch`; if it fails, the records it had not taken go through :meth:`feed` one by one.
+        """``chunk_path.feed_chunk``; if it fails, the records it had not taken go through :meth:`feed`.
 
-        Zero cost while nothing fails (a try block is free in CPython 3.11); the
-        recovery (``chunk_path.recover_chunk``) reads where it stopped from its frame.
+        Zero cost while nothing fails (a try block is free in CPython 3.11); the recovery
+        (``chunk_path.recover_chunk``) reads where it stopped from its :class:`ChunkProgress`.
         """
+        at = ChunkProgress()
         try:
-            self._run_batch(batch)
+            feed_chunk(self, batch, at)
         except Exception as exc:  # the per-chunk guard, see frame_guard
-            recover_chunk(self, exc, batch)
-
-    def _run_batch(self, batch: RecordBatch) -> None:
-        """One chunk of records through the chunk path (``chunk_path.feed_chunk``)."""
-        feed_chunk(self, batch)
+            recover_chunk(self, exc, batch, at)
 
     def finish(self) -> None:
         """End of input: every stream gets its final report."""

@@ -1,9 +1,13 @@
-"""The two values that flow through the collector's decoding stages."""
+"""The values that flow through the collector's decoding stages (``Payload`` has its own module)."""
 
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from callqual.collector.payload import Payload
+
+__all__ = ["Frame", "Payload", "RecordBatch"]
 
 
 @dataclass(slots=True)
@@ -15,22 +19,6 @@ class Frame:
     linktype: int  #: DLT/LINKTYPE_* value of the interface it was captured on
     data: bytes
     orig_len: int  #: length on the wire (>= len(data) when the snaplen cut it)
-
-
-@dataclass(slots=True)
-class Payload:
-    """A transport payload: one UDP datagram, or one SIP message framed out of a TCP/WebSocket stream."""
-
-    frame: int  #: frame number of the packet that completed it
-    ts: float
-    src_ip: str
-    src_port: int
-    dst_ip: str
-    dst_port: int
-    transport: str  #: 'udp', 'tcp', 'ws', 'sctp'
-    data: bytes
-    #: bytes of a UDP payload the capture did not keep (its snaplen cut the frame); ``data`` is the rest
-    cut: int = 0
 
 
 @dataclass(slots=True, frozen=True)

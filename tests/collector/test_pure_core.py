@@ -9,6 +9,8 @@ PURE = [
     "callqual.collector.chunk_staging",
     "callqual.collector.frame_path",
     "callqual.collector.signalling",
+    "callqual.collector.payload",
+    "callqual.pipeline.child_emit",
     "callqual.collector.media.flow_table",
     "callqual.collector.media.media_flow",
     "callqual.collector.frame_guard",

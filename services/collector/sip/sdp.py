@@ -37,6 +37,7 @@ import ipaddress
 import callqual_native as _native
 
 from callqual.collector.errors import SdpParseError
+from callqual.collector.sip.events import SDP_MEDIA_FIELDS, prebuilt
 from callqual.collector.sip.message import SipMessage, parse_params
 from callqual.schemas import SdpMedia
 from callqual.schemas.packet_content import packet_text
@@ -86,14 +87,18 @@ def parse_sdp(body: bytes, anomalies: list[str] | None = None) -> list[SdpMedia]
     # Built without re-validation: the text is packet text (no surrogates), the numbers were
     # range-checked by the parser; validating again was a tenth of the per-message cost (issue 14).
     return [
-        SdpMedia.trusted(
-            media=media,
-            connection_ip=connection,
-            port=port,
-            proto=proto,
-            payload_types=payload_types,
-            rtpmap=rtpmap,
-            direction=direction,
+        prebuilt(
+            SdpMedia,
+            {
+                "media": media,
+                "connection_ip": connection,
+                "port": port,
+                "proto": proto,
+                "payload_types": payload_types,
+                "rtpmap": rtpmap,
+                "direction": direction,
+            },
+            SDP_MEDIA_FIELDS,
         )
         for media, connection, port, proto, payload_types, rtpmap, direction in sections
     ]
