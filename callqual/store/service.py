@@ -32,17 +32,28 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from callqual.schemas import (
+    Alert,
+    CallRecord,
+    CallStateUpdate,
+    RtpStreamReport,
+    SipMessageEvent,
+    StreamRecord,
+    parse_event,
+)
 from callqual.store.engine import migrate
 from callqual.store.inflight import InFlightWriter, writer_switch_interval
 from callqual.store.prepared import PreparedBatch, prepare
-from callqual.store.records import BatchField, Record, decode_record, single_batch
+from callqual.store.records import BatchField, Record, record_kind, single_batch
 from callqual.store.retention import apply_retention
 from callqual.store.service_metrics import StoreMetrics
 from callqual.store.service_settings import StoreSettings, build_engine
 from callqual.store.writer import Batch, StoreWriter, is_unavailable
 from callqual.transport import TOPICS, EventSink, EventSource, Message, Topics
+from callqual.transport.ordering import Marker
 
 __all__ = [
+    "COLLECTOR_MARKERS",
     "READ_AT_ONCE",
     "StoreDeadLetter",
     "StoreMetrics",
@@ -68,6 +79,43 @@ class StoreDeadLetter(BaseModel):
     key: str | None
     reason: str
     value: str
+
+
+#: The collector's progress markers on the events topic (ordering information, not data)
+COLLECTOR_MARKERS = frozenset(m.value for m in Marker)
+
+
+def decode_record(t: Topics, message: Message) -> tuple[BatchField, Record] | None:
+    """The record one message holds and the batch list it goes to (None: not kept).
+
+    Raises pydantic's ``ValidationError`` or ``ValueError`` for what is not a record of its
+    topic (the service dead-letters it).
+    """
+    topic = message.topic
+    if topic == t.events:
+        try:
+            event = parse_event(message.value)
+        except ValidationError:
+            if record_kind(message.value) in COLLECTOR_MARKERS:
+                return None
+            raise
+        if isinstance(event, SipMessageEvent):
+            return "messages", event
+        if isinstance(event, RtpStreamReport) and not event.final:
+            return "intervals", event
+        return None
+    if topic == t.alerts:
+        return "alerts", Alert.model_validate_json(message.value)
+    if topic == t.call_state:
+        return "call_states", CallStateUpdate.model_validate_json(message.value)
+    if topic in (t.calls, t.streams):
+        kind = record_kind(message.value)
+        if kind == "call_record":
+            return "calls", CallRecord.model_validate_json(message.value)
+        if kind == "stream_record":
+            return "streams", StreamRecord.model_validate_json(message.value)
+        raise ValueError(f"unexpected kind {kind!r}")
+    return None
 
 
 @dataclass
