@@ -90,9 +90,9 @@ PIPE_BYTES = 1 << 20
 
 #: The child's cyclic-GC thresholds. Its tracked objects grow only while the collector's and the
 #: source rules' bounded tables fill (~370,000 objects on bench/out/sip.pcap), and each young
-#: collection rescans every survivor since the last: at the throughput setting (50,000) that was
-#: ~0.3 s of the child's ~5.5 s CPU for a few hundred cyclic objects found. Cyclic garbage (none
-#: is made per message) still goes at this many net allocations.
+#: collection rescans every survivor since the last: at 50,000 (the throughput setting then; it
+#: is 200,000 now) that was ~0.3 s of the child's ~5.5 s CPU for a few hundred cyclic objects
+#: found. Cyclic garbage (none is made per message) still goes at this many net allocations.
 CHILD_GC_THRESHOLDS = (1_000_000, 20, 100)
 
 #: Below this, a capture is analysed in about the time the fork and the hand-over's start cost.
