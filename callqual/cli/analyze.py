@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from callqual.cli.gc_tuning import tune_gc_for_throughput
+from callqual.cli.gc_tuning import spare_the_exit_collection, tune_gc_for_throughput
 from callqual.cli.text_report import render
 from callqual.collector.capture.pcap_file import CaptureFile, open_capture
 from callqual.collector.config import CollectorConfig
@@ -185,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
     except ReportWriteError as exc:
         print(f"callqual: cannot write the report to {exc}", file=sys.stderr)
         return EXIT_OUTPUT
+    finally:
+        spare_the_exit_collection()
 
 
 def _analyze_storing(

@@ -9,6 +9,7 @@ its depth; JSON strings carry no raw newline, so indenting by lines is safe).
 """
 
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import BinaryIO
 
 from pydantic import BaseModel
@@ -19,6 +20,9 @@ from callqual.schemas import AnalysisReport
 LISTS = ("calls", "streams", "alerts")
 #: An element of a top-level list sits two levels deep: 4 spaces at indent=2
 _ELEMENT_INDENT = b"    "
+#: Elements joined into one write: with ``PYTHONUNBUFFERED`` (usual in containers) stdout is a
+#: bare file, and a write per element was ~117,000 system calls for a 30,000-call report.
+ELEMENTS_PER_WRITE = 256
 
 
 def write_report_json(report: AnalysisReport, out: BinaryIO) -> None:
@@ -52,9 +56,12 @@ def write_report_frame(frame: AnalysisReport, lists: Mapping[str, Iterable[bytes
 
 
 def _write_list(elements: Iterable[bytes], out: BinaryIO) -> None:
-    opened = False
-    for element in elements:
-        out.write(b",\n" if opened else b"[\n")
-        out.write(element)
-        opened = True
-    out.write(b"\n  ]" if opened else b"[]")
+    items = iter(elements)
+    first = next(items, None)
+    if first is None:
+        out.write(b"[]")
+        return
+    out.write(b"[\n" + first)
+    while joined := list(islice(items, ELEMENTS_PER_WRITE)):
+        out.write(b",\n" + b",\n".join(joined))
+    out.write(b"\n  ]")

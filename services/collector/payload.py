@@ -12,7 +12,7 @@ from dataclasses import dataclass
 __all__ = ["Payload"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Payload:
     """A transport payload: one UDP datagram, or one SIP message framed out of a TCP/WebSocket stream."""
 
@@ -26,3 +26,26 @@ class Payload:
     data: bytes
     #: bytes of a UDP payload the capture did not keep (its snaplen cut the frame); ``data`` is the rest
     cut: int = 0
+
+    def __init__(  # noqa: PLR0917 - the dataclass's fields, in order
+        self,
+        frame: int,
+        ts: float,
+        src_ip: str,
+        src_port: int,
+        dst_ip: str,
+        dst_port: int,
+        transport: str,
+        data: bytes,
+        cut: int = 0,
+    ) -> None:
+        # Written out, not generated: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.frame = frame
+        self.ts = ts
+        self.src_ip = src_ip
+        self.src_port = src_port
+        self.dst_ip = dst_ip
+        self.dst_port = dst_port
+        self.transport = transport
+        self.data = data
+        self.cut = cut

@@ -24,6 +24,7 @@ from callqual.detector.rules.failure_classes import RETRIED_BY_UA
 from callqual.detector.sip_dialog import SipDialog
 from callqual.schemas import CallRecord, SipMessageEvent, StreamRecord
 from callqual.schemas.base import SCHEMA_VERSION
+from callqual.schemas.prebuilt import every_field, prebuilt
 
 ClosedBy = Literal["signalling", "timeout", "end_of_input", "evicted"]
 
@@ -52,7 +53,7 @@ class AssemblerConfig(BaseModel):
     max_messages_per_call: int = 64
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _OpenCall:
     dialog: SipDialog
     messages: list[SipMessageEvent] = field(default_factory=list)
@@ -64,6 +65,25 @@ class _OpenCall:
     #: due time of the call's live entry in the timer heap (never later than its real due time)
     scheduled: float = math.inf
 
+    def __init__(  # noqa: PLR0917 - the dataclass's fields, in order
+        self,
+        dialog: SipDialog,
+        messages: list[SipMessageEvent] | None = None,
+        streams: list[StreamRecord] | None = None,
+        messages_truncated: bool = False,
+        last_activity: float = 0.0,
+        recency: int = 0,
+        scheduled: float = math.inf,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.dialog = dialog
+        self.messages = [] if messages is None else messages
+        self.streams = [] if streams is None else streams
+        self.messages_truncated = messages_truncated
+        self.last_activity = last_activity
+        self.recency = recency
+        self.scheduled = scheduled
+
 
 #: A timer heap entry: (due time, tie-break, Call-ID, the call it was pushed for)
 _Due = tuple[float, int, str, _OpenCall]
@@ -71,6 +91,9 @@ _Due = tuple[float, int, str, _OpenCall]
 #: Heap entries due this close after ``now`` are checked exactly: ``since + wait`` and
 #: ``now - since >= wait`` may round differently, and a check too many costs one comparison.
 _DUE_SLACK_S = 1e-3
+
+#: Every field of a call record: built whole, one fields-set shared by all of them
+CALL_RECORD_FIELDS = every_field(CallRecord)
 
 
 class CallAssembler:
@@ -242,7 +265,7 @@ class CallAssembler:
     def _context(call: _OpenCall, closed_by: "ClosedBy", now: float, due: float = math.inf) -> CallContext:
         d = call.dialog
         streams = sorted(call.streams, key=lambda s: (s.first_ts, s.src_ip, s.src_port))
-        record = CallRecord.trusted(**call_record_fields(d, streams, closed_by))
+        record = prebuilt(CallRecord, call_record_fields(d, streams, closed_by), CALL_RECORD_FIELDS)
         return CallContext(
             record=record,
             messages=call.messages,

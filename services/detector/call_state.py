@@ -15,10 +15,19 @@ from callqual.schemas import CallStateUpdate, LiveCallState, StreamRecord
 CallStateSink = Callable[[CallStateUpdate], None]
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _Published:
     state: LiveCallState
     ts: float
+
+    def __init__(
+        self,
+        state: LiveCallState,
+        ts: float,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.state = state
+        self.ts = ts
 
 
 def live_state(dialog: SipDialog) -> LiveCallState | None:

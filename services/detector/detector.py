@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
-from callqual.detector.call_assembler import AssemblerConfig, CallAssembler
+from callqual.detector.call_assembler import CALL_RECORD_FIELDS, AssemblerConfig, CallAssembler
 from callqual.detector.call_context import CallContext
 from callqual.detector.call_state import CallStatePublisher, CallStateSink
 from callqual.detector.emodel import stream_mos
@@ -35,6 +35,7 @@ from callqual.schemas import (
     SipMessageEvent,
     StreamRecord,
 )
+from callqual.schemas.prebuilt import prebuilt
 
 Output = CallRecord | StreamRecord | Alert
 OutputSink = Callable[[Output], None]
@@ -327,13 +328,15 @@ class Detector:
         record = ctx.record
         # As ``model_copy(update=...)`` would, at a fifth of its cost (issue 14): the record was
         # built trusted from the call's own values a moment ago, and these three are the rules'.
-        ctx.record = CallRecord.trusted(
-            **{
+        ctx.record = prebuilt(
+            CallRecord,
+            {
                 **record.__dict__,
                 "category": category,
                 "problems": sorted({a.rule for a in alerts}),
                 "failure_class": failure_class(record.final_status),
-            }
+            },
+            CALL_RECORD_FIELDS,
         )
         self.counters["calls.finished"] += 1
         for stream in ctx.streams:

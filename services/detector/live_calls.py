@@ -54,11 +54,20 @@ def _counts(s: StreamRecord) -> _Counts:
     return _Counts(s.last_ts, s.expected, _lost(s), s.packets, s.mean_jitter_ms * s.packets)
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _LiveStream:
     latest: StreamRecord
     #: the stream's earlier reports, oldest first
     before: deque[_Counts] = field(default_factory=lambda: deque(maxlen=_HISTORY))
+
+    def __init__(
+        self,
+        latest: StreamRecord,
+        before: deque[_Counts] | None = None,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.latest = latest
+        self.before = deque(maxlen=_HISTORY) if before is None else before
 
     def base(self) -> _Counts | None:
         """The report the judged interval starts from: the newest a window back, None for the start."""
@@ -87,11 +96,20 @@ class _LiveStream:
         )
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _LiveCall:
     streams: dict[StreamKey, _LiveStream] = field(default_factory=dict)
     #: keys reported since the call was last judged
     fresh: set[StreamKey] = field(default_factory=set)
+
+    def __init__(
+        self,
+        streams: dict[StreamKey, _LiveStream] | None = None,
+        fresh: set[StreamKey] | None = None,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.streams = {} if streams is None else streams
+        self.fresh = set() if fresh is None else fresh
 
 
 def _key(s: StreamRecord) -> StreamKey:

@@ -21,12 +21,13 @@ MAX_MEDIA_PER_PARTY = 32
 MAX_EXCHANGES = 32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True)
 class SdpExchange:
-    """One offer and one answer to it (``answer_ts`` None while outstanding).
+    """One offer and one answer to it (``answer_ts`` None while outstanding); never changed once made.
 
     Consecutive exchanges with the same offerer and CSeq are siblings, several
-    answers to one offer, in force together.
+    answers to one offer, in force together. Not a frozen dataclass: its written-out
+    ``__init__`` (mypyc leaves a dataclass's generated one interpreted) could not assign.
     """
 
     offerer: Party
@@ -36,8 +37,24 @@ class SdpExchange:
     answer_ts: float | None = None
     answer: tuple[SdpMedia, ...] = ()
 
+    def __init__(  # noqa: PLR0917 - the dataclass's fields, in order
+        self,
+        offerer: Party,
+        cseq: int,
+        offer_ts: float,
+        offer: tuple[SdpMedia, ...],
+        answer_ts: float | None = None,
+        answer: tuple[SdpMedia, ...] = (),
+    ) -> None:
+        self.offerer = offerer
+        self.cseq = cseq
+        self.offer_ts = offer_ts
+        self.offer = offer
+        self.answer_ts = answer_ts
+        self.answer = answer
 
-@dataclass(slots=True)
+
+@dataclass(init=False, slots=True)
 class SdpHistory:
     """What each party advertised, and the completed exchanges in order."""
 
@@ -47,6 +64,23 @@ class SdpHistory:
     callee_latest: list[SdpMedia] = field(default_factory=list)
     exchanges: list[SdpExchange] = field(default_factory=list)
     pending: SdpExchange | None = None
+
+    def __init__(  # noqa: PLR0917 - the dataclass's fields, in order
+        self,
+        caller: list[SdpMedia] | None = None,
+        callee: list[SdpMedia] | None = None,
+        caller_latest: list[SdpMedia] | None = None,
+        callee_latest: list[SdpMedia] | None = None,
+        exchanges: list[SdpExchange] | None = None,
+        pending: SdpExchange | None = None,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.caller = [] if caller is None else caller
+        self.callee = [] if callee is None else callee
+        self.caller_latest = [] if caller_latest is None else caller_latest
+        self.callee_latest = [] if callee_latest is None else callee_latest
+        self.exchanges = [] if exchanges is None else exchanges
+        self.pending = pending
 
     def on_sdp(self, party: Party, ts: float, media: list[SdpMedia], cseq: int, *, is_response: bool) -> None:
         """Record one SDP body sent by ``party`` (retransmissions already filtered out)."""

@@ -26,7 +26,7 @@ _DIALOG_ENDING = frozenset({"BYE"})
 _SDP_METHODS = frozenset({"INVITE", "ACK", "UPDATE", "PRACK"})
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class SipDialog:
     """The evolving state of one call. Pure: fed SipMessageEvents, read by the assembler."""
 
@@ -60,6 +60,64 @@ class SipDialog:
     _seen: set[tuple[tuple[str, int, str, int], str | tuple[int | None, str | None], int, str]] = field(
         default_factory=set
     )
+
+    def __init__(  # noqa: PLR0917 - the dataclass's fields, in order
+        self,
+        call_id: str,
+        start_ts: float,
+        first_frame: int,
+        from_uri: str | None = None,
+        to_uri: str | None = None,
+        from_tag: str | None = None,
+        to_tag: str | None = None,
+        caller_ip: str | None = None,
+        callee_ip: str | None = None,
+        user_agent: str | None = None,
+        ringing_ts: float | None = None,
+        answer_ts: float | None = None,
+        end_ts: float | None = None,
+        final_status: int | None = None,
+        final_reason: str | None = None,
+        final_cseq: int = -1,
+        reason_header: str | None = None,
+        hangup_by: str | None = None,
+        cancelled: bool = False,
+        messages: int = 0,
+        retransmissions: int = 0,
+        requests: dict[str, int] | None = None,
+        responses: dict[str, int] | None = None,
+        sdp: SdpHistory | None = None,
+        last_ts: float = 0.0,
+        _seen: set[tuple[tuple[str, int, str, int], str | tuple[int | None, str | None], int, str]]
+        | None = None,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.call_id = call_id
+        self.start_ts = start_ts
+        self.first_frame = first_frame
+        self.from_uri = from_uri
+        self.to_uri = to_uri
+        self.from_tag = from_tag
+        self.to_tag = to_tag
+        self.caller_ip = caller_ip
+        self.callee_ip = callee_ip
+        self.user_agent = user_agent
+        self.ringing_ts = ringing_ts
+        self.answer_ts = answer_ts
+        self.end_ts = end_ts
+        self.final_status = final_status
+        self.final_reason = final_reason
+        self.final_cseq = final_cseq
+        self.reason_header = reason_header
+        self.hangup_by = hangup_by
+        self.cancelled = cancelled
+        self.messages = messages
+        self.retransmissions = retransmissions
+        self.requests = {} if requests is None else requests
+        self.responses = {} if responses is None else responses
+        self.sdp = SdpHistory() if sdp is None else sdp
+        self.last_ts = last_ts
+        self._seen = set() if _seen is None else _seen
 
     @classmethod
     def start(cls, ev: SipMessageEvent) -> "SipDialog":

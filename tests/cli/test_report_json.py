@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from callqual.collector.capture.pcap_file import open_capture
+from callqual.pipeline import report_json
 from callqual.pipeline.compact_outputs import CompactOutputs
 from callqual.pipeline.embedded import EmbeddedPipeline, _Outputs, analyze_file
 from callqual.pipeline.report_json import element_json, write_report_json
@@ -86,3 +87,31 @@ def test_compact_outputs_replace_a_refined_alert_in_place_as_the_models_do() -> 
     ordered = sorted(models.alerts, key=lambda a: (a.first_ts, a.rule, a.alert_id))
     assert [a.summary for a in ordered] == ["earlier", "other", "refined at the end"]
     assert compact.sorted_lists()["alerts"] == [element_json(a) for a in ordered]
+
+
+class _CountingBytes(io.BytesIO):
+    writes = 0
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.writes += 1
+        return super().write(data)
+
+
+@pytest.mark.parametrize("per_write", [1, 2, 3, report_json.ELEMENTS_PER_WRITE])
+def test_elements_are_joined_into_few_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_write: int
+) -> None:
+    """A list's elements go out ``ELEMENTS_PER_WRITE`` at a time (stdout may be unbuffered), same bytes."""
+    path = tmp_path / "demo.pcap"
+    simulate("demo", path)
+    report = analyze_file(path)
+    monkeypatch.setattr(report_json, "ELEMENTS_PER_WRITE", per_write)
+    out = _CountingBytes()
+    write_report_json(report, out)
+    assert out.getvalue() == (report.model_dump_json(indent=2) + "\n").encode()
+    lists = [len(report.calls), len(report.streams), len(report.alerts)]
+    assert min(lists) > 3
+    # per list: what precedes it, its name, the opening with the first element, the rest joined,
+    # the closing; then what follows the last list and the final newline
+    joined = sum(-(-(n - 1) // per_write) for n in lists)
+    assert out.writes == 3 * 4 + joined + 2

@@ -15,12 +15,32 @@ from dataclasses import dataclass
 from callqual.schemas import SdpMedia
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, init=False)
 class MediaBinding:
+    """Which call an endpoint's media belongs to; never changed once made (a new SDP makes a new one).
+
+    ``__init__`` is written out and compared by :meth:`same`: mypyc leaves a dataclass's
+    generated methods interpreted, and both run for every SDP endpoint learnt.
+    """
+
     call_id: str
     is_rtcp: bool
     #: payload type -> 'encoding/clock[/channels]' of the SDP that set the binding up
     rtpmap: dict[int, str]
+
+    def __init__(self, call_id: str, is_rtcp: bool, rtpmap: dict[int, str]) -> None:
+        self.call_id = call_id
+        self.is_rtcp = is_rtcp
+        self.rtpmap = rtpmap
+
+    def same(self, other: "MediaBinding | None") -> bool:
+        """Equal to ``other`` (the dataclass's ``==``, which mypyc leaves interpreted)."""
+        return (
+            other is not None
+            and self.call_id == other.call_id
+            and self.is_rtcp == other.is_rtcp
+            and self.rtpmap == other.rtpmap
+        )
 
 
 class MediaRegistry:
@@ -53,7 +73,7 @@ class MediaRegistry:
             self._bind((m.connection_ip, m.port + 1), MediaBinding(call_id, True, rtpmap))
 
     def _bind(self, endpoint: tuple[str, int], binding: MediaBinding) -> None:
-        if self._bindings.get(endpoint) == binding:
+        if binding.same(self._bindings.get(endpoint)):
             self._bindings.move_to_end(endpoint)
             return
         self._bindings[endpoint] = binding

@@ -5,25 +5,22 @@ becomes a ``SipMessageEvent``, built without validation because the parser's
 single decode already guarantees what the schema checks.
 """
 
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from callqual.collector.packet import Payload
 from callqual.collector.sip.message import SipMessage
 from callqual.schemas import MalformedSipEvent, SdpMedia, SipMessageEvent
-from callqual.schemas.base import SCHEMA_VERSION, WireModel
+from callqual.schemas.base import SCHEMA_VERSION
 from callqual.schemas.events import Transport
 from callqual.schemas.packet_content import MAX_SIP_MESSAGE_BYTES, packet_text
+from callqual.schemas.prebuilt import every_field, prebuilt
 
-__all__ = ["SDP_MEDIA_FIELDS", "malformed_sip_event", "prebuilt", "sip_message_event"]
+__all__ = ["SDP_MEDIA_FIELDS", "malformed_sip_event", "sip_message_event"]
 
-M = TypeVar("M", bound=WireModel)
-
-_new: Final = object.__new__
-_set: Final = object.__setattr__
 #: Every field of each model, given: one set shared by all the models built here, as pydantic
 #: shares nothing but reads it only (``model_copy`` copies it; the models are frozen).
-_SIP_MESSAGE_FIELDS: Final = set(SipMessageEvent.model_fields)
-SDP_MEDIA_FIELDS: Final = set(SdpMedia.model_fields)
+_SIP_MESSAGE_FIELDS: Final = every_field(SipMessageEvent)
+SDP_MEDIA_FIELDS: Final = every_field(SdpMedia)
 
 _TRANSPORTS: dict[str, Transport] = {
     "udp": "udp",
@@ -33,20 +30,6 @@ _TRANSPORTS: dict[str, Transport] = {
     "wss": "wss",
     "tls": "tls",
 }
-
-
-def prebuilt(cls: type[M], fields: dict[str, Any], fields_set: set[str]) -> M:
-    """``cls.trusted(**fields)`` without its call and its per-model set: ``fields`` holds every field.
-
-    In compiled code the keyword call, the interpreted frame of ``trusted`` and a new
-    fields-set per model were ~a sixth of the collector's time per SIP message (session 7).
-    """
-    obj = _new(cls)
-    _set(obj, "__dict__", fields)
-    _set(obj, "__pydantic_fields_set__", fields_set)
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
 
 
 def _transport(name: str) -> Transport:

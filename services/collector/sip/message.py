@@ -216,7 +216,7 @@ def parse_via(value: str) -> Via:
     return cast(Via, _native.parse_via(value))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class SipMessage:
     """One parsed SIP request or response.
 
@@ -261,6 +261,60 @@ class SipMessage:
     content_type: str | None
     _headers: list[tuple[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
     _index_cache: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __init__(  # noqa: PLR0917 - the dataclass's fields, in order
+        self,
+        is_request: bool,
+        method: str | None,
+        request_uri: str | None,
+        status_code: int | None,
+        reason_phrase: str | None,
+        first_line: str,
+        _block: _native.HeaderBlock,
+        body: bytes,
+        call_id: str,
+        cseq_num: int,
+        cseq_method: str,
+        from_uri: str,
+        from_tag: str | None,
+        to_uri: str,
+        to_tag: str | None,
+        content_length: int | None,
+        size: int,
+        anomalies: list[str],
+        via_branch: str | None,
+        contact_uri: str | None,
+        user_agent: str | None,
+        reason_header: str | None,
+        content_type: str | None,
+    ) -> None:
+        # Written out, not generated: mypyc leaves a dataclass's generated __init__ interpreted,
+        # and this runs once per SIP message (bench/RESULTS.md, session 8).
+        self.is_request = is_request
+        self.method = method
+        self.request_uri = request_uri
+        self.status_code = status_code
+        self.reason_phrase = reason_phrase
+        self.first_line = first_line
+        self._block = _block
+        self.body = body
+        self.call_id = call_id
+        self.cseq_num = cseq_num
+        self.cseq_method = cseq_method
+        self.from_uri = from_uri
+        self.from_tag = from_tag
+        self.to_uri = to_uri
+        self.to_tag = to_tag
+        self.content_length = content_length
+        self.size = size
+        self.anomalies = anomalies
+        self.via_branch = via_branch
+        self.contact_uri = contact_uri
+        self.user_agent = user_agent
+        self.reason_header = reason_header
+        self.content_type = content_type
+        self._headers = None
+        self._index_cache = None
 
     @property
     def headers(self) -> list[tuple[str, str]]:

@@ -37,10 +37,11 @@ import ipaddress
 import callqual_native as _native
 
 from callqual.collector.errors import SdpParseError
-from callqual.collector.sip.events import SDP_MEDIA_FIELDS, prebuilt
+from callqual.collector.sip.events import SDP_MEDIA_FIELDS
 from callqual.collector.sip.message import SipMessage, parse_params
 from callqual.schemas import SdpMedia
 from callqual.schemas.packet_content import packet_text
+from callqual.schemas.prebuilt import prebuilt
 
 __all__ = ["MAX_MEDIA", "MAX_MULTIPART_DEPTH", "SDP_REASONS", "parse_sdp", "sdp_body"]
 

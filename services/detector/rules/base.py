@@ -18,6 +18,7 @@ from mypy_extensions import mypyc_attr
 from callqual.detector.call_context import CallContext
 from callqual.detector.rules.settings import RuleSettings
 from callqual.schemas import Alert, EvidenceMessage, Severity, SipMessageEvent
+from callqual.schemas.prebuilt import every_field, prebuilt
 
 if TYPE_CHECKING:
     from callqual.detector.rules.windows import SourceTable
@@ -56,15 +57,22 @@ def _headers(msg: SipMessageEvent) -> dict[str, str]:
     return headers
 
 
+_EVIDENCE_FIELDS = every_field(EvidenceMessage)
+
+
 def evidence_of(msg: SipMessageEvent) -> EvidenceMessage:
     """Unvalidated (issue 14): every field is the event's own, already valid, or built from it here."""
-    return EvidenceMessage.trusted(
-        frame=msg.frame,
-        ts=msg.ts,
-        src=f"{msg.src_ip}:{msg.src_port}",
-        dst=f"{msg.dst_ip}:{msg.dst_port}",
-        first_line=msg.first_line,
-        headers=_headers(msg),
+    return prebuilt(
+        EvidenceMessage,
+        {
+            "frame": msg.frame,
+            "ts": msg.ts,
+            "src": f"{msg.src_ip}:{msg.src_port}",
+            "dst": f"{msg.dst_ip}:{msg.dst_port}",
+            "first_line": msg.first_line,
+            "headers": _headers(msg),
+        },
+        _EVIDENCE_FIELDS,
     )
 
 

@@ -17,13 +17,28 @@ from callqual.schemas import Alert, EvidenceMessage, SipMessageEvent
 _MAX_REASONS = 16
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _State:
     incident: Incident
     counter: SlidingCounter
     evidence: deque[EvidenceMessage]
     first_ts: float | None = None
     reasons: Counter[str] = field(default_factory=Counter)
+
+    def __init__(
+        self,
+        incident: Incident,
+        counter: SlidingCounter,
+        evidence: deque[EvidenceMessage],
+        first_ts: float | None = None,
+        reasons: Counter[str] | None = None,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.incident = incident
+        self.counter = counter
+        self.evidence = evidence
+        self.first_ts = first_ts
+        self.reasons = Counter() if reasons is None else reasons
 
 
 class MalformedSip(SourceRule):

@@ -24,7 +24,7 @@ from callqual.schemas import Alert, SipMessageEvent
 _MAX_USERS = 64
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _State:
     incident: Incident
     failures: SlidingCounter
@@ -32,6 +32,23 @@ class _State:
     evidence: deque[SipMessageEvent]
     first_ts: float | None = None
     users: set[str] = field(default_factory=set)
+
+    def __init__(  # noqa: PLR0917 - the dataclass's fields, in order
+        self,
+        incident: Incident,
+        failures: SlidingCounter,
+        successes: SlidingCounter,
+        evidence: deque[SipMessageEvent],
+        first_ts: float | None = None,
+        users: set[str] | None = None,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.incident = incident
+        self.failures = failures
+        self.successes = successes
+        self.evidence = evidence
+        self.first_ts = first_ts
+        self.users = set() if users is None else users
 
 
 class RegisterBruteforce(SourceRule):

@@ -19,13 +19,24 @@ from callqual.detector.rules.windows import SourceTable
 from callqual.schemas import MalformedSipEvent, SipMessageEvent
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _Transaction:
     origin: str
     #: addresses the request reached (its destinations so far); tuples: usually one or two
     reached: tuple[str, ...] = ()
     #: addresses seen relaying it onwards
     relays: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        origin: str,
+        reached: tuple[str, ...] = (),
+        relays: tuple[str, ...] = (),
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.origin = origin
+        self.reached = reached
+        self.relays = relays
 
 
 class RelayTracker:

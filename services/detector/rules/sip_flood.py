@@ -19,7 +19,7 @@ from callqual.schemas import Alert, SipMessageEvent
 TOTAL_KEY = "*"
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _State:
     incident: Incident
     counter: SlidingCounter
@@ -27,6 +27,21 @@ class _State:
     by_method: dict[str, SlidingCounter]
     evidence: deque[SipMessageEvent]
     first_ts: float | None = None
+
+    def __init__(
+        self,
+        incident: Incident,
+        counter: SlidingCounter,
+        by_method: dict[str, SlidingCounter],
+        evidence: deque[SipMessageEvent],
+        first_ts: float | None = None,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.incident = incident
+        self.counter = counter
+        self.by_method = by_method
+        self.evidence = evidence
+        self.first_ts = first_ts
 
 
 class SipFlood(SourceRule):

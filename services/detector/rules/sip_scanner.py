@@ -44,7 +44,7 @@ _T1_S = 0.5
 _TOOLS_SEEN_LIMIT = 4096
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _State:
     incident: Incident
     evidence: deque[SipMessageEvent]
@@ -55,6 +55,23 @@ class _State:
     pending: OrderedDict[str, SipMessageEvent] = field(default_factory=OrderedDict)
     #: targets that stayed silent past the answer timeout -> their first request
     silent: OrderedDict[str, SipMessageEvent] = field(default_factory=OrderedDict)
+
+    def __init__(  # noqa: PLR0917 - the dataclass's fields, in order
+        self,
+        incident: Incident,
+        evidence: deque[SipMessageEvent],
+        users: OrderedDict[str, float] | None = None,
+        requests: int = 0,
+        pending: OrderedDict[str, SipMessageEvent] | None = None,
+        silent: OrderedDict[str, SipMessageEvent] | None = None,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.incident = incident
+        self.evidence = evidence
+        self.users = OrderedDict() if users is None else users
+        self.requests = requests
+        self.pending = OrderedDict() if pending is None else pending
+        self.silent = OrderedDict() if silent is None else silent
 
 
 class SipScanner(SourceRule):

@@ -33,7 +33,7 @@ _MAX_GAP_BUCKETS = 64
 _MAX_RECENT = 64
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _Call:
     """One INVITE dialog of an account: who placed it, and whether it is up yet."""
 
@@ -44,11 +44,26 @@ class _Call:
     #: already counted in the account's per-bucket call baseline
     counted: bool = False
 
+    def __init__(
+        self,
+        invite_ts: float,
+        src_ip: str,
+        ringing_ts: float | None = None,
+        answered: bool = False,
+        counted: bool = False,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.invite_ts = invite_ts
+        self.src_ip = src_ip
+        self.ringing_ts = ringing_ts
+        self.answered = answered
+        self.counted = counted
+
     def up(self, now: float, ring_min_s: float) -> bool:
         return self.answered or (self.ringing_ts is not None and now - self.ringing_ts >= ring_min_s)
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class _Account:
     #: the account's incident per sign, made when first needed (most accounts never need one)
     incidents: dict[str, Incident] = field(default_factory=dict)
@@ -61,6 +76,25 @@ class _Account:
     bucket_calls: int = 0
     baseline: float = 0.0
     history: int = 0
+
+    def __init__(  # noqa: PLR0917 - the dataclass's fields, in order
+        self,
+        incidents: dict[str, Incident] | None = None,
+        calls: OrderedDict[str, _Call] | None = None,
+        recent: OrderedDict[str, None] | None = None,
+        bucket: int | None = None,
+        bucket_calls: int = 0,
+        baseline: float = 0.0,
+        history: int = 0,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.incidents = {} if incidents is None else incidents
+        self.calls = OrderedDict() if calls is None else calls
+        self.recent = OrderedDict() if recent is None else recent
+        self.bucket = bucket
+        self.bucket_calls = bucket_calls
+        self.baseline = baseline
+        self.history = history
 
 
 class TollFraud(SourceRule):

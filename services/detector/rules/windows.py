@@ -150,7 +150,7 @@ class SlidingCounter:
         return self._total
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class Incident:
     """Suppresses repeat alerts for one key while its activity continues."""
 
@@ -159,6 +159,21 @@ class Incident:
     last_ts: float = float("-inf")
     alerted: bool = False
     events: int = 0
+
+    def __init__(
+        self,
+        quiet_s: float,
+        first_ts: float | None = None,
+        last_ts: float = float("-inf"),
+        alerted: bool = False,
+        events: int = 0,
+    ) -> None:
+        # Written out: mypyc leaves a dataclass's generated __init__ interpreted.
+        self.quiet_s = quiet_s
+        self.first_ts = first_ts
+        self.last_ts = last_ts
+        self.alerted = alerted
+        self.events = events
 
     def active(self, ts: float) -> bool:
         """True while an alerted incident is still going (activity within ``quiet_s``)."""
