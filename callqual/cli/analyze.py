@@ -167,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
         if model is None:
             return EXIT_UNREADABLE
         scorer = ModelScorer(model)
-    collector_config = CollectorConfig(heuristic_rtp=settings.heuristic_rtp)
+    # Each SIP message's bytes are for the store; a report alone never reads them.
+    keep_raw = settings.store_url is not None
+    collector_config = CollectorConfig(heuristic_rtp=settings.heuristic_rtp, keep_sip_raw=keep_raw)
     storing: StoringPipeline | None = None
     if settings.store_url is not None:
         storing = _storing_pipeline(settings, collector_config, scorer)

@@ -26,6 +26,10 @@ class CollectorConfig(BaseModel):
     #: A stream of a live (or unknown) call idle this long is finished. Long, so that silence
     #: suppression does not split one stream into two (Wireshark never splits streams).
     stream_idle_timeout_s: float = 60.0
+    #: Carry each SIP message's exact bytes in its event (``raw``): the call store and the UI
+    #: show them. ``analyze`` without ``--store`` leaves them out: its report never reads them,
+    #: and they were half the bytes its split hands over (bench/RESULTS.md, session 8).
+    keep_sip_raw: bool = True
     max_streams: int = 100_000
     max_media_bindings: int = 200_000
     max_tracked_calls: int = 200_000

@@ -43,6 +43,7 @@ class Signalling:
         self._emit = emit
         self.media = media
         self.config = config
+        self._keep_raw = config.keep_sip_raw
         self.errors = errors
         self.counters = counters
         self.dropped = dropped
@@ -69,7 +70,7 @@ class Signalling:
         if sdp:
             self.media.learn(call_id, sdp)
         self._track_call_end(msg, p.ts)
-        self._emit(sip_message_event(p, msg, sdp))
+        self._emit(sip_message_event(p, msg, sdp, self._keep_raw))
 
     def on_mgcp(self, p: Payload) -> bool:
         """Learn media endpoints from MGCP SDP; True when the datagram was MGCP."""

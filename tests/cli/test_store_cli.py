@@ -7,6 +7,8 @@ import pytest
 
 from callqual.cli.main import main
 from callqual.schemas import AnalysisReport
+from callqual.store.engine import open_store
+from callqual.store.queries import call_detail
 from tests.shared_captures import PCAPS
 
 CAPTURE = PCAPS / "rtp-pcap/aaa.pcap"
@@ -47,6 +49,16 @@ def test_analyze_store_then_search(store_url: str, capsys: pytest.CaptureFixture
     assert table[0].startswith("start (UTC)")
     failed_auth = report.summary.calls_by_category["failed_auth"]
     assert table[-1] == f"{len(table) - 2} of {failed_auth} calls (failed_auth {failed_auth})"
+
+    # The store keeps each message's bytes (a report alone leaves them out: keep_sip_raw).
+    engine = open_store(store_url, migrate=False)
+    with engine.connect() as conn:
+        detail = call_detail(conn, report.calls[0].call_id)
+    engine.dispose()
+    assert detail is not None and detail.messages
+    for message in detail.messages:
+        assert message.raw.startswith(message.first_line.encode())
+        assert b"\r\nCall-ID:" in message.raw or b"\r\ni:" in message.raw
 
     # A second run stores no new message.
     main(["analyze", str(CAPTURE), "--store", store_url, "--no-progress"])

@@ -14,6 +14,7 @@ import pytest
 
 from callqual.collector.capture.pcap_file import open_capture
 from callqual.collector.collector import Collector
+from callqual.collector.config import CollectorConfig
 from callqual.schemas import AnyEvent, SdpMedia, SipMessageEvent, parse_event
 from tests.collector.pcapcraft import ether, ipv4, udp, write_pcap
 from tests.shared_captures import PCAPS
@@ -38,9 +39,9 @@ LATIN1_INVITE = (
 )
 
 
-def _sip_events(path: Path) -> list[SipMessageEvent]:
+def _sip_events(path: Path, config: CollectorConfig | None = None) -> list[SipMessageEvent]:
     out: list[AnyEvent] = []
-    collector = Collector(out.append)
+    collector = Collector(out.append, config)
     with open_capture(path) as capture:
         collector.run(capture)
     collector.finish()
@@ -71,3 +72,15 @@ def test_bytes_that_are_not_utf8_reach_the_event_escaped_never_as_surrogates(tmp
     assert event.request_uri == "sip:b\\xf6b@example.com"
     assert event.user_agent == "caf\u00e9 \\xed\\xa0\\x80phone"  # an encoded surrogate stays bytes
     assert event.sdp is not None and event.sdp[0].port == 4000
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_without_keep_sip_raw_only_the_raw_bytes_are_left_out(name: str) -> None:
+    """``analyze`` without a store: events as before, but for ``raw`` (which no report reads)."""
+    kept = _sip_events(PCAPS / name)
+    left = _sip_events(PCAPS / name, CollectorConfig(keep_sip_raw=False))
+    assert len(left) == len(kept) > 0
+    for short, whole in zip(left, kept, strict=True):
+        assert whole.raw and short.raw == b""
+        assert short == whole.model_copy(update={"raw": b""})
+    _assert_validated_equal(left)

@@ -41,12 +41,15 @@ def _excerpt(data: bytes) -> str:
     return packet_text(line).rstrip("\r")
 
 
-def sip_message_event(p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None) -> SipMessageEvent:
+def sip_message_event(
+    p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None, keep_raw: bool = True
+) -> SipMessageEvent:
     """The event, built without validation: every field is already what the schema demands.
 
     Text comes from ``parse_sip``'s one decode (strict UTF-8, or ``packet_text``'s escapes), so
-    it cannot hold a surrogate; ``raw`` is cut to its bound here; the rest are parser ints and the
-    decoder's addresses. Validating again cost a sixth of the per-message time (issue 14);
+    it cannot hold a surrogate; ``raw`` is cut to its bound here, or empty without ``keep_raw``
+    (``CollectorConfig.keep_sip_raw``); the rest are parser ints and the decoder's addresses.
+    Validating again cost a sixth of the per-message time (issue 14);
     ``tests/collector/test_sip_event_construct.py`` holds it equal to the validated model.
     """
     fields = {
@@ -79,7 +82,7 @@ def sip_message_event(p: Payload, msg: SipMessage, sdp: list[SdpMedia] | None) -
         "content_type": msg.content_type,
         "size": len(p.data),
         "sdp": sdp,
-        "raw": p.data[:MAX_SIP_MESSAGE_BYTES],
+        "raw": p.data[:MAX_SIP_MESSAGE_BYTES] if keep_raw else b"",
     }
     return prebuilt(SipMessageEvent, fields, _SIP_MESSAGE_FIELDS)
 
