@@ -20,8 +20,6 @@ instead (checked in the child, at ~0.5 us an event).
 
 import marshal
 import pickle
-from collections.abc import Callable
-from operator import itemgetter
 from types import UnionType
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
@@ -73,11 +71,11 @@ class _Shape:
             for name, info in cls.model_fields.items()
             if _top_types(info.annotation) & {list, dict} and (nested is None or name != nested[0])
         )
-        #: the values of the fields that may hold a number or bytes, in one C call: those are
-        #: what may be a numpy scalar or a buffer (text fields: marshal refuses a str subclass)
-        numeric = [name for name, info in cls.model_fields.items() if _top_types(info.annotation) & _NUMERIC]
-        #: (the first name twice: itemgetter returns a tuple even when the class has one such field)
-        self.numeric: Callable[[dict[str, Any]], Any] = itemgetter(*numeric, numeric[0])
+        #: the fields that may hold a number or bytes: those are what may be a numpy scalar or a
+        #: buffer (text fields need no check: marshal refuses a str subclass)
+        self.numeric = tuple(
+            name for name, info in cls.model_fields.items() if _top_types(info.annotation) & _NUMERIC
+        )
 
 
 _NUMERIC: Final = {int, float, bool, bytes}
@@ -124,8 +122,9 @@ def _check_plain(fields: dict[str, Any], shape: _Shape) -> None:
     nested list of models is checked model by model, by :func:`_encode`.
     """
     scalars = _SCALARS
-    if not set(map(type, shape.numeric(fields))) <= scalars:
-        raise _NotPlainError(shape.cls.__name__)
+    for name in shape.numeric:  # a loop of pointer tests once compiled, not a set per event
+        if type(fields[name]) not in scalars:
+            raise _NotPlainError(name)
     for name in shape.containers:
         value = fields[name]
         kind = type(value)
