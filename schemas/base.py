@@ -4,6 +4,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
+from callqual.schemas.prebuilt import prebuilt
+
 #: Bumped on any change a consumer of an older version could misread.
 SCHEMA_VERSION = 1
 
@@ -30,9 +32,4 @@ class WireModel(BaseModel):
         field (defaults are not filled in); tests hold such models equal to
         validated ones. Anything read from outside the process must be validated.
         """
-        obj = cls.__new__(cls)
-        object.__setattr__(obj, "__dict__", fields)
-        object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(obj, "__pydantic_extra__", None)
-        object.__setattr__(obj, "__pydantic_private__", None)
-        return obj
+        return prebuilt(cls, fields, set(fields))

@@ -9,19 +9,20 @@ the class's one set (pydantic only reads it; ``model_copy`` copies it first).
 Tests hold every model built so equal to the validated one.
 """
 
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from callqual.schemas.base import WireModel
+if TYPE_CHECKING:  # base.py's WireModel.trusted calls prebuilt: a runtime import would be a cycle
+    from callqual.schemas.base import WireModel
 
 __all__ = ["every_field", "prebuilt"]
 
-M = TypeVar("M", bound=WireModel)
+M = TypeVar("M", bound="WireModel")
 
 _new: Final = object.__new__
 _set: Final = object.__setattr__
 
 
-def every_field(cls: type[WireModel]) -> set[str]:
+def every_field(cls: "type[WireModel]") -> set[str]:
     """The fields-set of a ``cls`` built with every field given: make it once, share it."""
     return set(cls.model_fields)
 
